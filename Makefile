@@ -1,0 +1,37 @@
+# porthole: `make demo` and `make test` are all a fresh Debian 12 machine needs.
+BUILD ?= build
+BUILD_TYPE ?= RelWithDebInfo
+JOBS ?= $(shell nproc)
+
+.PHONY: all deps build test unit integration demo bench format clean
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+build: deps
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) >/dev/null
+	@ninja -C $(BUILD) -j $(JOBS)
+
+test: build
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+unit: build
+	@cd $(BUILD) && ctest --output-on-failure -L unit -j $(JOBS)
+
+integration: build
+	@cd $(BUILD) && ctest --output-on-failure -L integration
+
+demo: build
+	@scripts/demo $(BUILD)/bin
+
+bench: build
+	@scripts/install-deps --bench
+	@bench/run $(BUILD)/bin
+
+format:
+	@git ls-files '*.cpp' '*.h' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,154 @@
+// portholed: the tunnel server. Parses the command line, wires, runs.
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+
+#include "log/logging.h"
+#include "server/server.h"
+
+namespace {
+
+std::vector<std::string> read_authtokens(const std::string& file) {
+  std::ifstream in(file);
+  if (!in) {
+    throw std::runtime_error("cannot read the authtokens file " + file);
+  }
+  std::vector<std::string> tokens;
+  for (std::string line; std::getline(in, line);) {
+    const auto first = line.find_first_not_of(" \t\r");
+    if (first == std::string::npos || line[first] == '#') {
+      continue;
+    }
+    const auto last = line.find_last_not_of(" \t\r");
+    tokens.push_back(line.substr(first, last - first + 1));
+  }
+  if (tokens.empty()) {
+    throw std::runtime_error("the authtokens file " + file + " has no tokens (one per line)");
+  }
+  return tokens;
+}
+
+void parse_port_range(const std::string& text, porthole::server::server_config& cfg) {
+  unsigned low = 0;
+  unsigned high = 0;
+  char dash = 0;
+  std::istringstream in(text);
+  if (!(in >> low >> dash >> high) || dash != '-' || !in.eof() || low == 0 || high > 65535 || low > high) {
+    throw std::runtime_error("--tcp-ports wants LOW-HIGH, two ports with LOW <= HIGH (got '" + text + "')");
+  }
+  cfg.tcp_port_low = static_cast<std::uint16_t>(low);
+  cfg.tcp_port_high = static_cast<std::uint16_t>(high);
+}
+
+std::string default_state_dir() {
+  const char* home = std::getenv("HOME");
+  return std::string(home != nullptr && *home != '\0' ? home : ".") + "/.porthole";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  porthole::server::server_config cfg;
+  std::string authtokens_file;
+  std::string tcp_ports;
+  std::string log_target = "stderr";
+  std::string log_level = "info";
+  std::string state_dir = default_state_dir();
+  int read_header_timeout = static_cast<int>(cfg.read_header_timeout.count());
+  int grace = static_cast<int>(cfg.reconnect_grace.count());
+
+  CLI::App app{
+      "portholed " PORTHOLE_VERSION ": the porthole tunnel server.\n"
+      "Accepts tunnel clients (porthole, or ngrok 1.x) over TLS and routes public HTTP, HTTPS\n"
+      "and TCP connections to them by Host header, SNI or port.\n\n"
+      "Try it on this machine:  portholed --dev --http-addr 127.0.0.1:8080 --tunnel-addr 127.0.0.1:4443 "
+      "--https-addr 127.0.0.1:4443"};
+  app.set_version_flag("--version", PORTHOLE_VERSION);
+  app.add_option("--domain", cfg.domain, "Public domain; tunnels are <name>.<domain>")->capture_default_str();
+  app.add_option("--http-addr", cfg.http_addr, "Public HTTP listener, [HOST]:PORT (\"\" disables)")
+      ->capture_default_str();
+  app.add_option("--https-addr", cfg.https_addr, "Public HTTPS listener, [HOST]:PORT (\"\" disables)")
+      ->capture_default_str();
+  app.add_option("--tunnel-addr", cfg.tunnel_addr,
+                 "Listener for tunnel clients; when equal to --https-addr one port serves both, routed by SNI")
+      ->capture_default_str();
+  app.add_option("--tls-cert", cfg.tls_cert, "PEM certificate chain for the domain and *.domain")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-key", cfg.tls_key, "PEM private key of --tls-cert")->check(CLI::ExistingFile);
+  app.add_flag("--dev", cfg.dev,
+               "Development mode: create (once) a private CA and a certificate for the domain in --state-dir");
+  app.add_option("--state-dir", state_dir, "Where --dev keeps its CA and certificate")->capture_default_str();
+  app.add_option("--authtokens", authtokens_file,
+                 "File of accepted authtokens, one per line; without it any client is accepted")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tcp-bind-addr", cfg.tcp_bind_addr, "Address TCP tunnels listen on (default: all interfaces)");
+  app.add_option("--tcp-ports", tcp_ports, "LOW-HIGH range for server-chosen TCP tunnel ports (default: any)");
+  app.add_option("--pool-size", cfg.pool_size, "Proxy connections kept ready per client")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  app.add_option("--read-header-timeout", read_header_timeout,
+                 "Seconds a public request head may take to arrive (408 after)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
+  app.add_option("--reconnect-grace", grace, "Seconds a disconnected client's URLs stay reserved for it")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 86400));
+  app.add_option("--log", log_target, "Log to stdout, stderr, none, or a file")->capture_default_str();
+  app.add_option("--log-level", log_level, "trace, debug, info, warn or error")->capture_default_str();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  try {
+    porthole::log::configure(log_target, log_level);
+    cfg.state_dir = state_dir;
+    cfg.read_header_timeout = std::chrono::seconds(read_header_timeout);
+    cfg.reconnect_grace = std::chrono::seconds(grace);
+    cfg.max_pool_size = std::max(cfg.max_pool_size, cfg.pool_size);
+    if (!authtokens_file.empty()) {
+      cfg.authtokens = read_authtokens(authtokens_file);
+      cfg.require_authtoken = true;
+    }
+    if (!tcp_ports.empty()) {
+      parse_port_range(tcp_ports, cfg);
+    }
+    if (cfg.tls_cert.empty() != cfg.tls_key.empty()) {
+      throw std::runtime_error("--tls-cert and --tls-key go together");
+    }
+
+    boost::asio::io_context ioc(1);
+    porthole::server::server srv(ioc, cfg);
+    srv.start();
+
+    boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
+    boost::asio::steady_timer drain(ioc);
+    signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+      if (ec) {
+        return;
+      }
+      spdlog::info("received {}; shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+      srv.stop();
+      // Connections in flight get a moment to finish, then everything stops.
+      drain.expires_after(std::chrono::seconds(2));
+      drain.async_wait([&](const boost::system::error_code&) { ioc.stop(); });
+    });
+    ioc.run();
+    return 0;
+  } catch (const std::exception& e) {
+    if (log_target != "stderr") {
+      spdlog::error("{}", e.what());
+    }
+    std::cerr << "portholed: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,305 @@
+#include "client/agent.h"
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/write.hpp>
+#include <openssl/rand.h>
+#include <spdlog/spdlog.h>
+#include <sys/utsname.h>
+
+#include "http/forwarding.h"
+#include "net/address.h"
+#include "net/frame_io.h"
+#include "net/relay.h"
+#include "net/spawn.h"
+#include "net/tls.h"
+
+namespace porthole::client {
+
+namespace asio = net::asio;
+using namespace asio::experimental::awaitable_operators;
+using clock = std::chrono::steady_clock;
+
+namespace {
+
+std::string random_req_id() {
+  unsigned char raw[8];
+  RAND_bytes(raw, sizeof raw);
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned char c : raw) {
+    hex += digits[c >> 4];
+    hex += digits[c & 0xf];
+  }
+  return hex;
+}
+
+// The names Go uses, as the ngrok 1.7 client reports them.
+std::string go_arch() {
+  utsname u{};
+  uname(&u);
+  const std::string m = u.machine;
+  if (m == "x86_64") {
+    return "amd64";
+  }
+  if (m == "aarch64") {
+    return "arm64";
+  }
+  if (m.starts_with("arm")) {
+    return "arm";
+  }
+  return m;
+}
+
+bool is_verify_failure(const net::error_code& ec) {
+  return ec.category() == asio::error::get_ssl_category() &&
+         ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_CERTIFICATE_VERIFY_FAILED;
+}
+
+}  // namespace
+
+/// One live control connection.
+struct agent::session {
+  std::unique_ptr<net::tls_stream> stream;
+  net::frame_reader reader;
+  clock::time_point last_pong = clock::now();
+};
+
+agent::agent(asio::io_context& ioc, client_config cfg)
+    : ioc_(ioc), cfg_(std::move(cfg)), tls_(net::make_client_tls(cfg_.trust_ca)) {
+  const auto hp = net::split_host_port(cfg_.server_addr, "443");
+  server_host_ = hp.host;
+  server_port_ = hp.port;
+}
+
+agent::~agent() = default;
+
+void agent::stop() {
+  stopped_ = true;
+  stopping_.notify();
+  if (current_ != nullptr) {
+    net::close_stream(*current_->stream);
+  }
+}
+
+asio::awaitable<agent_result> agent::run() {
+  auto delay = cfg_.reconnect_min;
+  for (;;) {
+    bool was_up = false;
+    if (auto fatal = co_await serve_once(was_up)) {
+      co_return *fatal;
+    }
+    if (stopped_) {
+      co_return agent_result{};
+    }
+    if (was_up) {
+      delay = cfg_.reconnect_min;
+    }
+    spdlog::info("reconnecting in {}s", delay.count());
+    co_await stopping_.wait_until(clock::now() + delay);
+    if (stopped_) {
+      co_return agent_result{};
+    }
+    delay = std::min(delay * 2, cfg_.reconnect_max);
+  }
+}
+
+asio::awaitable<std::tuple<net::error_code, std::unique_ptr<net::tls_stream>>> agent::connect() {
+  auto [ec, sock] = co_await net::dial(server_host_, server_port_, cfg_.proxy, cfg_.dial_timeout);
+  if (ec) {
+    co_return std::tuple{ec, nullptr};
+  }
+  auto stream = std::make_unique<net::tls_stream>(std::move(sock), tls_);
+  net::verify_host(stream->native_handle(), server_host_);
+  asio::steady_timer timer(ioc_, cfg_.dial_timeout);
+  auto result = co_await (stream->async_handshake(asio::ssl::stream_base::client, net::use_nothrow) ||
+                          timer.async_wait(net::use_nothrow));
+  if (result.index() == 1) {
+    co_return std::tuple{net::error_code(asio::error::timed_out), nullptr};
+  }
+  if (auto [hec] = std::get<0>(result); hec) {
+    co_return std::tuple{hec, nullptr};
+  }
+  co_return std::tuple{net::error_code{}, std::move(stream)};
+}
+
+asio::awaitable<std::optional<agent_result>> agent::serve_once(bool& was_up) {
+  const std::string server = server_host_ + ":" + server_port_;
+  auto [ec, stream] = co_await connect();
+  if (ec) {
+    if (is_verify_failure(ec)) {
+      co_return agent_result{1, "the TLS certificate of " + server + " is not trusted (" + ec.message() +
+                                    "); give the server's CA certificate with --trust-ca FILE"};
+    }
+    spdlog::warn("cannot reach server {}: {}", server, ec.message());
+    co_return std::nullopt;
+  }
+  session s{std::move(stream), net::frame_reader{}};
+
+  proto::auth auth;
+  auth.user = cfg_.authtoken;
+  auth.os = "linux";
+  auth.arch = go_arch();
+  auth.client_id = client_id_;
+  auth.ext = proto::extensions{PORTHOLE_VERSION, cfg_.pool_size, {}};
+  std::string auth_frame = proto::encode_framed(auth);
+  if (const net::error_code wec = co_await net::write_message(*s.stream, std::move(auth_frame)); wec) {
+    spdlog::warn("lost connection to server {}: {}", server, wec.message());
+    co_return std::nullopt;
+  }
+  asio::steady_timer timer(ioc_, cfg_.auth_timeout);
+  auto first = co_await (s.reader.read(*s.stream) || timer.async_wait(net::use_nothrow));
+  if (first.index() == 1) {
+    spdlog::warn("server {} did not answer Auth within {}s", server, cfg_.auth_timeout.count());
+    co_return std::nullopt;
+  }
+  auto [rec, msg] = std::get<0>(std::move(first));
+  auto* resp = std::get_if<proto::auth_resp>(&msg);
+  if (rec || !resp) {
+    spdlog::warn("lost connection to server {}: {}", server,
+                 rec ? rec.message() : "expected AuthResp, got " + std::string(proto::type_name(msg)));
+    co_return std::nullopt;
+  }
+  if (!resp->error.empty()) {
+    co_return agent_result{1, "the server refused the client: " + resp->error};
+  }
+  client_id_ = resp->client_id;
+  spdlog::info("connected to server {} as client {}{}", server, client_id_,
+               resp->ext ? " (porthole " + resp->ext->version + ")" : " (ngrok 1.x protocol)");
+
+  // Ask for every tunnel at once, as the protocol allows.
+  std::map<std::string, std::size_t> by_req_id;
+  std::string requests;
+  for (std::size_t i = 0; i < cfg_.tunnels.size(); ++i) {
+    const tunnel_spec& t = cfg_.tunnels[i];
+    proto::req_tunnel req{random_req_id(), t.protocol, t.hostname, t.subdomain, t.http_auth, t.remote_port};
+    by_req_id[req.req_id] = i;
+    requests += proto::encode_framed(req);
+  }
+  if (auto [wec, n] = co_await asio::async_write(*s.stream, asio::buffer(requests), net::use_nothrow); wec) {
+    spdlog::warn("lost connection to server {}: {}", server, wec.message());
+    co_return std::nullopt;
+  }
+
+  current_ = &s;
+  std::optional<agent_result> fatal;
+  auto read_loop = [&]() -> asio::awaitable<void> {
+    for (;;) {
+      auto [ec, msg] = co_await s.reader.read(*s.stream);
+      if (ec) {
+        if (!stopped_) {
+          spdlog::warn("lost connection to server {}: {}", server, ec.message());
+        }
+        co_return;
+      }
+      if (auto* nt = std::get_if<proto::new_tunnel>(&msg)) {
+        if (!nt->error.empty()) {
+          fatal = agent_result{1, "the server refused a tunnel: " + nt->error};
+          co_return;
+        }
+        auto it = by_req_id.find(nt->req_id);
+        if (it == by_req_id.end()) {
+          spdlog::warn("server sent NewTunnel for unknown request {}; ignored", nt->req_id);
+          continue;
+        }
+        tunnel_spec& t = cfg_.tunnels[it->second];
+        url_to_tunnel_[nt->url] = it->second;
+        if (t.protocol == "tcp" && t.remote_port == 0) {
+          // Ask for the same port after a reconnect.
+          if (auto colon = nt->url.rfind(':'); colon != std::string::npos) {
+            t.remote_port = static_cast<std::uint16_t>(std::stoi(nt->url.substr(colon + 1)));
+          }
+        }
+        was_up = true;
+        spdlog::info("tunnel up: {} -> {}", nt->url, t.local_addr());
+      } else if (std::holds_alternative<proto::req_proxy>(msg)) {
+        net::spawn(ioc_.get_executor(), proxy_connection(), "proxy connection");
+      } else if (std::holds_alternative<proto::pong>(msg)) {
+        s.last_pong = clock::now();
+      } else {
+        spdlog::debug("ignoring {} from the server", proto::type_name(msg));
+      }
+    }
+  };
+  co_await (read_loop() || ping_loop(s));
+  current_ = nullptr;
+  net::close_stream(*s.stream);
+  co_return fatal;
+}
+
+asio::awaitable<void> agent::ping_loop(session& s) {
+  const std::string ping_frame = proto::encode_framed(proto::ping{});
+  for (;;) {
+    if (co_await stopping_.wait_until(clock::now() + cfg_.ping_interval)) {
+      co_return;
+    }
+    const auto sent = clock::now();
+    const net::error_code ec = co_await net::write_message(*s.stream, ping_frame);
+    if (ec) {
+      co_return;
+    }
+    if (co_await stopping_.wait_until(sent + cfg_.pong_timeout)) {
+      co_return;
+    }
+    if (s.last_pong < sent) {
+      spdlog::warn("no Pong from the server within {}s; the connection is dead", cfg_.pong_timeout.count());
+      co_return;
+    }
+  }
+}
+
+const tunnel_spec* agent::find_tunnel(const std::string& url) const {
+  auto it = url_to_tunnel_.find(url);
+  return it == url_to_tunnel_.end() ? nullptr : &cfg_.tunnels[it->second];
+}
+
+asio::awaitable<void> agent::proxy_connection() {
+  auto [ec, stream] = co_await connect();
+  if (ec) {
+    spdlog::debug("proxy connection failed: {}", ec.message());
+    co_return;
+  }
+  std::string reg = proto::encode_framed(proto::reg_proxy{client_id_});
+  const net::error_code wec = co_await net::write_message(*stream, std::move(reg));
+  if (wec) {
+    co_return;
+  }
+  // Waits, pooled at the server, until a public connection needs it.
+  net::frame_reader reader;
+  auto [rec, msg] = co_await reader.read(*stream);
+  if (rec) {
+    net::close_stream(*stream);
+    co_return;
+  }
+  auto* start = std::get_if<proto::start_proxy>(&msg);
+  if (!start) {
+    spdlog::warn("server sent {} on a proxy connection; closing it", proto::type_name(msg));
+    net::close_stream(*stream);
+    co_return;
+  }
+  const tunnel_spec* t = find_tunnel(start->url);
+  if (!t) {
+    spdlog::warn("server started a connection for unknown tunnel {}; closing it", start->url);
+    net::close_stream(*stream);
+    co_return;
+  }
+  // Copied: the tunnel list may change while this connection lives.
+  const tunnel_spec spec = *t;
+  spdlog::debug("{}: connection from {}", start->url, start->client_addr);
+  auto [dec, local] = co_await net::dial(spec.local_host, spec.local_port, std::nullopt, cfg_.local_dial_timeout);
+  if (dec) {
+    spdlog::warn("{}: cannot reach the local service at {}: {}", start->url, spec.local_addr(), dec.message());
+    if (spec.is_http()) {
+      const std::string page = http::error_response(
+          502, "Bad Gateway",
+          "porthole could not reach the local service at " + spec.local_addr() + ": " + dec.message(), false);
+      co_await asio::async_write(*stream, asio::buffer(page), net::use_nothrow);
+    }
+    net::close_stream(*stream);
+    co_return;
+  }
+  co_await net::relay(local, *stream, reader.take_buffered(), cfg_.tcp_idle_timeout, false);
+}
+
+}  // namespace porthole::client

@@ -1,0 +1,60 @@
+#pragma once
+// The client agent: one control connection to the server, with reconnects,
+// and the proxy connections that carry public traffic to local services.
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl/context.hpp>
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "client/config.h"
+#include "net/event.h"
+#include "net/stream.h"
+#include "proto/messages.h"
+
+namespace porthole::client {
+
+/// Why the agent stopped.
+struct agent_result {
+  int exit_code = 0;
+  std::string error;  ///< what to tell the user when exit_code != 0
+};
+
+class agent {
+ public:
+  agent(net::asio::io_context& ioc, client_config cfg);
+  ~agent();
+
+  /// Connects, opens the tunnels and serves until stop() or a fatal error
+  /// (refused authtoken or tunnel, untrusted server certificate). Losing the
+  /// server is not fatal: it reconnects with backoff and asks for the same
+  /// tunnels again.
+  net::asio::awaitable<agent_result> run();
+
+  /// Ends run() soon, with exit code 0.
+  void stop();
+
+ private:
+  struct session;
+
+  net::asio::awaitable<std::tuple<net::error_code, std::unique_ptr<net::tls_stream>>> connect();
+  net::asio::awaitable<std::optional<agent_result>> serve_once(bool& was_up);
+  net::asio::awaitable<void> proxy_connection();
+  net::asio::awaitable<void> ping_loop(session& s);
+  const tunnel_spec* find_tunnel(const std::string& url) const;
+
+  net::asio::io_context& ioc_;
+  client_config cfg_;
+  net::asio::ssl::context tls_;
+  std::string server_host_;
+  std::string server_port_;
+  std::string client_id_;
+  std::map<std::string, std::size_t, std::less<>> url_to_tunnel_;  ///< public URL -> index in cfg_.tunnels
+  session* current_ = nullptr;
+  net::event stopping_;
+  bool stopped_ = false;
+};
+
+}  // namespace porthole::client

@@ -1,0 +1,49 @@
+#pragma once
+// Everything the porthole client can be told, with its defaults.
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "net/dialer.h"
+
+namespace porthole::client {
+
+using std::chrono::seconds;
+
+/// One tunnel the client asks the server for.
+struct tunnel_spec {
+  std::string name;                   ///< for logs and the config file
+  std::string protocol = "http+https";  ///< "http", "https", "http+https" or "tcp"
+  std::string local_host = "localhost";
+  std::string local_port;
+  std::string subdomain;
+  std::string hostname;
+  std::string http_auth;  ///< "user:pass" the server requires of every request
+  std::uint16_t remote_port = 0;
+
+  bool is_http() const { return protocol != "tcp"; }
+  std::string local_addr() const { return local_host + ":" + local_port; }
+};
+
+struct client_config {
+  std::string server_addr;  ///< host:port of the server's tunnel listener
+  std::string authtoken;
+  std::optional<std::filesystem::path> trust_ca;  ///< trust this CA; else the system's roots
+  std::optional<net::http_proxy> proxy;           ///< reach the server through this HTTP proxy
+  int pool_size = 10;                             ///< proxy connections to ask the server to keep ready
+  std::vector<tunnel_spec> tunnels;
+  seconds dial_timeout{10};
+  seconds ping_interval{20};
+  seconds pong_timeout{15};
+  seconds auth_timeout{15};
+  seconds local_dial_timeout{10};
+  seconds tcp_idle_timeout{7200};
+  seconds reconnect_min{1};
+  seconds reconnect_max{30};
+};
+
+}  // namespace porthole::client

@@ -1,0 +1,56 @@
+#pragma once
+// TLS contexts for both ends of the tunnel and the public HTTPS listener:
+// TLS 1.2 and 1.3 only, forward-secret cipher suites only.
+
+#include <boost/asio/ssl/context.hpp>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+namespace porthole::net {
+
+/// A server context presenting the PEM certificate chain and key in these
+/// files. Throws std::runtime_error naming the file and OpenSSL's reason.
+boost::asio::ssl::context make_server_tls(const std::filesystem::path& cert_chain,
+                                          const std::filesystem::path& private_key);
+
+/// A client context that verifies the server's certificate: against the CA
+/// certificates in `trust_ca` (PEM) if given, else the system's roots. The
+/// caller sets the host name to verify on each stream (see verify_host()).
+boost::asio::ssl::context make_client_tls(const std::optional<std::filesystem::path>& trust_ca);
+
+/// Files of the development certificate authority and the server certificate
+/// it issued.
+struct dev_certificates {
+  std::filesystem::path ca_cert;      ///< what clients must trust (--trust-ca)
+  std::filesystem::path server_cert;  ///< chain for `domain`, `*.domain`, 127.0.0.1 and ::1
+  std::filesystem::path server_key;
+  std::filesystem::path ca_key;  ///< the CA's private key, for enable_dev_leaf_minting()
+};
+
+/// Creates, once, in `state_dir` a private CA and a server certificate for
+/// `domain`; later calls reuse the files (a new server certificate is issued
+/// if the domain changed or it is near expiry). Throws std::runtime_error.
+dev_certificates ensure_dev_certificates(const std::filesystem::path& state_dir,
+                                         const std::string& domain);
+
+/// Makes a server context answer every SNI name under `domain` (`domain`
+/// itself and any `x.y.domain`) with a leaf certificate issued on the fly by
+/// the development CA in `dev`, cached for the next handshakes (at most 1000
+/// names, least recently used dropped). Needed because OpenSSL and curl refuse
+/// a wildcard directly under a one-label name such as `*.localhost`, the
+/// default development domain. Other names, and clients that send no SNI, get
+/// the context's own certificate. Replaces any servername callback of `ctx`.
+/// Throws std::runtime_error if the CA or server key cannot be loaded.
+void enable_dev_leaf_minting(boost::asio::ssl::context& ctx, const dev_certificates& dev,
+                             const std::string& domain);
+
+/// Configures the native SSL handle of a client stream to send `host` as SNI
+/// (unless it is an IP address) and to verify the certificate against it.
+/// Throws std::invalid_argument if `host` cannot be a TLS host name.
+void verify_host(SSL* ssl, const std::string& host);
+
+/// The SNI name a client sent, lower-cased; empty if none.
+std::string server_name(SSL* ssl);
+
+}  // namespace porthole::net

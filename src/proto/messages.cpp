@@ -1,0 +1,212 @@
+#include "proto/messages.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+
+#include "proto/error.h"
+#include "proto/frame.h"
+
+namespace porthole::proto {
+namespace {
+
+using json = nlohmann::json;
+
+bool iequals(std::string_view a, std::string_view b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
+    return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+  });
+}
+
+// Finds a key as Go's encoding/json does: an exact match first, then any
+// case-insensitive one.
+const json* find_key(const json& object, std::string_view key) {
+  if (auto it = object.find(key); it != object.end()) {
+    return &*it;
+  }
+  for (auto it = object.begin(); it != object.end(); ++it) {
+    if (iequals(it.key(), key)) {
+      return &*it;
+    }
+  }
+  return nullptr;
+}
+
+// Reads one payload object field by field; the first mismatch is remembered.
+class payload_reader {
+ public:
+  explicit payload_reader(const json& object) : object_(object) {}
+
+  std::string string(std::string_view key) {
+    const json* v = find_key(object_, key);
+    if (v == nullptr || v->is_null()) {
+      return {};
+    }
+    if (!v->is_string()) {
+      ok_ = false;
+      return {};
+    }
+    return v->get<std::string>();
+  }
+
+  std::uint16_t port(std::string_view key) {
+    const json* v = find_key(object_, key);
+    if (v == nullptr || v->is_null()) {
+      return 0;
+    }
+    if (!v->is_number_integer() || v->get<std::int64_t>() < 0 || v->get<std::int64_t>() > 65535) {
+      ok_ = false;
+      return 0;
+    }
+    return static_cast<std::uint16_t>(v->get<std::int64_t>());
+  }
+
+  // The extension object is advisory: a malformed one is ignored rather than
+  // failing the whole message, so a future peer cannot break an older one.
+  std::optional<extensions> ext() {
+    const json* v = find_key(object_, "Porthole");
+    if (v == nullptr || !v->is_object()) {
+      return std::nullopt;
+    }
+    extensions e;
+    if (const json* ver = find_key(*v, "Version"); ver != nullptr && ver->is_string()) {
+      e.version = ver->get<std::string>();
+    }
+    if (const json* p = find_key(*v, "PoolSize"); p != nullptr && p->is_number_integer()) {
+      const auto n = p->get<std::int64_t>();
+      if (n >= 0 && n <= 100000) {
+        e.pool_size = static_cast<int>(n);
+      }
+    }
+    if (const json* f = find_key(*v, "Features"); f != nullptr && f->is_array()) {
+      for (const json& name : *f) {
+        if (name.is_string()) {
+          e.features.push_back(name.get<std::string>());
+        }
+      }
+    }
+    return e;
+  }
+
+  bool ok() const { return ok_; }
+
+ private:
+  const json& object_;
+  bool ok_ = true;
+};
+
+json encode_ext(const extensions& e) {
+  json j = {{"Version", e.version}, {"Features", e.features}};
+  if (e.pool_size) {
+    j["PoolSize"] = *e.pool_size;
+  }
+  return j;
+}
+
+struct payload_encoder {
+  json operator()(const auth& m) const {
+    json j = {{"Version", m.version}, {"MmVersion", m.mm_version}, {"User", m.user},
+              {"Password", m.password}, {"OS", m.os},  {"Arch", m.arch},
+              {"ClientId", m.client_id}};
+    if (m.ext) {
+      j["Porthole"] = encode_ext(*m.ext);
+    }
+    return j;
+  }
+  json operator()(const auth_resp& m) const {
+    json j = {{"Version", m.version},
+              {"MmVersion", m.mm_version},
+              {"ClientId", m.client_id},
+              {"Error", m.error}};
+    if (m.ext) {
+      j["Porthole"] = encode_ext(*m.ext);
+    }
+    return j;
+  }
+  json operator()(const req_tunnel& m) const {
+    return {{"ReqId", m.req_id},       {"Protocol", m.protocol}, {"Hostname", m.hostname},
+            {"Subdomain", m.subdomain}, {"HttpAuth", m.http_auth}, {"RemotePort", m.remote_port}};
+  }
+  json operator()(const new_tunnel& m) const {
+    return {{"ReqId", m.req_id}, {"Url", m.url}, {"Protocol", m.protocol}, {"Error", m.error}};
+  }
+  json operator()(const req_proxy&) const { return json::object(); }
+  json operator()(const reg_proxy& m) const { return {{"ClientId", m.client_id}}; }
+  json operator()(const start_proxy& m) const {
+    return {{"Url", m.url}, {"ClientAddr", m.client_addr}};
+  }
+  json operator()(const ping&) const { return json::object(); }
+  json operator()(const pong&) const { return json::object(); }
+};
+
+boost::system::result<message> decode_payload(std::string_view type, const json& p) {
+  payload_reader r(p);
+  message m;
+  if (type == "Auth") {
+    m = auth{r.string("Version"), r.string("MmVersion"), r.string("User"), r.string("Password"),
+             r.string("OS"),      r.string("Arch"),      r.string("ClientId"), r.ext()};
+  } else if (type == "AuthResp") {
+    m = auth_resp{r.string("Version"), r.string("MmVersion"), r.string("ClientId"),
+                  r.string("Error"), r.ext()};
+  } else if (type == "ReqTunnel") {
+    m = req_tunnel{r.string("ReqId"),     r.string("Protocol"), r.string("Hostname"),
+                   r.string("Subdomain"), r.string("HttpAuth"), r.port("RemotePort")};
+  } else if (type == "NewTunnel") {
+    m = new_tunnel{r.string("ReqId"), r.string("Url"), r.string("Protocol"), r.string("Error")};
+  } else if (type == "ReqProxy") {
+    m = req_proxy{};
+  } else if (type == "RegProxy") {
+    m = reg_proxy{r.string("ClientId")};
+  } else if (type == "StartProxy") {
+    m = start_proxy{r.string("Url"), r.string("ClientAddr")};
+  } else if (type == "Ping") {
+    m = ping{};
+  } else if (type == "Pong") {
+    m = pong{};
+  } else {
+    return error::unknown_type;
+  }
+  if (!r.ok()) {
+    return error::bad_payload;
+  }
+  return m;
+}
+
+}  // namespace
+
+std::string_view type_name(const message& m) {
+  static constexpr std::string_view names[] = {"Auth",       "AuthResp", "ReqTunnel",
+                                               "NewTunnel",  "ReqProxy", "RegProxy",
+                                               "StartProxy", "Ping",     "Pong"};
+  static_assert(std::size(names) == std::variant_size_v<message>);
+  return names[m.index()];
+}
+
+boost::system::result<message> decode(std::string_view text) {
+  json envelope = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (envelope.is_discarded() || !envelope.is_object()) {
+    return error::invalid_json;
+  }
+  const json* type = find_key(envelope, "Type");
+  if (type == nullptr || !type->is_string()) {
+    return error::missing_type;
+  }
+  const json* payload = find_key(envelope, "Payload");
+  static const json empty = json::object();
+  if (payload == nullptr || payload->is_null()) {
+    payload = &empty;
+  }
+  if (!payload->is_object()) {
+    return error::bad_payload;
+  }
+  return decode_payload(type->get_ref<const std::string&>(), *payload);
+}
+
+std::string encode(const message& m) {
+  json envelope = {{"Type", type_name(m)}, {"Payload", std::visit(payload_encoder{}, m)}};
+  return envelope.dump();
+}
+
+std::string encode_framed(const message& m) { return encode_frame(encode(m)); }
+
+}  // namespace porthole::proto

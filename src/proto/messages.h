@@ -1,0 +1,117 @@
+#pragma once
+// The messages of the ngrok 1.x protocol and porthole's negotiated extensions.
+// Pure: JSON in, structs out, and back.
+
+#include <boost/system/result.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace porthole::proto {
+
+/// Protocol version every ngrok 1.x peer sends and expects.
+inline constexpr std::string_view protocol_version = "2";
+/// The "major.minor" version porthole announces, that of ngrok 1.7.
+inline constexpr std::string_view mm_version = "1.7";
+
+/// porthole's extensions, carried in the extra key "Porthole" of Auth and
+/// AuthResp. An ngrok 1.7 peer ignores the key; a porthole peer that does not
+/// receive it knows it talks to ngrok 1.7 and uses only the base protocol.
+struct extensions {
+  std::string version;                ///< porthole version of the sender
+  std::optional<int> pool_size;       ///< proxy connections the client wants pooled / the server grants
+  std::vector<std::string> features;  ///< names of optional features the sender supports
+
+  bool operator==(const extensions&) const = default;
+};
+
+struct auth {
+  std::string version{protocol_version};
+  std::string mm_version{proto::mm_version};
+  std::string user;  ///< the authtoken
+  std::string password;
+  std::string os;
+  std::string arch;
+  std::string client_id;  ///< empty on first connect, the previous id on reconnect
+  std::optional<extensions> ext;
+
+  bool operator==(const auth&) const = default;
+};
+
+struct auth_resp {
+  std::string version;
+  std::string mm_version;
+  std::string client_id;
+  std::string error;
+  std::optional<extensions> ext;
+
+  bool operator==(const auth_resp&) const = default;
+};
+
+struct req_tunnel {
+  std::string req_id;
+  std::string protocol;  ///< "http", "https", "tcp", or several joined by '+'
+  std::string hostname;
+  std::string subdomain;
+  std::string http_auth;  ///< "user:pass" or empty
+  std::uint16_t remote_port = 0;
+
+  bool operator==(const req_tunnel&) const = default;
+};
+
+struct new_tunnel {
+  std::string req_id;
+  std::string url;
+  std::string protocol;
+  std::string error;
+
+  bool operator==(const new_tunnel&) const = default;
+};
+
+struct req_proxy {
+  bool operator==(const req_proxy&) const = default;
+};
+
+struct reg_proxy {
+  std::string client_id;
+
+  bool operator==(const reg_proxy&) const = default;
+};
+
+struct start_proxy {
+  std::string url;
+  std::string client_addr;
+
+  bool operator==(const start_proxy&) const = default;
+};
+
+struct ping {
+  bool operator==(const ping&) const = default;
+};
+
+struct pong {
+  bool operator==(const pong&) const = default;
+};
+
+/// Any message of the protocol.
+using message = std::variant<auth, auth_resp, req_tunnel, new_tunnel, req_proxy, reg_proxy,
+                             start_proxy, ping, pong>;
+
+/// The wire name of a message's type ("Auth", "NewTunnel", ...).
+std::string_view type_name(const message& m);
+
+/// Parses a frame body. Keys are matched case-insensitively and unknown keys
+/// are ignored, as Go's decoder does; type names are case-sensitive.
+boost::system::result<message> decode(std::string_view json);
+
+/// Serialises a message with every field present, as an ngrok 1.7 peer expects.
+std::string encode(const message& m);
+
+/// decode() of a whole frame body is done by the caller; this frames encode().
+std::string encode_framed(const message& m);
+
+}  // namespace porthole::proto

@@ -1,0 +1,127 @@
+#include "server/control_session.h"
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/write.hpp>
+#include <spdlog/spdlog.h>
+
+#include "server/server.h"
+
+namespace porthole::server {
+
+namespace asio = net::asio;
+using namespace asio::experimental::awaitable_operators;
+
+namespace {
+// Frames are batched into one write up to this size: below one TLS record, so
+// a peer that reads a frame's body with a single read call (ngrok 1.7) gets it whole.
+constexpr std::size_t max_batch = 16000;
+}  // namespace
+
+control_session::control_session(server& srv, std::unique_ptr<net::tls_stream> stream,
+                                 net::frame_reader reader, std::string client_id, int pool_target,
+                                 std::string peer)
+    : server_(srv),
+      stream_(std::move(stream)),
+      reader_(std::move(reader)),
+      client_id_(std::move(client_id)),
+      peer_(std::move(peer)),
+      pool_(stream_->get_executor(),
+            proxy_pool::options{pool_target, srv.config().pool_idle_timeout, srv.config().proxy_wait_timeout},
+            [this] { send(proto::req_proxy{}); }),
+      last_heard_(std::chrono::steady_clock::now()) {}
+
+control_session::~control_session() = default;
+
+asio::awaitable<void> control_session::run(proto::auth_resp resp) {
+  auto self = shared_from_this();
+  send(resp);
+  pool_.start();
+  co_await (read_loop() || write_loop() || heartbeat_watch());
+  close();
+  spdlog::info("client {} from {} disconnected", client_id_, peer_);
+}
+
+void control_session::send(const proto::message& m) {
+  if (closed_) {
+    return;
+  }
+  outbox_.push_back(proto::encode_framed(m));
+  outbox_ready_.notify();
+}
+
+void control_session::close() {
+  if (closed_) {
+    return;
+  }
+  closed_ = true;
+  net::close_stream(*stream_);
+  pool_.close();
+  outbox_ready_.notify();
+  closing_.notify();
+  server_.close_tunnels(*this);
+}
+
+asio::awaitable<void> control_session::read_loop() {
+  for (;;) {
+    auto [ec, msg] = co_await reader_.read(*stream_);
+    if (ec) {
+      if (ec != asio::error::eof && ec != asio::error::operation_aborted && !closed_) {
+        spdlog::warn("client {}: control connection ended: {}", client_id_, ec.message());
+      }
+      co_return;
+    }
+    last_heard_ = std::chrono::steady_clock::now();
+    if (std::holds_alternative<proto::ping>(msg)) {
+      send(proto::pong{});
+    } else if (auto* req = std::get_if<proto::req_tunnel>(&msg)) {
+      for (const proto::new_tunnel& reply : server_.open_tunnels(shared_from_this(), *req)) {
+        send(reply);
+      }
+    } else if (std::holds_alternative<proto::pong>(msg)) {
+      // A client may answer our silence with Pong; nothing to do.
+    } else {
+      spdlog::warn("client {}: unexpected {} on the control connection; closing it", client_id_,
+                   proto::type_name(msg));
+      co_return;
+    }
+  }
+}
+
+asio::awaitable<void> control_session::write_loop() {
+  std::string batch;
+  while (!closed_) {
+    if (outbox_.empty()) {
+      co_await outbox_ready_.wait_until(std::chrono::steady_clock::time_point::max());
+      continue;
+    }
+    batch.clear();
+    while (!outbox_.empty() && (batch.empty() || batch.size() + outbox_.front().size() <= max_batch)) {
+      batch += outbox_.front();
+      outbox_.pop_front();
+    }
+    auto [ec, n] = co_await asio::async_write(*stream_, asio::buffer(batch), net::use_nothrow);
+    if (ec) {
+      co_return;
+    }
+  }
+}
+
+// Drops a client that stopped sending Ping, and keeps the pool fresh.
+asio::awaitable<void> control_session::heartbeat_watch() {
+  const auto ping_timeout = server_.config().ping_timeout;
+  const auto tick = std::min<std::chrono::steady_clock::duration>(std::chrono::seconds(5), ping_timeout / 3);
+  while (!closed_) {
+    co_await closing_.wait_until(std::chrono::steady_clock::now() + tick);
+    if (closed_) {
+      co_return;
+    }
+    if (std::chrono::steady_clock::now() - last_heard_ > ping_timeout) {
+      spdlog::warn("client {}: no heartbeat for {}s; closing its control connection", client_id_,
+                   ping_timeout.count());
+      co_return;
+    }
+    pool_.expire_idle();
+  }
+}
+
+}  // namespace porthole::server

@@ -1,0 +1,63 @@
+#pragma once
+// One client's control connection on the server: its tunnels, its proxy
+// pool, heartbeats, and the messages queued for it.
+
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "net/event.h"
+#include "net/frame_io.h"
+#include "net/stream.h"
+#include "proto/messages.h"
+#include "server/proxy_pool.h"
+#include "server/tunnel.h"
+
+namespace porthole::server {
+
+class server;
+
+class control_session : public std::enable_shared_from_this<control_session> {
+ public:
+  control_session(server& srv, std::unique_ptr<net::tls_stream> stream, net::frame_reader reader,
+                  std::string client_id, int pool_target, std::string peer);
+  ~control_session();
+
+  /// Answers Auth with `resp`, fills the pool and serves the client until it
+  /// leaves, breaks the protocol, goes silent, or close() is called.
+  net::asio::awaitable<void> run(proto::auth_resp resp);
+
+  /// Queues a message; messages go out in order, several per TLS record.
+  void send(const proto::message& m);
+
+  /// Ends the session (idempotent): closes the connection and the pool, and
+  /// gives the tunnels back to the server.
+  void close();
+
+  proxy_pool& pool() { return pool_; }
+  const std::string& client_id() const { return client_id_; }
+  const std::string& peer() const { return peer_; }
+  std::vector<std::shared_ptr<tunnel>>& tunnels() { return tunnels_; }
+  bool closed() const { return closed_; }
+
+ private:
+  net::asio::awaitable<void> read_loop();
+  net::asio::awaitable<void> write_loop();
+  net::asio::awaitable<void> heartbeat_watch();
+
+  server& server_;
+  std::unique_ptr<net::tls_stream> stream_;
+  net::frame_reader reader_;
+  std::string client_id_;
+  std::string peer_;
+  proxy_pool pool_;
+  std::vector<std::shared_ptr<tunnel>> tunnels_;
+  std::deque<std::string> outbox_;
+  net::event outbox_ready_;
+  net::event closing_;
+  std::chrono::steady_clock::time_point last_heard_;
+  bool closed_ = false;
+};
+
+}  // namespace porthole::server

@@ -1,0 +1,462 @@
+#include "server/public_http.h"
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/error.hpp>
+#include <spdlog/spdlog.h>
+
+#include <optional>
+
+#include "http/forwarding.h"
+#include "http/message_parser.h"
+#include "net/event.h"
+#include "net/frame_io.h"
+#include "server/control_session.h"
+#include "server/server.h"
+
+namespace porthole::server {
+
+namespace asio = net::asio;
+using namespace asio::experimental::awaitable_operators;
+using clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr std::size_t read_chunk = 64 * 1024;
+constexpr std::size_t flush_threshold = 64 * 1024;
+// How long a request may wait for its response before the connection is dropped.
+constexpr auto response_timeout = std::chrono::seconds(300);
+
+// Reads what is available from `s` onto the end of `buf`.
+template <class Stream>
+asio::awaitable<std::tuple<net::error_code, std::size_t>> read_more(Stream& s, std::string& buf) {
+  const std::size_t old = buf.size();
+  buf.resize(old + read_chunk);
+  auto [ec, n] = co_await s.async_read_some(asio::buffer(buf.data() + old, read_chunk), net::use_nothrow);
+  buf.resize(old + n);
+  co_return std::tuple{ec, n};
+}
+
+// One public connection. Two pumps run at once: requests (public -> proxy)
+// and responses (proxy -> public), plus a watchdog for time-outs. Responses
+// are counted so that an answer the edge gives itself (401, 421, 431, ...)
+// goes out only after every earlier response: `pending_` counts requests
+// forwarded whose responses are not yet fully written to the public side, and
+// only the response pump writes to the public side while it is non-zero.
+template <class Stream>
+class public_http_session {
+ public:
+  public_http_session(server& srv, Stream& stream, std::string scheme, std::string client_ip)
+      : server_(srv),
+        cfg_(srv.config()),
+        public_(stream),
+        scheme_(std::move(scheme)),
+        client_ip_(std::move(client_ip)),
+        req_(http::parser_limits{cfg_.header_limit}),
+        resp_(http::parser_limits{64 * 1024}) {}
+
+  asio::awaitable<void> run() {
+    touch();
+    co_await ((request_pump() && response_pump()) || watchdog());
+    done_ = true;
+    net::close_stream(public_);
+    if (proxy_) {
+      net::close_stream(*proxy_);
+    }
+  }
+
+ private:
+  // ---- requests: public -> proxy ----
+
+  asio::awaitable<void> request_pump() {
+    for (;;) {
+      if (switched_) {
+        co_await raw_public_to_proxy();
+        co_return;
+      }
+      const http::parse_result r = req_.parse(in_);
+      if (r.error) {
+        const bool too_large = r.error == boost::beast::http::error::header_limit;
+        co_await reply_local(too_large ? 431 : 400,
+                             too_large ? "Request Header Fields Too Large" : "Bad Request",
+                             too_large ? "The request head is larger than this server accepts."
+                                       : "The request is not valid HTTP/1.1: " + r.error.message(),
+                             false);
+        co_return finish();
+      }
+      if (r.consumed == 0 && !r.head_complete && !r.message_complete) {
+        if (!co_await flush_to_proxy()) {
+          co_return finish();
+        }
+        if (in_.empty() && req_.at_message_start()) {
+          head_started_.reset();
+        } else if (!head_started_ && !header_done_) {
+          head_started_ = clock::now();
+          wake_.notify();
+        }
+        auto [ec, n] = co_await read_more(public_, in_);
+        if (n > 0) {
+          touch();
+          if (!header_done_ && !head_started_) {
+            head_started_ = clock::now();
+            wake_.notify();
+          }
+        }
+        if (ec) {
+          // The client finished sending (or left): answer what it asked, then close.
+          co_await wait_answered();
+          co_return finish();
+        }
+        continue;
+      }
+      bool close_after = false;
+      if (r.head_complete) {
+        header_done_ = true;
+        head_started_.reset();
+        if (!co_await on_head(std::string_view(in_).substr(0, r.consumed), close_after)) {
+          co_return finish();
+        }
+      } else if (!discard_) {
+        out_.append(in_, 0, r.consumed);
+      }
+      in_.erase(0, r.consumed);
+      if (r.message_complete) {
+        header_done_ = false;
+        discard_ = false;
+        if (close_after) {
+          co_return finish();
+        }
+        if (forwarded_upgrade_) {
+          // What follows an upgrade request is HTTP only if the backend refuses it.
+          forwarded_upgrade_ = false;
+          if (!co_await flush_to_proxy()) {
+            co_return finish();
+          }
+          co_await wait_answered();
+          if (switched_) {
+            continue;
+          }
+        }
+        if (!req_.head().keep_alive) {
+          if (!co_await flush_to_proxy()) {
+            co_return finish();
+          }
+          co_await wait_answered();
+          co_return finish();
+        }
+      }
+      if (out_.size() >= flush_threshold && !co_await flush_to_proxy()) {
+        co_return finish();
+      }
+    }
+  }
+
+  // Decides what to do with a request whose head just completed: forward it,
+  // or answer it here. Returns false when the connection must end now.
+  asio::awaitable<bool> on_head(std::string_view head_bytes, bool& close_after) {
+    const http::request_head& h = req_.head();
+    const auto host_field = h.find("host");
+    if (!host_field || host_field->empty()) {
+      co_await reply_local(400, "Bad Request", "The request has no Host header.", false);
+      co_return false;
+    }
+    const std::string host = http::routing_host(*host_field);
+    auto t = server_.find_http_tunnel(scheme_, host);
+    if (!t) {
+      co_await reply_local(404, "Not Found", "Tunnel " + host + " not found", false);
+      co_return false;
+    }
+    if (tunnel_ && t != tunnel_) {
+      // One proxy connection serves one tunnel.
+      discard_ = true;
+      close_after = !h.keep_alive;
+      co_await reply_local(421, "Misdirected Request",
+                           "This connection serves " + tunnel_->host + ", not " + host + ".", h.keep_alive);
+      co_return true;
+    }
+    if (!t->http_auth.empty()) {
+      const auto authorization = h.find("authorization");
+      if (!authorization || !http::basic_auth_matches(*authorization, t->http_auth)) {
+        discard_ = true;
+        close_after = !h.keep_alive;
+        co_await reply_local(401, "Unauthorized", "This tunnel requires a user name and password.",
+                             h.keep_alive, "WWW-Authenticate: Basic realm=\"porthole\"\r\n");
+        co_return !closed_;
+      }
+    }
+    out_ += http::add_forwarded_fields(head_bytes, {client_ip_, scheme_, std::string(*host_field)});
+    if (!proxy_) {
+      tunnel_ = t;
+      // The response pump starts reading only after this coroutine next
+      // suspends, by which time expect() below has run.
+      if (!co_await start_proxy(t)) {
+        co_return false;
+      }
+    }
+    resp_.expect(h.method);
+    ++pending_;
+    forwarded_upgrade_ = h.upgrade;
+    co_return true;
+  }
+
+  // Takes a proxy connection from the client's pool and sends StartProxy with
+  // the first request's head in the same write. A stale pooled connection
+  // fails the write: drop it and take another.
+  asio::awaitable<bool> start_proxy(const std::shared_ptr<tunnel>& t) {
+    const auto deadline = clock::now() + cfg_.proxy_wait_timeout;
+    const std::string start = proto::encode_framed(proto::start_proxy{t->url, client_addr()});
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      auto session = t->session.lock();
+      if (!session || session->closed()) {
+        break;
+      }
+      auto conn = co_await session->pool().take(deadline);
+      if (!conn) {
+        break;
+      }
+      std::string first = start + out_;
+      auto [ec, n] = co_await asio::async_write(*conn, asio::buffer(first), net::use_nothrow);
+      if (!ec) {
+        out_.clear();
+        proxy_ = std::move(conn);
+        proxy_ready_.notify();
+        co_return true;
+      }
+      spdlog::debug("{}: pooled proxy connection was stale ({}); taking another", t->url, ec.message());
+      net::close_stream(*conn);
+    }
+    out_.clear();
+    co_await reply_local(502, "Bad Gateway",
+                         "Tunnel " + t->host + " is not reachable: its client gave no connection in time.",
+                         false);
+    co_return false;
+  }
+
+  asio::awaitable<bool> flush_to_proxy() {
+    if (out_.empty() || !proxy_) {
+      co_return !closed_;
+    }
+    auto [ec, n] = co_await asio::async_write(*proxy_, asio::buffer(out_), net::use_nothrow);
+    out_.clear();
+    co_return !ec;
+  }
+
+  asio::awaitable<void> raw_public_to_proxy() {
+    out_ += in_;
+    in_.clear();
+    for (;;) {
+      if (!co_await flush_to_proxy()) {
+        co_return finish();
+      }
+      auto [ec, n] = co_await read_more(public_, out_);
+      if (n > 0) {
+        touch();
+      }
+      if (ec) {
+        co_await flush_to_proxy();
+        co_return;  // the response side ends the connection
+      }
+    }
+  }
+
+  // Waits until every forwarded request is answered, or the upgrade is decided.
+  asio::awaitable<void> wait_answered() {
+    while (pending_ > 0 && !closed_ && !switched_) {
+      co_await answered_.wait_until(clock::time_point::max());
+    }
+  }
+
+  // Answers a request here, after every response owed before it.
+  // Parameters by value: they live in the coroutine frame.
+  asio::awaitable<void> reply_local(unsigned status, std::string reason, std::string message, bool keep_alive,
+                                    std::string extra = {}) {
+    co_await wait_answered();
+    if (closed_) {
+      co_return;
+    }
+    spdlog::debug("{} {} {}: {}", client_ip_, status, reason, message);
+    const std::string response = http::error_response(status, reason, message, keep_alive, extra);
+    auto [ec, n] = co_await asio::async_write(public_, asio::buffer(response), net::use_nothrow);
+    if (ec) {
+      closed_ = true;
+    }
+    touch();
+  }
+
+  void finish() {
+    closed_ = true;
+    // Ends the response pump's read; run() closes both sides.
+    if (proxy_) {
+      net::close_stream(*proxy_);
+    }
+    proxy_ready_.notify();
+    answered_.notify();
+  }
+
+  // ---- responses: proxy -> public ----
+
+  asio::awaitable<void> response_pump() {
+    while (!proxy_ && !closed_) {
+      co_await proxy_ready_.wait_until(clock::time_point::max());
+    }
+    if (!proxy_) {
+      co_return;
+    }
+    std::string rbuf;
+    std::string wbuf;
+    for (;;) {
+      auto [ec, n] = co_await read_more(*proxy_, rbuf);
+      if (n > 0) {
+        touch();
+        std::size_t completed = 0;
+        if (!parse_responses(rbuf, wbuf, completed)) {
+          spdlog::debug("{}: the local service's response is not valid HTTP; closing", tunnel_->url);
+          break;
+        }
+        auto [wec, written] = co_await asio::async_write(public_, asio::buffer(wbuf), net::use_nothrow);
+        wbuf.clear();
+        if (wec) {
+          break;
+        }
+        pending_ -= completed;
+        if (completed > 0 || switched_) {
+          answered_.notify();
+        }
+      }
+      if (ec) {
+        co_await on_proxy_closed();
+        break;
+      }
+    }
+    closed_ = true;
+    net::close_stream(public_);
+    answered_.notify();
+  }
+
+  // Moves whole parsed pieces of responses from rbuf to wbuf; counts final
+  // responses completed. False if the bytes are not a valid response.
+  bool parse_responses(std::string& rbuf, std::string& wbuf, std::size_t& completed) {
+    std::size_t used = 0;
+    while (used < rbuf.size()) {
+      if (switched_) {
+        wbuf.append(rbuf, used);
+        used = rbuf.size();
+        break;
+      }
+      if (resp_.pending() == 0 && !response_started_) {
+        return false;  // bytes nobody asked for
+      }
+      const std::size_t pending_before = resp_.pending();
+      const http::parse_result r = resp_.parse(std::string_view(rbuf).substr(used));
+      if (r.error) {
+        return false;
+      }
+      if (r.consumed == 0 && !r.head_complete && !r.message_complete) {
+        break;
+      }
+      if (r.head_complete) {
+        response_started_ = true;
+      }
+      wbuf.append(rbuf, used, r.consumed);
+      used += r.consumed;
+      if (r.message_complete) {
+        response_started_ = false;
+        completed += pending_before - resp_.pending();
+        if (resp_.switched_protocols()) {
+          switched_ = true;
+        }
+      }
+    }
+    rbuf.erase(0, used);
+    return true;
+  }
+
+  asio::awaitable<void> on_proxy_closed() {
+    if (response_started_ && resp_.body_until_close()) {
+      --pending_;  // EOF is this response's end
+      co_return;
+    }
+    if (pending_ > 0 && !response_started_ && !switched_) {
+      const std::string response = http::error_response(
+          502, "Bad Gateway", "The tunnel's client closed the connection without an answer.", false);
+      co_await asio::async_write(public_, asio::buffer(response), net::use_nothrow);
+    }
+  }
+
+  // ---- time-outs ----
+
+  asio::awaitable<void> watchdog() {
+    while (!done_ && !closed_) {
+      const auto cs = co_await asio::this_coro::cancellation_state;
+      if (cs.cancelled() != asio::cancellation_type::none) {
+        co_return;
+      }
+      const auto now = clock::now();
+      clock::time_point deadline;
+      if (head_started_) {
+        deadline = *head_started_ + cfg_.read_header_timeout;
+      } else {
+        deadline = last_activity_ + (pending_ > 0 ? clock::duration(response_timeout)
+                                                  : clock::duration(cfg_.http_idle_timeout));
+      }
+      if (now >= deadline) {
+        if (head_started_ && pending_ == 0) {
+          const std::string response = http::error_response(
+              408, "Request Timeout", "The request head did not arrive in time.", false);
+          co_await asio::async_write(public_, asio::buffer(response), net::use_nothrow);
+        }
+        co_return;
+      }
+      co_await wake_.wait_until(deadline);
+    }
+  }
+
+  void touch() { last_activity_ = clock::now(); }
+
+  std::string client_addr() const {
+    net::error_code ec;
+    auto ep = net::lowest_socket(public_).remote_endpoint(ec);
+    return ec ? client_ip_ : net::to_string(ep);
+  }
+
+  server& server_;
+  const server_config& cfg_;
+  Stream& public_;
+  std::string scheme_;
+  std::string client_ip_;
+  http::request_parser req_;
+  http::response_parser resp_;
+  std::unique_ptr<net::tls_stream> proxy_;
+  std::shared_ptr<tunnel> tunnel_;
+  std::string in_;   // public bytes not yet parsed
+  std::string out_;  // bytes for the proxy, not yet written
+  std::size_t pending_ = 0;
+  bool header_done_ = false;
+  bool discard_ = false;
+  bool forwarded_upgrade_ = false;
+  bool response_started_ = false;
+  bool switched_ = false;
+  bool closed_ = false;
+  bool done_ = false;
+  std::optional<clock::time_point> head_started_;
+  clock::time_point last_activity_;
+  net::event proxy_ready_;
+  net::event answered_;
+  net::event wake_;
+};
+
+}  // namespace
+
+asio::awaitable<void> serve_public_http(server& srv, net::tcp::socket& stream, std::string scheme,
+                                        std::string client_ip) {
+  public_http_session<net::tcp::socket> session(srv, stream, std::move(scheme), std::move(client_ip));
+  co_await session.run();
+}
+
+asio::awaitable<void> serve_public_http(server& srv, net::tls_stream& stream, std::string scheme,
+                                        std::string client_ip) {
+  public_http_session<net::tls_stream> session(srv, stream, std::move(scheme), std::move(client_ip));
+  co_await session.run();
+}
+
+}  // namespace porthole::server

@@ -1,0 +1,20 @@
+#pragma once
+// Public HTTP and HTTPS connections: each request is routed by its Host to a
+// tunnel, checked against the tunnel's basic auth, given X-Forwarded-* fields
+// and carried over one proxy connection of the tunnel's client.
+
+#include <string>
+
+#include "net/stream.h"
+
+namespace porthole::server {
+
+class server;
+
+/// Serves one public connection until it closes. `scheme` is "http" or "https".
+net::asio::awaitable<void> serve_public_http(server& srv, net::tcp::socket& stream, std::string scheme,
+                                             std::string client_ip);
+net::asio::awaitable<void> serve_public_http(server& srv, net::tls_stream& stream, std::string scheme,
+                                             std::string client_ip);
+
+}  // namespace porthole::server

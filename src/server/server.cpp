@@ -1,0 +1,599 @@
+#include "server/server.h"
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <openssl/crypto.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <random>
+
+#include "net/address.h"
+#include "net/frame_io.h"
+#include "net/relay.h"
+#include "net/spawn.h"
+#include "net/tls.h"
+#include "server/control_session.h"
+#include "server/public_http.h"
+
+namespace porthole::server {
+
+namespace asio = net::asio;
+using namespace asio::experimental::awaitable_operators;
+using net::tcp;
+
+namespace {
+
+constexpr auto handshake_timeout = std::chrono::seconds(10);
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+  return out;
+}
+
+std::vector<std::string> split_protocols(std::string_view s) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  for (;;) {
+    const auto plus = s.find('+', start);
+    out.push_back(lower(s.substr(start, plus == std::string_view::npos ? plus : plus - start)));
+    if (plus == std::string_view::npos) {
+      return out;
+    }
+    start = plus + 1;
+  }
+}
+
+proto::new_tunnel refusal(std::string error) { return {"", "", "", std::move(error)}; }
+
+std::string peer_of(const tcp::socket& s) {
+  net::error_code ec;
+  auto ep = s.remote_endpoint(ec);
+  return ec ? "unknown" : net::to_string(ep);
+}
+
+std::string ip_of(const tcp::socket& s) {
+  net::error_code ec;
+  auto ep = s.remote_endpoint(ec);
+  if (ec) {
+    return "unknown";
+  }
+  auto addr = ep.address();
+  if (addr.is_v6() && addr.to_v6().is_v4_mapped()) {
+    return asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6()).to_string();
+  }
+  return addr.to_string();
+}
+
+}  // namespace
+
+/// A bound listening socket and what it serves.
+struct server::listener {
+  enum class kind { tunnel_and_https, tunnel, https, http };
+  kind what;
+  tcp::acceptor acceptor;
+};
+
+/// A TCP tunnel's public port.
+struct server::tcp_endpoint {
+  std::shared_ptr<tunnel> t;
+  tcp::acceptor acceptor;
+};
+
+server::server(asio::io_context& ioc, server_config cfg)
+    : ioc_(ioc), cfg_(std::move(cfg)), registry_(std::make_unique<in_memory_registry>()) {
+  cfg_.domain = lower(cfg_.domain);
+}
+
+server::~server() = default;
+
+void server::start() {
+  std::filesystem::path cert = cfg_.tls_cert;
+  std::filesystem::path key = cfg_.tls_key;
+  std::optional<net::dev_certificates> dev;
+  if (cfg_.dev && cert.empty()) {
+    dev = net::ensure_dev_certificates(cfg_.state_dir, cfg_.domain);
+    cert = dev->server_cert;
+    key = dev->server_key;
+    spdlog::info("dev CA certificate: {}", dev->ca_cert.string());
+    spdlog::info("clients must trust it: porthole --trust-ca {} ...", dev->ca_cert.string());
+  }
+  if (cert.empty() || key.empty()) {
+    throw std::runtime_error(
+        "portholed needs a TLS certificate: give --tls-cert and --tls-key (PEM files for the domain and "
+        "*.domain), or --dev for a development certificate");
+  }
+  tls_ = std::make_unique<asio::ssl::context>(net::make_server_tls(cert, key));
+  if (dev) {
+    net::enable_dev_leaf_minting(*tls_, *dev, cfg_.domain);
+  }
+  if (!cfg_.require_authtoken) {
+    spdlog::warn("no --authtokens file: any client may open tunnels on this server");
+  }
+
+  auto add = [this](listener::kind what, const std::string& addr, std::string_view name) -> listener& {
+    auto ep = net::listen_endpoint(net::split_host_port(addr));
+    listeners_.push_back(std::make_unique<listener>(
+        listener{what, net::bind_acceptor(ioc_.get_executor(), ep, name)}));
+    return *listeners_.back();
+  };
+  // Port 0 asks the OS for a free port, so two ":0" listeners are distinct.
+  const bool shared_port = !cfg_.tunnel_addr.empty() && cfg_.tunnel_addr == cfg_.https_addr &&
+                           net::split_host_port(cfg_.tunnel_addr).port != "0";
+  if (shared_port) {
+    auto& l = add(listener::kind::tunnel_and_https, cfg_.tunnel_addr, "tunnel clients and public https");
+    https_port_ = l.acceptor.local_endpoint().port();
+  } else {
+    if (cfg_.tunnel_addr.empty()) {
+      throw std::runtime_error("--tunnel-addr must not be empty");
+    }
+    add(listener::kind::tunnel, cfg_.tunnel_addr, "tunnel clients");
+    if (!cfg_.https_addr.empty()) {
+      https_port_ = add(listener::kind::https, cfg_.https_addr, "public https").acceptor.local_endpoint().port();
+    }
+  }
+  if (!cfg_.http_addr.empty()) {
+    http_port_ = add(listener::kind::http, cfg_.http_addr, "public http").acceptor.local_endpoint().port();
+  }
+  for (auto& l : listeners_) {
+    const std::string where = net::to_string(l->acceptor.local_endpoint());
+    switch (l->what) {
+      case listener::kind::tunnel_and_https:
+        spdlog::info("listening for tunnel clients on {}", where);
+        spdlog::info("listening for public https on {}", where);
+        break;
+      case listener::kind::tunnel:
+        spdlog::info("listening for tunnel clients on {}", where);
+        break;
+      case listener::kind::https:
+        spdlog::info("listening for public https on {}", where);
+        break;
+      case listener::kind::http:
+        spdlog::info("listening for public http on {}", where);
+        break;
+    }
+    net::spawn(ioc_.get_executor(), accept_loop(*l), "listener " + where);
+  }
+  spdlog::info("portholed ready: domain {}", cfg_.domain);
+}
+
+void server::stop() {
+  if (stopping_) {
+    return;
+  }
+  stopping_ = true;
+  for (auto& l : listeners_) {
+    net::error_code ignored;
+    l->acceptor.close(ignored);
+  }
+  std::vector<std::shared_ptr<control_session>> live;
+  for (auto& [id, weak] : sessions_) {
+    if (auto s = weak.lock()) {
+      live.push_back(std::move(s));
+    }
+  }
+  for (auto& s : live) {
+    s->close();
+  }
+  spdlog::info("portholed stopped: {} client(s) disconnected", live.size());
+}
+
+asio::awaitable<void> server::accept_loop(listener& l) {
+  for (;;) {
+    auto [ec, sock] = co_await l.acceptor.async_accept(net::use_nothrow);
+    if (ec) {
+      if (stopping_ || ec == asio::error::operation_aborted) {
+        co_return;
+      }
+      // Out of file descriptors and the like: log, breathe, go on.
+      spdlog::warn("accept failed: {}", ec.message());
+      asio::steady_timer pause(ioc_, std::chrono::milliseconds(100));
+      co_await pause.async_wait(net::use_nothrow);
+      continue;
+    }
+    net::error_code ignored;
+    sock.set_option(tcp::no_delay(true), ignored);
+    sock.set_option(asio::socket_base::keep_alive(true), ignored);
+    const std::string peer = peer_of(sock);
+    switch (l.what) {
+      case listener::kind::http:
+        net::spawn(ioc_.get_executor(), serve_plain_http(std::move(sock)), "public http " + peer);
+        break;
+      case listener::kind::tunnel_and_https:
+        net::spawn(ioc_.get_executor(), serve_tls(std::move(sock), false, false), "connection " + peer);
+        break;
+      case listener::kind::tunnel:
+        net::spawn(ioc_.get_executor(), serve_tls(std::move(sock), true, false), "tunnel connection " + peer);
+        break;
+      case listener::kind::https:
+        net::spawn(ioc_.get_executor(), serve_tls(std::move(sock), false, true), "public https " + peer);
+        break;
+    }
+  }
+}
+
+asio::awaitable<void> server::serve_plain_http(tcp::socket sock) {
+  const std::string ip = ip_of(sock);
+  co_await serve_public_http(*this, sock, "http", ip);
+}
+
+asio::awaitable<void> server::serve_tls(tcp::socket sock, bool tunnel_only, bool public_only) {
+  const std::string peer = peer_of(sock);
+  const std::string ip = ip_of(sock);
+  auto stream = std::make_unique<net::tls_stream>(std::move(sock), *tls_);
+  asio::steady_timer timer(ioc_, handshake_timeout);
+  auto result = co_await (stream->async_handshake(asio::ssl::stream_base::server, net::use_nothrow) ||
+                          timer.async_wait(net::use_nothrow));
+  if (result.index() == 1) {
+    spdlog::debug("{}: TLS handshake timed out", peer);
+    co_return;
+  }
+  if (auto [ec] = std::get<0>(result); ec) {
+    spdlog::debug("{}: TLS handshake failed: {}", peer, ec.message());
+    co_return;
+  }
+  // The server's own name, or no name at all (a client that dialed an IP
+  // address), is the tunnel protocol; any other name is a public site.
+  const std::string sni = net::server_name(stream->native_handle());
+  const bool tunnel_protocol = tunnel_only || (!public_only && (sni.empty() || sni == cfg_.domain));
+  if (tunnel_protocol) {
+    co_await serve_tunnel_client(std::move(stream));
+  } else {
+    co_await serve_public_http(*this, *stream, "https", ip);
+  }
+}
+
+bool server::token_ok(std::string_view token) const {
+  if (!cfg_.require_authtoken) {
+    return true;
+  }
+  bool ok = false;
+  // Every token is compared, in constant time, so timing tells nothing.
+  for (const std::string& t : cfg_.authtokens) {
+    const bool match =
+        t.size() == token.size() && CRYPTO_memcmp(t.data(), token.data(), token.size()) == 0;
+    ok = ok || match;
+  }
+  return ok;
+}
+
+asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_stream> stream) {
+  const std::string peer = peer_of(stream->next_layer());
+  net::frame_reader reader;
+  asio::steady_timer timer(ioc_, cfg_.first_message_timeout);
+  auto first = co_await (reader.read(*stream) || timer.async_wait(net::use_nothrow));
+  if (first.index() == 1) {
+    spdlog::warn("{}: sent no message within {}s; closing", peer, cfg_.first_message_timeout.count());
+    net::close_stream(*stream);
+    co_return;
+  }
+  auto [ec, msg] = std::get<0>(std::move(first));
+  if (ec) {
+    if (ec != asio::error::eof) {
+      spdlog::warn("{}: bad first message: {}; closing", peer, ec.message());
+    }
+    net::close_stream(*stream);
+    co_return;
+  }
+
+  if (auto* reg = std::get_if<proto::reg_proxy>(&msg)) {
+    auto session = find_session(reg->client_id);
+    if (!session) {
+      spdlog::debug("{}: RegProxy for unknown client {}; closing", peer, reg->client_id);
+      net::close_stream(*stream);
+      co_return;
+    }
+    if (!reader.take_buffered().empty()) {
+      spdlog::warn("{}: sent bytes after RegProxy before StartProxy; closing", peer);
+      net::close_stream(*stream);
+      co_return;
+    }
+    session->pool().add(std::move(stream));
+    co_return;
+  }
+
+  auto* auth = std::get_if<proto::auth>(&msg);
+  if (!auth) {
+    spdlog::warn("{}: first message was {}, not Auth or RegProxy; closing", peer, proto::type_name(msg));
+    net::close_stream(*stream);
+    co_return;
+  }
+  if (auth->version != proto::protocol_version) {
+    spdlog::warn("{}: client speaks protocol version '{}', not 2; refused", peer, auth->version);
+    std::string refusal_frame = proto::encode_framed(proto::auth_resp{
+        "", "", "", "Incompatible versions. Server " + std::string(proto::mm_version) + ", client " +
+                        auth->mm_version + ". Use an ngrok 1.x compatible client."});
+    co_await net::write_message(*stream, std::move(refusal_frame));
+    net::close_stream(*stream);
+    co_return;
+  }
+  if (!token_ok(auth->user)) {
+    spdlog::warn("{}: client refused: invalid authtoken", peer);
+    std::string refusal_frame = proto::encode_framed(proto::auth_resp{"", "", "", "invalid authtoken", std::nullopt});
+    co_await net::write_message(*stream, std::move(refusal_frame));
+    net::close_stream(*stream);
+    co_return;
+  }
+  if (stopping_) {
+    net::close_stream(*stream);
+    co_return;
+  }
+
+  // A client id is kept across reconnects, but only by the token that made it.
+  std::string client_id = auth->client_id;
+  const bool id_ok = !client_id.empty() && client_id.size() <= 64 &&
+                     std::all_of(client_id.begin(), client_id.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)); });
+  if (!id_ok || (client_tokens_.contains(client_id) && client_tokens_[client_id] != auth->user)) {
+    client_id = random_client_id();
+  }
+  if (auto old = find_session(client_id)) {
+    spdlog::info("client {} reconnected from {}; replacing its old control connection", client_id, peer);
+    old->close();
+  }
+  client_tokens_[client_id] = auth->user;
+
+  int pool_size = cfg_.pool_size;
+  proto::auth_resp resp{std::string(proto::protocol_version), std::string(proto::mm_version), client_id, "",
+                        std::nullopt};
+  if (auth->ext) {
+    if (auth->ext->pool_size && *auth->ext->pool_size > 0) {
+      pool_size = std::min(*auth->ext->pool_size, cfg_.max_pool_size);
+    }
+    resp.ext = proto::extensions{PORTHOLE_VERSION, pool_size, {}};
+  }
+  auto session = std::make_shared<control_session>(*this, std::move(stream), std::move(reader), client_id,
+                                                   pool_size, peer);
+  sessions_[client_id] = session;
+  spdlog::info("client {} connected from {} ({} {}/{}{})", client_id, peer,
+               auth->ext ? "porthole " + auth->ext->version : "ngrok " + auth->mm_version, auth->os, auth->arch,
+               auth->ext ? "" : ", base protocol");
+  co_await session->run(resp);
+  if (auto it = sessions_.find(client_id); it != sessions_.end() && it->second.lock() == session) {
+    sessions_.erase(it);
+  }
+}
+
+std::shared_ptr<control_session> server::find_session(std::string_view client_id) const {
+  auto it = sessions_.find(client_id);
+  if (it == sessions_.end()) {
+    return nullptr;
+  }
+  auto s = it->second.lock();
+  return s && !s->closed() ? s : nullptr;
+}
+
+std::shared_ptr<tunnel> server::find_http_tunnel(std::string_view scheme, std::string_view host) const {
+  auto it = http_routes_.find(route_key(scheme, host));
+  if (it == http_routes_.end()) {
+    return nullptr;
+  }
+  return it->second;
+}
+
+std::vector<proto::new_tunnel> server::open_tunnels(const std::shared_ptr<control_session>& session,
+                                                    const proto::req_tunnel& req) {
+  const std::vector<std::string> protocols = split_protocols(req.protocol);
+  for (const std::string& p : protocols) {
+    if (p != "http" && p != "https" && p != "tcp") {
+      return {refusal("Unsupported protocol '" + p + "': this server offers http, https and tcp.")};
+    }
+  }
+  if (std::find(protocols.begin(), protocols.end(), "tcp") != protocols.end()) {
+    if (protocols.size() != 1) {
+      return {refusal("Protocol tcp cannot be combined with others in one tunnel.")};
+    }
+    auto reply = open_tcp_tunnel(session, req);
+    return {reply ? *reply : refusal("Cannot open the tcp tunnel.")};
+  }
+
+  const std::string& client_id = session->client_id();
+  std::string host;
+  if (!req.hostname.empty()) {
+    if (!valid_hostname(req.hostname)) {
+      return {refusal("Invalid hostname '" + req.hostname + "'.")};
+    }
+    host = lower(req.hostname);
+  } else if (!req.subdomain.empty()) {
+    if (!valid_subdomain(req.subdomain)) {
+      return {refusal("Invalid subdomain '" + req.subdomain +
+                      "': use letters, digits and '-', at most 63 per label.")};
+    }
+    host = lower(req.subdomain) + "." + cfg_.domain;
+  } else {
+    // A reconnecting client gets back the random name it had.
+    for (const std::string& held : registry_->held_by(client_id)) {
+      const auto sep = held.find("://");
+      const std::string scheme = held.substr(0, sep);
+      const std::string held_host = held.substr(sep + 3);
+      if (std::find(protocols.begin(), protocols.end(), scheme) != protocols.end() &&
+          held_host.ends_with("." + cfg_.domain)) {
+        host = held_host;
+        break;
+      }
+    }
+    for (int attempt = 0; host.empty() && attempt < 16; ++attempt) {
+      std::string candidate = random_subdomain() + "." + cfg_.domain;
+      bool free = true;
+      for (const std::string& p : protocols) {
+        free = free && !http_routes_.contains(route_key(p, candidate));
+      }
+      if (free) {
+        host = candidate;
+      }
+    }
+  }
+
+  std::vector<proto::new_tunnel> replies;
+  std::vector<std::string> claimed;
+  for (const std::string& scheme : protocols) {
+    const std::uint16_t port = scheme == "http" ? http_port_ : https_port_;
+    if (port == 0) {
+      for (const auto& key : claimed) {
+        registry_->release(key, client_id, tunnel_registry::clock::now());
+      }
+      return {refusal("This server has no public " + scheme + " listener.")};
+    }
+    const std::string url = make_url(scheme, host, port);
+    const std::string key = route_key(scheme, host);
+    if (!registry_->claim(key, client_id)) {
+      for (const auto& k : claimed) {
+        registry_->release(k, client_id, tunnel_registry::clock::now());
+      }
+      spdlog::info("client {}: refused {}: in use by another client", client_id, url);
+      return {refusal("The tunnel " + url + " is already registered.")};
+    }
+    claimed.push_back(key);
+    replies.push_back({req.req_id, url, scheme, ""});
+  }
+  for (std::size_t i = 0; i < protocols.size(); ++i) {
+    auto t = std::make_shared<tunnel>(tunnel{replies[i].url, protocols[i], host, req.http_auth, session});
+    http_routes_[route_key(protocols[i], host)] = t;
+    auto& mine = session->tunnels();
+    std::erase_if(mine, [&](const auto& old) { return old->url == t->url; });
+    mine.push_back(t);
+    spdlog::info("client {}: tunnel up: {}{}", client_id, t->url, t->http_auth.empty() ? "" : " (basic auth)");
+  }
+  return replies;
+}
+
+std::optional<proto::new_tunnel> server::open_tcp_tunnel(const std::shared_ptr<control_session>& session,
+                                                         const proto::req_tunnel& req) {
+  const std::string& client_id = session->client_id();
+  const bool ranged = cfg_.tcp_port_low != 0;
+  std::vector<std::uint16_t> candidates;
+  if (req.remote_port != 0) {
+    if (ranged && (req.remote_port < cfg_.tcp_port_low || req.remote_port > cfg_.tcp_port_high)) {
+      return refusal("Remote port " + std::to_string(req.remote_port) + " is outside the range this server allows (" +
+                     std::to_string(cfg_.tcp_port_low) + "-" + std::to_string(cfg_.tcp_port_high) + ").");
+    }
+    candidates.push_back(req.remote_port);
+  } else if (ranged) {
+    const int span = cfg_.tcp_port_high - cfg_.tcp_port_low + 1;
+    const int offset = static_cast<int>(std::random_device{}() % static_cast<unsigned>(span));
+    for (int i = 0; i < span; ++i) {
+      candidates.push_back(static_cast<std::uint16_t>(cfg_.tcp_port_low + (offset + i) % span));
+    }
+  } else {
+    candidates.push_back(0);
+  }
+
+  std::string last_error;
+  for (std::uint16_t port : candidates) {
+    const std::string tentative = "tcp://" + cfg_.domain + ":" + std::to_string(port);
+    if (port != 0 && !registry_->claim(tentative, client_id)) {
+      last_error = "The tunnel " + tentative + " is already registered.";
+      continue;
+    }
+    net::tcp::endpoint ep;
+    try {
+      ep = net::listen_endpoint(net::host_port{cfg_.tcp_bind_addr, std::to_string(port)});
+    } catch (const std::exception& e) {
+      return refusal(e.what());
+    }
+    tcp::acceptor acceptor(ioc_);
+    net::error_code ec;
+    acceptor.open(ep.protocol(), ec);
+    if (!ec && ep.address().is_v6() && ep.address().is_unspecified()) {
+      acceptor.set_option(asio::ip::v6_only(false), ec);
+      ec.clear();
+    }
+    if (!ec) {
+      acceptor.bind(ep, ec);
+    }
+    if (!ec) {
+      acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    }
+    if (ec) {
+      if (port != 0) {
+        registry_->release(tentative, client_id, tunnel_registry::clock::now());
+      }
+      last_error = "Remote port " + std::to_string(port) + " is not available: " + ec.message() + ".";
+      continue;
+    }
+    const std::uint16_t bound = acceptor.local_endpoint().port();
+    const std::string url = "tcp://" + cfg_.domain + ":" + std::to_string(bound);
+    if (port == 0 && !registry_->claim(url, client_id)) {
+      last_error = "The tunnel " + url + " is already registered.";
+      continue;
+    }
+    auto t = std::make_shared<tunnel>(tunnel{url, "tcp", "", "", session});
+    auto ep_state = std::make_shared<tcp_endpoint>(tcp_endpoint{t, std::move(acceptor)});
+    tcp_endpoints_[url] = ep_state;
+    session->tunnels().push_back(t);
+    net::spawn(ioc_.get_executor(), serve_tcp_tunnel(ep_state), "tcp tunnel " + url);
+    spdlog::info("client {}: tunnel up: {}", client_id, url);
+    return proto::new_tunnel{req.req_id, url, "tcp", ""};
+  }
+  spdlog::info("client {}: tcp tunnel refused: {}", client_id, last_error);
+  return refusal(last_error);
+}
+
+asio::awaitable<void> server::serve_tcp_tunnel(std::shared_ptr<tcp_endpoint> ep) {
+  for (;;) {
+    auto [ec, sock] = co_await ep->acceptor.async_accept(net::use_nothrow);
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !ep->acceptor.is_open()) {
+        co_return;
+      }
+      spdlog::warn("{}: accept failed: {}", ep->t->url, ec.message());
+      asio::steady_timer pause(ioc_, std::chrono::milliseconds(100));
+      co_await pause.async_wait(net::use_nothrow);
+      continue;
+    }
+    net::error_code ignored;
+    sock.set_option(tcp::no_delay(true), ignored);
+    net::spawn(ioc_.get_executor(), proxy_tcp(ep->t, std::move(sock)), ep->t->url);
+  }
+}
+
+asio::awaitable<void> server::proxy_tcp(std::shared_ptr<tunnel> t, tcp::socket public_conn) {
+  const std::string peer = peer_of(public_conn);
+  const auto deadline = std::chrono::steady_clock::now() + cfg_.proxy_wait_timeout;
+  const std::string start = proto::encode_framed(proto::start_proxy{t->url, peer});
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    auto session = t->session.lock();
+    if (!session || session->closed()) {
+      break;
+    }
+    auto conn = co_await session->pool().take(deadline);
+    if (!conn) {
+      break;
+    }
+    auto [ec, n] = co_await asio::async_write(*conn, asio::buffer(start), net::use_nothrow);
+    if (ec) {
+      net::close_stream(*conn);
+      continue;
+    }
+    const auto totals = co_await net::relay(public_conn, *conn, {}, cfg_.tcp_idle_timeout, true);
+    spdlog::debug("{}: {} closed ({} bytes in, {} out)", t->url, peer, totals.near_to_tunnel, totals.tunnel_to_near);
+    co_return;
+  }
+  spdlog::warn("{}: no proxy connection from the client in time; dropping {}", t->url, peer);
+}
+
+void server::close_tunnels(control_session& session) {
+  const auto hold_until =
+      stopping_ ? tunnel_registry::clock::now() : tunnel_registry::clock::now() + cfg_.reconnect_grace;
+  for (const auto& t : session.tunnels()) {
+    if (t->protocol == "tcp") {
+      if (auto it = tcp_endpoints_.find(t->url); it != tcp_endpoints_.end() && it->second->t == t) {
+        net::error_code ignored;
+        it->second->acceptor.close(ignored);
+        tcp_endpoints_.erase(it);
+      }
+      registry_->release(t->url, session.client_id(), hold_until);
+    } else {
+      const std::string key = route_key(t->protocol, t->host);
+      if (auto it = http_routes_.find(key); it != http_routes_.end() && it->second == t) {
+        http_routes_.erase(it);
+      }
+      registry_->release(key, session.client_id(), hold_until);
+    }
+    spdlog::info("client {}: tunnel down: {}", session.client_id(), t->url);
+  }
+  session.tunnels().clear();
+}
+
+}  // namespace porthole::server

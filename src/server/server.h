@@ -1,0 +1,88 @@
+#pragma once
+// portholed's composition: the listeners, the clients' control sessions, the
+// routes from public names and ports to tunnels.
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl/context.hpp>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "net/stream.h"
+#include "proto/messages.h"
+#include "server/config.h"
+#include "server/tunnel.h"
+#include "server/tunnel_registry.h"
+
+namespace porthole::server {
+
+class control_session;
+
+/// The server. Everything runs on one io_context thread.
+class server {
+ public:
+  server(net::asio::io_context& ioc, server_config cfg);
+  ~server();
+
+  /// Loads TLS, binds every listener and starts accepting. Throws
+  /// std::runtime_error with a clear message (address in use, bad cert, ...).
+  void start();
+
+  /// Stops accepting, closes every client session; run() returns once all is closed.
+  void stop();
+
+  const server_config& config() const { return cfg_; }
+
+  // The interface of control sessions and public connections.
+
+  /// The tunnel an HTTP request for `host` (routing name) under `scheme` goes to.
+  std::shared_ptr<tunnel> find_http_tunnel(std::string_view scheme, std::string_view host) const;
+
+  /// Registers the tunnels a ReqTunnel asks for; returns one NewTunnel per
+  /// protocol (or one with Error set).
+  std::vector<proto::new_tunnel> open_tunnels(const std::shared_ptr<control_session>& session,
+                                              const proto::req_tunnel& req);
+
+  /// Removes a session's routes and holds its URLs for the reconnect grace period.
+  void close_tunnels(control_session& session);
+
+  /// The live session of a client, if any.
+  std::shared_ptr<control_session> find_session(std::string_view client_id) const;
+
+  net::asio::io_context& io_context() { return ioc_; }
+
+ private:
+  struct listener;
+  struct tcp_endpoint;
+
+  void listen(listener& l);
+  net::asio::awaitable<void> accept_loop(listener& l);
+  net::asio::awaitable<void> serve_tls(net::tcp::socket sock, bool tunnel_only, bool public_only);
+  net::asio::awaitable<void> serve_plain_http(net::tcp::socket sock);
+  net::asio::awaitable<void> serve_tunnel_client(std::unique_ptr<net::tls_stream> stream);
+  net::asio::awaitable<void> serve_tcp_tunnel(std::shared_ptr<tcp_endpoint> ep);
+  net::asio::awaitable<void> proxy_tcp(std::shared_ptr<tunnel> t, net::tcp::socket public_conn);
+  std::optional<proto::new_tunnel> open_tcp_tunnel(const std::shared_ptr<control_session>& session,
+                                                   const proto::req_tunnel& req);
+  bool token_ok(std::string_view token) const;
+
+  net::asio::io_context& ioc_;
+  server_config cfg_;
+  std::unique_ptr<net::asio::ssl::context> tls_;
+  std::unique_ptr<tunnel_registry> registry_;
+  std::vector<std::unique_ptr<listener>> listeners_;
+  std::uint16_t http_port_ = 0;
+  std::uint16_t https_port_ = 0;
+  std::map<std::string, std::shared_ptr<tunnel>, std::less<>> http_routes_;
+  std::map<std::string, std::shared_ptr<tcp_endpoint>, std::less<>> tcp_endpoints_;  ///< by URL
+  std::map<std::string, std::weak_ptr<control_session>, std::less<>> sessions_;    ///< by client id
+  std::map<std::string, std::string, std::less<>> client_tokens_;  ///< client id -> token it authenticated with
+  bool stopping_ = false;
+
+  friend class control_session;
+};
+
+}  // namespace porthole::server

@@ -1,0 +1,46 @@
+#pragma once
+// A public URL served by one client, and how URLs are made.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace porthole::server {
+
+class control_session;
+
+/// One public URL and the client session that serves it.
+struct tunnel {
+  std::string url;        ///< as sent in NewTunnel and expected back in StartProxy
+  std::string protocol;   ///< "http", "https" or "tcp"
+  std::string host;       ///< routing name (http/https), lower case, no port
+  std::string http_auth;  ///< "user:pass" required of every request, or empty
+  std::weak_ptr<control_session> session;
+};
+
+/// The routing key of an HTTP tunnel: scheme and host name, no port.
+inline std::string route_key(std::string_view scheme, std::string_view host) {
+  std::string key(scheme);
+  key += "://";
+  key += host;
+  return key;
+}
+
+/// "scheme://host" plus ":port" unless the port is the scheme's default.
+std::string make_url(std::string_view scheme, std::string_view host, std::uint16_t port);
+
+/// True for a DNS label sequence fit to be a subdomain: letters, digits and
+/// '-', labels of 1..63 characters not starting or ending with '-'.
+bool valid_subdomain(std::string_view s);
+
+/// True for a host name fit to be asked for with Hostname.
+bool valid_hostname(std::string_view s);
+
+/// A random subdomain of 8 lower-case hex digits.
+std::string random_subdomain();
+
+/// A random client id: 32 lower-case hex digits.
+std::string random_client_id();
+
+}  // namespace porthole::server
