@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdlib>
+#include <functional>
 #include <fstream>
 #include <iostream>
 
@@ -132,15 +133,24 @@ int main(int argc, char** argv) {
 
     boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
     boost::asio::steady_timer drain(ioc);
+    std::function<void()> drain_check;
     signals.async_wait([&](const boost::system::error_code& ec, int sig) {
       if (ec) {
         return;
       }
       spdlog::info("received {}; shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
       srv.stop();
-      // Connections in flight get a moment to finish, then everything stops.
-      drain.expires_after(std::chrono::seconds(2));
-      drain.async_wait([&](const boost::system::error_code&) { ioc.stop(); });
+      // Connections in flight get up to two seconds to finish.
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+      drain_check = [&, deadline] {
+        if (srv.active_connections() == 0 || std::chrono::steady_clock::now() >= deadline) {
+          ioc.stop();
+          return;
+        }
+        drain.expires_after(std::chrono::milliseconds(20));
+        drain.async_wait([&](const boost::system::error_code&) { drain_check(); });
+      };
+      drain_check();
     });
     ioc.run();
     return 0;

@@ -346,7 +346,6 @@ class public_http_session {
       if (resp_.pending() == 0 && !response_started_) {
         return false;  // bytes nobody asked for
       }
-      const std::size_t pending_before = resp_.pending();
       const http::parse_result r = resp_.parse(std::string_view(rbuf).substr(used));
       if (r.error) {
         return false;
@@ -361,7 +360,11 @@ class public_http_session {
       used += r.consumed;
       if (r.message_complete) {
         response_started_ = false;
-        completed += pending_before - resp_.pending();
+        // An interim 1xx (other than 101) leaves its request unanswered.
+        const unsigned status = resp_.head().status;
+        if (status >= 200 || status == 101) {
+          ++completed;
+        }
         if (resp_.switched_protocols()) {
           switched_ = true;
         }

@@ -215,11 +215,13 @@ asio::awaitable<void> server::accept_loop(listener& l) {
 }
 
 asio::awaitable<void> server::serve_plain_http(tcp::socket sock) {
+  active_guard counted(active_);
   const std::string ip = ip_of(sock);
   co_await serve_public_http(*this, sock, "http", ip);
 }
 
 asio::awaitable<void> server::serve_tls(tcp::socket sock, bool tunnel_only, bool public_only) {
+  active_guard counted(active_);
   const std::string peer = peer_of(sock);
   const std::string ip = ip_of(sock);
   auto stream = std::make_unique<net::tls_stream>(std::move(sock), *tls_);
@@ -234,10 +236,8 @@ asio::awaitable<void> server::serve_tls(tcp::socket sock, bool tunnel_only, bool
     spdlog::debug("{}: TLS handshake failed: {}", peer, ec.message());
     co_return;
   }
-  // The server's own name, or no name at all (a client that dialed an IP
-  // address), is the tunnel protocol; any other name is a public site.
   const std::string sni = net::server_name(stream->native_handle());
-  const bool tunnel_protocol = tunnel_only || (!public_only && (sni.empty() || sni == cfg_.domain));
+  const bool tunnel_protocol = tunnel_only || (!public_only && sni_is_tunnel_client(sni, cfg_.domain));
   if (tunnel_protocol) {
     co_await serve_tunnel_client(std::move(stream));
   } else {
@@ -549,6 +549,7 @@ asio::awaitable<void> server::serve_tcp_tunnel(std::shared_ptr<tcp_endpoint> ep)
 }
 
 asio::awaitable<void> server::proxy_tcp(std::shared_ptr<tunnel> t, tcp::socket public_conn) {
+  active_guard counted(active_);
   const std::string peer = peer_of(public_conn);
   const auto deadline = std::chrono::steady_clock::now() + cfg_.proxy_wait_timeout;
   const std::string start = proto::encode_framed(proto::start_proxy{t->url, peer});

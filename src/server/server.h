@@ -54,6 +54,9 @@ class server {
 
   net::asio::io_context& io_context() { return ioc_; }
 
+  /// Public and tunnel connections being served now.
+  std::size_t active_connections() const { return active_; }
+
  private:
   struct listener;
   struct tcp_endpoint;
@@ -81,6 +84,16 @@ class server {
   std::map<std::string, std::weak_ptr<control_session>, std::less<>> sessions_;    ///< by client id
   std::map<std::string, std::string, std::less<>> client_tokens_;  ///< client id -> token it authenticated with
   bool stopping_ = false;
+  std::size_t active_ = 0;
+
+  /// Counts a connection while it is served.
+  struct active_guard {
+    explicit active_guard(std::size_t& n) : n_(n) { ++n_; }
+    ~active_guard() { --n_; }
+    active_guard(const active_guard&) = delete;
+    active_guard& operator=(const active_guard&) = delete;
+    std::size_t& n_;
+  };
 
   friend class control_session;
 };

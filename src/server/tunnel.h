@@ -27,6 +27,14 @@ inline std::string route_key(std::string_view scheme, std::string_view host) {
   return key;
 }
 
+/// On a port shared by tunnel clients and public HTTPS: true if a TLS
+/// connection that sent this SNI name (lower case, "" if none) is a tunnel
+/// client. The server's own name is, and so is no name at all (a client that
+/// dialed an IP address); any other name is a public site.
+inline bool sni_is_tunnel_client(std::string_view sni, std::string_view domain) {
+  return sni.empty() || sni == domain;
+}
+
 /// "scheme://host" plus ":port" unless the port is the scheme's default.
 std::string make_url(std::string_view scheme, std::string_view host, std::uint16_t port);
 

@@ -1,0 +1,308 @@
+"""Local services that tunnels point at, each on 127.0.0.1:<port chosen by the OS>,
+each served from its own thread. Each has .port, .name, .log_text() and .stop()."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+import socket
+import socketserver
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from harness import deterministic_bytes, register
+
+# Chunk sizes of /bytes/N, cycled: unaligned on purpose.
+_CHUNK_SIZES = (65536, 1, 4093, 16391, 300000, 7)
+
+
+def read_chunked(rfile):
+    """Yields the data of a chunked body read from rfile."""
+    while True:
+        line = rfile.readline(1024)
+        if not line:
+            raise ConnectionError("connection closed inside a chunked body")
+        size = int(line.split(b";")[0].strip(), 16)
+        if size == 0:
+            while rfile.readline(8192) not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+            return
+        remaining = size
+        while remaining:
+            data = rfile.read(min(remaining, 1 << 16))
+            if not data:
+                raise ConnectionError("connection closed inside a chunk")
+            remaining -= len(data)
+            yield data
+        rfile.readline(8)  # CRLF after the chunk
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "porthole-test-backend"
+    disable_nagle_algorithm = True  # head and body are separate writes: no 40 ms stalls
+
+    def log_message(self, fmt, *args):
+        self.server.note(f"{self.client_address[0]}:{self.client_address[1]} " + fmt % args)
+
+    def _send(self, status: int, body: bytes, ctype: str = "text/plain") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        path = self.path.split("?", 1)[0]
+        if path == "/hello":
+            return self._send(200, b"hello")
+        if m := re.fullmatch(r"/echo/(.*)", path):
+            return self._send(200, m[1].encode())
+        if m := re.fullmatch(r"/bytes/(\d+)", path):
+            return self._send_bytes(int(m[1]))
+        if path == "/headers":
+            joined: dict[str, str] = {}
+            for k, v in self.headers.items():
+                k = k.lower()
+                joined[k] = f"{joined[k]}, {v}" if k in joined else v
+            body = json.dumps({"headers": joined, "raw": list(self.headers.items()),
+                               "peer": self.client_address[0]}).encode()
+            return self._send(200, body, "application/json")
+        return self._send(404, f"backend has no {path}".encode())
+
+    def _send_bytes(self, n: int) -> None:
+        data = deterministic_bytes(n)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        pos, i = 0, 0
+        while pos < n:
+            size = min(_CHUNK_SIZES[i % len(_CHUNK_SIZES)], n - pos)
+            self.wfile.write(b"%x\r\n" % size + data[pos:pos + size] + b"\r\n")
+            pos += size
+            i += 1
+        self.wfile.write(b"0\r\n\r\n")
+
+    def do_POST(self):
+        path = self.path.split("?", 1)[0]
+        te = (self.headers.get("Transfer-Encoding") or "").lower()
+        h = hashlib.sha256()
+        length = 0
+        if "chunked" in te:
+            for data in read_chunked(self.rfile):
+                h.update(data)
+                length += len(data)
+        else:
+            remaining = int(self.headers.get("Content-Length") or 0)
+            while remaining:
+                data = self.rfile.read(min(remaining, 1 << 16))
+                if not data:
+                    raise ConnectionError("connection closed inside the body")
+                h.update(data)
+                length += len(data)
+                remaining -= len(data)
+        if path != "/upload":
+            return self._send(404, f"backend has no {path}".encode())
+        body = json.dumps({"length": length, "sha256": h.hexdigest(),
+                           "chunked": "chunked" in te}).encode()
+        return self._send(200, body, "application/json")
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 512
+    allow_reuse_address = True
+
+    def __init__(self, *a, **kw):
+        self._log: list[str] = []
+        self._log_lock = threading.Lock()
+        self.connections = 0
+        super().__init__(*a, **kw)
+
+    def note(self, text: str) -> None:
+        with self._log_lock:
+            self._log.append(text)
+
+    def process_request(self, request, client_address):
+        with self._log_lock:
+            self.connections += 1
+        super().process_request(request, client_address)
+
+
+class HTTPBackend:
+    """HTTP/1.1 keep-alive backend: GET /hello, GET /echo/<s>, GET /bytes/<n>
+    (chunked), GET /headers (JSON), POST /upload (JSON {length, sha256})."""
+
+    name = "http-backend"
+
+    def __init__(self):
+        self.httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever,
+                                       kwargs={"poll_interval": 0.1},
+                                       name="http-backend", daemon=True)
+        self.thread.start()
+        register(self)
+
+    @property
+    def connections(self) -> int:
+        return self.httpd.connections
+
+    def log_text(self) -> str:
+        with self.httpd._log_lock:
+            lines = list(self.httpd._log)
+        return f"127.0.0.1:{self.port}, {self.connections} connection(s)\n" + "\n".join(lines)
+
+    def stop(self) -> None:
+        if self.thread.is_alive():
+            self.httpd.shutdown()
+            self.thread.join(5)
+        self.httpd.server_close()
+
+
+class WebSocketEchoBackend:
+    """A WebSocket server that sends every message back, in its own event loop."""
+
+    name = "websocket-backend"
+
+    def __init__(self):
+        import websockets  # the asyncio API of websockets 10
+
+        self._log: list[str] = []
+        self.loop = asyncio.new_event_loop()
+        started = threading.Event()
+        self._failure: BaseException | None = None
+
+        async def echo(ws):
+            self._log.append(f"connection from {ws.remote_address}, path {ws.path}")
+            try:
+                async for msg in ws:
+                    await ws.send(msg)
+            except websockets.ConnectionClosed:
+                pass
+
+        async def serve():
+            self.server = await websockets.serve(echo, "127.0.0.1", 0, max_size=None)
+            self.port = self.server.sockets[0].getsockname()[1]
+
+        def run():
+            asyncio.set_event_loop(self.loop)
+            try:
+                self.loop.run_until_complete(serve())
+            except BaseException as e:
+                self._failure = e
+                started.set()
+                return
+            started.set()
+            self.loop.run_forever()
+
+        self.thread = threading.Thread(target=run, name="websocket-backend", daemon=True)
+        self.thread.start()
+        if not started.wait(10) or self._failure:
+            raise RuntimeError(f"websocket backend did not start: {self._failure!r}")
+        register(self)
+
+    def log_text(self) -> str:
+        return f"127.0.0.1:{self.port}\n" + "\n".join(self._log)
+
+    def stop(self) -> None:
+        if not self.thread.is_alive():
+            return
+
+        async def close():
+            self.server.close()
+            await self.server.wait_closed()
+
+        try:
+            asyncio.run_coroutine_threadsafe(close(), self.loop).result(5)
+        except Exception:
+            pass
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+class _EchoHandler(socketserver.BaseRequestHandler):
+    def handle(self):
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.note(f"connection from {self.client_address}")
+        n = 0
+        try:
+            while data := self.request.recv(65536):
+                self.request.sendall(data)
+                n += len(data)
+        except OSError:
+            pass
+        self.server.note(f"{self.client_address} done after {n} bytes")
+
+
+class _TCPServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, *a, **kw):
+        self._log: list[str] = []
+        super().__init__(*a, **kw)
+
+    def note(self, text: str) -> None:
+        self._log.append(f"{time.monotonic():.3f} {text}")
+
+
+class TCPEchoBackend:
+    """A TCP server that sends back every byte it receives."""
+
+    name = "tcp-echo-backend"
+
+    def __init__(self):
+        self.server = _TCPServer(("127.0.0.1", 0), _EchoHandler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       kwargs={"poll_interval": 0.1},
+                                       name="tcp-echo-backend", daemon=True)
+        self.thread.start()
+        register(self)
+
+    def log_text(self) -> str:
+        return f"127.0.0.1:{self.port}\n" + "\n".join(self.server._log)
+
+    def stop(self) -> None:
+        if self.thread.is_alive():
+            self.server.shutdown()
+            self.thread.join(5)
+        self.server.server_close()
+
+
+def echo_through(port: int, data: bytes, timeout: float = 30.0) -> bytes:
+    """Sends data to 127.0.0.1:port and reads as many bytes back (sending and
+    reading at once, so neither side's buffers fill up). The connection is not
+    half-closed: a tunnel may end both directions on the first EOF."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        errors: list[BaseException] = []
+
+        def send():
+            try:
+                s.sendall(data)
+            except BaseException as e:  # reported by the reader's result
+                errors.append(e)
+
+        t = threading.Thread(target=send, daemon=True)
+        t.start()
+        got = bytearray()
+        deadline = time.monotonic() + timeout
+        while len(got) < len(data):
+            s.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                chunk = s.recv(1 << 16)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            got += chunk
+        t.join(5)
+        if errors and len(got) < len(data):
+            raise errors[0]
+        return bytes(got)

@@ -1,0 +1,122 @@
+"""Fixtures of porthole's integration tests.
+
+Binaries come from $PORTHOLE_BIN_DIR (default <repo>/build/bin). Every process,
+backend and socket server a test starts is registered in harness and stopped at
+the test's teardown; when a test fails, the captured output of each is added to
+the failure report.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import harness  # noqa: E402
+from backends import HTTPBackend, TCPEchoBackend, WebSocketEchoBackend  # noqa: E402
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        for obj in harness.registered():
+            try:
+                text = obj.log_text()
+            except Exception as e:  # a broken log must not hide the failure
+                text = f"(no log: {e!r})"
+            rep.sections.append((f"{rep.when}: {obj.name}", text))
+
+
+@pytest.fixture(autouse=True)
+def _stop_everything_at_teardown():
+    harness.reset_registry()
+    yield
+    errors = harness.stop_all()
+    assert not errors, f"could not stop: {errors}"
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A private HOME for the programs under test (no ~/.porthole of the user)."""
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def start_portholed(tmp_path: Path, home: Path):
+    """Factory: start_portholed(*extra_flags, **kw) -> harness.Server.
+
+    Defaults: --dev --domain localhost --state-dir <tmp>/state and 127.0.0.1:0 for
+    --http-addr, --https-addr and --tunnel-addr; kw as harness.start_server
+    (authtokens=[...] writes an --authtokens file; state_dir= reuses a state dir).
+    """
+    counter = itertools.count(1)
+
+    def start(*extra: str, state_dir: Path | None = None, **kw) -> harness.Server:
+        n = next(counter)
+        if state_dir is None:
+            state_dir = tmp_path / ("state" if n == 1 else f"state{n}")
+        kw.setdefault("name", "portholed" if n == 1 else f"portholed#{n}")
+        return harness.start_server(*extra, state_dir=state_dir, home=home, **kw)
+
+    return start
+
+
+@pytest.fixture
+def server(start_portholed) -> harness.Server:
+    """portholed --dev --domain localhost with its listeners on 127.0.0.1:0, ready."""
+    return start_portholed()
+
+
+@pytest.fixture
+def start_porthole(home: Path):
+    """Factory: start_porthole(mode, target, *args, server=..., authtoken=None,
+    wait_up=True) -> harness.Client with the URLs of its `tunnel up:` lines."""
+    counter = itertools.count(1)
+
+    def start(mode: str, target, *args: str, server: harness.Server | None = None,
+              server_addr: str | None = None, trust_ca: Path | None = None,
+              **kw) -> harness.Client:
+        n = next(counter)
+        kw.setdefault("name", "porthole" if n == 1 else f"porthole#{n}")
+        if server is not None:
+            server_addr = server_addr or server.tunnel_addr
+            trust_ca = trust_ca or server.ca
+        assert server_addr, "start_porthole needs server= or server_addr="
+        return harness.start_client(mode, target, *args, server_addr=server_addr,
+                                    trust_ca=trust_ca, home=home, **kw)
+
+    return start
+
+
+@pytest.fixture
+def http_backend() -> HTTPBackend:
+    return HTTPBackend()
+
+
+@pytest.fixture
+def ws_backend() -> WebSocketEchoBackend:
+    return WebSocketEchoBackend()
+
+
+@pytest.fixture
+def tcp_echo() -> TCPEchoBackend:
+    return TCPEchoBackend()
+
+
+@pytest.fixture
+def http_tunnel(server, http_backend, start_porthole) -> harness.Client:
+    """An http tunnel foo.localhost -> the HTTP backend (--proto http)."""
+    return start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "foo",
+                          "--proto", "http", server=server)
+
+
+@pytest.fixture
+def tls_files(tmp_path: Path) -> dict[str, Path]:
+    """A CA and a server certificate for localhost and 127.0.0.1 (openssl CLI)."""
+    return harness.make_tls_files(tmp_path / "tls")

@@ -1,0 +1,671 @@
+"""Process and network helpers for porthole's integration tests.
+
+Everything here talks to loopback only. Programs under test are started as real
+processes whose stdout and stderr are read line by line in reader threads, so a
+test can wait for a log line (with a deadline) instead of sleeping, and the
+captured lines can be shown when the test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+from urllib.parse import urlsplit
+
+REPO = Path(__file__).resolve().parents[2]
+
+# The server's domain in the tests: public URLs are http://<sub>.localhost:<port>.
+DOMAIN = "localhost"
+
+# Log level of the programs under test; PORTHOLE_TEST_LOG_LEVEL=debug for more.
+LOG_LEVEL = os.environ.get("PORTHOLE_TEST_LOG_LEVEL", "info")
+
+# Default deadlines (seconds).
+STARTUP_TIMEOUT = 30.0
+TUNNEL_UP_TIMEOUT = 20.0
+EXIT_TIMEOUT = 15.0
+
+_PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "ftp_proxy", "no_proxy",
+               "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "FTP_PROXY", "NO_PROXY")
+
+
+class WaitTimeout(AssertionError):
+    """A bounded wait ran out (shown by pytest as a test failure)."""
+
+
+# --------------------------------------------------------------------------
+# Binaries and environment
+# --------------------------------------------------------------------------
+
+def bin_dir() -> Path:
+    return Path(os.environ.get("PORTHOLE_BIN_DIR") or REPO / "build" / "bin")
+
+
+def binary(name: str) -> Path:
+    path = bin_dir() / name
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        import pytest
+        pytest.fail(f"{name} not found at {path}: build the project first, or set "
+                    f"PORTHOLE_BIN_DIR to the folder holding portholed and porthole",
+                    pytrace=False)
+    return path
+
+
+def clean_env(home: Path | None = None) -> dict[str, str]:
+    """The environment for child processes: no proxy variables (so nothing can be
+    sent to a proxy off this machine) and, if given, a private HOME."""
+    env = {k: v for k, v in os.environ.items() if k not in _PROXY_VARS}
+    env["NO_PROXY"] = env["no_proxy"] = "*"
+    if home is not None:
+        home.mkdir(parents=True, exist_ok=True)
+        env["HOME"] = str(home)
+    return env
+
+
+# --------------------------------------------------------------------------
+# Registry of what the current test started (stopped at teardown, logs shown
+# on failure: see conftest.py)
+# --------------------------------------------------------------------------
+
+_registry: list = []
+_registry_lock = threading.Lock()
+
+
+def register(obj) -> None:
+    """Registers something with .name, .log_text() and .stop()."""
+    with _registry_lock:
+        _registry.append(obj)
+
+
+def registered() -> list:
+    with _registry_lock:
+        return list(_registry)
+
+
+def reset_registry() -> None:
+    with _registry_lock:
+        _registry.clear()
+
+
+def stop_all() -> list[str]:
+    """Stops everything registered, newest first; returns the errors met."""
+    errors = []
+    for obj in reversed(registered()):
+        try:
+            obj.stop()
+        except Exception as e:  # keep stopping the others
+            errors.append(f"{obj.name}: {e!r}")
+    return errors
+
+
+# --------------------------------------------------------------------------
+# Process wrapper
+# --------------------------------------------------------------------------
+
+@dataclass
+class Line:
+    t: float       # seconds since the process started
+    stream: str    # "stdout" or "stderr"
+    text: str
+
+
+class Process:
+    """A program under test. Its output lines are captured by reader threads."""
+
+    def __init__(self, argv: Iterable, name: str | None = None,
+                 env: dict[str, str] | None = None, cwd: Path | None = None):
+        self.argv = [str(a) for a in argv]
+        self.name = name or Path(self.argv[0]).name
+        self._lines: list[Line] = []
+        self._cond = threading.Condition()
+        self._open_streams = 2
+        self._t0 = time.monotonic()
+        self.popen = subprocess.Popen(
+            self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, env=env, cwd=cwd)
+        self.pid = self.popen.pid
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.popen.stdout, "stdout"),
+                             name=f"{self.name}-stdout", daemon=True),
+            threading.Thread(target=self._read, args=(self.popen.stderr, "stderr"),
+                             name=f"{self.name}-stderr", daemon=True),
+        ]
+        for r in self._readers:
+            r.start()
+        register(self)
+
+    # -- capture ------------------------------------------------------------
+
+    def _read(self, pipe, stream: str) -> None:
+        try:
+            for raw in iter(pipe.readline, b""):
+                text = raw.decode("utf-8", "replace").rstrip("\r\n")
+                with self._cond:
+                    self._lines.append(Line(time.monotonic() - self._t0, stream, text))
+                    self._cond.notify_all()
+        finally:
+            with self._cond:
+                self._open_streams -= 1
+                self._cond.notify_all()
+
+    def lines(self, stream: str | None = None, since: int = 0) -> list[str]:
+        with self._cond:
+            return [l.text for l in self._lines[since:] if stream in (None, l.stream)]
+
+    def text(self, stream: str | None = None) -> str:
+        return "\n".join(self.lines(stream))
+
+    def mark(self) -> int:
+        """A position in the captured output; pass it as since= to wait_for."""
+        with self._cond:
+            return len(self._lines)
+
+    def log_text(self) -> str:
+        with self._cond:
+            body = "\n".join(f"{l.t:8.3f} {l.stream[3]} | {l.text}" for l in self._lines)
+        rc = self.popen.poll()
+        state = "running" if rc is None else f"exited with code {rc}"
+        return f"$ {' '.join(self.argv)}\n({state})\n{body}\n"
+
+    def _tail(self, n: int = 60) -> str:
+        with self._cond:
+            tail = self._lines[-n:]
+        return "\n".join(f"  {l.stream[3]} | {l.text}" for l in tail) or "  (no output)"
+
+    # -- waiting --------------------------------------------------------------
+
+    def wait_for_all(self, pattern: str, count: int, timeout: float = 10.0,
+                     since: int = 0, stream: str | None = None) -> list[re.Match]:
+        """Waits until `count` lines after `since` match `pattern` (re.search).
+        Fails at once if the process has exited and its output is all read."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                found = []
+                for l in self._lines[since:]:
+                    if stream in (None, l.stream):
+                        m = rx.search(l.text)
+                        if m:
+                            found.append(m)
+                            if len(found) == count:
+                                return found
+                if self._open_streams == 0:
+                    self.popen.wait()
+                    raise WaitTimeout(
+                        f"{self.name} exited (code {self.popen.returncode}) before printing "
+                        f"{count} line(s) matching /{pattern}/ (saw {len(found)}); its output:\n"
+                        f"{self._tail()}")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise WaitTimeout(
+                        f"no {count} line(s) matching /{pattern}/ from {self.name} within "
+                        f"{timeout:g}s (saw {len(found)}); its last output:\n{self._tail()}")
+                self._cond.wait(min(remaining, 0.5))
+
+    def wait_for(self, pattern: str, timeout: float = 10.0, since: int = 0,
+                 stream: str | None = None) -> re.Match:
+        return self.wait_for_all(pattern, 1, timeout, since, stream)[0]
+
+    def wait_exit(self, timeout: float = EXIT_TIMEOUT) -> int:
+        """Waits for the process to exit by itself and for its output to be read."""
+        try:
+            rc = self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise WaitTimeout(f"{self.name} still running after {timeout:g}s; "
+                              f"its last output:\n{self._tail()}") from None
+        for r in self._readers:
+            r.join(5)
+        return rc
+
+    @property
+    def running(self) -> bool:
+        return self.popen.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.poll()
+
+    # -- stopping -------------------------------------------------------------
+
+    def kill(self) -> None:
+        """SIGKILL, as in a crash."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGKILL)
+        self.popen.wait(10)
+        for r in self._readers:
+            r.join(5)
+
+    def stop(self, grace: float = 5.0) -> None:
+        """SIGTERM, then SIGKILL after `grace` seconds."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.popen.send_signal(signal.SIGKILL)
+                self.popen.wait(10)
+        for r in self._readers:
+            r.join(5)
+
+
+# --------------------------------------------------------------------------
+# portholed and porthole
+# --------------------------------------------------------------------------
+
+_ADDR = r"(?P<host>\[[^\]]*\]|[^\s\[\]]+?):(?P<port>\d+)"
+
+
+@dataclass
+class Server:
+    proc: Process
+    state_dir: Path
+    domain: str
+    http_port: int
+    https_port: int
+    tunnel_port: int
+    ca: Path
+    extra_args: list[str] = field(default_factory=list)
+
+    @property
+    def tunnel_addr(self) -> str:
+        return f"127.0.0.1:{self.tunnel_port}"
+
+    def url(self, sub: str, scheme: str = "http") -> str:
+        port = self.http_port if scheme == "http" else self.https_port
+        return f"{scheme}://{sub}.{self.domain}:{port}"
+
+
+def start_server(*extra: str, state_dir: Path, home: Path, domain: str = DOMAIN,
+                 http_addr: str = "127.0.0.1:0", https_addr: str = "127.0.0.1:0",
+                 tunnel_addr: str = "127.0.0.1:0", dev: bool = True,
+                 authtokens: list[str] | None = None, name: str = "portholed",
+                 timeout: float = STARTUP_TIMEOUT) -> Server:
+    """Starts portholed, waits for `portholed ready` and reads its ports from its log."""
+    argv = [binary("portholed")]
+    if dev:
+        argv.append("--dev")
+    argv += ["--domain", domain, "--state-dir", state_dir,
+             "--http-addr", http_addr, "--https-addr", https_addr,
+             "--tunnel-addr", tunnel_addr, "--log", "stderr", "--log-level", LOG_LEVEL]
+    if authtokens is not None:
+        tokens_file = state_dir.parent / f"{name}-authtokens.txt"
+        tokens_file.write_text("".join(t + "\n" for t in authtokens))
+        argv += ["--authtokens", tokens_file]
+    argv += list(extra)
+    proc = Process(argv, name=name, env=clean_env(home))
+    proc.wait_for(r"portholed ready", timeout)
+
+    def port_of(what: str) -> int | None:
+        rx = re.compile(rf"listening for {what} on {_ADDR}")
+        for text in proc.lines():
+            m = rx.search(text)
+            if m:
+                return int(m["port"])
+        return None
+
+    tunnel_port = port_of("tunnel clients")
+    http_port = port_of("public http")
+    https_port = port_of("public https")
+    if tunnel_port is None or http_port is None:
+        raise WaitTimeout("portholed said it was ready but did not log "
+                          "'listening for tunnel clients on ...' and 'listening for public http "
+                          f"on ...'; its output:\n{proc._tail()}")
+    if https_port is None:  # one listener for tunnel clients and public https
+        https_port = tunnel_port
+    ca = state_dir / "ca.pem"
+    if dev:
+        m = re.search(r"dev CA certificate: (\S+)", proc.text())
+        if m:
+            ca = Path(m[1])
+    return Server(proc, state_dir, domain, http_port, https_port, tunnel_port, ca, list(extra))
+
+
+TUNNEL_UP = r"tunnel up: (?P<url>\S+) -> (?P<local>\S+)"
+
+
+@dataclass
+class Client:
+    proc: Process
+    urls: list[str]
+    locals: list[str]
+
+    def url(self, scheme: str = "http") -> str:
+        for u in self.urls:
+            if u.startswith(scheme + "://"):
+                return u
+        raise AssertionError(f"no {scheme} URL among {self.urls}")
+
+
+def expected_up_lines(mode: str, args: Iterable[str]) -> int:
+    if mode == "tcp":
+        return 1
+    args = list(args)
+    proto = "http+https"
+    for i, a in enumerate(args):
+        if a == "--proto" and i + 1 < len(args):
+            proto = args[i + 1]
+        elif a.startswith("--proto="):
+            proto = a.split("=", 1)[1]
+    return len(proto.split("+"))
+
+
+def start_client(mode: str, target: str | int, *args: str, server_addr: str, trust_ca: Path | None,
+                 home: Path, authtoken: str | None = None, wait_up: bool = True,
+                 name: str = "porthole", timeout: float = TUNNEL_UP_TIMEOUT) -> Client:
+    """Starts `porthole <mode> <target> <args>` and, if wait_up, waits for its
+    `tunnel up:` lines (one per public URL) and returns their URLs."""
+    argv = [binary("porthole"), "--server-addr", server_addr, "--log", "stderr",
+            "--log-level", LOG_LEVEL]
+    if trust_ca is not None:
+        argv += ["--trust-ca", trust_ca]
+    if authtoken is not None:
+        argv += ["--authtoken", authtoken]
+    argv += [mode, str(target), *args]
+    proc = Process(argv, name=name, env=clean_env(home))
+    if not wait_up:
+        return Client(proc, [], [])
+    n = expected_up_lines(mode, args)
+    ms = proc.wait_for_all(TUNNEL_UP, n, timeout)
+    return Client(proc, [m["url"] for m in ms], [m["local"] for m in ms])
+
+
+# --------------------------------------------------------------------------
+# Ports
+# --------------------------------------------------------------------------
+
+def os_port(host: str = "127.0.0.1") -> int:
+    """A port the OS says is free now (bound to port 0 and released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def os_port_range(n: int, attempts: int = 50) -> int:
+    """The first of n consecutive ports that are all free now; the first one is
+    chosen by the OS."""
+    for _ in range(attempts):
+        socks = []
+        try:
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+            low = s.getsockname()[1]
+            if low + n - 1 > 65535:
+                continue
+            for p in range(low + 1, low + n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+            return low
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError(f"found no {n} consecutive free ports")
+
+
+def dead_port() -> socket.socket:
+    """A socket bound to a loopback port but not listening: connections to that
+    port are refused, and no one else can take it while the socket is open."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    return s
+
+
+# --------------------------------------------------------------------------
+# Deterministic data
+# --------------------------------------------------------------------------
+
+_data_cache: dict[tuple[int, int], bytes] = {}
+
+
+def deterministic_bytes(n: int, seed: int = 0) -> bytes:
+    key = (n, seed)
+    if key not in _data_cache:
+        _data_cache[key] = random.Random(f"porthole-{seed}").randbytes(n)
+    return _data_cache[key]
+
+
+# --------------------------------------------------------------------------
+# curl
+# --------------------------------------------------------------------------
+
+@dataclass
+class CurlResult:
+    returncode: int
+    status: int
+    headers: dict[str, list[str]]   # lower-cased names, of the last response
+    body: bytes
+    stderr: str
+
+    def header(self, name: str) -> str | None:
+        v = self.headers.get(name.lower())
+        return v[-1] if v else None
+
+
+def curl(url: str, *args: str, cacert: Path | None = None, timeout: float = 60.0,
+         resolve_to: str = "127.0.0.1") -> CurlResult:
+    """Runs curl against url, pinning its host to loopback with --resolve."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    with tempfile.TemporaryDirectory(prefix="curl-") as d:
+        body_file = Path(d) / "body"
+        head_file = Path(d) / "head"
+        argv = ["curl", "-q", "-sS", "--noproxy", "*", "--max-time", str(timeout),
+                "--resolve", f"{parts.hostname}:{port}:{resolve_to}",
+                "-o", body_file, "-D", head_file, "-w", "%{http_code}"]
+        if cacert is not None:
+            argv += ["--cacert", cacert]
+        argv += [*args, url]
+        p = subprocess.run([str(a) for a in argv], capture_output=True,
+                           env=clean_env(Path(d) / "home"), timeout=timeout + 15)
+        body = body_file.read_bytes() if body_file.exists() else b""
+        head = head_file.read_text("latin-1") if head_file.exists() else ""
+    headers: dict[str, list[str]] = {}
+    # -D holds every response (100 Continue, ...): keep the last one's headers.
+    blocks = [b for b in re.split(r"\r?\n\r?\n", head) if b.strip()]
+    if blocks:
+        for line in blocks[-1].splitlines()[1:]:
+            if ":" in line:
+                k, v = line.split(":", 1)
+                headers.setdefault(k.strip().lower(), []).append(v.strip())
+    try:
+        status = int(p.stdout.decode().strip() or 0)
+    except ValueError:
+        status = 0
+    return CurlResult(p.returncode, status, headers, body, p.stderr.decode("utf-8", "replace"))
+
+
+# --------------------------------------------------------------------------
+# A raw HTTP/1.1 client on one connection
+# --------------------------------------------------------------------------
+
+@dataclass
+class Response:
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        for k, v in reversed(self.headers):
+            if k.lower() == name.lower():
+                return v
+        return None
+
+
+class RawHTTP:
+    """One TCP connection to 127.0.0.1:port; requests are written as given and
+    responses read strictly, so a test sees whether the connection is kept."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 30.0,
+                 sock: socket.socket | None = None):
+        self.sock = sock or socket.create_connection((host, port), timeout=timeout)
+        self.sock.settimeout(timeout)
+        self.buf = b""
+        self.local_addr = self.sock.getsockname()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def request(self, method: str, path: str, headers: list[tuple[str, str]] | dict,
+                body: bytes = b"") -> Response:
+        if isinstance(headers, dict):
+            headers = list(headers.items())
+        head = f"{method} {path} HTTP/1.1\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in headers)
+        if body or method in ("POST", "PUT"):
+            head += f"Content-Length: {len(body)}\r\n"
+        head += "\r\n"
+        self.send(head.encode("latin-1") + body)
+        return self.read_response(method)
+
+    def _fill(self) -> bool:
+        data = self.sock.recv(65536)
+        if not data:
+            return False
+        self.buf += data
+        return True
+
+    def _read_line(self) -> bytes:
+        while b"\r\n" not in self.buf:
+            if not self._fill():
+                raise ConnectionError(f"connection closed by the server "
+                                      f"(unread: {self.buf[:200]!r})")
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _read_exact(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            if not self._fill():
+                raise ConnectionError(f"connection closed with {n - len(self.buf)} "
+                                      "body bytes missing")
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def read_response(self, method: str = "GET") -> Response:
+        while True:
+            status_line = self._read_line().decode("latin-1")
+            m = re.match(r"HTTP/1\.[01] (\d{3}) ?(.*)", status_line)
+            if not m:
+                raise AssertionError(f"not an HTTP status line: {status_line!r}")
+            status, reason = int(m[1]), m[2]
+            headers = []
+            while True:
+                line = self._read_line().decode("latin-1")
+                if not line:
+                    break
+                k, _, v = line.partition(":")
+                headers.append((k.strip(), v.strip()))
+            if 100 <= status < 200 and status != 101:
+                continue  # interim response
+            break
+        resp = Response(status, reason, headers, b"")
+        te = (resp.header("Transfer-Encoding") or "").lower()
+        cl = resp.header("Content-Length")
+        if method == "HEAD" or status in (204, 304) or status == 101:
+            return resp
+        if "chunked" in te:
+            chunks = []
+            while True:
+                size = int(self._read_line().split(b";")[0].strip(), 16)
+                if size == 0:
+                    while self._read_line():
+                        pass
+                    break
+                chunks.append(self._read_exact(size))
+                self._read_line()
+            resp.body = b"".join(chunks)
+        elif cl is not None:
+            resp.body = self._read_exact(int(cl))
+        else:
+            while self._fill():
+                pass
+            resp.body, self.buf = self.buf, b""
+        return resp
+
+    def closed_by_peer(self, timeout: float) -> bool:
+        """True if the server closes the connection within timeout."""
+        return wait_closed(self.sock, timeout)
+
+
+def wait_closed(sock: socket.socket, timeout: float, max_bytes: int = 1 << 20) -> bool:
+    """Reads and discards until the peer closes (True) or timeout (False)."""
+    import ssl
+    deadline = time.monotonic() + timeout
+    got = 0
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        sock.settimeout(remaining)
+        try:
+            data = sock.recv(65536)
+        except TimeoutError:
+            return False
+        except (ConnectionError, ssl.SSLError):
+            return True  # reset, or TLS stream cut without close_notify
+        if not data:
+            return True
+        got += len(data)
+        if got > max_bytes:
+            return False
+
+
+def basic_auth(user: str, password: str) -> str:
+    import base64
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+# --------------------------------------------------------------------------
+# TLS files made with the openssl CLI
+# --------------------------------------------------------------------------
+
+def make_tls_files(d: Path) -> dict[str, Path]:
+    """A CA and a server certificate for localhost and 127.0.0.1, made with openssl
+    into d: {"ca": ca.pem, "cert": server.pem, "key": server.key}."""
+    d.mkdir(parents=True, exist_ok=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    (d / "server.ext").write_text(
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+        "basicConstraints=critical,CA:FALSE\n"
+        "keyUsage=critical,digitalSignature\n"
+        "extendedKeyUsage=serverAuth\n"
+        "subjectKeyIdentifier=hash\n"
+        "authorityKeyIdentifier=keyid,issuer\n")
+    cmds = [
+        ["openssl", "req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+         "-subj", "/CN=scripted ngrokd test CA",
+         "-addext", "basicConstraints=critical,CA:TRUE",
+         "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+        ["openssl", "req", *ec, "-keyout", "server.key", "-out", "server.csr",
+         "-subj", "/CN=localhost"],
+        ["openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+         "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "server.ext"],
+    ]
+    for cmd in cmds:
+        p = subprocess.run(cmd, cwd=d, capture_output=True, text=True, timeout=30,
+                           env=clean_env(d / "home"))
+        assert p.returncode == 0, f"{' '.join(cmd)}:\n{p.stderr}"
+    return {"ca": d / "ca.pem", "cert": d / "server.pem", "key": d / "server.key"}
