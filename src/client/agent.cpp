@@ -8,6 +8,8 @@
 #include <spdlog/spdlog.h>
 #include <sys/utsname.h>
 
+#include <charconv>
+
 #include "http/forwarding.h"
 #include "net/address.h"
 #include "net/frame_io.h"
@@ -64,6 +66,9 @@ struct agent::session {
   std::unique_ptr<net::tls_stream> stream;
   net::frame_reader reader;
   clock::time_point last_pong = clock::now();
+  std::map<std::string, std::size_t> by_req_id;  ///< ReqId -> index of the tunnel asked for
+  bool was_up = false;                           ///< a tunnel came up on this connection
+  std::optional<agent_result> fatal;             ///< why the client must stop, if it must
 };
 
 agent::agent(asio::io_context& ioc, client_config cfg)
@@ -169,12 +174,11 @@ asio::awaitable<std::optional<agent_result>> agent::serve_once(bool& was_up) {
                resp->ext ? " (porthole " + resp->ext->version + ")" : " (ngrok 1.x protocol)");
 
   // Ask for every tunnel at once, as the protocol allows.
-  std::map<std::string, std::size_t> by_req_id;
   std::string requests;
   for (std::size_t i = 0; i < cfg_.tunnels.size(); ++i) {
     const tunnel_spec& t = cfg_.tunnels[i];
     proto::req_tunnel req{random_req_id(), t.protocol, t.hostname, t.subdomain, t.http_auth, t.remote_port};
-    by_req_id[req.req_id] = i;
+    s.by_req_id[req.req_id] = i;
     requests += proto::encode_framed(req);
   }
   if (auto [wec, n] = co_await asio::async_write(*s.stream, asio::buffer(requests), net::use_nothrow); wec) {
@@ -183,49 +187,55 @@ asio::awaitable<std::optional<agent_result>> agent::serve_once(bool& was_up) {
   }
 
   current_ = &s;
-  std::optional<agent_result> fatal;
-  auto read_loop = [&]() -> asio::awaitable<void> {
-    for (;;) {
-      auto [ec, msg] = co_await s.reader.read(*s.stream);
-      if (ec) {
-        if (!stopped_) {
-          spdlog::warn("lost connection to server {}: {}", server, ec.message());
-        }
-        co_return;
-      }
-      if (auto* nt = std::get_if<proto::new_tunnel>(&msg)) {
-        if (!nt->error.empty()) {
-          fatal = agent_result{1, "the server refused a tunnel: " + nt->error};
-          co_return;
-        }
-        auto it = by_req_id.find(nt->req_id);
-        if (it == by_req_id.end()) {
-          spdlog::warn("server sent NewTunnel for unknown request {}; ignored", nt->req_id);
-          continue;
-        }
-        tunnel_spec& t = cfg_.tunnels[it->second];
-        url_to_tunnel_[nt->url] = it->second;
-        if (t.protocol == "tcp" && t.remote_port == 0) {
-          // Ask for the same port after a reconnect.
-          if (auto colon = nt->url.rfind(':'); colon != std::string::npos) {
-            t.remote_port = static_cast<std::uint16_t>(std::stoi(nt->url.substr(colon + 1)));
-          }
-        }
-        was_up = true;
-        spdlog::info("tunnel up: {} -> {}", nt->url, t.local_addr());
-      } else if (std::holds_alternative<proto::req_proxy>(msg)) {
-        net::spawn(ioc_.get_executor(), proxy_connection(), "proxy connection");
-      } else if (std::holds_alternative<proto::pong>(msg)) {
-        s.last_pong = clock::now();
-      } else {
-        spdlog::debug("ignoring {} from the server", proto::type_name(msg));
-      }
-    }
-  };
-  co_await (read_loop() || ping_loop(s));
+  co_await (read_loop(s) || ping_loop(s));
   current_ = nullptr;
   net::close_stream(*s.stream);
-  co_return fatal;
+  was_up = s.was_up;
+  co_return s.fatal;
+}
+
+asio::awaitable<void> agent::read_loop(session& s) {
+  const std::string server = server_host_ + ":" + server_port_;
+  for (;;) {
+    auto [ec, msg] = co_await s.reader.read(*s.stream);
+    if (ec) {
+      if (!stopped_) {
+        spdlog::warn("lost connection to server {}: {}", server, ec.message());
+      }
+      co_return;
+    }
+    if (auto* nt = std::get_if<proto::new_tunnel>(&msg)) {
+      if (!nt->error.empty()) {
+        s.fatal = agent_result{1, "the server refused a tunnel: " + nt->error};
+        co_return;
+      }
+      auto it = s.by_req_id.find(nt->req_id);
+      if (it == s.by_req_id.end()) {
+        spdlog::warn("server sent NewTunnel for unknown request {}; ignored", nt->req_id);
+        continue;
+      }
+      tunnel_spec& t = cfg_.tunnels[it->second];
+      url_to_tunnel_[nt->url] = it->second;
+      if (t.protocol == "tcp" && t.remote_port == 0) {
+        // Ask for the same port after a reconnect.
+        const std::string_view url = nt->url;
+        std::uint16_t port = 0;
+        const auto colon = url.rfind(':');
+        if (colon != std::string_view::npos &&
+            std::from_chars(url.data() + colon + 1, url.data() + url.size(), port).ec == std::errc{}) {
+          t.remote_port = port;
+        }
+      }
+      s.was_up = true;
+      spdlog::info("tunnel up: {} -> {}", nt->url, t.local_addr());
+    } else if (std::holds_alternative<proto::req_proxy>(msg)) {
+      net::spawn(ioc_.get_executor(), proxy_connection(), "proxy connection");
+    } else if (std::holds_alternative<proto::pong>(msg)) {
+      s.last_pong = clock::now();
+    } else {
+      spdlog::debug("ignoring {} from the server", proto::type_name(msg));
+    }
+  }
 }
 
 asio::awaitable<void> agent::ping_loop(session& s) {

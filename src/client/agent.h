@@ -42,6 +42,7 @@ class agent {
   net::asio::awaitable<std::tuple<net::error_code, std::unique_ptr<net::tls_stream>>> connect();
   net::asio::awaitable<std::optional<agent_result>> serve_once(bool& was_up);
   net::asio::awaitable<void> proxy_connection();
+  net::asio::awaitable<void> read_loop(session& s);
   net::asio::awaitable<void> ping_loop(session& s);
   const tunnel_spec* find_tunnel(const std::string& url) const;
 
