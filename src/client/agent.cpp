@@ -92,7 +92,8 @@ asio::awaitable<agent_result> agent::run() {
   auto delay = cfg_.reconnect_min;
   for (;;) {
     bool was_up = false;
-    if (auto fatal = co_await serve_once(was_up)) {
+    const std::optional<agent_result> fatal = co_await serve_once(was_up);
+    if (fatal) {
       co_return *fatal;
     }
     if (stopped_) {
@@ -149,8 +150,9 @@ asio::awaitable<std::optional<agent_result>> agent::serve_once(bool& was_up) {
   auth.client_id = client_id_;
   auth.ext = proto::extensions{PORTHOLE_VERSION, cfg_.pool_size, {}};
   std::string auth_frame = proto::encode_framed(auth);
-  if (const net::error_code wec = co_await net::write_message(*s.stream, std::move(auth_frame)); wec) {
-    spdlog::warn("lost connection to server {}: {}", server, wec.message());
+  const net::error_code auth_ec = co_await net::write_message(*s.stream, std::move(auth_frame));
+  if (auth_ec) {
+    spdlog::warn("lost connection to server {}: {}", server, auth_ec.message());
     co_return std::nullopt;
   }
   asio::steady_timer timer(ioc_, cfg_.auth_timeout);
@@ -181,7 +183,8 @@ asio::awaitable<std::optional<agent_result>> agent::serve_once(bool& was_up) {
     s.by_req_id[req.req_id] = i;
     requests += proto::encode_framed(req);
   }
-  if (auto [wec, n] = co_await asio::async_write(*s.stream, asio::buffer(requests), net::use_nothrow); wec) {
+  auto [wec, written] = co_await asio::async_write(*s.stream, asio::buffer(requests), net::use_nothrow);
+  if (wec) {
     spdlog::warn("lost connection to server {}: {}", server, wec.message());
     co_return std::nullopt;
   }
@@ -241,7 +244,8 @@ asio::awaitable<void> agent::read_loop(session& s) {
 asio::awaitable<void> agent::ping_loop(session& s) {
   const std::string ping_frame = proto::encode_framed(proto::ping{});
   for (;;) {
-    if (co_await stopping_.wait_until(clock::now() + cfg_.ping_interval)) {
+    const bool stop = co_await stopping_.wait_until(clock::now() + cfg_.ping_interval);
+    if (stop) {
       co_return;
     }
     const auto sent = clock::now();
@@ -249,7 +253,8 @@ asio::awaitable<void> agent::ping_loop(session& s) {
     if (ec) {
       co_return;
     }
-    if (co_await stopping_.wait_until(sent + cfg_.pong_timeout)) {
+    const bool stop_waiting = co_await stopping_.wait_until(sent + cfg_.pong_timeout);
+    if (stop_waiting) {
       co_return;
     }
     if (s.last_pong < sent) {

@@ -24,8 +24,10 @@ class frame_reader {
   /// Reads one message. On error the stream is no longer usable.
   template <class Stream>
   asio::awaitable<std::tuple<error_code, proto::message>> read(Stream& stream) {
-    if (auto ec = co_await fill(stream, proto::frame_header_size)) {
-      co_return std::tuple{ec, proto::message{}};
+    // co_await is kept out of if conditions: GCC 12 miscompiles some of them.
+    const error_code header_ec = co_await fill(stream, proto::frame_header_size);
+    if (header_ec) {
+      co_return std::tuple{header_ec, proto::message{}};
     }
     std::array<unsigned char, proto::frame_header_size> header;
     std::memcpy(header.data(), buffer_.data(), header.size());
@@ -33,8 +35,9 @@ class frame_reader {
     if (!length) {
       co_return std::tuple{length.error(), proto::message{}};
     }
-    if (auto ec = co_await fill(stream, proto::frame_header_size + *length)) {
-      co_return std::tuple{ec, proto::message{}};
+    const error_code body_ec = co_await fill(stream, proto::frame_header_size + *length);
+    if (body_ec) {
+      co_return std::tuple{body_ec, proto::message{}};
     }
     auto msg = proto::decode(std::string_view(buffer_).substr(proto::frame_header_size, *length));
     buffer_.erase(0, proto::frame_header_size + *length);

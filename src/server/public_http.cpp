@@ -85,7 +85,8 @@ class public_http_session {
         co_return finish();
       }
       if (r.consumed == 0 && !r.head_complete && !r.message_complete) {
-        if (!co_await flush_to_proxy()) {
+        const bool ok = co_await flush_to_proxy();
+        if (!ok) {
           co_return finish();
         }
         if (in_.empty() && req_.at_message_start()) {
@@ -113,7 +114,8 @@ class public_http_session {
       if (r.head_complete) {
         header_done_ = true;
         head_started_.reset();
-        if (!co_await on_head(std::string_view(in_).substr(0, r.consumed), close_after)) {
+        const bool ok = co_await on_head(std::string_view(in_).substr(0, r.consumed), close_after);
+        if (!ok) {
           co_return finish();
         }
       } else if (!discard_) {
@@ -129,7 +131,8 @@ class public_http_session {
         if (forwarded_upgrade_) {
           // What follows an upgrade request is HTTP only if the backend refuses it.
           forwarded_upgrade_ = false;
-          if (!co_await flush_to_proxy()) {
+          const bool ok = co_await flush_to_proxy();
+          if (!ok) {
             co_return finish();
           }
           co_await wait_answered();
@@ -138,15 +141,19 @@ class public_http_session {
           }
         }
         if (!req_.head().keep_alive) {
-          if (!co_await flush_to_proxy()) {
+          const bool ok = co_await flush_to_proxy();
+          if (!ok) {
             co_return finish();
           }
           co_await wait_answered();
           co_return finish();
         }
       }
-      if (out_.size() >= flush_threshold && !co_await flush_to_proxy()) {
-        co_return finish();
+      if (out_.size() >= flush_threshold) {
+        const bool flushed = co_await flush_to_proxy();
+        if (!flushed) {
+          co_return finish();
+        }
       }
     }
   }
@@ -189,7 +196,8 @@ class public_http_session {
       tunnel_ = t;
       // The response pump starts reading only after this coroutine next
       // suspends, by which time expect() below has run.
-      if (!co_await start_proxy(t)) {
+      const bool ok = co_await start_proxy(t);
+      if (!ok) {
         co_return false;
       }
     }
@@ -245,7 +253,8 @@ class public_http_session {
     out_ += in_;
     in_.clear();
     for (;;) {
-      if (!co_await flush_to_proxy()) {
+      const bool ok = co_await flush_to_proxy();
+      if (!ok) {
         co_return finish();
       }
       auto [ec, n] = co_await read_more(public_, out_);
@@ -259,8 +268,15 @@ class public_http_session {
     }
   }
 
-  // Waits until every forwarded request is answered, or the upgrade is decided.
+  // Waits until every forwarded request is answered, or the upgrade is
+  // decided. What is still buffered for the proxy goes out first: a
+  // pipelined request waiting there would otherwise never be answered.
   asio::awaitable<void> wait_answered() {
+    const bool ok = co_await flush_to_proxy();
+    if (!ok) {
+      closed_ = true;
+      co_return;
+    }
     while (pending_ > 0 && !closed_ && !switched_) {
       co_await answered_.wait_until(clock::time_point::max());
     }

@@ -353,6 +353,17 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
   if (auto it = sessions_.find(client_id); it != sessions_.end() && it->second.lock() == session) {
     sessions_.erase(it);
   }
+  net::spawn(ioc_.get_executor(), forget_client_later(client_id), "client " + client_id);
+}
+
+// A client id stays bound to its token while its URLs are held, then is
+// forgotten, so the table does not grow with every client ever seen.
+asio::awaitable<void> server::forget_client_later(std::string client_id) {
+  asio::steady_timer grace(ioc_, cfg_.reconnect_grace);
+  co_await grace.async_wait(net::use_nothrow);
+  if (!find_session(client_id)) {
+    client_tokens_.erase(client_id);
+  }
 }
 
 std::shared_ptr<control_session> server::find_session(std::string_view client_id) const {
@@ -374,6 +385,10 @@ std::shared_ptr<tunnel> server::find_http_tunnel(std::string_view scheme, std::s
 
 std::vector<proto::new_tunnel> server::open_tunnels(const std::shared_ptr<control_session>& session,
                                                     const proto::req_tunnel& req) {
+  if (session->tunnels().size() >= cfg_.max_tunnels_per_client) {
+    return {refusal("Too many tunnels: this server allows " + std::to_string(cfg_.max_tunnels_per_client) +
+                    " per client.")};
+  }
   const std::vector<std::string> protocols = split_protocols(req.protocol);
   for (const std::string& p : protocols) {
     if (p != "http" && p != "https" && p != "tcp") {

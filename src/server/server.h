@@ -71,6 +71,7 @@ class server {
   std::optional<proto::new_tunnel> open_tcp_tunnel(const std::shared_ptr<control_session>& session,
                                                    const proto::req_tunnel& req);
   bool token_ok(std::string_view token) const;
+  net::asio::awaitable<void> forget_client_later(std::string client_id);
 
   net::asio::io_context& ioc_;
   server_config cfg_;
