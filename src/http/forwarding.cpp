@@ -1,5 +1,7 @@
 #include "http/forwarding.h"
 
+#include "http/ascii.h"
+
 #include <openssl/crypto.h>
 
 #include <array>
@@ -9,22 +11,6 @@
 namespace porthole::http {
 
 namespace {
-
-char ascii_lower(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) {
-    return false;
-  }
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (ascii_lower(a[i]) != ascii_lower(b[i])) {
-      return false;
-    }
-  }
-  return true;
-}
 
 bool is_ows(char c) {
   return c == ' ' || c == '\t';

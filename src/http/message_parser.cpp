@@ -1,5 +1,7 @@
 #include "http/message_parser.h"
 
+#include "http/ascii.h"
+
 #include <algorithm>
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/http/basic_parser.hpp>
@@ -15,22 +17,6 @@ namespace {
 
 namespace beast_http = boost::beast::http;
 using boost::system::error_code;
-
-char ascii_lower(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) {
-    return false;
-  }
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (ascii_lower(a[i]) != ascii_lower(b[i])) {
-      return false;
-    }
-  }
-  return true;
-}
 
 std::optional<std::string_view> find_field(const std::vector<field>& fields,
                                            std::string_view name) {

@@ -124,4 +124,26 @@ asio::awaitable<void> control_session::heartbeat_watch() {
   }
 }
 
+asio::awaitable<std::unique_ptr<net::tls_stream>> start_proxy(std::shared_ptr<tunnel> t, std::string client_addr,
+                                                              std::string first_bytes,
+                                                              std::chrono::steady_clock::time_point deadline) {
+  const std::string start = proto::encode_framed(proto::start_proxy{t->url, std::move(client_addr)}) + first_bytes;
+  for (;;) {
+    auto session = t->session.lock();
+    if (!session || session->closed()) {
+      co_return nullptr;
+    }
+    auto conn = co_await session->pool().take(deadline);
+    if (!conn) {
+      co_return nullptr;
+    }
+    auto [ec, n] = co_await asio::async_write(*conn, asio::buffer(start), net::use_nothrow);
+    if (!ec) {
+      co_return conn;
+    }
+    spdlog::debug("{}: pooled proxy connection was stale ({}); taking another", t->url, ec.message());
+    net::close_stream(*conn);
+  }
+}
+
 }  // namespace porthole::server

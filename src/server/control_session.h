@@ -18,6 +18,15 @@ namespace porthole::server {
 
 class server;
 
+/// Takes a proxy connection from the pool of the client serving `t` and
+/// starts it: StartProxy{url, client_addr}, then `first_bytes`, in one write.
+/// A stale pooled connection fails that write and another is taken. nullptr
+/// if the client is gone or gives no connection before `deadline`.
+net::asio::awaitable<std::unique_ptr<net::tls_stream>> start_proxy(std::shared_ptr<tunnel> t,
+                                                                   std::string client_addr,
+                                                                   std::string first_bytes,
+                                                                   std::chrono::steady_clock::time_point deadline);
+
 class control_session : public std::enable_shared_from_this<control_session> {
  public:
   control_session(server& srv, std::unique_ptr<net::tls_stream> stream, net::frame_reader reader,

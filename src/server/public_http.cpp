@@ -196,7 +196,7 @@ class public_http_session {
       tunnel_ = t;
       // The response pump starts reading only after this coroutine next
       // suspends, by which time expect() below has run.
-      const bool ok = co_await start_proxy(t);
+      const bool ok = co_await open_proxy(t);
       if (!ok) {
         co_return false;
       }
@@ -207,31 +207,14 @@ class public_http_session {
     co_return true;
   }
 
-  // Takes a proxy connection from the client's pool and sends StartProxy with
-  // the first request's head in the same write. A stale pooled connection
-  // fails the write: drop it and take another.
-  asio::awaitable<bool> start_proxy(const std::shared_ptr<tunnel>& t) {
-    const auto deadline = clock::now() + cfg_.proxy_wait_timeout;
-    const std::string start = proto::encode_framed(proto::start_proxy{t->url, client_addr()});
-    for (int attempt = 0; attempt < 8; ++attempt) {
-      auto session = t->session.lock();
-      if (!session || session->closed()) {
-        break;
-      }
-      auto conn = co_await session->pool().take(deadline);
-      if (!conn) {
-        break;
-      }
-      std::string first = start + out_;
-      auto [ec, n] = co_await asio::async_write(*conn, asio::buffer(first), net::use_nothrow);
-      if (!ec) {
-        out_.clear();
-        proxy_ = std::move(conn);
-        proxy_ready_.notify();
-        co_return true;
-      }
-      spdlog::debug("{}: pooled proxy connection was stale ({}); taking another", t->url, ec.message());
-      net::close_stream(*conn);
+  // Starts a proxy connection with the first request's head in the same write.
+  asio::awaitable<bool> open_proxy(const std::shared_ptr<tunnel>& t) {
+    auto conn = co_await porthole::server::start_proxy(t, client_addr(), std::exchange(out_, {}),
+                                             clock::now() + cfg_.proxy_wait_timeout);
+    if (conn) {
+      proxy_ = std::move(conn);
+      proxy_ready_.notify();
+      co_return true;
     }
     out_.clear();
     co_await reply_local(502, "Bad Gateway",

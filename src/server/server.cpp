@@ -566,22 +566,8 @@ asio::awaitable<void> server::serve_tcp_tunnel(std::shared_ptr<tcp_endpoint> ep)
 asio::awaitable<void> server::proxy_tcp(std::shared_ptr<tunnel> t, tcp::socket public_conn) {
   active_guard counted(active_);
   const std::string peer = peer_of(public_conn);
-  const auto deadline = std::chrono::steady_clock::now() + cfg_.proxy_wait_timeout;
-  const std::string start = proto::encode_framed(proto::start_proxy{t->url, peer});
-  for (int attempt = 0; attempt < 8; ++attempt) {
-    auto session = t->session.lock();
-    if (!session || session->closed()) {
-      break;
-    }
-    auto conn = co_await session->pool().take(deadline);
-    if (!conn) {
-      break;
-    }
-    auto [ec, n] = co_await asio::async_write(*conn, asio::buffer(start), net::use_nothrow);
-    if (ec) {
-      net::close_stream(*conn);
-      continue;
-    }
+  auto conn = co_await start_proxy(t, peer, {}, std::chrono::steady_clock::now() + cfg_.proxy_wait_timeout);
+  if (conn) {
     const auto totals = co_await net::relay(public_conn, *conn, {}, cfg_.tcp_idle_timeout, true);
     spdlog::debug("{}: {} closed ({} bytes in, {} out)", t->url, peer, totals.near_to_tunnel, totals.tunnel_to_near);
     co_return;
