@@ -63,6 +63,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, m[1].encode())
         if m := re.fullmatch(r"/bytes/(\d+)", path):
             return self._send_bytes(int(m[1]))
+        if m := re.fullmatch(r"/close-delimited/(\d+)", path):
+            return self._send_until_close(int(m[1]))
         if path == "/headers":
             joined: dict[str, str] = {}
             for k, v in self.headers.items():
@@ -72,6 +74,26 @@ class _Handler(BaseHTTPRequestHandler):
                                "peer": self.client_address[0]}).encode()
             return self._send(200, body, "application/json")
         return self._send(404, f"backend has no {path}".encode())
+
+    def do_HEAD(self):
+        # The head GET /hello would get (Content-Length 5), and no body.
+        path = self.path.split("?", 1)[0]
+        status, length = (200, 5) if path == "/hello" else (404, 0)
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(length))
+        self.end_headers()
+
+    def _send_until_close(self, n: int) -> None:
+        # An HTTP/1.0 response with neither Content-Length nor chunking: the
+        # body ends where the connection does.
+        self.close_connection = True
+        self.wfile.write(b"HTTP/1.0 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                         b"Connection: close\r\n\r\n")
+        data = deterministic_bytes(n)
+        for pos in range(0, n, 65536):
+            self.wfile.write(data[pos:pos + 65536])
+        self.log_request(200)
 
     def _send_bytes(self, n: int) -> None:
         data = deterministic_bytes(n)
@@ -134,8 +156,9 @@ class _HTTPServer(ThreadingHTTPServer):
 
 
 class HTTPBackend:
-    """HTTP/1.1 keep-alive backend: GET /hello, GET /echo/<s>, GET /bytes/<n>
-    (chunked), GET /headers (JSON), POST /upload (JSON {length, sha256})."""
+    """HTTP/1.1 keep-alive backend: GET /hello (and HEAD /hello), GET /echo/<s>,
+    GET /bytes/<n> (chunked), GET /close-delimited/<n> (HTTP/1.0, body until the
+    connection closes), GET /headers (JSON), POST /upload (JSON {length, sha256})."""
 
     name = "http-backend"
 

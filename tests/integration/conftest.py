@@ -76,7 +76,9 @@ def server(start_portholed) -> harness.Server:
 @pytest.fixture
 def start_porthole(home: Path):
     """Factory: start_porthole(mode, target, *args, server=..., authtoken=None,
-    wait_up=True) -> harness.Client with the URLs of its `tunnel up:` lines."""
+    wait_up=True, env=None) -> harness.Client with the URLs of its `tunnel up:`
+    lines. env={"https_proxy": ..., "no_proxy": None} overrides the clean
+    environment (None removes a variable)."""
     counter = itertools.count(1)
 
     def start(mode: str, target, *args: str, server: harness.Server | None = None,

@@ -61,14 +61,22 @@ def binary(name: str) -> Path:
     return path
 
 
-def clean_env(home: Path | None = None) -> dict[str, str]:
+def clean_env(home: Path | None = None,
+              overrides: dict[str, str | None] | None = None) -> dict[str, str]:
     """The environment for child processes: no proxy variables (so nothing can be
-    sent to a proxy off this machine) and, if given, a private HOME."""
+    sent to a proxy off this machine) and, if given, a private HOME. Then each of
+    `overrides` is set, or removed if its value is None: a test that runs its own
+    proxy on loopback sets https_proxy and removes NO_PROXY and no_proxy."""
     env = {k: v for k, v in os.environ.items() if k not in _PROXY_VARS}
     env["NO_PROXY"] = env["no_proxy"] = "*"
     if home is not None:
         home.mkdir(parents=True, exist_ok=True)
         env["HOME"] = str(home)
+    for k, v in (overrides or {}).items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = v
     return env
 
 
@@ -362,9 +370,11 @@ def expected_up_lines(mode: str, args: Iterable[str]) -> int:
 
 def start_client(mode: str, target: str | int, *args: str, server_addr: str, trust_ca: Path | None,
                  home: Path, authtoken: str | None = None, wait_up: bool = True,
-                 name: str = "porthole", timeout: float = TUNNEL_UP_TIMEOUT) -> Client:
+                 name: str = "porthole", timeout: float = TUNNEL_UP_TIMEOUT,
+                 env: dict[str, str | None] | None = None) -> Client:
     """Starts `porthole <mode> <target> <args>` and, if wait_up, waits for its
-    `tunnel up:` lines (one per public URL) and returns their URLs."""
+    `tunnel up:` lines (one per public URL) and returns their URLs. `env`
+    overrides the clean environment (see clean_env; None removes a variable)."""
     argv = [binary("porthole"), "--server-addr", server_addr, "--log", "stderr",
             "--log-level", LOG_LEVEL]
     if trust_ca is not None:
@@ -372,7 +382,7 @@ def start_client(mode: str, target: str | int, *args: str, server_addr: str, tru
     if authtoken is not None:
         argv += ["--authtoken", authtoken]
     argv += [mode, str(target), *args]
-    proc = Process(argv, name=name, env=clean_env(home))
+    proc = Process(argv, name=name, env=clean_env(home, env))
     if not wait_up:
         return Client(proc, [], [])
     n = expected_up_lines(mode, args)

@@ -189,6 +189,19 @@ def test_scripted_ngrokd_tls_and_frames(tls_files):
         ngrok1.connect_tls(s.port, tls_files["ca"], "foo.example")
 
 
+def test_clean_env_drops_proxies_and_applies_overrides(tmp_path, monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    env = harness.clean_env(tmp_path / "home")
+    assert "HTTPS_PROXY" not in env and env["no_proxy"] == env["NO_PROXY"] == "*"
+    env = harness.clean_env(tmp_path / "home", {"https_proxy": "http://127.0.0.1:1",
+                                                "no_proxy": None, "NO_PROXY": None})
+    assert env["https_proxy"] == "http://127.0.0.1:1"
+    assert "no_proxy" not in env and "NO_PROXY" not in env and "HTTPS_PROXY" not in env
+    p = Process([sys.executable, "-c", "import os; print(os.environ.get('https_proxy'))"],
+                env=env)
+    p.wait_for(r"^http://127\.0\.0\.1:1$", timeout=10)
+
+
 def test_wait_closed_sees_server_close():
     srv = socket.create_server(("127.0.0.1", 0))
     c = socket.create_connection(srv.getsockname(), timeout=5)

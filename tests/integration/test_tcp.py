@@ -2,11 +2,13 @@
 
 import re
 import socket
+import threading
+import time
 from urllib.parse import urlsplit
 
 import pytest
 
-from backends import echo_through
+from backends import TCPEchoBackend, echo_through
 from harness import deterministic_bytes, os_port_range
 
 ONE_MIB = 1024 * 1024
@@ -69,3 +71,63 @@ def test_remote_port_in_use_is_refused_with_clear_message(tcp_server, tcp_range,
     assert re.search(rf"\b{taken}\b|in use|not available|unavailable", err, re.I), \
         f"stderr says neither port {taken} nor 'in use':\n{err}"
     assert "tunnel up:" not in client.proc.text()
+
+
+def test_remote_port_outside_range_is_refused_naming_the_range(tcp_server, tcp_range, tcp_echo,
+                                                               start_porthole):
+    low, high = tcp_range
+    outside = high + 1 if high < 65535 else low - 1
+    client = start_porthole("tcp", f"127.0.0.1:{tcp_echo.port}", "--remote-port", str(outside),
+                            server=tcp_server, wait_up=False)
+    assert client.proc.wait_exit() != 0
+    err = client.proc.text("stderr")
+    assert f"{low}-{high}" in err, f"stderr does not name the range {low}-{high}:\n{err}"
+    assert "tunnel up:" not in client.proc.text()
+
+
+def test_two_clients_get_distinct_ports_from_the_range(tcp_server, tcp_range, start_porthole):
+    backends = [TCPEchoBackend(), TCPEchoBackend()]
+    clients = [start_porthole("tcp", f"127.0.0.1:{b.port}", server=tcp_server) for b in backends]
+    ports = [tcp_port_of(c.url("tcp")) for c in clients]
+    assert ports[0] != ports[1], f"both clients got port {ports[0]}"
+    assert all(tcp_range[0] <= p <= tcp_range[1] for p in ports), (ports, tcp_range)
+    for i, port in enumerate(ports):
+        data = deterministic_bytes(64 * 1024, seed=10 + i)
+        assert echo_through(port, data) == data, f"client {i} on port {port}"
+    # Each port led to its own client's backend.
+    for b in backends:
+        assert "connection from" in b.log_text(), f"{b.name} on {b.port} saw no connection"
+
+
+def test_public_client_that_half_closes_still_gets_the_full_echo(tcp_server, tcp_echo,
+                                                                 start_porthole):
+    client = start_porthole("tcp", f"127.0.0.1:{tcp_echo.port}", server=tcp_server)
+    port = tcp_port_of(client.url("tcp"))
+    data = deterministic_bytes(ONE_MIB, seed=11)
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        errors: list[BaseException] = []
+
+        def send_then_half_close():
+            try:
+                s.sendall(data)
+                s.shutdown(socket.SHUT_WR)  # "that is all": the answer may still come
+            except BaseException as e:
+                errors.append(e)
+
+        sender = threading.Thread(target=send_then_half_close, daemon=True)
+        sender.start()
+        got = bytearray()
+        deadline = time.monotonic() + 30
+        while len(got) < len(data):
+            s.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                chunk = s.recv(1 << 16)
+            except (TimeoutError, ConnectionError):
+                break
+            if not chunk:
+                break
+            got += chunk
+        sender.join(10)
+    assert not errors, errors
+    assert len(got) == len(data), f"got {len(got)} of {len(data)} bytes back after half-close"
+    assert bytes(got) == data

@@ -1,0 +1,34 @@
+"""portholed stops cleanly on SIGTERM or SIGINT while a client has a tunnel up;
+the client notices and keeps trying to reconnect instead of exiting."""
+
+import signal
+import time
+
+import pytest
+
+from harness import curl
+
+STOP_WITHIN = 5.0  # seconds; the server drains connections for up to 2 s
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_server_exits_0_on_signal_and_client_keeps_reconnecting(sig, server, http_tunnel):
+    r = curl(f"{http_tunnel.url()}/hello")
+    assert (r.returncode, r.status, r.body) == (0, 200, b"hello"), r.stderr
+
+    before = http_tunnel.proc.mark()
+    t0 = time.monotonic()
+    server.proc.popen.send_signal(sig)
+    rc = server.proc.wait_exit(timeout=STOP_WITHIN)
+    elapsed = time.monotonic() - t0
+
+    assert rc == 0, f"portholed exited with {rc} on {sig.name}"
+    assert elapsed <= STOP_WITHIN
+    assert "shutting down" in server.proc.text().lower(), \
+        "portholed did not log that it is shutting down"
+
+    # The client says it lost the server, and retries (one failed attempt and
+    # a longer back-off later it is still there).
+    http_tunnel.proc.wait_for(r"lost connection to server", timeout=10, since=before)
+    http_tunnel.proc.wait_for_all(r"reconnecting", 2, timeout=15, since=before)
+    assert http_tunnel.proc.running, "the client exited when the server went away"
