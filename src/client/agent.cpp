@@ -314,7 +314,8 @@ asio::awaitable<void> agent::proxy_connection() {
     net::close_stream(*stream);
     co_return;
   }
-  co_await net::relay(local, *stream, reader.take_buffered(), cfg_.tcp_idle_timeout, false);
+  net::tls_channel tunnel(std::move(stream));
+  co_await net::relay(local, tunnel, reader.take_buffered(), cfg_.tcp_idle_timeout, true);
 }
 
 }  // namespace porthole::client

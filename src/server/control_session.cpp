@@ -124,7 +124,7 @@ asio::awaitable<void> control_session::heartbeat_watch() {
   }
 }
 
-asio::awaitable<std::unique_ptr<net::tls_stream>> start_proxy(std::shared_ptr<tunnel> t, std::string client_addr,
+asio::awaitable<std::unique_ptr<net::channel>> start_proxy(std::shared_ptr<tunnel> t, std::string client_addr,
                                                               std::string first_bytes,
                                                               std::chrono::steady_clock::time_point deadline) {
   const std::string start = proto::encode_framed(proto::start_proxy{t->url, std::move(client_addr)}) + first_bytes;
@@ -139,7 +139,7 @@ asio::awaitable<std::unique_ptr<net::tls_stream>> start_proxy(std::shared_ptr<tu
     }
     auto [ec, n] = co_await asio::async_write(*conn, asio::buffer(start), net::use_nothrow);
     if (!ec) {
-      co_return conn;
+      co_return std::make_unique<net::tls_channel>(std::move(conn));
     }
     spdlog::debug("{}: pooled proxy connection was stale ({}); taking another", t->url, ec.message());
     net::close_stream(*conn);

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "net/channel.h"
 #include "net/event.h"
 #include "net/frame_io.h"
 #include "net/stream.h"
@@ -22,7 +23,7 @@ class server;
 /// starts it: StartProxy{url, client_addr}, then `first_bytes`, in one write.
 /// A stale pooled connection fails that write and another is taken. nullptr
 /// if the client is gone or gives no connection before `deadline`.
-net::asio::awaitable<std::unique_ptr<net::tls_stream>> start_proxy(std::shared_ptr<tunnel> t,
+net::asio::awaitable<std::unique_ptr<net::channel>> start_proxy(std::shared_ptr<tunnel> t,
                                                                    std::string client_addr,
                                                                    std::string first_bytes,
                                                                    std::chrono::steady_clock::time_point deadline);

@@ -61,7 +61,7 @@ class public_http_session {
     done_ = true;
     net::close_stream(public_);
     if (proxy_) {
-      net::close_stream(*proxy_);
+      proxy_->close();
     }
   }
 
@@ -227,7 +227,7 @@ class public_http_session {
     if (out_.empty() || !proxy_) {
       co_return !closed_;
     }
-    auto [ec, n] = co_await asio::async_write(*proxy_, asio::buffer(out_), net::use_nothrow);
+    const net::error_code ec = co_await proxy_->write(asio::buffer(out_));
     out_.clear();
     co_return !ec;
   }
@@ -286,7 +286,7 @@ class public_http_session {
     closed_ = true;
     // Ends the response pump's read; run() closes both sides.
     if (proxy_) {
-      net::close_stream(*proxy_);
+      proxy_->close();
     }
     proxy_ready_.notify();
     answered_.notify();
@@ -304,7 +304,11 @@ class public_http_session {
     std::string rbuf;
     std::string wbuf;
     for (;;) {
-      auto [ec, n] = co_await read_more(*proxy_, rbuf);
+      co_await proxy_->wait_readable();
+      const std::size_t old = rbuf.size();
+      rbuf.resize(old + read_chunk);
+      auto [ec, n] = co_await proxy_->read_some(asio::buffer(rbuf.data() + old, read_chunk));
+      rbuf.resize(old + n);
       if (n > 0) {
         touch();
         std::size_t completed = 0;
@@ -428,7 +432,7 @@ class public_http_session {
   std::string client_ip_;
   http::request_parser req_;
   http::response_parser resp_;
-  std::unique_ptr<net::tls_stream> proxy_;
+  std::unique_ptr<net::channel> proxy_;
   std::shared_ptr<tunnel> tunnel_;
   std::string in_;   // public bytes not yet parsed
   std::string out_;  // bytes for the proxy, not yet written

@@ -568,7 +568,7 @@ asio::awaitable<void> server::proxy_tcp(std::shared_ptr<tunnel> t, tcp::socket p
   const std::string peer = peer_of(public_conn);
   auto conn = co_await start_proxy(t, peer, {}, std::chrono::steady_clock::now() + cfg_.proxy_wait_timeout);
   if (conn) {
-    const auto totals = co_await net::relay(public_conn, *conn, {}, cfg_.tcp_idle_timeout, true);
+    const auto totals = co_await net::relay(public_conn, *conn, {}, cfg_.tcp_idle_timeout, false);
     spdlog::debug("{}: {} closed ({} bytes in, {} out)", t->url, peer, totals.near_to_tunnel, totals.tunnel_to_near);
     co_return;
   }
