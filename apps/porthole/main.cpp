@@ -56,6 +56,9 @@ int main(int argc, char** argv) {
   app.add_option("--pool-size", cfg.pool_size, "Proxy connections to keep ready at the server")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
+  bool no_mux = false;
+  app.add_flag("--no-mux", no_mux,
+               "Use only ngrok 1.x proxy connections, not porthole's multiplexed connection (for comparison)");
   app.add_option("--log", log_target, "Log to stdout, stderr, none, or a file")->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error")->capture_default_str();
 
@@ -85,6 +88,7 @@ int main(int argc, char** argv) {
           "no server address: give --server-addr HOST:PORT, the tunnel address of your portholed (or ngrokd) "
           "server");
     }
+    cfg.mux = !no_mux;
     if (!trust_ca.empty()) {
       cfg.trust_ca = trust_ca;
     }

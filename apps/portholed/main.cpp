@@ -101,6 +101,8 @@ int main(int argc, char** argv) {
   app.add_option("--reconnect-grace", grace, "Seconds a disconnected client's URLs stay reserved for it")
       ->capture_default_str()
       ->check(CLI::Range(0, 86400));
+  bool no_mux = false;
+  app.add_flag("--no-mux", no_mux, "Do not grant porthole clients the multiplexed connection; use proxy connections");
   app.add_option("--log", log_target, "Log to stdout, stderr, none, or a file")->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error")->capture_default_str();
 
@@ -113,6 +115,7 @@ int main(int argc, char** argv) {
   try {
     porthole::log::configure(log_target, log_level);
     cfg.state_dir = state_dir;
+    cfg.mux = !no_mux;
     cfg.read_header_timeout = std::chrono::seconds(read_header_timeout);
     cfg.reconnect_grace = std::chrono::seconds(grace);
     cfg.max_pool_size = std::max(cfg.max_pool_size, cfg.pool_size);

@@ -16,6 +16,7 @@
 #include "net/relay.h"
 #include "net/spawn.h"
 #include "net/tls.h"
+#include "mux/session.h"
 
 namespace porthole::client {
 
@@ -69,6 +70,8 @@ struct agent::session {
   std::map<std::string, std::size_t> by_req_id;  ///< ReqId -> index of the tunnel asked for
   bool was_up = false;                           ///< a tunnel came up on this connection
   std::optional<agent_result> fatal;             ///< why the client must stop, if it must
+  bool mux_granted = false;                      ///< the server speaks the "mux" extension
+  std::shared_ptr<mux::session> mux;             ///< the multiplexed connection, while up
 };
 
 agent::agent(asio::io_context& ioc, client_config cfg)
@@ -149,6 +152,9 @@ asio::awaitable<std::optional<agent_result>> agent::serve_once(bool& was_up) {
   auth.arch = go_arch();
   auth.client_id = client_id_;
   auth.ext = proto::extensions{PORTHOLE_VERSION, cfg_.pool_size, {}};
+  if (cfg_.mux) {
+    auth.ext->features.emplace_back(proto::feature_mux);
+  }
   std::string auth_frame = proto::encode_framed(auth);
   const net::error_code auth_ec = co_await net::write_message(*s.stream, std::move(auth_frame));
   if (auth_ec) {
@@ -172,8 +178,14 @@ asio::awaitable<std::optional<agent_result>> agent::serve_once(bool& was_up) {
     co_return agent_result{1, "the server refused the client: " + resp->error};
   }
   client_id_ = resp->client_id;
+  if (resp->ext) {
+    const auto& f = resp->ext->features;
+    s.mux_granted = cfg_.mux && std::find(f.begin(), f.end(), proto::feature_mux) != f.end();
+  }
   spdlog::info("connected to server {} as client {}{}", server, client_id_,
-               resp->ext ? " (porthole " + resp->ext->version + ")" : " (ngrok 1.x protocol)");
+               !resp->ext        ? " (ngrok 1.x protocol)"
+               : s.mux_granted ? " (porthole " + resp->ext->version + ", multiplexed)"
+                               : " (porthole " + resp->ext->version + ")");
 
   // Ask for every tunnel at once, as the protocol allows.
   std::string requests;
@@ -190,7 +202,10 @@ asio::awaitable<std::optional<agent_result>> agent::serve_once(bool& was_up) {
   }
 
   current_ = &s;
-  co_await (read_loop(s) || ping_loop(s));
+  co_await (read_loop(s) || ping_loop(s) || mux_loop(s));
+  if (s.mux) {
+    s.mux->close();
+  }
   current_ = nullptr;
   net::close_stream(*s.stream);
   was_up = s.was_up;
@@ -239,6 +254,68 @@ asio::awaitable<void> agent::read_loop(session& s) {
       spdlog::debug("ignoring {} from the server", proto::type_name(msg));
     }
   }
+}
+
+// The multiplexed connection, kept up while the control connection lives. If
+// it cannot be had, the server falls back to asking for proxy connections.
+asio::awaitable<void> agent::mux_loop(session& s) {
+  while (s.mux_granted && !stopped_) {
+    auto [ec, conn] = co_await connect();
+    if (!ec) {
+      std::string reg = proto::encode_framed(proto::reg_mux{client_id_});
+      ec = co_await net::write_message(*conn, std::move(reg));
+    }
+    if (!ec) {
+      auto m = std::make_shared<mux::session>(std::move(conn), mux::session::role::client);
+      m->on_open = [this](std::unique_ptr<mux::stream> st, proto::start_proxy info) {
+        net::spawn(ioc_.get_executor(), serve_stream(std::move(st), std::move(info)), "stream");
+      };
+      s.mux = m;
+      spdlog::debug("multiplexed connection up");
+      co_await m->run();
+      s.mux.reset();
+      if (stopped_) {
+        co_return;
+      }
+      spdlog::warn("multiplexed connection lost; opening it again");
+    } else {
+      spdlog::warn("cannot open the multiplexed connection: {}", ec.message());
+    }
+    const bool stop = co_await stopping_.wait_until(clock::now() + cfg_.reconnect_min);
+    if (stop) {
+      co_return;
+    }
+  }
+  co_await stopping_.wait_until(clock::time_point::max());
+}
+
+asio::awaitable<void> agent::serve_stream(std::unique_ptr<mux::stream> st, proto::start_proxy info) {
+  const tunnel_spec* t = find_tunnel(info.url);
+  if (!t) {
+    spdlog::warn("server opened a stream for unknown tunnel {}; closing it", info.url);
+    co_return;
+  }
+  const tunnel_spec spec = *t;
+  co_await serve_proxied(*st, spec, info);
+}
+
+asio::awaitable<void> agent::serve_proxied(net::channel& tunnel, tunnel_spec spec, proto::start_proxy info,
+                                           std::string initial) {
+  spdlog::debug("{}: connection from {}", info.url, info.client_addr);
+  auto [dec, local] = co_await net::dial(spec.local_host, spec.local_port, std::nullopt, cfg_.local_dial_timeout);
+  if (dec) {
+    spdlog::warn("{}: cannot reach the local service at {}: {}", info.url, spec.local_addr(), dec.message());
+    if (spec.is_http()) {
+      const std::string page = http::error_response(
+          502, "Bad Gateway",
+          "porthole could not reach the local service at " + spec.local_addr() + ": " + dec.message(), false);
+      co_await tunnel.write(asio::buffer(page));
+      tunnel.shutdown_send();
+    }
+    tunnel.close();
+    co_return;
+  }
+  co_await net::relay(local, tunnel, std::move(initial), cfg_.tcp_idle_timeout, true);
 }
 
 asio::awaitable<void> agent::ping_loop(session& s) {
@@ -301,21 +378,8 @@ asio::awaitable<void> agent::proxy_connection() {
   }
   // Copied: the tunnel list may change while this connection lives.
   const tunnel_spec spec = *t;
-  spdlog::debug("{}: connection from {}", start->url, start->client_addr);
-  auto [dec, local] = co_await net::dial(spec.local_host, spec.local_port, std::nullopt, cfg_.local_dial_timeout);
-  if (dec) {
-    spdlog::warn("{}: cannot reach the local service at {}: {}", start->url, spec.local_addr(), dec.message());
-    if (spec.is_http()) {
-      const std::string page = http::error_response(
-          502, "Bad Gateway",
-          "porthole could not reach the local service at " + spec.local_addr() + ": " + dec.message(), false);
-      co_await asio::async_write(*stream, asio::buffer(page), net::use_nothrow);
-    }
-    net::close_stream(*stream);
-    co_return;
-  }
   net::tls_channel tunnel(std::move(stream));
-  co_await net::relay(local, tunnel, reader.take_buffered(), cfg_.tcp_idle_timeout, true);
+  co_await serve_proxied(tunnel, spec, *start, reader.take_buffered());
 }
 
 }  // namespace porthole::client

@@ -10,6 +10,8 @@
 #include <string>
 
 #include "client/config.h"
+#include "mux/session.h"
+#include "net/channel.h"
 #include "net/event.h"
 #include "net/stream.h"
 #include "proto/messages.h"
@@ -43,6 +45,10 @@ class agent {
   net::asio::awaitable<std::optional<agent_result>> serve_once(bool& was_up);
   net::asio::awaitable<void> proxy_connection();
   net::asio::awaitable<void> read_loop(session& s);
+  net::asio::awaitable<void> mux_loop(session& s);
+  net::asio::awaitable<void> serve_stream(std::unique_ptr<mux::stream> st, proto::start_proxy info);
+  net::asio::awaitable<void> serve_proxied(net::channel& tunnel, tunnel_spec spec, proto::start_proxy info,
+                                           std::string initial = {});
   net::asio::awaitable<void> ping_loop(session& s);
   const tunnel_spec* find_tunnel(const std::string& url) const;
 

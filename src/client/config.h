@@ -35,6 +35,7 @@ struct client_config {
   std::optional<std::filesystem::path> trust_ca;  ///< trust this CA; else the system's roots
   std::optional<net::http_proxy> proxy;           ///< reach the server through this HTTP proxy
   int pool_size = 10;                             ///< proxy connections to ask the server to keep ready
+  bool mux = true;                                ///< offer the "mux" extension (streams instead of the pool)
   std::vector<tunnel_spec> tunnels;
   seconds dial_timeout{10};
   seconds ping_interval{20};

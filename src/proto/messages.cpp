@@ -137,6 +137,7 @@ struct payload_encoder {
   }
   json operator()(const ping&) const { return json::object(); }
   json operator()(const pong&) const { return json::object(); }
+  json operator()(const reg_mux& m) const { return {{"ClientId", m.client_id}}; }
 };
 
 boost::system::result<message> decode_payload(std::string_view type, const json& p) {
@@ -163,6 +164,8 @@ boost::system::result<message> decode_payload(std::string_view type, const json&
     m = ping{};
   } else if (type == "Pong") {
     m = pong{};
+  } else if (type == "RegMux") {
+    m = reg_mux{r.string("ClientId")};
   } else {
     return error::unknown_type;
   }
@@ -177,7 +180,8 @@ boost::system::result<message> decode_payload(std::string_view type, const json&
 std::string_view type_name(const message& m) {
   static constexpr std::string_view names[] = {"Auth",       "AuthResp", "ReqTunnel",
                                                "NewTunnel",  "ReqProxy", "RegProxy",
-                                               "StartProxy", "Ping",     "Pong"};
+                                               "StartProxy", "Ping",     "Pong",
+                                               "RegMux"};
   static_assert(std::size(names) == std::variant_size_v<message>);
   return names[m.index()];
 }

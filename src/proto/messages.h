@@ -82,6 +82,15 @@ struct reg_proxy {
   bool operator==(const reg_proxy&) const = default;
 };
 
+/// Extension "mux": the first message of the client's multiplexed connection.
+/// Sent only to a server that granted the feature; after it the connection
+/// carries mux frames (src/mux/frame.h) instead of messages.
+struct reg_mux {
+  std::string client_id;
+
+  bool operator==(const reg_mux&) const = default;
+};
+
 struct start_proxy {
   std::string url;
   std::string client_addr;
@@ -97,9 +106,12 @@ struct pong {
   bool operator==(const pong&) const = default;
 };
 
+/// The feature name of the multiplexed connection extension.
+inline constexpr std::string_view feature_mux = "mux";
+
 /// Any message of the protocol.
 using message = std::variant<auth, auth_resp, req_tunnel, new_tunnel, req_proxy, reg_proxy,
-                             start_proxy, ping, pong>;
+                             start_proxy, ping, pong, reg_mux>;
 
 /// The wire name of a message's type ("Auth", "NewTunnel", ...).
 std::string_view type_name(const message& m);

@@ -29,6 +29,7 @@ struct server_config {
   int pool_size = 10;        ///< proxy connections kept ready per client (the most a client may ask for)
   int max_pool_size = 64;    ///< cap on what a client may ask for in its extension
   std::size_t max_tunnels_per_client = 256;
+  bool mux = true;  ///< grant the "mux" extension to clients that offer it
   seconds first_message_timeout{10};
   seconds read_header_timeout{10};   ///< a public request head must arrive within this
   seconds http_idle_timeout{75};     ///< idle keep-alive public connection

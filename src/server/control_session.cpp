@@ -19,7 +19,7 @@ constexpr std::size_t max_batch = 16000;
 
 control_session::control_session(server& srv, std::unique_ptr<net::tls_stream> stream,
                                  net::frame_reader reader, std::string client_id, int pool_target,
-                                 std::string peer)
+                                 bool mux_granted, std::string peer)
     : server_(srv),
       stream_(std::move(stream)),
       reader_(std::move(reader)),
@@ -28,6 +28,7 @@ control_session::control_session(server& srv, std::unique_ptr<net::tls_stream> s
       pool_(stream_->get_executor(),
             proxy_pool::options{pool_target, srv.config().pool_idle_timeout, srv.config().proxy_wait_timeout},
             [this] { send(proto::req_proxy{}); }),
+      mux_granted_(mux_granted),
       last_heard_(std::chrono::steady_clock::now()) {}
 
 control_session::~control_session() = default;
@@ -56,9 +57,29 @@ void control_session::close() {
   closed_ = true;
   net::close_stream(*stream_);
   pool_.close();
+  if (mux_) {
+    mux_->close();
+  }
   outbox_ready_.notify();
   closing_.notify();
   server_.close_tunnels(*this);
+}
+
+asio::awaitable<void> control_session::serve_mux(std::unique_ptr<net::tls_stream> conn, std::string initial) {
+  auto self = shared_from_this();
+  if (mux_) {
+    mux_->close();
+  }
+  auto session = std::make_shared<mux::session>(std::move(conn), mux::session::role::server, std::move(initial));
+  mux_ = session;
+  spdlog::info("client {}: multiplexed connection up", client_id_);
+  co_await session->run();
+  if (mux_ == session) {
+    mux_.reset();
+    if (!closed_) {
+      spdlog::warn("client {}: multiplexed connection lost; using proxy connections", client_id_);
+    }
+  }
 }
 
 asio::awaitable<void> control_session::read_loop() {
@@ -127,6 +148,23 @@ asio::awaitable<void> control_session::heartbeat_watch() {
 asio::awaitable<std::unique_ptr<net::channel>> start_proxy(std::shared_ptr<tunnel> t, std::string client_addr,
                                                               std::string first_bytes,
                                                               std::chrono::steady_clock::time_point deadline) {
+  {
+    auto session = t->session.lock();
+    if (!session || session->closed()) {
+      co_return nullptr;
+    }
+    if (auto mux = session->mux()) {
+      // A stream: no round trip, no handshake, the first bytes right behind OPEN.
+      std::unique_ptr<net::channel> stream = mux->open(proto::start_proxy{t->url, client_addr});
+      if (!first_bytes.empty()) {
+        const net::error_code ec = co_await stream->write(asio::buffer(first_bytes));
+        if (ec) {
+          co_return nullptr;
+        }
+      }
+      co_return stream;
+    }
+  }
   const std::string start = proto::encode_framed(proto::start_proxy{t->url, std::move(client_addr)}) + first_bytes;
   for (;;) {
     auto session = t->session.lock();

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "mux/session.h"
 #include "net/channel.h"
 #include "net/event.h"
 #include "net/frame_io.h"
@@ -31,7 +32,7 @@ net::asio::awaitable<std::unique_ptr<net::channel>> start_proxy(std::shared_ptr<
 class control_session : public std::enable_shared_from_this<control_session> {
  public:
   control_session(server& srv, std::unique_ptr<net::tls_stream> stream, net::frame_reader reader,
-                  std::string client_id, int pool_target, std::string peer);
+                  std::string client_id, int pool_target, bool mux_granted, std::string peer);
   ~control_session();
 
   /// Answers Auth with `resp`, fills the pool and serves the client until it
@@ -46,6 +47,16 @@ class control_session : public std::enable_shared_from_this<control_session> {
   void close();
 
   proxy_pool& pool() { return pool_; }
+
+  /// Serves the client's multiplexed connection (extension "mux") until it
+  /// ends; a newer one replaces an older one.
+  net::asio::awaitable<void> serve_mux(std::unique_ptr<net::tls_stream> conn, std::string initial);
+
+  /// The live multiplexed connection, if the client has one.
+  std::shared_ptr<mux::session> mux() const {
+    return mux_ && !mux_->closed() ? mux_ : nullptr;
+  }
+  bool mux_granted() const { return mux_granted_; }
   const std::string& client_id() const { return client_id_; }
   const std::string& peer() const { return peer_; }
   std::vector<std::shared_ptr<tunnel>>& tunnels() { return tunnels_; }
@@ -63,6 +74,8 @@ class control_session : public std::enable_shared_from_this<control_session> {
   std::string peer_;
   proxy_pool pool_;
   std::vector<std::shared_ptr<tunnel>> tunnels_;
+  std::shared_ptr<mux::session> mux_;
+  bool mux_granted_ = false;
   std::deque<std::string> outbox_;
   net::event outbox_ready_;
   net::event closing_;

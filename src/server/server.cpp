@@ -294,6 +294,18 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
     co_return;
   }
 
+  if (auto* reg = std::get_if<proto::reg_mux>(&msg)) {
+    auto session = find_session(reg->client_id);
+    if (!session || !session->mux_granted()) {
+      spdlog::warn("{}: RegMux for {} client {}; closing", peer, session ? "a base-protocol" : "unknown",
+                   reg->client_id);
+      net::close_stream(*stream);
+      co_return;
+    }
+    co_await session->serve_mux(std::move(stream), reader.take_buffered());
+    co_return;
+  }
+
   auto* auth = std::get_if<proto::auth>(&msg);
   if (!auth) {
     spdlog::warn("{}: first message was {}, not Auth or RegProxy; closing", peer, proto::type_name(msg));
@@ -335,16 +347,27 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
   client_tokens_[client_id] = auth->user;
 
   int pool_size = cfg_.pool_size;
+  bool mux_granted = false;
   proto::auth_resp resp{std::string(proto::protocol_version), std::string(proto::mm_version), client_id, "",
                         std::nullopt};
   if (auth->ext) {
     if (auth->ext->pool_size && *auth->ext->pool_size > 0) {
       pool_size = std::min(*auth->ext->pool_size, cfg_.max_pool_size);
     }
+    const auto& features = auth->ext->features;
+    mux_granted = cfg_.mux && std::find(features.begin(), features.end(), proto::feature_mux) != features.end();
+    if (mux_granted) {
+      // Streams replace the pool; proxy connections are asked for only on
+      // demand, while the multiplexed connection is not up.
+      pool_size = 0;
+    }
     resp.ext = proto::extensions{PORTHOLE_VERSION, pool_size, {}};
+    if (mux_granted) {
+      resp.ext->features.emplace_back(proto::feature_mux);
+    }
   }
   auto session = std::make_shared<control_session>(*this, std::move(stream), std::move(reader), client_id,
-                                                   pool_size, peer);
+                                                   pool_size, mux_granted, peer);
   sessions_[client_id] = session;
   spdlog::info("client {} connected from {} ({} {}/{}{})", client_id, peer,
                auth->ext ? "porthole " + auth->ext->version : "ngrok " + auth->mm_version, auth->os, auth->arch,

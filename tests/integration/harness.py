@@ -401,7 +401,7 @@ def os_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def os_port_range(n: int, attempts: int = 50) -> int:
+def os_port_range(n: int, attempts: int = 1000) -> int:
     """The first of n consecutive ports that are all free now; the first one is
     chosen by the OS."""
     for _ in range(attempts):

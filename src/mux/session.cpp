@@ -1,0 +1,303 @@
+#include "mux/session.h"
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/write.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "proto/error.h"
+
+namespace porthole::mux {
+
+namespace asio = net::asio;
+using namespace asio::experimental::awaitable_operators;
+using clock = std::chrono::steady_clock;
+
+namespace {
+constexpr std::size_t read_chunk = 64 * 1024;
+}  // namespace
+
+// ---- session ----
+
+session::session(std::unique_ptr<net::tls_stream> conn, role r, std::string initial, options o)
+    : conn_(std::move(conn)), role_(r), opts_(o), rbuf_(std::move(initial)) {}
+
+session::~session() { close(); }
+
+asio::awaitable<void> session::run() {
+  auto self = shared_from_this();
+  co_await (read_loop() || write_loop());
+  close();
+}
+
+void session::close() {
+  if (closed_) {
+    return;
+  }
+  closed_ = true;
+  if (conn_) {
+    net::close_stream(*conn_);
+  }
+  auto streams = std::move(streams_);
+  streams_.clear();
+  for (auto& [id, s] : streams) {
+    s->fail();
+  }
+  out_ready_.notify();
+  out_drained_.notify();
+}
+
+std::unique_ptr<stream> session::open(const proto::start_proxy& info) {
+  const std::uint32_t id = next_id_;
+  next_id_ += 1;
+  std::unique_ptr<stream> s(new stream(shared_from_this(), id, opts_.window));
+  if (closed_) {
+    s->fail();
+    return s;
+  }
+  streams_[id] = s.get();
+  send(frame_type::open, id, proto::encode(info));
+  return s;
+}
+
+void session::send(frame_type type, std::uint32_t id, std::string_view payload) {
+  if (closed_) {
+    return;
+  }
+  append_frame(out_, type, id, payload);
+  out_ready_.notify();
+}
+
+void session::send_window(std::uint32_t id, std::uint32_t increment) {
+  if (closed_) {
+    return;
+  }
+  append_window(out_, id, increment);
+  out_ready_.notify();
+}
+
+asio::awaitable<void> session::write_loop() {
+  while (!closed_) {
+    if (out_.empty()) {
+      co_await out_ready_.wait_until(clock::time_point::max());
+      continue;
+    }
+    // Everything queued goes out in one write: many small frames of many
+    // streams share TLS records and system calls.
+    std::swap(out_, writing_);
+    auto [ec, n] = co_await asio::async_write(*conn_, asio::buffer(writing_), net::use_nothrow);
+    writing_.clear();
+    if (writing_.capacity() > 4 * read_chunk) {
+      writing_.shrink_to_fit();
+    }
+    out_drained_.notify();
+    if (ec) {
+      co_return;
+    }
+  }
+}
+
+asio::awaitable<void> session::read_loop() {
+  std::size_t used = 0;
+  for (;;) {
+    // Parse every complete frame in the buffer.
+    for (;;) {
+      std::string_view rest = std::string_view(rbuf_).substr(used);
+      if (rest.size() < header_size) {
+        break;
+      }
+      auto h = decode_header(rest);
+      if (!h) {
+        spdlog::warn("mux connection: bad frame header ({}); closing it", h.error().message());
+        co_return;
+      }
+      if (rest.size() < header_size + h->length) {
+        break;
+      }
+      if (!handle_frame(*h, rest.substr(header_size, h->length))) {
+        co_return;
+      }
+      used += header_size + h->length;
+    }
+    rbuf_.erase(0, used);
+    used = 0;
+    if (rbuf_.empty() && rbuf_.capacity() > 2 * read_chunk) {
+      rbuf_.shrink_to_fit();
+    }
+    const std::size_t old = rbuf_.size();
+    rbuf_.resize(old + read_chunk);
+    auto [ec, n] = co_await conn_->async_read_some(asio::buffer(rbuf_.data() + old, read_chunk), net::use_nothrow);
+    rbuf_.resize(old + n);
+    if (ec) {
+      if (ec != asio::error::eof && ec != asio::error::operation_aborted && !closed_) {
+        spdlog::debug("mux connection ended: {}", ec.message());
+      }
+      co_return;
+    }
+  }
+}
+
+bool session::handle_frame(const frame_header& h, std::string_view payload) {
+  if (h.type == frame_type::open) {
+    if (role_ != role::client) {
+      spdlog::warn("mux connection: the client may not open streams; closing it");
+      return false;
+    }
+    auto info = proto::decode(payload);
+    auto* start = info ? std::get_if<proto::start_proxy>(&*info) : nullptr;
+    if (start == nullptr || streams_.contains(h.stream)) {
+      spdlog::warn("mux connection: bad OPEN for stream {}; closing it", h.stream);
+      return false;
+    }
+    std::unique_ptr<stream> s(new stream(shared_from_this(), h.stream, opts_.window));
+    streams_[h.stream] = s.get();
+    if (on_open) {
+      on_open(std::move(s), std::move(*start));
+    }
+    return true;
+  }
+  auto it = streams_.find(h.stream);
+  if (it == streams_.end()) {
+    // A stream this side already closed: what was in flight is dropped.
+    return true;
+  }
+  stream& s = *it->second;
+  switch (h.type) {
+    case frame_type::data:
+      if (s.in_bytes_ + s.unacked_ + payload.size() > opts_.window || s.fin_received_) {
+        spdlog::warn("mux connection: stream {} overran its window; closing the connection", h.stream);
+        return false;
+      }
+      s.receive(payload);
+      break;
+    case frame_type::window:
+      s.send_window_ += decode_window(payload);
+      s.writable_.notify();
+      break;
+    case frame_type::fin:
+      s.fin_received_ = true;
+      s.readable_.notify();
+      break;
+    case frame_type::reset:
+      streams_.erase(it);
+      s.fail();
+      break;
+    case frame_type::open:
+      break;
+  }
+  return true;
+}
+
+// ---- stream ----
+
+stream::stream(std::shared_ptr<session> s, std::uint32_t id, std::uint32_t window)
+    : session_(std::move(s)), id_(id), send_window_(window) {}
+
+stream::~stream() { close(); }
+
+void stream::receive(std::string_view data) {
+  if (data.empty()) {
+    return;
+  }
+  in_.emplace_back(data);
+  in_bytes_ += data.size();
+  readable_.notify();
+}
+
+// What was received before stays readable: a peer that answered, sent FIN
+// and then RESET (it will read no more) still gets its answer delivered.
+void stream::fail() {
+  reset_ = true;
+  readable_.notify();
+  writable_.notify();
+}
+
+asio::awaitable<void> stream::wait_readable() {
+  while (in_bytes_ == 0 && !fin_received_ && !reset_ && !closed_) {
+    co_await readable_.wait_until(clock::time_point::max());
+  }
+}
+
+asio::awaitable<std::tuple<net::error_code, std::size_t>> stream::read_some(asio::mutable_buffer b) {
+  co_await wait_readable();
+  if (closed_) {
+    co_return std::tuple{net::error_code(asio::error::operation_aborted), std::size_t{0}};
+  }
+  if (in_bytes_ == 0) {
+    const net::error_code ec = fin_received_ ? net::error_code(asio::error::eof)
+                                             : net::error_code(asio::error::connection_reset);
+    co_return std::tuple{ec, std::size_t{0}};
+  }
+  auto* out = static_cast<char*>(b.data());
+  std::size_t n = 0;
+  while (n < b.size() && !in_.empty()) {
+    const std::string& chunk = in_.front();
+    const std::size_t take = std::min(b.size() - n, chunk.size() - in_offset_);
+    std::memcpy(out + n, chunk.data() + in_offset_, take);
+    n += take;
+    in_offset_ += take;
+    if (in_offset_ == chunk.size()) {
+      in_.pop_front();
+      in_offset_ = 0;
+    }
+  }
+  in_bytes_ -= n;
+  unacked_ += n;
+  // Grant the window back in halves: few WINDOW frames, never a stall.
+  if (unacked_ >= session_->opts_.window / 2 && !fin_received_ && !reset_) {
+    session_->send_window(id_, static_cast<std::uint32_t>(unacked_));
+    unacked_ = 0;
+  }
+  co_return std::tuple{net::error_code{}, n};
+}
+
+asio::awaitable<net::error_code> stream::write(asio::const_buffer b) {
+  const auto* data = static_cast<const char*>(b.data());
+  std::size_t left = b.size();
+  while (left > 0) {
+    if (reset_ || closed_ || session_->closed_ || fin_sent_) {
+      co_return net::error_code(asio::error::connection_reset);
+    }
+    if (send_window_ == 0) {
+      co_await writable_.wait_until(clock::time_point::max());
+      continue;
+    }
+    if (session_->out_.size() >= session_->opts_.max_buffered_out) {
+      co_await session_->out_drained_.wait_until(clock::time_point::max());
+      continue;
+    }
+    const std::size_t n = std::min({left, send_window_, session_->opts_.max_data_frame});
+    session_->send(frame_type::data, id_, std::string_view(data, n));
+    send_window_ -= n;
+    data += n;
+    left -= n;
+  }
+  co_return net::error_code{};
+}
+
+void stream::shutdown_send() {
+  if (fin_sent_ || reset_ || closed_) {
+    return;
+  }
+  fin_sent_ = true;
+  session_->send(frame_type::fin, id_, {});
+}
+
+void stream::close() {
+  if (closed_) {
+    return;
+  }
+  closed_ = true;
+  if (!reset_ && !(fin_sent_ && fin_received_)) {
+    session_->send(frame_type::reset, id_, {});
+  }
+  session_->streams_.erase(id_);
+  in_.clear();
+  in_bytes_ = 0;
+  readable_.notify();
+  writable_.notify();
+}
+
+}  // namespace porthole::mux
