@@ -2,6 +2,7 @@
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -100,11 +101,19 @@ asio::awaitable<void> session::write_loop() {
 }
 
 asio::awaitable<void> session::read_loop() {
-  std::size_t used = 0;
+  boost::beast::flat_buffer buf;
+  if (!rbuf_.empty()) {
+    const auto n = boost::asio::buffer_copy(buf.prepare(rbuf_.size()), asio::buffer(rbuf_));
+    buf.commit(n);
+    rbuf_.clear();
+  }
   for (;;) {
     // Parse every complete frame in the buffer.
+    const auto data = buf.data();
+    const std::string_view bytes(static_cast<const char*>(data.data()), data.size());
+    std::size_t used = 0;
     for (;;) {
-      std::string_view rest = std::string_view(rbuf_).substr(used);
+      std::string_view rest = bytes.substr(used);
       if (rest.size() < header_size) {
         break;
       }
@@ -121,15 +130,9 @@ asio::awaitable<void> session::read_loop() {
       }
       used += header_size + h->length;
     }
-    rbuf_.erase(0, used);
-    used = 0;
-    if (rbuf_.empty() && rbuf_.capacity() > 2 * read_chunk) {
-      rbuf_.shrink_to_fit();
-    }
-    const std::size_t old = rbuf_.size();
-    rbuf_.resize(old + read_chunk);
-    auto [ec, n] = co_await conn_->async_read_some(asio::buffer(rbuf_.data() + old, read_chunk), net::use_nothrow);
-    rbuf_.resize(old + n);
+    buf.consume(used);
+    auto [ec, n] = co_await conn_->async_read_some(buf.prepare(read_chunk), net::use_nothrow);
+    buf.commit(n);
     if (ec) {
       if (ec != asio::error::eof && ec != asio::error::operation_aborted && !closed_) {
         spdlog::debug("mux connection ended: {}", ec.message());

@@ -2,6 +2,7 @@
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/error.hpp>
 #include <spdlog/spdlog.h>
 
@@ -27,13 +28,25 @@ constexpr std::size_t flush_threshold = 64 * 1024;
 // How long a request may wait for its response before the connection is dropped.
 constexpr auto response_timeout = std::chrono::seconds(300);
 
-// Reads what is available from `s` onto the end of `buf`.
+using byte_buffer = boost::beast::flat_buffer;
+
+std::string_view view(const byte_buffer& b) {
+  const auto d = b.data();
+  return {static_cast<const char*>(d.data()), d.size()};
+}
+
+// An emptied buffer gives its memory back: an idle connection keeps none.
+void release_if_empty(byte_buffer& b) {
+  if (b.size() == 0 && b.capacity() > 0) {
+    b.shrink_to_fit();
+  }
+}
+
+// Reads what is available from `s` onto the end of `buf` (no zero-filling).
 template <class Stream>
-asio::awaitable<std::tuple<net::error_code, std::size_t>> read_more(Stream& s, std::string& buf) {
-  const std::size_t old = buf.size();
-  buf.resize(old + read_chunk);
-  auto [ec, n] = co_await s.async_read_some(asio::buffer(buf.data() + old, read_chunk), net::use_nothrow);
-  buf.resize(old + n);
+asio::awaitable<std::tuple<net::error_code, std::size_t>> read_more(Stream& s, byte_buffer& buf) {
+  auto [ec, n] = co_await s.async_read_some(buf.prepare(read_chunk), net::use_nothrow);
+  buf.commit(n);
   co_return std::tuple{ec, n};
 }
 
@@ -74,7 +87,7 @@ class public_http_session {
         co_await raw_public_to_proxy();
         co_return;
       }
-      const http::parse_result r = req_.parse(in_);
+      const http::parse_result r = req_.parse(view(in_));
       if (r.error) {
         const bool too_large = r.error == boost::beast::http::error::header_limit;
         co_await reply_local(too_large ? 431 : 400,
@@ -89,12 +102,13 @@ class public_http_session {
         if (!ok) {
           co_return finish();
         }
-        if (in_.empty() && req_.at_message_start()) {
+        if (in_.size() == 0 && req_.at_message_start()) {
           head_started_.reset();
         } else if (!head_started_ && !header_done_) {
           head_started_ = clock::now();
           wake_.notify();
         }
+        release_if_empty(in_);
         auto [ec, n] = co_await read_more(public_, in_);
         if (n > 0) {
           touch();
@@ -114,14 +128,14 @@ class public_http_session {
       if (r.head_complete) {
         header_done_ = true;
         head_started_.reset();
-        const bool ok = co_await on_head(std::string_view(in_).substr(0, r.consumed), close_after);
+        const bool ok = co_await on_head(view(in_).substr(0, r.consumed), close_after);
         if (!ok) {
           co_return finish();
         }
       } else if (!discard_) {
-        out_.append(in_, 0, r.consumed);
+        out_.append(view(in_).substr(0, r.consumed));
       }
-      in_.erase(0, r.consumed);
+      in_.consume(r.consumed);
       if (r.message_complete) {
         header_done_ = false;
         discard_ = false;
@@ -228,21 +242,24 @@ class public_http_session {
       co_return !closed_;
     }
     const net::error_code ec = co_await proxy_->write(asio::buffer(out_));
-    out_.clear();
+    out_ = std::string();
     co_return !ec;
   }
 
   asio::awaitable<void> raw_public_to_proxy() {
-    out_ += in_;
+    out_ += view(in_);
     in_.clear();
+    in_.shrink_to_fit();
     for (;;) {
       const bool ok = co_await flush_to_proxy();
       if (!ok) {
         co_return finish();
       }
-      auto [ec, n] = co_await read_more(public_, out_);
+      byte_buffer chunk;
+      auto [ec, n] = co_await read_more(public_, chunk);
       if (n > 0) {
         touch();
+        out_ += view(chunk);
       }
       if (ec) {
         co_await flush_to_proxy();
@@ -301,14 +318,13 @@ class public_http_session {
     if (!proxy_) {
       co_return;
     }
-    std::string rbuf;
-    std::string wbuf;
+    byte_buffer rbuf;
     for (;;) {
+      std::string wbuf;
+      release_if_empty(rbuf);
       co_await proxy_->wait_readable();
-      const std::size_t old = rbuf.size();
-      rbuf.resize(old + read_chunk);
-      auto [ec, n] = co_await proxy_->read_some(asio::buffer(rbuf.data() + old, read_chunk));
-      rbuf.resize(old + n);
+      auto [ec, n] = co_await proxy_->read_some(rbuf.prepare(read_chunk));
+      rbuf.commit(n);
       if (n > 0) {
         touch();
         std::size_t completed = 0;
@@ -317,7 +333,6 @@ class public_http_session {
           break;
         }
         auto [wec, written] = co_await asio::async_write(public_, asio::buffer(wbuf), net::use_nothrow);
-        wbuf.clear();
         if (wec) {
           break;
         }
@@ -338,18 +353,19 @@ class public_http_session {
 
   // Moves whole parsed pieces of responses from rbuf to wbuf; counts final
   // responses completed. False if the bytes are not a valid response.
-  bool parse_responses(std::string& rbuf, std::string& wbuf, std::size_t& completed) {
+  bool parse_responses(byte_buffer& rbuf, std::string& wbuf, std::size_t& completed) {
+    const std::string_view bytes = view(rbuf);
     std::size_t used = 0;
-    while (used < rbuf.size()) {
+    while (used < bytes.size()) {
       if (switched_) {
-        wbuf.append(rbuf, used);
-        used = rbuf.size();
+        wbuf.append(bytes.substr(used));
+        used = bytes.size();
         break;
       }
       if (resp_.pending() == 0 && !response_started_) {
         return false;  // bytes nobody asked for
       }
-      const http::parse_result r = resp_.parse(std::string_view(rbuf).substr(used));
+      const http::parse_result r = resp_.parse(bytes.substr(used));
       if (r.error) {
         return false;
       }
@@ -359,7 +375,7 @@ class public_http_session {
       if (r.head_complete) {
         response_started_ = true;
       }
-      wbuf.append(rbuf, used, r.consumed);
+      wbuf.append(bytes.substr(used, r.consumed));
       used += r.consumed;
       if (r.message_complete) {
         response_started_ = false;
@@ -373,7 +389,7 @@ class public_http_session {
         }
       }
     }
-    rbuf.erase(0, used);
+    rbuf.consume(used);
     return true;
   }
 
@@ -434,7 +450,7 @@ class public_http_session {
   http::response_parser resp_;
   std::unique_ptr<net::channel> proxy_;
   std::shared_ptr<tunnel> tunnel_;
-  std::string in_;   // public bytes not yet parsed
+  byte_buffer in_;   // public bytes not yet parsed
   std::string out_;  // bytes for the proxy, not yet written
   std::size_t pending_ = 0;
   bool header_done_ = false;
