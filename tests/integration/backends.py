@@ -265,7 +265,7 @@ class _EchoHandler(socketserver.BaseRequestHandler):
 class _TCPServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
-    request_queue_size = 128
+    request_queue_size = 512  # hundreds of tunnelled connections may arrive at once
 
     def __init__(self, *a, **kw):
         self._log: list[str] = []
@@ -329,3 +329,45 @@ def echo_through(port: int, data: bytes, timeout: float = 30.0) -> bytes:
         if errors and len(got) < len(data):
             raise errors[0]
         return bytes(got)
+
+
+class _DigestAtEOFHandler(socketserver.BaseRequestHandler):
+    def handle(self):
+        self.server.note(f"connection from {self.client_address}")
+        h = hashlib.sha256()
+        n = 0
+        try:
+            while data := self.request.recv(65536):
+                h.update(data)
+                n += len(data)
+            self.server.note(f"{self.client_address} EOF after {n} bytes; answering")
+            self.request.sendall(f"{n} {h.hexdigest()}\n".encode())
+        except OSError as e:
+            self.server.note(f"{self.client_address} failed after {n} bytes: {e!r}")
+
+
+class DigestAtEOFBackend:
+    """A TCP server that reads until the peer half-closes, and only then answers
+    "<length> <sha256 hex>\\n" of what it read, and closes. A service like this
+    (e.g. one reading a whole upload before replying) needs the half-close to
+    reach it: without it, it never answers."""
+
+    name = "digest-at-eof-backend"
+
+    def __init__(self):
+        self.server = _TCPServer(("127.0.0.1", 0), _DigestAtEOFHandler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       kwargs={"poll_interval": 0.1},
+                                       name="digest-at-eof-backend", daemon=True)
+        self.thread.start()
+        register(self)
+
+    def log_text(self) -> str:
+        return f"127.0.0.1:{self.port}\n" + "\n".join(self.server._log)
+
+    def stop(self) -> None:
+        if self.thread.is_alive():
+            self.server.shutdown()
+            self.thread.join(5)
+        self.server.server_close()

@@ -74,11 +74,23 @@ def server(start_portholed) -> harness.Server:
 
 
 @pytest.fixture
-def start_porthole(home: Path):
+def transport(request) -> str | None:
+    """How public connections travel between portholed and porthole (see
+    harness.TRANSPORTS): None (the programs' defaults) unless a test asks, with
+    @pytest.mark.parametrize("transport", harness.TRANSPORTS, indirect=True)."""
+    return getattr(request, "param", None)
+
+
+@pytest.fixture
+def start_porthole(home: Path, transport):
     """Factory: start_porthole(mode, target, *args, server=..., authtoken=None,
     wait_up=True, env=None) -> harness.Client with the URLs of its `tunnel up:`
     lines. env={"https_proxy": ..., "no_proxy": None} overrides the clean
-    environment (None removes a variable)."""
+    environment (None removes a variable).
+
+    With a `transport` (see that fixture), "pool" adds --no-mux, and a client
+    started with wait_up is checked to use that transport ("mux": also waits
+    for the server's `multiplexed connection up` line)."""
     counter = itertools.count(1)
 
     def start(mode: str, target, *args: str, server: harness.Server | None = None,
@@ -90,8 +102,12 @@ def start_porthole(home: Path):
             server_addr = server_addr or server.tunnel_addr
             trust_ca = trust_ca or server.ca
         assert server_addr, "start_porthole needs server= or server_addr="
-        return harness.start_client(mode, target, *args, server_addr=server_addr,
-                                    trust_ca=trust_ca, home=home, **kw)
+        client = harness.start_client(mode, target, *args, *harness.transport_args(transport),
+                                      server_addr=server_addr, trust_ca=trust_ca, home=home,
+                                      **kw)
+        if kw.get("wait_up", True):
+            harness.await_transport(client, transport, server)
+        return client
 
     return start
 

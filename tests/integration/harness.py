@@ -341,6 +341,23 @@ def start_server(*extra: str, state_dir: Path, home: Path, domain: str = DOMAIN,
 
 TUNNEL_UP = r"tunnel up: (?P<url>\S+) -> (?P<local>\S+)"
 
+# The client's line once the server accepted it, e.g. "connected to server
+# 127.0.0.1:4443 as client <id> (porthole 0.1.0, multiplexed)"; "how" is
+# "porthole X" (base protocol), "porthole X, multiplexed" or "ngrok 1.x protocol".
+CONNECTED = r"connected to server (?P<server>\S+) as client (?P<id>[0-9a-fA-F]+) \((?P<how>[^)]*)\)"
+
+# How public connections travel between portholed and porthole:
+#  - "mux": porthole's negotiated extension (the default): one multiplexed TLS
+#    connection per client, a stream per public connection;
+#  - "pool": the ngrok 1.x base protocol, forced with `porthole --no-mux`: a
+#    pooled TLS proxy connection per public connection.
+TRANSPORTS = ("mux", "pool")
+
+
+def server_mux_up_line(client_id: str) -> str:
+    """The pattern of portholed's line once a client's multiplexed connection is up."""
+    return rf"client {re.escape(client_id)}: multiplexed connection up"
+
 
 @dataclass
 class Client:
@@ -353,6 +370,41 @@ class Client:
             if u.startswith(scheme + "://"):
                 return u
         raise AssertionError(f"no {scheme} URL among {self.urls}")
+
+    def connected(self, timeout: float = TUNNEL_UP_TIMEOUT) -> re.Match:
+        """The client's `connected to server ...` line (waited for)."""
+        return self.proc.wait_for(CONNECTED, timeout)
+
+    @property
+    def client_id(self) -> str:
+        return self.connected()["id"]
+
+
+def transport_args(transport: str | None) -> list[str]:
+    """Client flags for a transport (None: the programs' defaults)."""
+    assert transport in (None, *TRANSPORTS), transport
+    return ["--no-mux"] if transport == "pool" else []
+
+
+def await_transport(client: Client, transport: str | None, server: Server | None,
+                    timeout: float = TUNNEL_UP_TIMEOUT) -> None:
+    """Makes sure a started client carries public connections the way `transport`
+    says, so a test parametrized on it tests what its name says:
+     - "mux": the client says it is multiplexed and, when its server is known,
+       the server has logged the multiplexed connection up (before that the
+       server would fall back to asking for proxy connections);
+     - "pool": the client does not say multiplexed."""
+    if transport is None:
+        return
+    m = client.connected(timeout)
+    if transport == "mux":
+        assert m["how"].endswith(", multiplexed"), \
+            f"transport mux, but the client connected without it: {m[0]!r}"
+        if server is not None:
+            server.proc.wait_for(server_mux_up_line(m["id"]), timeout)
+    else:
+        assert "multiplexed" not in m["how"], \
+            f"transport pool (--no-mux), but the client says: {m[0]!r}"
 
 
 def expected_up_lines(mode: str, args: Iterable[str]) -> int:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness import RawHTTP, basic_auth, curl
+from harness import TRANSPORTS, RawHTTP, basic_auth, curl
 
 GOOD = basic_auth("user", "pass")
 
@@ -30,6 +30,7 @@ def test_right_credentials_reach_the_backend(server, auth_tunnel):
     assert (r.returncode, r.status, r.body) == (0, 200, b"hello"), r.stderr
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS, indirect=True)
 def test_every_request_on_a_keepalive_connection_is_checked(server, auth_tunnel):
     host = f"foo.localhost:{server.http_port}"
     with RawHTTP(server.http_port, timeout=10) as c:

@@ -4,9 +4,14 @@ import http.client
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
+from harness import TRANSPORTS
+
 N = 200
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS, indirect=True)
 def test_200_concurrent_requests_all_succeed_with_their_own_body(server, http_tunnel):
     host = f"foo.localhost:{server.http_port}"
     barrier = threading.Barrier(N, timeout=30)

@@ -3,7 +3,9 @@
 import hashlib
 import json
 
-from harness import curl, deterministic_bytes
+import pytest
+
+from harness import TRANSPORTS, curl, deterministic_bytes
 
 TEN_MIB = 10 * 1024 * 1024
 
@@ -15,11 +17,13 @@ def test_tunnel_up_line_names_public_url_and_local_address(server, http_backend,
     assert client.locals == [f"localhost:{http_backend.port}"]
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS, indirect=True)
 def test_get_returns_backend_response(server, http_tunnel):
     r = curl(f"{http_tunnel.url()}/hello")
     assert (r.returncode, r.status, r.body) == (0, 200, b"hello"), r.stderr
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS, indirect=True)
 def test_post_10mib_body_arrives_intact(server, http_tunnel, tmp_path):
     data = deterministic_bytes(TEN_MIB, seed=1)
     f = tmp_path / "upload.bin"
@@ -32,6 +36,7 @@ def test_post_10mib_body_arrives_intact(server, http_tunnel, tmp_path):
     assert got["sha256"] == hashlib.sha256(data).hexdigest()
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS, indirect=True)
 def test_chunked_upload_10mib_arrives_intact(server, http_tunnel, tmp_path):
     data = deterministic_bytes(TEN_MIB, seed=2)
     f = tmp_path / "upload.bin"
@@ -44,6 +49,7 @@ def test_chunked_upload_10mib_arrives_intact(server, http_tunnel, tmp_path):
     assert got["sha256"] == hashlib.sha256(data).hexdigest()
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS, indirect=True)
 def test_chunked_download_10mib_arrives_intact(server, http_tunnel):
     r = curl(f"{http_tunnel.url()}/bytes/{TEN_MIB}")
     assert (r.returncode, r.status) == (0, 200), r.stderr

@@ -2,7 +2,9 @@
 
 import time
 
-from harness import RawHTTP, curl, dead_port
+import pytest
+
+from harness import TRANSPORTS, RawHTTP, curl, dead_port
 
 
 def test_unknown_host_gets_404_naming_the_host(server):
@@ -11,6 +13,7 @@ def test_unknown_host_gets_404_naming_the_host(server):
     assert b"nosuchtunnel.localhost" in r.body
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS, indirect=True)
 def test_local_service_down_gets_502_naming_the_local_address(server, start_porthole):
     dead = dead_port()  # bound, not listening: connections are refused
     try:

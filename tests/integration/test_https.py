@@ -4,7 +4,9 @@ import json
 import re
 from pathlib import Path
 
-from harness import curl, os_port
+import pytest
+
+from harness import TRANSPORTS, curl, os_port
 
 
 def test_dev_mode_logs_its_ca_certificate(server):
@@ -15,6 +17,7 @@ def test_dev_mode_logs_its_ca_certificate(server):
     assert ca.read_text().startswith("-----BEGIN CERTIFICATE-----")
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS, indirect=True)
 def test_https_tunnel_is_served_on_public_https_with_dev_ca(server, http_backend, start_porthole):
     client = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "foo",
                             "--proto", "https", server=server)

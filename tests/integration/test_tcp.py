@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from backends import TCPEchoBackend, echo_through
-from harness import deterministic_bytes, os_port_range
+from harness import TRANSPORTS, deterministic_bytes, os_port_range
 
 ONE_MIB = 1024 * 1024
 
@@ -32,6 +32,7 @@ def tcp_port_of(url: str) -> int:
     return parts.port
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS, indirect=True)
 def test_tcp_tunnel_on_server_chosen_port_echoes_1mib(tcp_server, tcp_range, tcp_echo,
                                                       start_porthole):
     client = start_porthole("tcp", f"127.0.0.1:{tcp_echo.port}", server=tcp_server)

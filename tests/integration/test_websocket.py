@@ -3,9 +3,13 @@
 import asyncio
 import socket
 
+import pytest
 import websockets
 
+from harness import TRANSPORTS
 
+
+@pytest.mark.parametrize("transport", TRANSPORTS, indirect=True)
 def test_websocket_echo_through_http_tunnel(server, ws_backend, start_porthole):
     client = start_porthole("http", f"127.0.0.1:{ws_backend.port}", "--subdomain", "ws",
                             "--proto", "http", server=server)
