@@ -56,6 +56,10 @@ int main(int argc, char** argv) {
   app.add_option("--pool-size", cfg.pool_size, "Proxy connections to keep ready at the server")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
+  int heartbeat = static_cast<int>(cfg.ping_interval.count());
+  app.add_option("--heartbeat-interval", heartbeat, "Seconds between heartbeats (Ping) to the server")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
   bool no_mux = false;
   app.add_flag("--no-mux", no_mux,
                "Use only ngrok 1.x proxy connections, not porthole's multiplexed connection (for comparison)");
@@ -89,6 +93,7 @@ int main(int argc, char** argv) {
           "server");
     }
     cfg.mux = !no_mux;
+    cfg.ping_interval = std::chrono::seconds(heartbeat);
     if (!trust_ca.empty()) {
       cfg.trust_ca = trust_ca;
     }

@@ -101,6 +101,11 @@ int main(int argc, char** argv) {
   app.add_option("--reconnect-grace", grace, "Seconds a disconnected client's URLs stay reserved for it")
       ->capture_default_str()
       ->check(CLI::Range(0, 86400));
+  int heartbeat_timeout = static_cast<int>(cfg.ping_timeout.count());
+  app.add_option("--heartbeat-timeout", heartbeat_timeout,
+                 "Seconds without a heartbeat (Ping) after which a client is dropped")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
   bool no_mux = false;
   app.add_flag("--no-mux", no_mux, "Do not grant porthole clients the multiplexed connection; use proxy connections");
   app.add_option("--log", log_target, "Log to stdout, stderr, none, or a file")->capture_default_str();
@@ -116,6 +121,7 @@ int main(int argc, char** argv) {
     porthole::log::configure(log_target, log_level);
     cfg.state_dir = state_dir;
     cfg.mux = !no_mux;
+    cfg.ping_timeout = std::chrono::seconds(heartbeat_timeout);
     cfg.read_header_timeout = std::chrono::seconds(read_header_timeout);
     cfg.reconnect_grace = std::chrono::seconds(grace);
     cfg.max_pool_size = std::max(cfg.max_pool_size, cfg.pool_size);

@@ -320,17 +320,20 @@ asio::awaitable<void> agent::serve_proxied(net::channel& tunnel, tunnel_spec spe
 
 asio::awaitable<void> agent::ping_loop(session& s) {
   const std::string ping_frame = proto::encode_framed(proto::ping{});
+  // Pings go out every interval, however long each Pong took.
+  auto next = clock::now() + cfg_.ping_interval;
   for (;;) {
-    const bool stop = co_await stopping_.wait_until(clock::now() + cfg_.ping_interval);
+    const bool stop = co_await stopping_.wait_until(next);
     if (stop) {
       co_return;
     }
     const auto sent = clock::now();
+    next = sent + cfg_.ping_interval;
     const net::error_code ec = co_await net::write_message(*s.stream, ping_frame);
     if (ec) {
       co_return;
     }
-    const bool stop_waiting = co_await stopping_.wait_until(sent + cfg_.pong_timeout);
+    const bool stop_waiting = co_await stopping_.wait_until(sent + std::min(cfg_.pong_timeout, cfg_.ping_interval));
     if (stop_waiting) {
       co_return;
     }

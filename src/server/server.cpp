@@ -533,6 +533,11 @@ std::optional<proto::new_tunnel> server::open_tcp_tunnel(const std::shared_ptr<c
     tcp::acceptor acceptor(ioc_);
     net::error_code ec;
     acceptor.open(ep.protocol(), ec);
+    if (!ec) {
+      // The port may still be in use by connections of the tunnel's previous
+      // session (a reconnecting client asks for the same port).
+      acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+    }
     if (!ec && ep.address().is_v6() && ep.address().is_unspecified()) {
       acceptor.set_option(asio::ip::v6_only(false), ec);
       ec.clear();
