@@ -1,0 +1,1 @@
+"""porthole benchmark suite: see bench/README.md."""

@@ -1,0 +1,267 @@
+"""porthole's benchmark suite: python3 -m porthole_bench BIN_DIR (see bench/README.md)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import resource
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+from . import report, services
+from .procs import Supervisor
+from .suite import Suite
+
+BENCH = Path(__file__).resolve().parents[1]
+WORKLOADS = ["keepalive", "newconn", "burst", "bulk", "scale", "memory"]
+TITLES = {
+    "keepalive": "1. keep-alive HTTP: wrk -t1 -c32 on a 1 KiB file",
+    "newconn": "2. a new connection per request: wrk -t1 -c32, Connection: close",
+    "burst": "3. burst: 500 connections at once, one request each (3 rounds)",
+    "bulk": "4. bulk: iperf3 through a tcp tunnel, 1 GiB curl download through an http tunnel",
+    "scale": "5. scale: 10,000 idle public connections, then one request on each",
+    "memory": "6. memory: server with 100 one-tunnel clients; one client",
+}
+
+
+class Interrupted(BaseException):
+    """SIGINT/SIGTERM/SIGHUP: not an Exception, so no workload swallows it."""
+
+
+def _on_signal(signum, frame):
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def raise_nofile() -> tuple[int, int]:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+def child_env() -> dict:
+    env = {k: v for k, v in os.environ.items()
+           if k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")}
+    env["NO_PROXY"] = env["no_proxy"] = "*"
+    env.setdefault("PATH", "/usr/bin:/bin")
+    if "/usr/sbin" not in env["PATH"].split(":"):
+        env["PATH"] += ":/usr/sbin:/sbin"
+    return env
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="bench/run", description=__doc__)
+    ap.add_argument("bindir", nargs="?", default="build/bin",
+                    help="folder with portholed and porthole (default build/bin)")
+    ap.add_argument("--duration", type=int, default=6,
+                    help="seconds per measured wrk run (default 6)")
+    ap.add_argument("--warmup", type=int, default=1,
+                    help="seconds of wrk warm-up before each measured run (default 1)")
+    ap.add_argument("--only", default="",
+                    help=f"comma-separated subset of {','.join(WORKLOADS)} "
+                         "(a partial run does not rewrite bench/RESULTS.md)")
+    ap.add_argument("--scale-conns", type=int, default=10000)
+    ap.add_argument("--memory-clients", type=int, default=100)
+    ap.add_argument("--out-dir", default=str(BENCH / "out"))
+    ap.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (configs, logs)")
+    args = ap.parse_args(argv)
+
+    bindir = Path(args.bindir).resolve()
+    for prog in ("portholed", "porthole"):
+        if not os.access(bindir / prog, os.X_OK):
+            print(f"bench: {bindir / prog} not found: build first (make build)", file=sys.stderr)
+            return 2
+    only = [w for w in args.only.split(",") if w] or WORKLOADS
+    bad = [w for w in only if w not in WORKLOADS]
+    if bad:
+        print(f"bench: unknown workload(s) {bad}; choose from {WORKLOADS}", file=sys.stderr)
+        return 2
+    env = child_env()
+    os.environ["PATH"] = env["PATH"]
+    missing = services.check_tools(["nginx", "wrk", "haproxy", "iperf3", "curl", "openssl",
+                                    "truncate"])
+    if missing:
+        print(f"bench: missing {', '.join(missing)}: run scripts/install-deps --bench "
+              "(or make bench)", file=sys.stderr)
+        return 2
+
+    nofile = raise_nofile()
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGHUP, _on_signal)
+
+    started = time.monotonic()
+    now = datetime.datetime.now().astimezone()
+    stamp = now.strftime("%Y-%m-%d-%H%M%S")
+    tmp = Path(tempfile.mkdtemp(prefix="porthole-bench-"))
+    logdir = tmp / "logs"
+    logdir.mkdir()
+    # Run a private copy of the binaries: a rebuild of BIN_DIR during the run
+    # (others may be building) cannot mix two builds in one set of results.
+    runbin = tmp / "bin"
+    runbin.mkdir()
+    for prog in ("portholed", "porthole"):
+        shutil.copy2(bindir / prog, runbin / prog)
+    vers = report.versions(runbin)
+    vers["bindir"] = str(bindir)
+    sup = Supervisor(logdir, env=env)
+    suite = Suite(runbin, tmp, sup, args.duration, args.warmup)
+    command = os.environ.get("PORTHOLE_BENCH_COMMAND") or " ".join(
+        ["bench/run", *(argv if argv is not None else sys.argv[1:])])
+    mach = report.machine()
+    print(f"porthole benchmark, {now:%Y-%m-%d %H:%M %Z}, {mach['nproc']} CPUs "
+          f"({mach['cpu_model']}), {mach['memory_mib']} MiB, kernel {mach['kernel']}")
+    print(f"binaries {bindir} ({vers['porthole']}, commit {vers['git_commit']}"
+          f"{', uncommitted changes in src/ or apps/' if vers['sources_modified'] else ''}); "
+          f"temp dir {tmp}; open files limit {nofile[0]}")
+    print(f"short runs: wrk {args.duration:g} s each after a {args.warmup:g} s warm-up, "
+          f"iperf3 5 s, burst 3 rounds, scale bounded at ~120 s per target; expect a few "
+          f"percent of run-to-run noise on this machine, more on 2 CPUs where the load "
+          f"generator shares the cores with what it measures.")
+    interrupted = None
+    failed = False
+    try:
+        print("\n== set-up: nginx, iperf3, haproxy chain, portholed, porthole http + tcp")
+        suite.setup()
+        for w in WORKLOADS:
+            if w not in only:
+                continue
+            print(f"\n== {TITLES[w].replace('10,000', f'{args.scale_conns:,}')}")
+            t0 = time.monotonic()
+            marks = suite.log_marks()
+            try:
+                suite.check_tunnels(f"workload {w}")
+                if w == "scale":
+                    suite.w_scale(args.scale_conns)
+                elif w == "memory":
+                    suite.w_memory(args.memory_clients)
+                else:
+                    getattr(suite, f"w_{w}")()
+            except Interrupted:
+                raise
+            except Exception as e:  # record and go on with the next workload
+                failed = True
+                suite.errors[w] = f"{type(e).__name__}: {e}"
+                print(f"  FAILED: {type(e).__name__}: {e}", file=sys.stderr)
+                traceback.print_exc()
+            logged = suite.log_since(marks)
+            if logged:
+                suite.results.setdefault("logged_during", {})[w] = logged
+                for name, lg in logged.items():
+                    print(f"  NOTE: {name} logged during this workload: " + "; ".join(
+                        f"{n}x {m[:100]}" for m, n in lg["top"].items()))
+            print(f"  ({time.monotonic() - t0:.0f} s)")
+    except Interrupted as e:
+        interrupted = str(e)
+        print(f"\nbench: interrupted ({e}); stopping everything", file=sys.stderr)
+    except Exception as e:
+        failed = True
+        suite.errors["setup"] = f"{type(e).__name__}: {e}"
+        print(f"\nbench: set-up failed: {type(e).__name__}: {e}", file=sys.stderr)
+    finally:
+        # Ignore further signals while stopping what was started.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        errs = sup.stop_all()
+        for e in errs:
+            print(f"bench: while stopping: {e}", file=sys.stderr)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    try:
+        suite.results["logs"] = suite.log_summaries()
+    except Exception as e:  # noqa: BLE001
+        print(f"bench: reading logs: {e!r}", file=sys.stderr)
+    wall = time.monotonic() - started
+    keep = args.keep_tmp or failed or interrupted
+    saved_logs = None
+    if keep:
+        saved_logs = Path(args.out_dir) / f"logs-{stamp}"
+        saved_logs.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(logdir, saved_logs, dirs_exist_ok=True)
+        for sub in ("nginx", "haproxy"):
+            for f in (tmp / sub).glob("*.c*") if (tmp / sub).exists() else []:
+                shutil.copy(f, saved_logs)
+    shutil.rmtree(tmp, ignore_errors=True)
+    if interrupted:
+        print(f"bench: logs kept in {saved_logs}", file=sys.stderr)
+        return 130
+
+    inspector = suite.inspector_flag()
+    if inspector:
+        suite.notes.append(f"an inspector flag exists ({inspector}) but this suite does not yet "
+                           f"measure an inspector on/off variant.")
+    else:
+        suite.notes.append("inspector on/off: skipped, neither program has an inspector flag yet.")
+    if "scale" in suite.results and suite.results["scale"].get("porthole"):
+        suite.notes.append(
+            "scale: the portholed under test runs with --read-header-timeout 60 (default 10) "
+            "so that connections opened first are still idle, not answered 408, when the "
+            "last ones open; everything else runs with default options.")
+    hs = (suite.results.get("scale") or {}).get("haproxy")
+    if hs and hs.get("ok", 0) < hs.get("n", 0):
+        suite.notes.append(
+            "scale, haproxy: haproxy sizes its maxconn from the open-file limit (two files per "
+            "connection in mode tcp), so under this machine's limit the public haproxy holds "
+            "just under 10,000 connections; the connections beyond wait unaccepted, which is "
+            "what its timeouts above are.")
+    suite.notes.append("scale, RSS per connection: growth of the two processes on the path "
+                       "(portholed + porthole; public + inner haproxy) over their RSS before, "
+                       "divided by the connections alive in that phase.")
+    suite.notes.append("all targets: porthole http tunnels use --proto http; portholed and "
+                       "porthole run with their default pool size (10) and log level (info).")
+
+    results = suite.results
+    tgt = report.targets(results)
+    det = report.details(results)
+    durations = (f"wrk {args.duration:g} s per run after a {args.warmup:g} s warm-up; iperf3 "
+                 f"5 s; burst 3 rounds of 500; scale {args.scale_conns} connections "
+                 f"(open phase <= 40 s, requests <= 45 s)")
+    doc = {"date": now.isoformat(timespec="seconds"), "command": command,
+           "wall_time_s": round(wall, 1), "machine": mach, "versions": vers,
+           "durations": durations, "config": getattr(suite, "config", None),
+           "results": results, "details": det, "targets": tgt, "notes": suite.notes,
+           "errors": suite.errors, "logs_kept": str(saved_logs) if saved_logs else None}
+
+    print("\n== results (ratios: porthole / baseline; for rates higher is better, for "
+          "latencies lower is better)\n")
+    print(report.render_table(results))
+    if det:
+        print()
+        for line in det:
+            print(line)
+    print("\n== targets\n")
+    print(report.render_targets(tgt))
+    print("\n== notes\n")
+    for n in suite.notes:
+        print(f"  - {n}")
+    if suite.errors:
+        print("\n== workloads that failed to run\n")
+        for k, v in suite.errors.items():
+            print(f"  - {k}: {v}")
+
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jpath = out_dir / f"results-{stamp}.json"
+    jpath.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    print(f"\nJSON: {jpath}")
+    if only == WORKLOADS:
+        (BENCH / "RESULTS.md").write_text(report.render_markdown(doc))
+        print(f"Markdown: {BENCH / 'RESULTS.md'}")
+    else:
+        print("(partial run: bench/RESULTS.md not rewritten)")
+    if saved_logs:
+        print(f"logs: {saved_logs}")
+    print(f"wall time: {wall:.0f} s")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,384 @@
+"""The table, the targets, the machine description, and the output files."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+
+def machine() -> dict:
+    cpu = None
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_kib = None
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal:"):
+                mem_kib = int(line.split()[1])
+    except OSError:
+        pass
+    return {"nproc": os.cpu_count(), "cpu_model": cpu, "kernel": platform.release(),
+            "memory_mib": mem_kib // 1024 if mem_kib else None,
+            "os": _os_release(), "open_files_limit": _nofile()}
+
+
+def _os_release() -> str | None:
+    try:
+        for line in open("/etc/os-release"):
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return None
+
+
+def _nofile():
+    import resource
+    return list(resource.getrlimit(resource.RLIMIT_NOFILE))
+
+
+def _first_line(argv) -> str | None:
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+        return (p.stdout or p.stderr).strip().splitlines()[0]
+    except (OSError, subprocess.TimeoutExpired, IndexError):
+        return None
+
+
+def _sha256(path: Path) -> str | None:
+    import hashlib
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    except OSError:
+        return None
+
+
+def versions(bindir: Path) -> dict:
+    repo = Path(__file__).resolve().parents[2]
+    commit = _first_line(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"])
+    dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--", "src", "apps"],
+                           capture_output=True, text=True).stdout.strip()
+    return {"porthole": _first_line([str(bindir / "porthole"), "--version"]),
+            "portholed": _first_line([str(bindir / "portholed"), "--version"]),
+            "git_commit": commit, "sources_modified": bool(dirty),
+            "portholed_sha256": _sha256(bindir / "portholed"),
+            "porthole_sha256": _sha256(bindir / "porthole"),
+            "nginx": _first_line(["nginx", "-v"]),
+            "haproxy": _first_line(["haproxy", "-v"]),
+            "wrk": _first_line(["wrk", "-v"]),
+            "iperf3": _first_line(["iperf3", "-v"]),
+            "curl": _first_line(["curl", "--version"]),
+            "openssl": _first_line(["openssl", "version"])}
+
+
+# --------------------------------------------------------------------------
+# Formatting helpers
+# --------------------------------------------------------------------------
+
+def _g(d: dict | None, *keys):
+    for k in keys:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(k)
+    return d
+
+
+def _num(x, fmt):
+    return "-" if x is None else fmt.format(x)
+
+
+def _ratio(a, b):
+    if a is None or b is None or not b:
+        return None
+    return a / b
+
+
+def _fails(d: dict | None) -> str:
+    if not d:
+        return "none"
+    return "; ".join(f"{v} {k}" for k, v in sorted(d.items(), key=lambda kv: -kv[1]))
+
+
+# --------------------------------------------------------------------------
+# Table
+# --------------------------------------------------------------------------
+
+def rows(res: dict) -> list[list[str]]:
+    """[workload, metric, direct, porthole, haproxy, porthole/direct, porthole/haproxy]"""
+    out = []
+
+    def metric(wl, label, key, sub, fmt, ratios=True, get=None):
+        vals = {}
+        for t in ("direct", "porthole", "haproxy"):
+            vals[t] = get(t) if get else _g(res, key, t, sub)
+        r1 = _ratio(vals["porthole"], vals["direct"]) if ratios else None
+        r2 = _ratio(vals["porthole"], vals["haproxy"]) if ratios else None
+        out.append([wl, label] + [_num(vals[t], fmt) for t in ("direct", "porthole", "haproxy")]
+                   + [_num(r1, "{:.2f}x"), _num(r2, "{:.2f}x")])
+
+    if "keepalive" in res:
+        metric("1 keep-alive", "requests/s", "keepalive", "rps", "{:.0f}")
+        metric("", "p50 latency ms", "keepalive", "p50_ms", "{:.2f}")
+        metric("", "p99 latency ms", "keepalive", "p99_ms", "{:.2f}")
+        metric("", "errors", "keepalive", None, "{}", ratios=False,
+               get=lambda t: _fails(_g(res, "keepalive", t, "errors")) if _g(res, "keepalive", t) else None)
+    if "newconn" in res:
+        metric("2 new conn/request", "requests/s", "newconn", "rps", "{:.0f}")
+        metric("", "p99 latency ms", "newconn", "p99_ms", "{:.2f}")
+        metric("", "errors", "newconn", None, "{}", ratios=False,
+               get=lambda t: _fails(_g(res, "newconn", t, "errors")) if _g(res, "newconn", t) else None)
+    if "burst" in res:
+        metric("3 burst 500 x3", "succeeded", "burst", None, "{}", ratios=False,
+               get=lambda t: f"{_g(res, 'burst', t, 'ok')}/{_g(res, 'burst', t, 'attempted')}"
+               if _g(res, "burst", t) else None)
+        metric("", "p99 TTFB ms (median of 3)", "burst", "ttfb_p99_ms", "{:.1f}")
+    if "iperf3" in res:
+        metric("4 bulk TCP iperf3", "Gbit/s", "iperf3", "Gbps", "{:.2f}")
+    if "download" in res:
+        metric("4 1 GiB HTTP download", "MB/s", "download", "MBps", "{:.0f}")
+    if "scale" in res:
+        n = next((v.get("n") for v in res["scale"].values() if v), 10000)
+        metric(f"5 scale {n} idle", "opened", "scale", "opened", "{}", ratios=False)
+        metric("", "succeeded", "scale", "ok", "{}")
+        metric("", "RSS KiB/conn idle (2 procs)", "scale", "kib_per_conn_idle", "{:.1f}",
+               ratios=False)
+        metric("", "RSS KiB/conn held (2 procs)", "scale", "kib_per_conn_held", "{:.1f}",
+               ratios=False)
+    m = res.get("memory")
+    if m:
+        dk = m.get("during_keepalive") or {}
+
+        def mib(x):
+            return None if x is None else x / 1024
+        for i, (label, val) in enumerate([
+                (f"server MiB, {m['clients']} 1-tunnel clients", mib(m.get("server_rss_kib"))),
+                ("server MiB, no clients", mib(m.get("server_rss_kib_no_clients"))),
+                ("one idle client MiB (1 tunnel)", mib(m.get("client_rss_kib_one"))),
+                ("server MiB peak in workload 1", mib(_g(dk, "peak_kib", "server"))),
+                ("client MiB peak in workload 1", mib(_g(dk, "peak_kib", "client")))]):
+            out.append(["6 memory" if i == 0 else "", label, "", _num(val, "{:.1f}"), "", "", ""])
+    return out
+
+
+def render_table(res: dict) -> str:
+    head = ["workload", "metric", "direct", "porthole", "haproxy", "p/direct", "p/haproxy"]
+    body = rows(res)
+    widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
+    # keep the table narrow: long cells (error lists) are printed separately
+    widths = [min(w, 34) for w in widths]
+
+    def line(r):
+        cells = []
+        for i, c in enumerate(r):
+            c = c if len(c) <= widths[i] else c[:widths[i] - 1] + "…"
+            cells.append(c.ljust(widths[i]) if i < 2 else c.rjust(widths[i]))
+        return "  ".join(cells).rstrip()
+    sep = "  ".join("-" * w for w in widths)
+    return "\n".join([line(head), sep] + [line(r) for r in body])
+
+
+def render_markdown_table(res: dict) -> str:
+    head = ["workload", "metric", "direct", "porthole", "haproxy", "porthole/direct",
+            "porthole/haproxy"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows(res):
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in r) + " |")
+    return "\n".join(lines)
+
+
+def details(res: dict) -> list[str]:
+    """What the table has no room for: failures by kind, memory, logs."""
+    out = []
+    sc = res.get("scale") or {}
+    for t in ("direct", "porthole", "haproxy"):
+        d = sc.get(t)
+        if not d:
+            continue
+        rss = d.get("rss_kib") or {}
+        fds = d.get("open_fds") or {}
+        out.append(f"scale {t}: opened {d['opened']}/{d['n']} in {d['open_s']:.1f} s, "
+                   f"{d['closed_while_idle']} closed while idle, {d['ok']} answered 200 "
+                   f"(requests took {d['request_s']:.1f} s); failures: {_fails(d['failures'])}")
+        if rss.get("before"):
+            who = ("portholed/porthole" if t == "porthole" else "haproxy public/inner")
+            names = ({"server": "public", "client": "inner"} if t == "haproxy"
+                     else {"server": "server", "client": "client"})
+            out.append(f"  {who} RSS KiB before/idle/held: " + ", ".join(
+                f"{names[k]} {_g(rss, 'before', k)}/{_g(rss, 'idle', k)}/{_g(rss, 'held', k)}"
+                for k in ("server", "client")) + "; open fds before/idle/held: " + ", ".join(
+                f"{names[k]} {_g(fds, 'before', k)}/{_g(fds, 'idle', k)}/{_g(fds, 'held', k)}"
+                for k in ("server", "client")))
+        logs = d.get("logs")
+        if logs:
+            for k in ("server", "client"):
+                lg = logs[k]
+                if lg["total"]:
+                    out.append(f"  {k} log: {lg['total']} warnings/errors, e.g. " + "; ".join(
+                        f"{n}x {m[:110]}" for m, n in list(lg["top"].items())[:3]))
+                else:
+                    out.append(f"  {k} log: no warnings or errors")
+        if t == "porthole":
+            if not all((d.get("still_running") or {}).values()):
+                out.append(f"  processes still running afterwards: {d.get('still_running')}")
+    for key, label in (("keepalive", "keep-alive"), ("newconn", "new conn/request")):
+        for t in ("direct", "porthole", "haproxy"):
+            e = _g(res, key, t, "errors")
+            if e:
+                out.append(f"{label} {t}: wrk errors: {_fails(e)}")
+    for t in ("direct", "porthole", "haproxy"):
+        b = _g(res, "burst", t)
+        if b and b["failures"]:
+            out.append(f"burst {t}: failures: {_fails(b['failures'])}")
+        for k in ("iperf3", "download"):
+            r = _g(res, k, t)
+            if r and not r.get("ok"):
+                out.append(f"{k} {t}: FAILED: {r.get('error')}")
+    for w, procs in (res.get("logged_during") or {}).items():
+        for name, lg in procs.items():
+            out.append(f"during workload {w}, {name} logged: " + "; ".join(
+                f"{n}x {msg[:100]}" for msg, n in lg["top"].items()))
+    for name, lg in (res.get("logs") or {}).items():
+        if lg["total"]:
+            out.append(f"{name} log (whole run): {lg['total']} warnings/errors: " + "; ".join(
+                f"{n}x {msg[:120]}" for msg, n in list(lg["top"].items())[:4]))
+    m = res.get("memory")
+    if m:
+        out.append(f"memory, {m['clients']} porthole clients of one tunnel each: server "
+                   f"{m['server_rss_kib_no_clients'] / 1024:.1f} MiB with none, "
+                   f"{m['server_rss_kib'] / 1024:.1f} MiB with all "
+                   f"({m['server_kib_per_client']} KiB per client, {m['server_open_fds']} fds); "
+                   f"one idle client {m['client_rss_kib_one'] / 1024:.1f} MiB "
+                   f"(min {m['client_rss_kib_min'] / 1024:.1f}, max "
+                   f"{m['client_rss_kib_max'] / 1024:.1f})")
+        dk = m.get("during_keepalive") or {}
+        if dk.get("peak_kib"):
+            out.append("memory during workload 1 (keep-alive, porthole): " + ", ".join(
+                f"{k} {dk['idle_kib'][k] / 1024:.1f} MiB idle -> {dk['peak_kib'][k] / 1024:.1f} "
+                f"MiB peak, {dk['cpu_s'][k]} CPU s" for k in ("server", "client")))
+    return out
+
+
+# --------------------------------------------------------------------------
+# Targets
+# --------------------------------------------------------------------------
+
+def targets(res: dict) -> list[dict]:
+    out = []
+
+    def add(name, goal, measured, met):
+        out.append({"target": name, "goal": goal, "measured": measured, "met": met})
+
+    def cmp(a, b, f):
+        return None if a is None or b is None else bool(f(a, b))
+
+    ka = res.get("keepalive")
+    if ka:
+        p, h, d = (_g(ka, t, "rps") for t in ("porthole", "haproxy", "direct"))
+        add("keep-alive req/s vs haproxy", ">= 1.0x", _num(_ratio(p, h), "{:.2f}x"),
+            cmp(p, h, lambda a, b: a >= b))
+        add("keep-alive req/s vs direct", ">= 0.45x", _num(_ratio(p, d), "{:.2f}x"),
+            cmp(p, d, lambda a, b: a >= 0.45 * b))
+        pp, hp = _g(ka, "porthole", "p99_ms"), _g(ka, "haproxy", "p99_ms")
+        add("keep-alive p99 vs haproxy", "<= haproxy",
+            f"{_num(pp, '{:.2f}')} ms vs {_num(hp, '{:.2f}')} ms", cmp(pp, hp, lambda a, b: a <= b))
+    nc = res.get("newconn")
+    if nc:
+        p, h, d = (_g(nc, t, "rps") for t in ("porthole", "haproxy", "direct"))
+        add("new conn/request req/s vs haproxy", ">= 5x", _num(_ratio(p, h), "{:.2f}x"),
+            cmp(p, h, lambda a, b: a >= 5 * b))
+        add("new conn/request req/s vs direct", ">= 0.25x", _num(_ratio(p, d), "{:.2f}x"),
+            cmp(p, d, lambda a, b: a >= 0.25 * b))
+    b = res.get("burst")
+    if b and b.get("porthole"):
+        bp = b["porthole"]
+        add("burst 500: all succeed", "500/500 every round", f"{bp['ok']}/{bp['attempted']}",
+            bp["all_ok"])
+        p, d = bp.get("ttfb_p99_ms"), _g(b, "direct", "ttfb_p99_ms")
+        add("burst 500: p99 TTFB vs direct", "<= 3x", _num(_ratio(p, d), "{:.2f}x"),
+            cmp(p, d, lambda a, b: a <= 3 * b))
+    ip = res.get("iperf3")
+    if ip:
+        p, h = _g(ip, "porthole", "Gbps"), _g(ip, "haproxy", "Gbps")
+        if _g(ip, "porthole") and not _g(ip, "porthole", "ok"):
+            add("bulk TCP (iperf3) vs haproxy", ">= 1.5x",
+                f"porthole failed: {_g(ip, 'porthole', 'error')}", False)
+        else:
+            add("bulk TCP (iperf3) vs haproxy", ">= 1.5x", _num(_ratio(p, h), "{:.2f}x"),
+                cmp(p, h, lambda a, b: a >= 1.5 * b))
+    sc = _g(res, "scale", "porthole")
+    if sc:
+        fails = sc["n"] - sc["ok"]
+        add(f"{sc['n']} connections, none failed", "0 failed",
+            f"{sc['ok']} ok, {fails} failed", fails == 0)
+        per = sc.get("kib_per_conn_held")
+        idle = sc.get("kib_per_conn_idle")
+        meas = (f"{_num(per, '{:.1f}')} KiB held after a request ({sc['ok']} conns), "
+                f"{_num(idle, '{:.1f}')} KiB idle before any request")
+        met = None
+        if per is not None and sc["ok"] > 0:
+            met = per < 16 and (idle is None or idle < 16)
+        add("server+client RSS per idle proxied conn", "< 16 KiB", meas, met)
+    m = res.get("memory")
+    if m:
+        add("idle client RSS with 100 tunnels", "< 20 MiB",
+            f"not measurable (one tunnel per client process); one-tunnel client "
+            f"{m['client_rss_kib_one'] / 1024:.1f} MiB", None)
+    return out
+
+
+def render_targets(ts: list[dict]) -> str:
+    lines = []
+    for t in ts:
+        mark = {True: "MET    ", False: "NOT MET", None: "n/a    "}[t["met"]]
+        lines.append(f"  [{mark}] {t['target']} ({t['goal']}): {t['measured']}")
+    return "\n".join(lines)
+
+
+def render_markdown(doc: dict) -> str:
+    m = doc["machine"]
+    v = doc["versions"]
+    out = [
+        "# porthole benchmark results",
+        "",
+        "Written by `make bench` (`bench/run build/bin`); overwritten on every full run. "
+        "See [README.md](README.md) for what each workload measures and how to read the ratios.",
+        "",
+        f"- Date: {doc['date']}",
+        f"- Command: `{doc['command']}`",
+        f"- Wall time of the whole run: {doc['wall_time_s']:.0f} s",
+        f"- Machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['memory_mib']} MiB RAM, "
+        f"kernel {m['kernel']}, {m['os']}; open files limit {m['open_files_limit'][0]}",
+        f"- porthole: {v.get('porthole')} (commit {v.get('git_commit')}"
+        f"{', with uncommitted source changes' if v.get('sources_modified') else ''})",
+        f"- Tools: {v.get('nginx')}; {v.get('haproxy')}; {v.get('wrk')}; {v.get('iperf3')}; "
+        f"{v.get('openssl')}",
+        f"- Durations: {doc['durations']}",
+        "",
+        "## Results",
+        "",
+        "Ratios are porthole divided by the baseline: above 1 is better for rates "
+        "(requests/s, Gbit/s, MB/s), below 1 is better for latencies.",
+        "",
+        render_markdown_table(doc["results"]),
+        "",
+        "## Details",
+        "",
+    ]
+    out += [f"  - {line.strip()}" if line.startswith("  ") else f"- {line}"
+            for line in doc["details"]]
+    out += ["", "## Targets", "", "| | target | goal | measured |", "|---|---|---|---|"]
+    for t in doc["targets"]:
+        mark = {True: "met", False: "**not met**", None: "n/a"}[t["met"]]
+        out.append(f"| {mark} | {t['target']} | {t['goal']} | {t['measured']} |")
+    out += ["", "## Notes", ""] + [f"- {n}" for n in doc["notes"]]
+    if doc.get("errors"):
+        out += ["", "## Workloads that failed to run", ""]
+        out += [f"- {k}: {v}" for k, v in doc["errors"].items()]
+    return "\n".join(out) + "\n"
