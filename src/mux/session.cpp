@@ -17,7 +17,7 @@ using namespace asio::experimental::awaitable_operators;
 using clock = std::chrono::steady_clock;
 
 namespace {
-constexpr std::size_t read_chunk = 64 * 1024;
+constexpr std::size_t read_chunk = 256 * 1024;
 }  // namespace
 
 // ---- session ----

@@ -21,8 +21,8 @@
 namespace porthole::mux {
 
 struct options {
-  std::uint32_t window = 256 * 1024;            ///< bytes in flight per stream and direction
-  std::size_t max_data_frame = 32 * 1024;       ///< DATA payload bound when sending
+  std::uint32_t window = 1024 * 1024;           ///< bytes in flight per stream and direction
+  std::size_t max_data_frame = 64 * 1024;       ///< DATA payload bound when sending
   std::size_t max_buffered_out = 1024 * 1024;   ///< writers wait while more is queued
 };
 

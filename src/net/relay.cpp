@@ -14,7 +14,7 @@ using clock = std::chrono::steady_clock;
 
 // Large enough for a few TLS records per read; allocated only while data
 // flows, so an idle connection costs no buffer.
-constexpr std::size_t buffer_size = 32 * 1024;
+constexpr std::size_t buffer_size = 64 * 1024;
 
 struct relay_state {
   tcp::socket& near;
@@ -39,7 +39,7 @@ asio::awaitable<void> near_to_tunnel(relay_state& st) {
       st.close_both();
       co_return;
     }
-    auto buffer = std::make_unique<char[]>(buffer_size);
+    auto buffer = std::make_unique_for_overwrite<char[]>(buffer_size);
     auto [ec, n] = co_await st.near.async_read_some(asio::buffer(buffer.get(), buffer_size), use_nothrow);
     if (n > 0) {
       st.touch();
@@ -68,7 +68,7 @@ asio::awaitable<void> near_to_tunnel(relay_state& st) {
 asio::awaitable<void> tunnel_to_near(relay_state& st) {
   for (;;) {
     co_await st.tunnel.wait_readable();
-    auto buffer = std::make_unique<char[]>(buffer_size);
+    auto buffer = std::make_unique_for_overwrite<char[]>(buffer_size);
     auto [ec, n] = co_await st.tunnel.read_some(asio::buffer(buffer.get(), buffer_size));
     if (n > 0) {
       st.touch();
