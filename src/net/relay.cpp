@@ -6,15 +6,14 @@
 
 #include <memory>
 
+#include "net/read_size.h"
+
 namespace porthole::net {
 namespace {
 
 using namespace asio::experimental::awaitable_operators;
 using clock = std::chrono::steady_clock;
 
-// Large enough for a few TLS records per read; allocated only while data
-// flows, so an idle connection costs no buffer.
-constexpr std::size_t buffer_size = 64 * 1024;
 
 struct relay_state {
   tcp::socket& near;
@@ -32,15 +31,20 @@ struct relay_state {
   }
 };
 
+// Buffers are allocated only while data flows, so an idle connection costs
+// none, and sized by what the last reads brought.
 asio::awaitable<void> near_to_tunnel(relay_state& st) {
+  read_size size;
   for (;;) {
     auto [wec] = co_await st.near.async_wait(tcp::socket::wait_read, use_nothrow);
     if (wec) {
       st.close_both();
       co_return;
     }
-    auto buffer = std::make_unique_for_overwrite<char[]>(buffer_size);
-    auto [ec, n] = co_await st.near.async_read_some(asio::buffer(buffer.get(), buffer_size), use_nothrow);
+    const std::size_t want = size.next();
+    auto buffer = std::make_unique_for_overwrite<char[]>(want);
+    auto [ec, n] = co_await st.near.async_read_some(asio::buffer(buffer.get(), want), use_nothrow);
+    size.update(n);
     if (n > 0) {
       st.touch();
       st.totals.near_to_tunnel += n;
@@ -66,10 +70,13 @@ asio::awaitable<void> near_to_tunnel(relay_state& st) {
 }
 
 asio::awaitable<void> tunnel_to_near(relay_state& st) {
+  read_size size;
   for (;;) {
     co_await st.tunnel.wait_readable();
-    auto buffer = std::make_unique_for_overwrite<char[]>(buffer_size);
-    auto [ec, n] = co_await st.tunnel.read_some(asio::buffer(buffer.get(), buffer_size));
+    const std::size_t want = size.next();
+    auto buffer = std::make_unique_for_overwrite<char[]>(want);
+    auto [ec, n] = co_await st.tunnel.read_some(asio::buffer(buffer.get(), want));
+    size.update(n);
     if (n > 0) {
       st.touch();
       auto [wec, written] = co_await asio::async_write(st.near, asio::buffer(buffer.get(), n), use_nothrow);

@@ -12,6 +12,7 @@
 #include "http/message_parser.h"
 #include "net/event.h"
 #include "net/frame_io.h"
+#include "net/read_size.h"
 #include "server/control_session.h"
 #include "server/server.h"
 
@@ -23,7 +24,6 @@ using clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr std::size_t read_chunk = 64 * 1024;
 constexpr std::size_t flush_threshold = 64 * 1024;
 // How long a request may wait for its response before the connection is dropped.
 constexpr auto response_timeout = std::chrono::seconds(300);
@@ -44,9 +44,21 @@ void release_if_empty(byte_buffer& b) {
 
 // Reads what is available from `s` onto the end of `buf` (no zero-filling).
 template <class Stream>
-asio::awaitable<std::tuple<net::error_code, std::size_t>> read_more(Stream& s, byte_buffer& buf) {
-  auto [ec, n] = co_await s.async_read_some(buf.prepare(read_chunk), net::use_nothrow);
+asio::awaitable<std::tuple<net::error_code, std::size_t>> read_more(Stream& s, byte_buffer& buf,
+                                                                     net::read_size& size) {
+  if constexpr (std::is_same_v<Stream, net::tcp::socket>) {
+    // An idle keep-alive connection holds no buffer while it waits. (A TLS
+    // stream cannot wait this way: Asio keeps read-ahead ciphertext hidden.)
+    if (buf.size() == 0) {
+      auto [wec] = co_await s.async_wait(net::tcp::socket::wait_read, net::use_nothrow);
+      if (wec) {
+        co_return std::tuple{wec, std::size_t{0}};
+      }
+    }
+  }
+  auto [ec, n] = co_await s.async_read_some(buf.prepare(size.next()), net::use_nothrow);
   buf.commit(n);
+  size.update(n);
   co_return std::tuple{ec, n};
 }
 
@@ -109,7 +121,7 @@ class public_http_session {
           wake_.notify();
         }
         release_if_empty(in_);
-        auto [ec, n] = co_await read_more(public_, in_);
+        auto [ec, n] = co_await read_more(public_, in_, in_size_);
         if (n > 0) {
           touch();
           if (!header_done_ && !head_started_) {
@@ -256,7 +268,7 @@ class public_http_session {
         co_return finish();
       }
       byte_buffer chunk;
-      auto [ec, n] = co_await read_more(public_, chunk);
+      auto [ec, n] = co_await read_more(public_, chunk, in_size_);
       if (n > 0) {
         touch();
         out_ += view(chunk);
@@ -319,12 +331,14 @@ class public_http_session {
       co_return;
     }
     byte_buffer rbuf;
+    net::read_size rsize;
     for (;;) {
       std::string wbuf;
       release_if_empty(rbuf);
       co_await proxy_->wait_readable();
-      auto [ec, n] = co_await proxy_->read_some(rbuf.prepare(read_chunk));
+      auto [ec, n] = co_await proxy_->read_some(rbuf.prepare(rsize.next()));
       rbuf.commit(n);
+      rsize.update(n);
       if (n > 0) {
         touch();
         std::size_t completed = 0;
@@ -451,6 +465,7 @@ class public_http_session {
   std::unique_ptr<net::channel> proxy_;
   std::shared_ptr<tunnel> tunnel_;
   byte_buffer in_;   // public bytes not yet parsed
+  net::read_size in_size_;
   std::string out_;  // bytes for the proxy, not yet written
   std::size_t pending_ = 0;
   bool header_done_ = false;
