@@ -1,5 +1,8 @@
 #include "net/dialer.h"
 
+#include <mutex>
+#include <unordered_map>
+
 #include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
@@ -427,6 +430,56 @@ std::optional<http_proxy> http_proxy::from_environment(const std::string& target
   }
 }
 
+namespace {
+
+// Answers of recent look-ups: a client dials its local service once per
+// public connection, and a thread hop to getaddrinfo each time is not free.
+class resolve_cache {
+ public:
+  std::optional<tcp::resolver::results_type> find(const std::string& key) {
+    std::lock_guard lock(mutex_);
+    auto it = entries_.find(key);
+    if (it == entries_.end() || it->second.expires < std::chrono::steady_clock::now()) {
+      return std::nullopt;
+    }
+    return it->second.results;
+  }
+
+  void put(const std::string& key, const tcp::resolver::results_type& results) {
+    std::lock_guard lock(mutex_);
+    if (entries_.size() >= 1024) {
+      entries_.clear();
+    }
+    entries_[key] = {results, std::chrono::steady_clock::now() + std::chrono::seconds(30)};
+  }
+
+ private:
+  struct entry {
+    tcp::resolver::results_type results;
+    std::chrono::steady_clock::time_point expires;
+  };
+  std::mutex mutex_;
+  std::unordered_map<std::string, entry> entries_;
+};
+
+resolve_cache& cache() {
+  static resolve_cache instance;
+  return instance;
+}
+
+// An IP literal needs no look-up at all.
+std::optional<tcp::resolver::results_type> known_endpoints(const std::string& host, const std::string& port) {
+  error_code ec;
+  const auto addr = asio::ip::make_address(host, ec);
+  if (!ec && is_port_number(port)) {
+    return tcp::resolver::results_type::create(
+        tcp::endpoint(addr, static_cast<unsigned short>(std::stoi(port))), host, port);
+  }
+  return cache().find(host + ":" + port);
+}
+
+}  // namespace
+
 asio::awaitable<dial_result> dial(std::string host, std::string port,
                                   std::optional<http_proxy> proxy,
                                   std::chrono::milliseconds timeout) {
@@ -435,6 +488,22 @@ asio::awaitable<dial_result> dial(std::string host, std::string port,
     co_return dial_result{asio::error::invalid_argument, tcp::socket(executor)};
   }
   asio::steady_timer deadline(executor, timeout);
+
+  if (!proxy) {
+    if (auto endpoints = known_endpoints(host, port)) {
+      auto connected = co_await (connect_endpoints(std::move(*endpoints), std::nullopt, host, port) ||
+                                 deadline.async_wait(use_tuple));
+      if (connected.index() == 1) {
+        co_return dial_result{error::timed_out, tcp::socket(executor)};
+      }
+      auto [ec, socket] = std::get<0>(std::move(connected));
+      if (ec) {
+        error_code ignored;
+        socket.close(ignored);
+      }
+      co_return dial_result{ec, std::move(socket)};
+    }
+  }
 
   auto answer = std::make_shared<resolve_channel>(executor, 1);
   asio::co_spawn(
@@ -448,6 +517,9 @@ asio::awaitable<dial_result> dial(std::string host, std::string port,
   auto [resolve_error, endpoints] = std::get<0>(std::move(resolved));
   if (resolve_error) {
     co_return dial_result{resolve_error, tcp::socket(executor)};
+  }
+  if (!proxy) {
+    cache().put(host + ":" + port, endpoints);
   }
 
   // The same deadline; the loser of the race is cancelled, and awaited
