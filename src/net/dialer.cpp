@@ -480,6 +480,27 @@ std::optional<tcp::resolver::results_type> known_endpoints(const std::string& ho
 
 }  // namespace
 
+namespace {
+
+// Looks host:port up within the deadline: the endpoints, or why not.
+asio::awaitable<std::variant<error_code, tcp::resolver::results_type>> resolve(std::string host, std::string port,
+                                                                            asio::steady_timer& deadline) {
+  const auto executor = co_await asio::this_coro::executor;
+  auto answer = std::make_shared<resolve_channel>(executor, 1);
+  asio::co_spawn(executor, resolve_into(answer, std::move(host), std::move(port)), &log_escaped);
+  auto resolved = co_await (answer->async_receive(use_tuple) || deadline.async_wait(use_tuple));
+  if (resolved.index() == 1) {
+    co_return error_code(error::timed_out);
+  }
+  auto [ec, endpoints] = std::get<0>(std::move(resolved));
+  if (ec) {
+    co_return ec;
+  }
+  co_return std::move(endpoints);
+}
+
+}  // namespace
+
 asio::awaitable<dial_result> dial(std::string host, std::string port,
                                   std::optional<http_proxy> proxy,
                                   std::chrono::milliseconds timeout) {
@@ -489,43 +510,25 @@ asio::awaitable<dial_result> dial(std::string host, std::string port,
   }
   asio::steady_timer deadline(executor, timeout);
 
+  std::optional<tcp::resolver::results_type> endpoints;
   if (!proxy) {
-    if (auto endpoints = known_endpoints(host, port)) {
-      auto connected = co_await (connect_endpoints(std::move(*endpoints), std::nullopt, host, port) ||
-                                 deadline.async_wait(use_tuple));
-      if (connected.index() == 1) {
-        co_return dial_result{error::timed_out, tcp::socket(executor)};
-      }
-      auto [ec, socket] = std::get<0>(std::move(connected));
-      if (ec) {
-        error_code ignored;
-        socket.close(ignored);
-      }
-      co_return dial_result{ec, std::move(socket)};
+    endpoints = known_endpoints(host, port);
+  }
+  if (!endpoints) {
+    auto resolved = co_await resolve(proxy ? proxy->host : host, proxy ? proxy->port : port, deadline);
+    if (auto* failure = std::get_if<error_code>(&resolved)) {
+      co_return dial_result{*failure, tcp::socket(executor)};
     }
-  }
-
-  auto answer = std::make_shared<resolve_channel>(executor, 1);
-  asio::co_spawn(
-      executor,
-      proxy ? resolve_into(answer, proxy->host, proxy->port) : resolve_into(answer, host, port),
-      &log_escaped);
-  auto resolved = co_await (answer->async_receive(use_tuple) || deadline.async_wait(use_tuple));
-  if (resolved.index() == 1) {
-    co_return dial_result{error::timed_out, tcp::socket(executor)};
-  }
-  auto [resolve_error, endpoints] = std::get<0>(std::move(resolved));
-  if (resolve_error) {
-    co_return dial_result{resolve_error, tcp::socket(executor)};
-  }
-  if (!proxy) {
-    cache().put(host + ":" + port, endpoints);
+    endpoints = std::get<tcp::resolver::results_type>(std::move(resolved));
+    if (!proxy) {
+      cache().put(host + ":" + port, *endpoints);
+    }
   }
 
   // The same deadline; the loser of the race is cancelled, and awaited
   // before this returns.
   auto connected = co_await (
-      connect_endpoints(std::move(endpoints), std::move(proxy), std::move(host), std::move(port)) ||
+      connect_endpoints(std::move(*endpoints), std::move(proxy), std::move(host), std::move(port)) ||
       deadline.async_wait(use_tuple));
   if (connected.index() == 1) {
     co_return dial_result{error::timed_out, tcp::socket(executor)};

@@ -87,7 +87,7 @@ asio::awaitable<void> control_session::read_loop() {
     auto [ec, msg] = co_await reader_.read(*stream_);
     if (ec) {
       if (ec != asio::error::eof && ec != asio::error::operation_aborted && !closed_) {
-        spdlog::warn("client {}: control connection ended: {}", client_id_, ec.message());
+        spdlog::info("client {}: control connection ended: {}", client_id_, ec.message());
       }
       co_return;
     }
