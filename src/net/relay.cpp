@@ -1,27 +1,35 @@
 #include "net/relay.h"
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
 #include <memory>
 
+#include "net/event.h"
 #include "net/read_size.h"
+#include "net/spawn.h"
 
 namespace porthole::net {
 namespace {
 
-using namespace asio::experimental::awaitable_operators;
 using clock = std::chrono::steady_clock;
 
 
 struct relay_state {
+  relay_state(tcp::socket& n, channel& t, clock::duration i, bool eof_ends)
+      : near(n), tunnel(t), idle(i), near_eof_ends(eof_ends), timer(n.get_executor()) {}
+
   tcp::socket& near;
   channel& tunnel;
   clock::time_point deadline;
   clock::duration idle;
   bool near_eof_ends;
   relay_totals totals;
+  asio::steady_timer timer;
+  event joined;
+  bool other_done = false;
+  bool done = false;
 
   void touch() { deadline = clock::now() + idle; }
 
@@ -98,31 +106,58 @@ asio::awaitable<void> tunnel_to_near(relay_state& st) {
   }
 }
 
-asio::awaitable<void> watchdog(relay_state& st) {
-  asio::steady_timer timer(co_await asio::this_coro::executor);
-  while (st.deadline > clock::now()) {
-    timer.expires_at(st.deadline);
-    co_await timer.async_wait(use_nothrow);
-  }
+// The idle time-out: a plain timer re-armed while traffic moves. It owns a
+// share of the state, so it may fire after relay() returned: then it is done.
+void arm_watchdog(const std::shared_ptr<relay_state>& st) {
+  st->timer.expires_at(st->deadline);
+  st->timer.async_wait([st](const error_code& ec) {
+    if (ec || st->done) {
+      return;
+    }
+    if (clock::now() >= st->deadline) {
+      st->close_both();
+      return;
+    }
+    arm_watchdog(st);
+  });
 }
 
 }  // namespace
 
+// One direction runs in a coroutine of its own, the other in this one: two
+// coroutines and a timer per relayed connection, nothing more.
 asio::awaitable<relay_totals> relay(tcp::socket& near, channel& tunnel, std::string initial_to_near,
                                     clock::duration idle, bool near_eof_ends) {
-  relay_state st{near, tunnel, {}, idle, near_eof_ends, {}};
-  st.touch();
+  auto st = std::make_shared<relay_state>(near, tunnel, idle, near_eof_ends);
+  st->touch();
   if (!initial_to_near.empty()) {
     auto [ec, n] = co_await asio::async_write(near, asio::buffer(initial_to_near), use_nothrow);
-    st.totals.tunnel_to_near += n;
+    st->totals.tunnel_to_near += n;
     if (ec) {
-      st.close_both();
-      co_return st.totals;
+      st->close_both();
+      co_return st->totals;
     }
   }
-  co_await ((near_to_tunnel(st) && tunnel_to_near(st)) || watchdog(st));
-  st.close_both();
-  co_return st.totals;
+  arm_watchdog(st);
+  asio::co_spawn(near.get_executor(), tunnel_to_near(*st), [st](std::exception_ptr e) {
+    if (e) {
+      log_escaped(e, "relay");
+      if (!st->done) {
+        st->close_both();
+      }
+    }
+    st->other_done = true;
+    st->joined.notify();
+  });
+  co_await near_to_tunnel(*st);
+  while (!st->other_done) {
+    co_await st->joined.wait_until(clock::time_point::max());
+  }
+  st->close_both();
+  // From here the caller may destroy near and tunnel: the timer must not touch them.
+  st->done = true;
+  st->timer.cancel();
+  co_return st->totals;
 }
 
 }  // namespace porthole::net
