@@ -1,6 +1,7 @@
 #include "server/public_http.h"
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/error.hpp>
@@ -13,13 +14,13 @@
 #include "net/event.h"
 #include "net/frame_io.h"
 #include "net/read_size.h"
+#include "net/spawn.h"
 #include "server/control_session.h"
 #include "server/server.h"
 
 namespace porthole::server {
 
 namespace asio = net::asio;
-using namespace asio::experimental::awaitable_operators;
 using clock = std::chrono::steady_clock;
 
 namespace {
@@ -62,14 +63,15 @@ asio::awaitable<std::tuple<net::error_code, std::size_t>> read_more(Stream& s, b
   co_return std::tuple{ec, n};
 }
 
-// One public connection. Two pumps run at once: requests (public -> proxy)
-// and responses (proxy -> public), plus a watchdog for time-outs. Responses
+// One public connection. Two pumps run at once: requests (public -> proxy),
+// in run(), and responses (proxy -> public), in a coroutine of its own from
+// the first forwarded request on; a timer enforces the time-outs. Responses
 // are counted so that an answer the edge gives itself (401, 421, 431, ...)
 // goes out only after every earlier response: `pending_` counts requests
 // forwarded whose responses are not yet fully written to the public side, and
 // only the response pump writes to the public side while it is non-zero.
 template <class Stream>
-class public_http_session {
+class public_http_session : public std::enable_shared_from_this<public_http_session<Stream>> {
  public:
   public_http_session(server& srv, Stream& stream, std::string scheme, std::string client_ip)
       : server_(srv),
@@ -78,16 +80,23 @@ class public_http_session {
         scheme_(std::move(scheme)),
         client_ip_(std::move(client_ip)),
         req_(http::parser_limits{cfg_.header_limit}),
-        resp_(http::parser_limits{64 * 1024}) {}
+        resp_(http::parser_limits{64 * 1024}),
+        timer_(stream.get_executor()) {}
 
   asio::awaitable<void> run() {
     touch();
-    co_await ((request_pump() && response_pump()) || watchdog());
-    done_ = true;
+    rearm();
+    co_await request_pump();
+    while (response_running_) {
+      co_await response_done_.wait_until(clock::time_point::max());
+    }
     net::close_stream(public_);
     if (proxy_) {
       proxy_->close();
     }
+    // From here the caller may destroy the public stream: the timer must not touch it.
+    done_ = true;
+    timer_.cancel();
   }
 
  private:
@@ -118,7 +127,7 @@ class public_http_session {
           head_started_.reset();
         } else if (!head_started_ && !header_done_) {
           head_started_ = clock::now();
-          wake_.notify();
+          rearm();
         }
         release_if_empty(in_);
         auto [ec, n] = co_await read_more(public_, in_, in_size_);
@@ -126,7 +135,7 @@ class public_http_session {
           touch();
           if (!header_done_ && !head_started_) {
             head_started_ = clock::now();
-            wake_.notify();
+            rearm();
           }
         }
         if (ec) {
@@ -239,7 +248,17 @@ class public_http_session {
                                              clock::now() + cfg_.proxy_wait_timeout);
     if (conn) {
       proxy_ = std::move(conn);
-      proxy_ready_.notify();
+      response_running_ = true;
+      asio::co_spawn(timer_.get_executor(), response_pump(),
+                     [self = this->shared_from_this()](std::exception_ptr e) {
+                       if (e) {
+                         net::log_escaped(e, "public http responses");
+                         self->closed_ = true;
+                         net::close_stream(self->public_);
+                       }
+                       self->response_running_ = false;
+                       self->response_done_.notify();
+                     });
       co_return true;
     }
     out_.clear();
@@ -317,19 +336,12 @@ class public_http_session {
     if (proxy_) {
       proxy_->close();
     }
-    proxy_ready_.notify();
     answered_.notify();
   }
 
   // ---- responses: proxy -> public ----
 
   asio::awaitable<void> response_pump() {
-    while (!proxy_ && !closed_) {
-      co_await proxy_ready_.wait_until(clock::time_point::max());
-    }
-    if (!proxy_) {
-      co_return;
-    }
     byte_buffer rbuf;
     net::read_size rsize;
     for (;;) {
@@ -421,30 +433,59 @@ class public_http_session {
 
   // ---- time-outs ----
 
-  asio::awaitable<void> watchdog() {
-    while (!done_ && !closed_) {
-      const auto cs = co_await asio::this_coro::cancellation_state;
-      if (cs.cancelled() != asio::cancellation_type::none) {
-        co_return;
-      }
-      const auto now = clock::now();
-      clock::time_point deadline;
-      if (head_started_) {
-        deadline = *head_started_ + cfg_.read_header_timeout;
-      } else {
-        deadline = last_activity_ + (pending_ > 0 ? clock::duration(response_timeout)
-                                                  : clock::duration(cfg_.http_idle_timeout));
-      }
-      if (now >= deadline) {
-        if (head_started_ && pending_ == 0) {
-          const std::string response = http::error_response(
-              408, "Request Timeout", "The request head did not arrive in time.", false);
-          co_await asio::async_write(public_, asio::buffer(response), net::use_nothrow);
-        }
-        co_return;
-      }
-      co_await wake_.wait_until(deadline);
+  // When the connection times out: the head's deadline while a head is
+  // arriving, else the idle limit (longer while a response is owed).
+  clock::time_point deadline() const {
+    if (head_started_) {
+      return *head_started_ + cfg_.read_header_timeout;
     }
+    return last_activity_ + (pending_ > 0 ? clock::duration(response_timeout)
+                                          : clock::duration(cfg_.http_idle_timeout));
+  }
+
+  // (Re)starts the timer for the current deadline. Activity only moves the
+  // deadline later, so the timer re-arms itself when it fires early.
+  void rearm() {
+    if (done_) {
+      return;
+    }
+    timer_.expires_at(deadline());
+    timer_.async_wait([self = this->shared_from_this()](const net::error_code& ec) {
+      if (ec || self->done_) {
+        return;
+      }
+      if (clock::now() < self->deadline()) {
+        self->rearm();
+        return;
+      }
+      self->time_out();
+    });
+  }
+
+  void time_out() {
+    if (head_started_ && pending_ == 0 && !closed_) {
+      asio::co_spawn(timer_.get_executor(), answer_timeout(), [self = this->shared_from_this()](std::exception_ptr) {});
+      return;
+    }
+    close_all();
+  }
+
+  asio::awaitable<void> answer_timeout() {
+    const std::string response =
+        http::error_response(408, "Request Timeout", "The request head did not arrive in time.", false);
+    co_await asio::async_write(public_, asio::buffer(response), net::use_nothrow);
+    if (!done_) {
+      close_all();
+    }
+  }
+
+  void close_all() {
+    closed_ = true;
+    net::close_stream(public_);
+    if (proxy_) {
+      proxy_->close();
+    }
+    answered_.notify();
   }
 
   void touch() { last_activity_ = clock::now(); }
@@ -475,25 +516,28 @@ class public_http_session {
   bool switched_ = false;
   bool closed_ = false;
   bool done_ = false;
+  bool response_running_ = false;
   std::optional<clock::time_point> head_started_;
   clock::time_point last_activity_;
-  net::event proxy_ready_;
   net::event answered_;
-  net::event wake_;
+  net::event response_done_;
+  asio::steady_timer timer_;
 };
 
 }  // namespace
 
 asio::awaitable<void> serve_public_http(server& srv, net::tcp::socket& stream, std::string scheme,
                                         std::string client_ip) {
-  public_http_session<net::tcp::socket> session(srv, stream, std::move(scheme), std::move(client_ip));
-  co_await session.run();
+  auto session = std::make_shared<public_http_session<net::tcp::socket>>(srv, stream, std::move(scheme),
+                                                                         std::move(client_ip));
+  co_await session->run();
 }
 
 asio::awaitable<void> serve_public_http(server& srv, net::tls_stream& stream, std::string scheme,
                                         std::string client_ip) {
-  public_http_session<net::tls_stream> session(srv, stream, std::move(scheme), std::move(client_ip));
-  co_await session.run();
+  auto session = std::make_shared<public_http_session<net::tls_stream>>(srv, stream, std::move(scheme),
+                                                                        std::move(client_ip));
+  co_await session->run();
 }
 
 }  // namespace porthole::server
