@@ -130,6 +130,14 @@ class message_framer {
   message_framer& operator=(const message_framer&) = delete;
 
   bool at_message_start() const { return !parser_; }
+
+  // Between messages: gives back the memory of the last heads.
+  void release() {
+    if (!parser_) {
+      head_ = head_type{};
+      staging_ = head_type{};
+    }
+  }
   const head_type& head() const { return head_; }
   const error_code& error() const { return error_; }
 
@@ -334,6 +342,8 @@ const request_head& request_parser::head() const {
   return impl_->framer.head();
 }
 
+void request_parser::release() { impl_->framer.release(); }
+
 bool request_parser::at_message_start() const {
   return impl_->framer.at_message_start();
 }
@@ -423,5 +433,7 @@ bool response_parser::switched_protocols() const {
 bool response_parser::body_until_close() const {
   return impl_->framer.body_until_close();
 }
+
+void response_parser::release() { impl_->framer.release(); }
 
 }  // namespace porthole::http

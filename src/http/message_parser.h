@@ -84,6 +84,10 @@ class request_parser {
   /// True between messages: nothing of the next message has been consumed.
   bool at_message_start() const;
 
+  /// Between messages, frees what the last head held (an idle keep-alive
+  /// connection keeps no head); head() is empty afterwards.
+  void release();
+
  private:
   struct impl;
   std::unique_ptr<impl> impl_;
@@ -111,6 +115,9 @@ class response_parser {
   parse_result parse(std::string_view input);
 
   const response_head& head() const;
+
+  /// Between responses, frees what the last head held; head() is empty afterwards.
+  void release();
 
   /// True once a 101 (or 2xx to CONNECT) completed: what follows is not HTTP.
   /// From then on parse() consumes all its input, with no flags.

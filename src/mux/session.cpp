@@ -204,7 +204,8 @@ void stream::receive(std::string_view data) {
   if (data.empty()) {
     return;
   }
-  in_.emplace_back(data);
+  const auto n = asio::buffer_copy(in_.prepare(data.size()), asio::buffer(data));
+  in_.commit(n);
   in_bytes_ += data.size();
   readable_.notify();
 }
@@ -233,18 +234,10 @@ asio::awaitable<std::tuple<net::error_code, std::size_t>> stream::read_some(asio
                                              : net::error_code(asio::error::connection_reset);
     co_return std::tuple{ec, std::size_t{0}};
   }
-  auto* out = static_cast<char*>(b.data());
-  std::size_t n = 0;
-  while (n < b.size() && !in_.empty()) {
-    const std::string& chunk = in_.front();
-    const std::size_t take = std::min(b.size() - n, chunk.size() - in_offset_);
-    std::memcpy(out + n, chunk.data() + in_offset_, take);
-    n += take;
-    in_offset_ += take;
-    if (in_offset_ == chunk.size()) {
-      in_.pop_front();
-      in_offset_ = 0;
-    }
+  const std::size_t n = asio::buffer_copy(b, in_.data());
+  in_.consume(n);
+  if (in_.size() == 0) {
+    in_.shrink_to_fit();
   }
   in_bytes_ -= n;
   unacked_ += n;
@@ -298,6 +291,7 @@ void stream::close() {
   }
   session_->streams_.erase(id_);
   in_.clear();
+  in_.shrink_to_fit();
   in_bytes_ = 0;
   readable_.notify();
   writable_.notify();

@@ -6,11 +6,12 @@
 // window in each direction and can half-close.
 
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
+
+#include <boost/beast/core/flat_buffer.hpp>
 
 #include "mux/frame.h"
 #include "net/channel.h"
@@ -102,9 +103,8 @@ class stream final : public net::channel {
 
   std::shared_ptr<session> session_;
   std::uint32_t id_;
-  std::deque<std::string> in_;
-  std::size_t in_offset_ = 0;  ///< bytes of in_.front() already read
-  std::size_t in_bytes_ = 0;   ///< bytes buffered, not yet read
+  boost::beast::flat_buffer in_;  ///< received, not yet read; holds no memory when empty
+  std::size_t in_bytes_ = 0;      ///< bytes buffered, not yet read
   std::size_t unacked_ = 0;    ///< bytes read and not yet granted back with WINDOW
   std::size_t send_window_;
   bool fin_received_ = false;

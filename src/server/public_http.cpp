@@ -130,6 +130,9 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
           rearm();
         }
         release_if_empty(in_);
+        if (in_.size() == 0 && req_.at_message_start()) {
+          req_.release();  // between requests: hold nothing while idle
+        }
         auto [ec, n] = co_await read_more(public_, in_, in_size_);
         if (n > 0) {
           touch();
@@ -347,6 +350,9 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
     for (;;) {
       std::string wbuf;
       release_if_empty(rbuf);
+      if (rbuf.size() == 0 && pending_ == 0 && !response_started_) {
+        resp_.release();
+      }
       co_await proxy_->wait_readable();
       auto [ec, n] = co_await proxy_->read_some(rbuf.prepare(rsize.next()));
       rbuf.commit(n);

@@ -602,3 +602,39 @@ TEST(ResponseParser, FindIgnoresCase) {
 
 }  // namespace
 }  // namespace porthole::http
+
+namespace porthole::http {
+namespace {
+
+TEST(RequestParser, ReleaseBetweenMessagesEmptiesTheHeadAndParsingGoesOn) {
+  request_parser p;
+  const std::string first = "GET /a HTTP/1.1\r\nHost: x\r\nX-Long-Field-Name: a long enough value to allocate\r\n\r\n";
+  auto r = p.parse(first);
+  ASSERT_TRUE(r.head_complete && r.message_complete);
+  EXPECT_EQ(p.head().target, "/a");
+  p.release();
+  EXPECT_TRUE(p.head().fields.empty());
+  r = p.parse("GET /b HTTP/1.1\r\nHost: y\r\n\r\n");
+  ASSERT_TRUE(r.head_complete && r.message_complete);
+  EXPECT_EQ(p.head().target, "/b");
+  EXPECT_EQ(p.head().find("host"), "y");
+}
+
+TEST(ResponseParser, ReleaseBetweenResponsesEmptiesTheHeadAndParsingGoesOn) {
+  response_parser p;
+  p.expect("GET");
+  std::string_view in = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  auto r = p.parse(in);
+  ASSERT_TRUE(r.head_complete);
+  r = p.parse(in.substr(r.consumed));
+  ASSERT_TRUE(r.message_complete);
+  p.release();
+  EXPECT_EQ(p.head().status, 0u);
+  p.expect("GET");
+  r = p.parse("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+  ASSERT_TRUE(r.message_complete);
+  EXPECT_EQ(p.head().status, 404u);
+}
+
+}  // namespace
+}  // namespace porthole::http
