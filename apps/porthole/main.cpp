@@ -12,6 +12,7 @@
 #include "client/agent.h"
 #include "log/logging.h"
 #include "net/address.h"
+#include "net/memory.h"
 
 namespace {
 
@@ -117,6 +118,7 @@ int main(int argc, char** argv) {
 
     boost::asio::io_context ioc(1);
     porthole::client::agent agent(ioc, cfg);
+    porthole::net::start_memory_trim(ioc.get_executor(), std::chrono::seconds(5));
     boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
     signals.async_wait([&](const boost::system::error_code& ec, int) {
       if (!ec) {

@@ -12,6 +12,7 @@
 #include <iostream>
 
 #include "log/logging.h"
+#include "net/memory.h"
 #include "server/server.h"
 
 namespace {
@@ -139,6 +140,7 @@ int main(int argc, char** argv) {
     boost::asio::io_context ioc(1);
     porthole::server::server srv(ioc, cfg);
     srv.start();
+    porthole::net::start_memory_trim(ioc.get_executor(), std::chrono::seconds(5));
 
     boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
     boost::asio::steady_timer drain(ioc);
