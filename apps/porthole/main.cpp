@@ -64,8 +64,12 @@ int main(int argc, char** argv) {
   bool no_mux = false;
   app.add_flag("--no-mux", no_mux,
                "Use only ngrok 1.x proxy connections, not porthole's multiplexed connection (for comparison)");
-  app.add_option("--log", log_target, "Log to stdout, stderr, none, or a file")->capture_default_str();
-  app.add_option("--log-level", log_level, "trace, debug, info, warn or error")->capture_default_str();
+  app.add_option("--log", log_target, "Log to stdout, stderr, none, or a file (the last one given wins)")
+      ->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.add_option("--log-level", log_level, "trace, debug, info, warn or error (the last one given wins)")
+      ->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 
   auto* http = app.add_subcommand("http", "Expose a local HTTP service");
   http->add_option("address", http_local, "[HOST:]PORT of the local service")->required();

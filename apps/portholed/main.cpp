@@ -109,8 +109,12 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 3600));
   bool no_mux = false;
   app.add_flag("--no-mux", no_mux, "Do not grant porthole clients the multiplexed connection; use proxy connections");
-  app.add_option("--log", log_target, "Log to stdout, stderr, none, or a file")->capture_default_str();
-  app.add_option("--log-level", log_level, "trace, debug, info, warn or error")->capture_default_str();
+  app.add_option("--log", log_target, "Log to stdout, stderr, none, or a file (the last one given wins)")
+      ->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.add_option("--log-level", log_level, "trace, debug, info, warn or error (the last one given wins)")
+      ->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 
   try {
     app.parse(argc, argv);

@@ -76,6 +76,10 @@ struct agent::session {
 
 agent::agent(asio::io_context& ioc, client_config cfg)
     : ioc_(ioc), cfg_(std::move(cfg)), tls_(net::make_client_tls(cfg_.trust_ca)) {
+  SSL_CTX* ctx = tls_.native_handle();
+  SSL_CTX_set_app_data(ctx, this);
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  SSL_CTX_sess_set_new_cb(ctx, &agent::on_new_session);
   const auto hp = net::split_host_port(cfg_.server_addr, "443");
   server_host_ = hp.host;
   server_port_ = hp.port;
@@ -121,6 +125,9 @@ asio::awaitable<std::tuple<net::error_code, std::unique_ptr<net::tls_stream>>> a
   }
   auto stream = std::make_unique<net::tls_stream>(std::move(sock), tls_);
   net::verify_host(stream->native_handle(), server_host_);
+  if (tls_session_) {
+    SSL_set_session(stream->native_handle(), tls_session_.get());
+  }
   asio::steady_timer timer(ioc_, cfg_.dial_timeout);
   auto result = co_await (stream->async_handshake(asio::ssl::stream_base::client, net::use_nothrow) ||
                           timer.async_wait(net::use_nothrow));
@@ -130,7 +137,20 @@ asio::awaitable<std::tuple<net::error_code, std::unique_ptr<net::tls_stream>>> a
   if (auto [hec] = std::get<0>(result); hec) {
     co_return std::tuple{hec, nullptr};
   }
+  if (SSL_session_reused(stream->native_handle()) != 0) {
+    spdlog::trace("TLS session resumed");
+  }
   co_return std::tuple{net::error_code{}, std::move(stream)};
+}
+
+// A copy is kept: a connection that ends without close_notify marks its own
+// session object as not resumable.
+int agent::on_new_session(SSL* ssl, SSL_SESSION* session) {
+  auto* self = static_cast<agent*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
+  if (SSL_SESSION* copy = SSL_SESSION_dup(session)) {
+    self->tls_session_.reset(copy, &SSL_SESSION_free);
+  }
+  return 0;  // OpenSSL keeps ownership of `session`
 }
 
 asio::awaitable<std::optional<agent_result>> agent::serve_once(bool& was_up) {

@@ -51,10 +51,14 @@ class agent {
                                            std::string initial = {});
   net::asio::awaitable<void> ping_loop(session& s);
   const tunnel_spec* find_tunnel(const std::string& url) const;
+  static int on_new_session(SSL* ssl, SSL_SESSION* session);
 
   net::asio::io_context& ioc_;
   client_config cfg_;
   net::asio::ssl::context tls_;
+  /// The newest TLS session the server gave, offered on every new connection
+  /// so that proxy connections resume instead of doing a full handshake.
+  std::shared_ptr<SSL_SESSION> tls_session_;
   std::string server_host_;
   std::string server_port_;
   std::string client_id_;

@@ -31,3 +31,17 @@ def test_30_sequential_connection_close_requests_all_succeed(pool_args, server, 
     # Each public connection used its own proxy connection and backend connection.
     assert http_backend.connections == N
     assert client.proc.running
+
+
+def test_proxy_connections_resume_the_tls_session(server, http_backend, start_porthole):
+    """With ngrok proxy connections (no mux), each new proxy connection offers
+    the server's latest session ticket instead of a full handshake."""
+    client = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "resume",
+                            "--proto", "http", "--no-mux", "--log-level", "trace", server=server)
+    host = f"resume.localhost:{server.http_port}"
+    for i in range(5):
+        with RawHTTP(server.http_port, timeout=20) as c:
+            resp = c.request("GET", f"/echo/r{i}", [("Host", host), ("Connection", "close")])
+            assert (resp.status, resp.body) == (200, f"r{i}".encode())
+    # The pool's refills after those five takes resumed (the first connection cannot).
+    client.proc.wait_for_all(r"TLS session resumed", 5, timeout=10)
