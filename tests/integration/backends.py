@@ -275,17 +275,18 @@ class _TCPServer(socketserver.ThreadingTCPServer):
         self._log.append(f"{time.monotonic():.3f} {text}")
 
 
-class TCPEchoBackend:
-    """A TCP server that sends back every byte it receives."""
+class _TCPBackend:
+    """A threaded TCP server on 127.0.0.1 with the handler of a subclass."""
 
-    name = "tcp-echo-backend"
+    name = "tcp-backend"
+    handler: type
 
     def __init__(self):
-        self.server = _TCPServer(("127.0.0.1", 0), _EchoHandler)
+        self.server = _TCPServer(("127.0.0.1", 0), self.handler)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever,
                                        kwargs={"poll_interval": 0.1},
-                                       name="tcp-echo-backend", daemon=True)
+                                       name=self.name, daemon=True)
         self.thread.start()
         register(self)
 
@@ -297,6 +298,13 @@ class TCPEchoBackend:
             self.server.shutdown()
             self.thread.join(5)
         self.server.server_close()
+
+
+class TCPEchoBackend(_TCPBackend):
+    """A TCP server that sends back every byte it receives."""
+
+    name = "tcp-echo-backend"
+    handler = _EchoHandler
 
 
 def echo_through(port: int, data: bytes, timeout: float = 30.0) -> bytes:
@@ -346,28 +354,11 @@ class _DigestAtEOFHandler(socketserver.BaseRequestHandler):
             self.server.note(f"{self.client_address} failed after {n} bytes: {e!r}")
 
 
-class DigestAtEOFBackend:
+class DigestAtEOFBackend(_TCPBackend):
     """A TCP server that reads until the peer half-closes, and only then answers
     "<length> <sha256 hex>\\n" of what it read, and closes. A service like this
     (e.g. one reading a whole upload before replying) needs the half-close to
     reach it: without it, it never answers."""
 
     name = "digest-at-eof-backend"
-
-    def __init__(self):
-        self.server = _TCPServer(("127.0.0.1", 0), _DigestAtEOFHandler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever,
-                                       kwargs={"poll_interval": 0.1},
-                                       name="digest-at-eof-backend", daemon=True)
-        self.thread.start()
-        register(self)
-
-    def log_text(self) -> str:
-        return f"127.0.0.1:{self.port}\n" + "\n".join(self.server._log)
-
-    def stop(self) -> None:
-        if self.thread.is_alive():
-            self.server.shutdown()
-            self.thread.join(5)
-        self.server.server_close()
+    handler = _DigestAtEOFHandler

@@ -453,6 +453,21 @@ def os_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def splice(src: socket.socket, dst: socket.socket) -> None:
+    """Copies src to dst until src ends, then shuts both down (for the
+    forwarders and proxies that tests put in the client's path)."""
+    try:
+        while data := src.recv(65536):
+            dst.sendall(data)
+    except OSError:
+        pass
+    for s in (src, dst):
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
 def os_port_range(n: int, attempts: int = 1000) -> int:
     """The first of n consecutive ports that are all free now; the first one is
     chosen by the OS."""

@@ -115,7 +115,7 @@ class ConnectProxy:
         except OSError:
             pass
         for a, b in ((down, up), (up, down)):
-            threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            threading.Thread(target=harness.splice, args=(a, b), daemon=True).start()
 
     def _answer(self, down: socket.socket, request: dict, response: bytes,
                 keep: bool = False) -> None:
@@ -129,19 +129,6 @@ class ConnectProxy:
             pass
         if not keep:
             down.close()
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def connects(self, status: int | None = None) -> list[dict]:
         with self._cond:

@@ -97,20 +97,7 @@ class Forwarder:
         with self._lock:
             self._pairs.append((down, up))
         for a, b in ((down, up), (up, down)):
-            threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            threading.Thread(target=harness.splice, args=(a, b), daemon=True).start()
 
     def hold(self) -> None:
         self._open.clear()
