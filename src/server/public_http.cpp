@@ -470,7 +470,12 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
 
   void time_out() {
     if (head_started_ && pending_ == 0 && !closed_) {
-      asio::co_spawn(timer_.get_executor(), answer_timeout(), [self = this->shared_from_this()](std::exception_ptr) {});
+      asio::co_spawn(timer_.get_executor(), answer_timeout(),
+                     [self = this->shared_from_this()](std::exception_ptr e) {
+                       if (e) {
+                         net::log_escaped(e, "public http time-out");
+                       }
+                     });
       return;
     }
     close_all();
