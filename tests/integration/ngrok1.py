@@ -58,6 +58,16 @@ RECORDED_NEWTUNNEL_HTTP = _hex(
     "7c000000000000007b2254797065223a224e657754756e6e656c222c225061796c6f6164223a7b225265714964"
     "223a2261616161303030303131313132323232222c2255726c223a22687474703a2f2f666f6f2e6e67726f6b2e"
     "746573743a3236323031222c2250726f746f636f6c223a2268747470222c224572726f72223a22227d7d")
+# The second NewTunnel of the same http+https ReqTunnel (same ReqId, same host).
+RECORDED_NEWTUNNEL_HTTPS = _hex(
+    "7e000000000000007b2254797065223a224e657754756e6e656c222c225061796c6f6164223a7b22526571496422"
+    "3a2261616161303030303131313132323232222c2255726c223a2268747470733a2f2f666f6f2e6e67726f6b2e74"
+    "6573743a3236323031222c2250726f746f636f6c223a226874747073222c224572726f72223a22227d7d")
+RECORDED_NEWTUNNEL_TCP = _hex(
+    "76000000000000007b2254797065223a224e657754756e6e656c222c225061796c6f6164223a7b22526571496422"
+    "3a2262626262303030303131313132323232222c2255726c223a227463703a2f2f6e67726f6b2e746573743a3236"
+    "323035222c2250726f746f636f6c223a22746370222c224572726f72223a22227d7d")
+RECORDED_TCP_URL = "tcp://ngrok.test:26205"
 RECORDED_PONG = _hex("1c000000000000007b2254797065223a22506f6e67222c225061796c6f6164223a7b7d7d")
 RECORDED_STARTPROXY = _hex(
     "64000000000000007b2254797065223a22537461727450726f7879222c225061796c6f6164223a7b2255726c22"
@@ -78,6 +88,52 @@ def frame(body: bytes) -> bytes:
 
 def message(msg_type: str, payload: dict) -> bytes:
     return frame(go_json(msg_type, payload))
+
+
+# --- frames built in the shape of the recorded ones ------------------------
+# Go's encoder writes a struct's fields in declaration order, every field, no
+# spaces: these builders do the same (the interop tests check that they give
+# back the recorded frames byte for byte when fed the recorded values).
+
+def auth(user: str = "", client_id: str = "", os_name: str = "linux",
+         arch: str = "amd64") -> bytes:
+    """Auth as the ngrok 1.7.1 client sends it (ClientId: its previous id on reconnect)."""
+    return message("Auth", {"Version": "2", "MmVersion": "1.7", "User": user, "Password": "",
+                            "OS": os_name, "Arch": arch, "ClientId": client_id})
+
+
+def req_tunnel(req_id: str, protocol: str, subdomain: str = "", hostname: str = "",
+               http_auth: str = "", remote_port: int = 0) -> bytes:
+    """ReqTunnel as the ngrok 1.7.1 client sends it."""
+    return message("ReqTunnel", {"ReqId": req_id, "Protocol": protocol, "Hostname": hostname,
+                                 "Subdomain": subdomain, "HttpAuth": http_auth,
+                                 "RemotePort": remote_port})
+
+
+def reg_proxy(client_id: str) -> bytes:
+    """RegProxy as the ngrok 1.7.1 client sends it, first frame of a proxy connection."""
+    return message("RegProxy", {"ClientId": client_id})
+
+
+# Ping as the ngrok 1.7.1 client sends it: an empty struct.
+PING = message("Ping", {})
+
+
+def auth_resp(client_id: str, error: str = "") -> bytes:
+    """AuthResp as ngrokd 1.7.1 sends it (no porthole extension key)."""
+    return message("AuthResp", {"Version": "2", "MmVersion": "1.7", "ClientId": client_id,
+                                "Error": error})
+
+
+def new_tunnel(req_id: str, url: str, protocol: str, error: str = "") -> bytes:
+    """NewTunnel as ngrokd 1.7.1 sends it (one per protocol of a ReqTunnel)."""
+    return message("NewTunnel", {"ReqId": req_id, "Url": url, "Protocol": protocol,
+                                 "Error": error})
+
+
+def start_proxy(url: str, client_addr: str) -> bytes:
+    """StartProxy as ngrokd 1.7.1 writes it on a pooled proxy connection."""
+    return message("StartProxy", {"Url": url, "ClientAddr": client_addr})
 
 
 def parse_frame(data: bytes) -> dict:
@@ -186,6 +242,14 @@ class ScriptedNgrokd:
         self.control_frames: queue.Queue = queue.Queue()
         self.log: list[str] = []
         self.conns: list[FrameConn] = []
+        # Every connection's first message, in order of arrival.
+        self.first_frames: list[dict] = []
+        # Connections that gave no readable first frame: "addr: error".
+        self.failed_connections: list[str] = []
+        # Every message read on the control connection once served (Ping included).
+        self.control_messages: list[dict] = []
+        # Each Ping answered by serve_control: (time.monotonic() of the Pong, the Ping).
+        self.pongs: queue.Queue = queue.Queue()
         self._stop = threading.Event()
         self.threads = [threading.Thread(target=self._accept, name="ngrokd-accept", daemon=True)]
         self.threads[0].start()
@@ -204,9 +268,11 @@ class ScriptedNgrokd:
                 self.conns.append(conn)
                 first = conn.read_frame(timeout=10)
                 self.log.append(f"{addr}: first frame {first}")
+                self.first_frames.append(first)
                 self.accepted.put((conn, first))
             except Exception as e:
                 self.log.append(f"{addr}: {e!r}")
+                self.failed_connections.append(f"{addr}: {e!r}")
                 raw.close()
 
     def next_connection(self, timeout: float = 15.0) -> tuple[FrameConn, dict]:
@@ -222,8 +288,11 @@ class ScriptedNgrokd:
                 while not self._stop.is_set():
                     msg = ctl.read_frame(timeout=120)
                     self.log.append(f"control: {msg}")
+                    self.control_messages.append(msg)
                     if msg["Type"] == "Ping":
                         ctl.send(RECORDED_PONG)
+                        self.log.append("control: sent Pong")
+                        self.pongs.put((time.monotonic(), msg))
                     else:
                         self.control_frames.put(msg)
             except Exception as e:
@@ -238,6 +307,14 @@ class ScriptedNgrokd:
             return self.control_frames.get(timeout=timeout)
         except queue.Empty:
             raise AssertionError(f"no message on the control connection within {timeout}s; "
+                                 f"log: {self.log}") from None
+
+    def next_pong(self, timeout: float = 15.0) -> tuple[float, dict]:
+        """(when, the Ping) of the next Pong serve_control sent."""
+        try:
+            return self.pongs.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no Ping from porthole within {timeout}s; "
                                  f"log: {self.log}") from None
 
     def log_text(self) -> str:
