@@ -11,6 +11,9 @@ namespace porthole::proto {
 namespace {
 
 using json = nlohmann::json;
+// Output keeps the order fields are written in, which is Go's field order:
+// porthole's frames read like ngrok's own.
+using ordered = nlohmann::ordered_json;
 
 bool iequals(std::string_view a, std::string_view b) {
   return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
@@ -95,8 +98,8 @@ class payload_reader {
   bool ok_ = true;
 };
 
-json encode_ext(const extensions& e) {
-  json j = {{"Version", e.version}, {"Features", e.features}};
+ordered encode_ext(const extensions& e) {
+  ordered j = {{"Version", e.version}, {"Features", e.features}};
   if (e.pool_size) {
     j["PoolSize"] = *e.pool_size;
   }
@@ -104,8 +107,8 @@ json encode_ext(const extensions& e) {
 }
 
 struct payload_encoder {
-  json operator()(const auth& m) const {
-    json j = {{"Version", m.version}, {"MmVersion", m.mm_version}, {"User", m.user},
+  ordered operator()(const auth& m) const {
+    ordered j = {{"Version", m.version}, {"MmVersion", m.mm_version}, {"User", m.user},
               {"Password", m.password}, {"OS", m.os},  {"Arch", m.arch},
               {"ClientId", m.client_id}};
     if (m.ext) {
@@ -113,8 +116,8 @@ struct payload_encoder {
     }
     return j;
   }
-  json operator()(const auth_resp& m) const {
-    json j = {{"Version", m.version},
+  ordered operator()(const auth_resp& m) const {
+    ordered j = {{"Version", m.version},
               {"MmVersion", m.mm_version},
               {"ClientId", m.client_id},
               {"Error", m.error}};
@@ -123,21 +126,21 @@ struct payload_encoder {
     }
     return j;
   }
-  json operator()(const req_tunnel& m) const {
+  ordered operator()(const req_tunnel& m) const {
     return {{"ReqId", m.req_id},       {"Protocol", m.protocol}, {"Hostname", m.hostname},
             {"Subdomain", m.subdomain}, {"HttpAuth", m.http_auth}, {"RemotePort", m.remote_port}};
   }
-  json operator()(const new_tunnel& m) const {
+  ordered operator()(const new_tunnel& m) const {
     return {{"ReqId", m.req_id}, {"Url", m.url}, {"Protocol", m.protocol}, {"Error", m.error}};
   }
-  json operator()(const req_proxy&) const { return json::object(); }
-  json operator()(const reg_proxy& m) const { return {{"ClientId", m.client_id}}; }
-  json operator()(const start_proxy& m) const {
+  ordered operator()(const req_proxy&) const { return ordered::object(); }
+  ordered operator()(const reg_proxy& m) const { return {{"ClientId", m.client_id}}; }
+  ordered operator()(const start_proxy& m) const {
     return {{"Url", m.url}, {"ClientAddr", m.client_addr}};
   }
-  json operator()(const ping&) const { return json::object(); }
-  json operator()(const pong&) const { return json::object(); }
-  json operator()(const reg_mux& m) const { return {{"ClientId", m.client_id}}; }
+  ordered operator()(const ping&) const { return ordered::object(); }
+  ordered operator()(const pong&) const { return ordered::object(); }
+  ordered operator()(const reg_mux& m) const { return {{"ClientId", m.client_id}}; }
 };
 
 boost::system::result<message> decode_payload(std::string_view type, const json& p) {
@@ -207,7 +210,7 @@ boost::system::result<message> decode(std::string_view text) {
 }
 
 std::string encode(const message& m) {
-  json envelope = {{"Type", type_name(m)}, {"Payload", std::visit(payload_encoder{}, m)}};
+  ordered envelope = {{"Type", type_name(m)}, {"Payload", std::visit(payload_encoder{}, m)}};
   return envelope.dump();
 }
 

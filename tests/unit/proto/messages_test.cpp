@@ -100,6 +100,21 @@ TEST(Messages, EveryMessageSurvivesARoundTrip) {
   }
 }
 
+TEST(Messages, EncodesAuthByteForByteAsTheNgrokClientDoes) {
+  const auth a{"2", "1.7", "secret-token", "", "linux", "amd64", "", std::nullopt};
+  EXPECT_EQ(encode(a),
+            R"({"Type":"Auth","Payload":{"Version":"2","MmVersion":"1.7","User":"secret-token","Password":"",)"
+            R"("OS":"linux","Arch":"amd64","ClientId":""}})");
+}
+
+TEST(Messages, EncodesStartProxyAndRefusalByteForByteAsNgrokdDoes) {
+  EXPECT_EQ(encode(start_proxy{"http://foo.ngrok.test:26201", "127.0.0.1:55314"}),
+            R"({"Type":"StartProxy","Payload":{"Url":"http://foo.ngrok.test:26201","ClientAddr":"127.0.0.1:55314"}})");
+  EXPECT_EQ(encode(new_tunnel{"", "", "", "The tunnel http://foo.ngrok.test:26201 is already registered."}),
+            R"({"Type":"NewTunnel","Payload":{"ReqId":"","Url":"","Protocol":"","Error":"The tunnel )"
+            R"(http://foo.ngrok.test:26201 is already registered."}})");
+}
+
 TEST(Messages, EncodesEveryBaseFieldEvenWhenEmpty) {
   const std::string json = encode(new_tunnel{"", "", "", "boom"});
   for (const char* key : {"\"ReqId\"", "\"Url\"", "\"Protocol\"", "\"Error\""}) {
