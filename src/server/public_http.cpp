@@ -208,7 +208,14 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
     const std::string host = http::routing_host(*host_field);
     auto t = server_.find_http_tunnel(scheme_, host);
     if (!t) {
-      co_await reply_local(404, "Not Found", "Tunnel " + host + " not found", false);
+      if (server_.http_tunnel_reconnecting(scheme_, host)) {
+        co_await reply_local(503, "Service Unavailable",
+                             "Tunnel " + host + " is reconnecting: its client lost the connection and is "
+                             "expected back shortly.",
+                             false, "Retry-After: 5\r\n");
+      } else {
+        co_await reply_local(404, "Not Found", "Tunnel " + host + " not found", false);
+      }
       co_return false;
     }
     if (tunnel_ && t != tunnel_) {

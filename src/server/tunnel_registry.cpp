@@ -47,4 +47,9 @@ std::vector<std::string> in_memory_registry::held_by(std::string_view client_id)
   return urls;
 }
 
+bool in_memory_registry::is_held(std::string_view url) {
+  auto it = entries_.find(url);
+  return it != entries_.end() && it->second.held_until && !it->second.expired(clock::now());
+}
+
 }  // namespace porthole::server

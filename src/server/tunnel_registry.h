@@ -32,6 +32,9 @@ class tunnel_registry {
   /// URLs of `client_id` held after a disconnect (not live), for reuse when it
   /// asks for a tunnel without naming one.
   virtual std::vector<std::string> held_by(std::string_view client_id) = 0;
+
+  /// True if `url` is held for a client that disconnected and may come back.
+  virtual bool is_held(std::string_view url) = 0;
 };
 
 /// A registry for one server process.
@@ -41,6 +44,7 @@ class in_memory_registry final : public tunnel_registry {
   void release(std::string_view url, std::string_view client_id,
                clock::time_point hold_until) override;
   std::vector<std::string> held_by(std::string_view client_id) override;
+  bool is_held(std::string_view url) override;
 
  private:
   struct entry {

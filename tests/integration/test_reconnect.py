@@ -159,7 +159,13 @@ def test_cut_client_keeps_its_subdomain_during_grace_and_gets_it_back(server, fo
     server.proc.wait_for(r"tunnel down: http://keep\.localhost", timeout=15,
                          since=before_server)
 
-    # While the first client is away its subdomain is still its own.
+    # While the first client is away, its URL says so rather than "not found".
+    r = curl(f"{first.url()}/hello")
+    assert r.status == 503, (r.status, r.body[:300])
+    assert b"reconnecting" in r.body
+    assert "retry-after" in {k.lower() for k in r.headers}, r.headers
+
+    # And its subdomain is still its own.
     second = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "keep",
                             "--proto", "http", server=server, wait_up=False)
     assert second.proc.wait_exit() != 0

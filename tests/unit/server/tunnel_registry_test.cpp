@@ -56,6 +56,16 @@ TEST(TunnelRegistry, IgnoresAReleaseByAClientThatDoesNotOwnTheUrl) {
   EXPECT_FALSE(r.claim("http://foo.example.com", "b"));
 }
 
+TEST(TunnelRegistry, TellsAHeldUrlFromALiveOrFreeOne) {
+  in_memory_registry r;
+  ASSERT_TRUE(r.claim("http://live.example.com", "a"));
+  ASSERT_TRUE(r.claim("http://held.example.com", "a"));
+  r.release("http://held.example.com", "a", tunnel_registry::clock::now() + 60s);
+  EXPECT_TRUE(r.is_held("http://held.example.com"));
+  EXPECT_FALSE(r.is_held("http://live.example.com"));
+  EXPECT_FALSE(r.is_held("http://free.example.com"));
+}
+
 TEST(TunnelRegistry, ListsOnlyTheHeldUrlsOfAClient) {
   in_memory_registry r;
   ASSERT_TRUE(r.claim("http://live.example.com", "a"));
