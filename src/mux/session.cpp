@@ -169,7 +169,11 @@ bool session::handle_frame(const frame_header& h, std::string_view payload) {
   stream& s = *it->second;
   switch (h.type) {
     case frame_type::data:
-      if (s.in_bytes_ + s.unacked_ + payload.size() > opts_.window || s.fin_received_) {
+      if (s.fin_received_) {
+        spdlog::warn("mux connection: DATA after FIN on stream {}; closing the connection", h.stream);
+        return false;
+      }
+      if (s.in_bytes_ + s.unacked_ + payload.size() > opts_.window) {
         spdlog::warn("mux connection: stream {} overran its window; closing the connection", h.stream);
         return false;
       }

@@ -25,9 +25,15 @@ class event {
   /// Sleeps until notify() or `deadline`; returns true if notified.
   asio::awaitable<bool> wait_until(std::chrono::steady_clock::time_point deadline) {
     asio::steady_timer timer(co_await asio::this_coro::executor, deadline);
+    // Unregistered by a destructor: a coroutine frame destroyed without
+    // resuming (its io_context going away) must not leave its timer behind.
+    struct registration {
+      std::vector<asio::steady_timer*>& waiters;
+      asio::steady_timer* timer;
+      ~registration() { std::erase(waiters, timer); }
+    } registered{waiters_, &timer};
     waiters_.push_back(&timer);
     auto [ec] = co_await timer.async_wait(use_nothrow);
-    std::erase(waiters_, &timer);
     co_return ec == asio::error::operation_aborted;
   }
 
