@@ -1,6 +1,8 @@
 #include "mux/session.h"
 
 #include <gtest/gtest.h>
+
+#include "support/temporary_directory.h"
 #include <stdlib.h>
 
 #include <algorithm>
@@ -46,24 +48,7 @@ options small_windows() {
   return o;
 }
 
-class temporary_directory {
- public:
-  temporary_directory() {
-    std::string pattern = (fs::temp_directory_path() / "porthole-mux-test-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) {
-      throw std::runtime_error("mkdtemp failed");
-    }
-    path_ = pattern;
-  }
-  ~temporary_directory() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using porthole::testing::temporary_directory;
 
 // Bytes that differ from position to position and from seed to seed, so a
 // reordered, dropped or crossed chunk shows.

@@ -2,6 +2,8 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include "support/temporary_directory.h"
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -52,24 +54,7 @@ struct x509_deleter {
 };
 using x509_ptr = std::unique_ptr<X509, x509_deleter>;
 
-class temporary_directory {
- public:
-  temporary_directory() {
-    std::string pattern = (fs::temp_directory_path() / "porthole-net-test-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) {
-      throw std::runtime_error("mkdtemp failed");
-    }
-    path_ = pattern;
-  }
-  ~temporary_directory() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using porthole::testing::temporary_directory;
 
 std::string file_bytes(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
