@@ -15,6 +15,8 @@ namespace {
 // Frames are batched into one write up to this size: below one TLS record, so
 // a peer that reads a frame's body with a single read call (ngrok 1.7) gets it whole.
 constexpr std::size_t max_batch = 16000;
+// Messages queued for a client that does not read them; beyond, it is dropped.
+constexpr std::size_t max_outbox = 4096;
 }  // namespace
 
 control_session::control_session(server& srv, std::unique_ptr<net::tls_stream> stream,
@@ -44,6 +46,13 @@ asio::awaitable<void> control_session::run(proto::auth_resp resp) {
 
 void control_session::send(const proto::message& m) {
   if (closed_) {
+    return;
+  }
+  if (outbox_.size() >= max_outbox) {
+    // The client stopped reading its control connection.
+    spdlog::warn("client {}: {} messages queued and unread; closing its control connection", client_id_,
+                 outbox_.size());
+    close();
     return;
   }
   outbox_.push_back(proto::encode_framed(m));
