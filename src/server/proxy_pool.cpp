@@ -1,9 +1,8 @@
 #include "server/proxy_pool.h"
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-
 #include <algorithm>
+
+#include "net/spawn.h"
 
 namespace porthole::server {
 
@@ -35,7 +34,7 @@ void proxy_pool::add(std::unique_ptr<net::tls_stream> conn) {
     net::close_stream(*idle_.front().stream);
     idle_.pop_front();
   }
-  asio::co_spawn(ex_, watch(id, raw), asio::detached);
+  net::spawn(ex_, watch(id, raw), "proxy pool watch");
   arrived_.notify();
 }
 
