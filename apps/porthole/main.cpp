@@ -1,11 +1,11 @@
 // porthole: the tunnel client. Parses the command line, wires, runs.
 
+#include <spdlog/spdlog.h>
+
 #include <CLI/CLI.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <spdlog/spdlog.h>
-
 #include <iostream>
 #include <optional>
 
@@ -20,9 +20,8 @@ using porthole::client::tunnel_spec;
 
 // "8080", "host:8080" or "[::1]:8080": where the local service listens.
 void set_local_address(tunnel_spec& t, const std::string& text) {
-  auto hp = porthole::net::split_host_port(text.find(':') == std::string::npos && !text.starts_with('[')
-                                               ? ":" + text
-                                               : text);
+  auto hp = porthole::net::split_host_port(
+      text.find(':') == std::string::npos && !text.starts_with('[') ? ":" + text : text);
   if (hp.port == "0") {
     throw std::invalid_argument("local port must be 1-65535 (got '" + text + "')");
   }
@@ -52,22 +51,27 @@ int main(int argc, char** argv) {
   app.fallthrough();
   app.add_option("--server-addr", cfg.server_addr, "The server's tunnel address, HOST:PORT");
   app.add_option("--authtoken", cfg.authtoken, "Token the server expects");
-  app.add_option("--trust-ca", trust_ca, "Trust this PEM CA certificate for the server (default: system roots)")
+  app.add_option("--trust-ca", trust_ca,
+                 "Trust this PEM CA certificate for the server (default: system roots)")
       ->check(CLI::ExistingFile);
   app.add_option("--pool-size", cfg.pool_size, "Proxy connections to keep ready at the server")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
   int heartbeat = static_cast<int>(cfg.ping_interval.count());
-  app.add_option("--heartbeat-interval", heartbeat, "Seconds between heartbeats (Ping) to the server")
+  app.add_option("--heartbeat-interval", heartbeat,
+                 "Seconds between heartbeats (Ping) to the server")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));
   bool no_mux = false;
   app.add_flag("--no-mux", no_mux,
-               "Use only ngrok 1.x proxy connections, not porthole's multiplexed connection (for comparison)");
-  app.add_option("--log", log_target, "Log to stdout, stderr, none, or a file (the last one given wins)")
+               "Use only ngrok 1.x proxy connections, not porthole's multiplexed connection (for "
+               "comparison)");
+  app.add_option("--log", log_target,
+                 "Log to stdout, stderr, none, or a file (the last one given wins)")
       ->capture_default_str()
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  app.add_option("--log-level", log_level, "trace, debug, info, warn or error (the last one given wins)")
+  app.add_option("--log-level", log_level,
+                 "trace, debug, info, warn or error (the last one given wins)")
       ->capture_default_str()
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 
@@ -82,7 +86,8 @@ int main(int argc, char** argv) {
 
   auto* tcp = app.add_subcommand("tcp", "Expose a local TCP service");
   tcp->add_option("address", tcp_local, "[HOST:]PORT of the local service")->required();
-  tcp->add_option("--remote-port", tcp_tunnel.remote_port, "Public port to ask for (default: server's choice)");
+  tcp->add_option("--remote-port", tcp_tunnel.remote_port,
+                  "Public port to ask for (default: server's choice)");
 
   try {
     app.parse(argc, argv);
@@ -94,7 +99,8 @@ int main(int argc, char** argv) {
     porthole::log::configure(log_target, log_level);
     if (cfg.server_addr.empty()) {
       throw std::invalid_argument(
-          "no server address: give --server-addr HOST:PORT, the tunnel address of your portholed (or ngrokd) "
+          "no server address: give --server-addr HOST:PORT, the tunnel address of your portholed "
+          "(or ngrokd) "
           "server");
     }
     cfg.mux = !no_mux;
@@ -117,7 +123,8 @@ int main(int argc, char** argv) {
     cfg.proxy = porthole::net::http_proxy::from_environment(
         porthole::net::split_host_port(cfg.server_addr, "443").host);
     if (cfg.proxy) {
-      spdlog::info("reaching the server through the HTTP proxy {}:{}", cfg.proxy->host, cfg.proxy->port);
+      spdlog::info("reaching the server through the HTTP proxy {}:{}", cfg.proxy->host,
+                   cfg.proxy->port);
     }
 
     boost::asio::io_context ioc(1);
@@ -131,13 +138,14 @@ int main(int argc, char** argv) {
       }
     });
     std::optional<porthole::client::agent_result> result;
-    boost::asio::co_spawn(ioc, agent.run(), [&](std::exception_ptr e, porthole::client::agent_result r) {
-      if (e) {
-        std::rethrow_exception(e);
-      }
-      result = std::move(r);
-      ioc.stop();
-    });
+    boost::asio::co_spawn(ioc, agent.run(),
+                          [&](std::exception_ptr e, porthole::client::agent_result r) {
+                            if (e) {
+                              std::rethrow_exception(e);
+                            }
+                            result = std::move(r);
+                            ioc.stop();
+                          });
     ioc.run();
     if (result && result->exit_code != 0) {
       if (log_target != "stderr") {

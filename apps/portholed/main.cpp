@@ -1,14 +1,14 @@
 // portholed: the tunnel server. Parses the command line, wires, runs.
 
+#include <spdlog/spdlog.h>
+
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <spdlog/spdlog.h>
-
 #include <cstdlib>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <iostream>
 
 #include "log/logging.h"
@@ -42,8 +42,10 @@ void parse_port_range(const std::string& text, porthole::server::server_config& 
   unsigned high = 0;
   char dash = 0;
   std::istringstream in(text);
-  if (!(in >> low >> dash >> high) || dash != '-' || !in.eof() || low == 0 || high > 65535 || low > high) {
-    throw std::runtime_error("--tcp-ports wants LOW-HIGH, two ports with LOW <= HIGH (got '" + text + "')");
+  if (!(in >> low >> dash >> high) || dash != '-' || !in.eof() || low == 0 || high > 65535 ||
+      low > high) {
+    throw std::runtime_error("--tcp-ports wants LOW-HIGH, two ports with LOW <= HIGH (got '" +
+                             text + "')");
   }
   cfg.tcp_port_low = static_cast<std::uint16_t>(low);
   cfg.tcp_port_high = static_cast<std::uint16_t>(high);
@@ -67,31 +69,41 @@ int main(int argc, char** argv) {
   int grace = static_cast<int>(cfg.reconnect_grace.count());
 
   CLI::App app{
-      "portholed " PORTHOLE_VERSION ": the porthole tunnel server.\n"
+      "portholed " PORTHOLE_VERSION
+      ": the porthole tunnel server.\n"
       "Accepts tunnel clients (porthole, or ngrok 1.x) over TLS and routes public HTTP, HTTPS\n"
       "and TCP connections to them by Host header, SNI or port.\n\n"
-      "Try it on this machine:  portholed --dev --http-addr 127.0.0.1:8080 --tunnel-addr 127.0.0.1:4443 "
+      "Try it on this machine:  portholed --dev --http-addr 127.0.0.1:8080 --tunnel-addr "
+      "127.0.0.1:4443 "
       "--https-addr 127.0.0.1:4443"};
   app.set_version_flag("--version", PORTHOLE_VERSION);
-  app.add_option("--domain", cfg.domain, "Public domain; tunnels are <name>.<domain>")->capture_default_str();
+  app.add_option("--domain", cfg.domain, "Public domain; tunnels are <name>.<domain>")
+      ->capture_default_str();
   app.add_option("--http-addr", cfg.http_addr, "Public HTTP listener, [HOST]:PORT (\"\" disables)")
       ->capture_default_str();
-  app.add_option("--https-addr", cfg.https_addr, "Public HTTPS listener, [HOST]:PORT (\"\" disables)")
+  app.add_option("--https-addr", cfg.https_addr,
+                 "Public HTTPS listener, [HOST]:PORT (\"\" disables)")
       ->capture_default_str();
   app.add_option("--tunnel-addr", cfg.tunnel_addr,
-                 "Listener for tunnel clients; when equal to --https-addr one port serves both, routed by SNI")
+                 "Listener for tunnel clients; when equal to --https-addr one port serves both, "
+                 "routed by SNI")
       ->capture_default_str();
   app.add_option("--tls-cert", cfg.tls_cert, "PEM certificate chain for the domain and *.domain")
       ->check(CLI::ExistingFile);
-  app.add_option("--tls-key", cfg.tls_key, "PEM private key of --tls-cert")->check(CLI::ExistingFile);
+  app.add_option("--tls-key", cfg.tls_key, "PEM private key of --tls-cert")
+      ->check(CLI::ExistingFile);
   app.add_flag("--dev", cfg.dev,
-               "Development mode: create (once) a private CA and a certificate for the domain in --state-dir");
-  app.add_option("--state-dir", state_dir, "Where --dev keeps its CA and certificate")->capture_default_str();
+               "Development mode: create (once) a private CA and a certificate for the domain in "
+               "--state-dir");
+  app.add_option("--state-dir", state_dir, "Where --dev keeps its CA and certificate")
+      ->capture_default_str();
   app.add_option("--authtokens", authtokens_file,
                  "File of accepted authtokens, one per line; without it any client is accepted")
       ->check(CLI::ExistingFile);
-  app.add_option("--tcp-bind-addr", cfg.tcp_bind_addr, "Address TCP tunnels listen on (default: all interfaces)");
-  app.add_option("--tcp-ports", tcp_ports, "LOW-HIGH range for server-chosen TCP tunnel ports (default: any)");
+  app.add_option("--tcp-bind-addr", cfg.tcp_bind_addr,
+                 "Address TCP tunnels listen on (default: all interfaces)");
+  app.add_option("--tcp-ports", tcp_ports,
+                 "LOW-HIGH range for server-chosen TCP tunnel ports (default: any)");
   app.add_option("--pool-size", cfg.pool_size, "Proxy connections kept ready per client")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
@@ -99,7 +111,8 @@ int main(int argc, char** argv) {
                  "Seconds a public request head may take to arrive (408 after)")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));
-  app.add_option("--reconnect-grace", grace, "Seconds a disconnected client's URLs stay reserved for it")
+  app.add_option("--reconnect-grace", grace,
+                 "Seconds a disconnected client's URLs stay reserved for it")
       ->capture_default_str()
       ->check(CLI::Range(0, 86400));
   int heartbeat_timeout = static_cast<int>(cfg.ping_timeout.count());
@@ -108,11 +121,14 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));
   bool no_mux = false;
-  app.add_flag("--no-mux", no_mux, "Do not grant porthole clients the multiplexed connection; use proxy connections");
-  app.add_option("--log", log_target, "Log to stdout, stderr, none, or a file (the last one given wins)")
+  app.add_flag("--no-mux", no_mux,
+               "Do not grant porthole clients the multiplexed connection; use proxy connections");
+  app.add_option("--log", log_target,
+                 "Log to stdout, stderr, none, or a file (the last one given wins)")
       ->capture_default_str()
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  app.add_option("--log-level", log_level, "trace, debug, info, warn or error (the last one given wins)")
+  app.add_option("--log-level", log_level,
+                 "trace, debug, info, warn or error (the last one given wins)")
       ->capture_default_str()
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 

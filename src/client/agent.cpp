@@ -1,22 +1,22 @@
 #include "client/agent.h"
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/ssl/error.hpp>
-#include <boost/asio/write.hpp>
 #include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 #include <sys/utsname.h>
 
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
 #include <charconv>
 
 #include "http/forwarding.h"
+#include "mux/session.h"
 #include "net/address.h"
 #include "net/frame_io.h"
 #include "net/relay.h"
 #include "net/spawn.h"
 #include "net/tls.h"
-#include "mux/session.h"
 
 namespace porthole::client {
 
@@ -129,8 +129,9 @@ asio::awaitable<std::tuple<net::error_code, std::unique_ptr<net::tls_stream>>> a
     SSL_set_session(stream->native_handle(), tls_session_.get());
   }
   asio::steady_timer timer(ioc_, cfg_.dial_timeout);
-  auto result = co_await (stream->async_handshake(asio::ssl::stream_base::client, net::use_nothrow) ||
-                          timer.async_wait(net::use_nothrow));
+  auto result =
+      co_await (stream->async_handshake(asio::ssl::stream_base::client, net::use_nothrow) ||
+                timer.async_wait(net::use_nothrow));
   if (result.index() == 1) {
     co_return std::tuple{net::error_code(asio::error::timed_out), nullptr};
   }
@@ -158,7 +159,8 @@ asio::awaitable<std::optional<agent_result>> agent::serve_once(bool& was_up) {
   auto [ec, stream] = co_await connect();
   if (ec) {
     if (is_verify_failure(ec)) {
-      co_return agent_result{1, "the TLS certificate of " + server + " is not trusted (" + ec.message() +
+      co_return agent_result{1, "the TLS certificate of " + server + " is not trusted (" +
+                                    ec.message() +
                                     "); give the server's CA certificate with --trust-ca FILE"};
     }
     spdlog::warn("cannot reach server {}: {}", server, ec.message());
@@ -190,8 +192,9 @@ asio::awaitable<std::optional<agent_result>> agent::serve_once(bool& was_up) {
   auto [rec, msg] = std::get<0>(std::move(first));
   auto* resp = std::get_if<proto::auth_resp>(&msg);
   if (rec || !resp) {
-    spdlog::warn("lost connection to server {}: {}", server,
-                 rec ? rec.message() : "expected AuthResp, got " + std::string(proto::type_name(msg)));
+    spdlog::warn(
+        "lost connection to server {}: {}", server,
+        rec ? rec.message() : "expected AuthResp, got " + std::string(proto::type_name(msg)));
     co_return std::nullopt;
   }
   if (!resp->error.empty()) {
@@ -203,7 +206,7 @@ asio::awaitable<std::optional<agent_result>> agent::serve_once(bool& was_up) {
     s.mux_granted = cfg_.mux && std::find(f.begin(), f.end(), proto::feature_mux) != f.end();
   }
   spdlog::info("connected to server {} as client {}{}", server, client_id_,
-               !resp->ext        ? " (ngrok 1.x protocol)"
+               !resp->ext      ? " (ngrok 1.x protocol)"
                : s.mux_granted ? " (porthole " + resp->ext->version + ", multiplexed)"
                                : " (porthole " + resp->ext->version + ")");
 
@@ -211,11 +214,13 @@ asio::awaitable<std::optional<agent_result>> agent::serve_once(bool& was_up) {
   std::string requests;
   for (std::size_t i = 0; i < cfg_.tunnels.size(); ++i) {
     const tunnel_spec& t = cfg_.tunnels[i];
-    proto::req_tunnel req{random_req_id(), t.protocol, t.hostname, t.subdomain, t.http_auth, t.remote_port};
+    proto::req_tunnel req{random_req_id(), t.protocol,  t.hostname,
+                          t.subdomain,     t.http_auth, t.remote_port};
     s.by_req_id[req.req_id] = i;
     requests += proto::encode_framed(req);
   }
-  auto [wec, written] = co_await asio::async_write(*s.stream, asio::buffer(requests), net::use_nothrow);
+  auto [wec, written] =
+      co_await asio::async_write(*s.stream, asio::buffer(requests), net::use_nothrow);
   if (wec) {
     spdlog::warn("lost connection to server {}: {}", server, wec.message());
     co_return std::nullopt;
@@ -260,7 +265,8 @@ asio::awaitable<void> agent::read_loop(session& s) {
         std::uint16_t port = 0;
         const auto colon = url.rfind(':');
         if (colon != std::string_view::npos &&
-            std::from_chars(url.data() + colon + 1, url.data() + url.size(), port).ec == std::errc{}) {
+            std::from_chars(url.data() + colon + 1, url.data() + url.size(), port).ec ==
+                std::errc{}) {
           t.remote_port = port;
         }
       }
@@ -309,7 +315,8 @@ asio::awaitable<void> agent::mux_loop(session& s) {
   co_await stopping_.wait_until(clock::time_point::max());
 }
 
-asio::awaitable<void> agent::serve_stream(std::unique_ptr<mux::stream> st, proto::start_proxy info) {
+asio::awaitable<void> agent::serve_stream(std::unique_ptr<mux::stream> st,
+                                          proto::start_proxy info) {
   const tunnel_spec* t = find_tunnel(info.url);
   if (!t) {
     spdlog::warn("server opened a stream for unknown tunnel {}; closing it", info.url);
@@ -319,16 +326,20 @@ asio::awaitable<void> agent::serve_stream(std::unique_ptr<mux::stream> st, proto
   co_await serve_proxied(*st, spec, info);
 }
 
-asio::awaitable<void> agent::serve_proxied(net::channel& tunnel, tunnel_spec spec, proto::start_proxy info,
-                                           std::string initial) {
+asio::awaitable<void> agent::serve_proxied(net::channel& tunnel, tunnel_spec spec,
+                                           proto::start_proxy info, std::string initial) {
   spdlog::debug("{}: connection from {}", info.url, info.client_addr);
-  auto [dec, local] = co_await net::dial(spec.local_host, spec.local_port, std::nullopt, cfg_.local_dial_timeout);
+  auto [dec, local] =
+      co_await net::dial(spec.local_host, spec.local_port, std::nullopt, cfg_.local_dial_timeout);
   if (dec) {
-    spdlog::warn("{}: cannot reach the local service at {}: {}", info.url, spec.local_addr(), dec.message());
+    spdlog::warn("{}: cannot reach the local service at {}: {}", info.url, spec.local_addr(),
+                 dec.message());
     if (spec.is_http()) {
-      const std::string page = http::error_response(
-          502, "Bad Gateway",
-          "porthole could not reach the local service at " + spec.local_addr() + ": " + dec.message(), false);
+      const std::string page =
+          http::error_response(502, "Bad Gateway",
+                               "porthole could not reach the local service at " +
+                                   spec.local_addr() + ": " + dec.message(),
+                               false);
       co_await tunnel.write(asio::buffer(page));
       tunnel.shutdown_send();
     }
@@ -353,12 +364,14 @@ asio::awaitable<void> agent::ping_loop(session& s) {
     if (ec) {
       co_return;
     }
-    const bool stop_waiting = co_await stopping_.wait_until(sent + std::min(cfg_.pong_timeout, cfg_.ping_interval));
+    const bool stop_waiting =
+        co_await stopping_.wait_until(sent + std::min(cfg_.pong_timeout, cfg_.ping_interval));
     if (stop_waiting) {
       co_return;
     }
     if (s.last_pong < sent) {
-      spdlog::warn("no Pong from the server within {}s; the connection is dead", cfg_.pong_timeout.count());
+      spdlog::warn("no Pong from the server within {}s; the connection is dead",
+                   cfg_.pong_timeout.count());
       co_return;
     }
   }

@@ -4,7 +4,6 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>
-
 #include <map>
 #include <memory>
 #include <string>
@@ -47,8 +46,8 @@ class agent {
   net::asio::awaitable<void> read_loop(session& s);
   net::asio::awaitable<void> mux_loop(session& s);
   net::asio::awaitable<void> serve_stream(std::unique_ptr<mux::stream> st, proto::start_proxy info);
-  net::asio::awaitable<void> serve_proxied(net::channel& tunnel, tunnel_spec spec, proto::start_proxy info,
-                                           std::string initial = {});
+  net::asio::awaitable<void> serve_proxied(net::channel& tunnel, tunnel_spec spec,
+                                           proto::start_proxy info, std::string initial = {});
   net::asio::awaitable<void> ping_loop(session& s);
   const tunnel_spec* find_tunnel(const std::string& url) const;
   static int on_new_session(SSL* ssl, SSL_SESSION* session);
@@ -62,7 +61,8 @@ class agent {
   std::string server_host_;
   std::string server_port_;
   std::string client_id_;
-  std::map<std::string, std::size_t, std::less<>> url_to_tunnel_;  ///< public URL -> index in cfg_.tunnels
+  std::map<std::string, std::size_t, std::less<>>
+      url_to_tunnel_;  ///< public URL -> index in cfg_.tunnels
   session* current_ = nullptr;
   net::event stopping_;
   bool stopped_ = false;

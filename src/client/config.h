@@ -16,7 +16,7 @@ using std::chrono::seconds;
 
 /// One tunnel the client asks the server for.
 struct tunnel_spec {
-  std::string name;                   ///< for logs and the config file
+  std::string name;                     ///< for logs and the config file
   std::string protocol = "http+https";  ///< "http", "https", "http+https" or "tcp"
   std::string local_host = "localhost";
   std::string local_port;
@@ -34,8 +34,8 @@ struct client_config {
   std::string authtoken;
   std::optional<std::filesystem::path> trust_ca;  ///< trust this CA; else the system's roots
   std::optional<net::http_proxy> proxy;           ///< reach the server through this HTTP proxy
-  int pool_size = 10;                             ///< proxy connections to ask the server to keep ready
-  bool mux = true;                                ///< offer the "mux" extension (streams instead of the pool)
+  int pool_size = 10;  ///< proxy connections to ask the server to keep ready
+  bool mux = true;     ///< offer the "mux" extension (streams instead of the pool)
   std::vector<tunnel_spec> tunnels;
   seconds dial_timeout{10};
   seconds ping_interval{20};

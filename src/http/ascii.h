@@ -5,7 +5,9 @@
 
 namespace porthole::http {
 
-inline char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+inline char ascii_lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 /// Case-insensitive ASCII comparison, as HTTP field names are compared.
 inline bool iequals(std::string_view a, std::string_view b) {

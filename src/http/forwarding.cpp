@@ -1,12 +1,12 @@
 #include "http/forwarding.h"
 
-#include "http/ascii.h"
-
 #include <openssl/crypto.h>
 
 #include <array>
 #include <boost/beast/core/detail/base64.hpp>
 #include <string>
+
+#include "http/ascii.h"
 
 namespace porthole::http {
 

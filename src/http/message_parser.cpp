@@ -1,7 +1,5 @@
 #include "http/message_parser.h"
 
-#include "http/ascii.h"
-
 #include <algorithm>
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/http/basic_parser.hpp>
@@ -10,6 +8,8 @@
 #include <deque>
 #include <limits>
 #include <type_traits>
+
+#include "http/ascii.h"
 
 namespace porthole::http {
 
@@ -342,7 +342,9 @@ const request_head& request_parser::head() const {
   return impl_->framer.head();
 }
 
-void request_parser::release() { impl_->framer.release(); }
+void request_parser::release() {
+  impl_->framer.release();
+}
 
 bool request_parser::at_message_start() const {
   return impl_->framer.at_message_start();
@@ -434,6 +436,8 @@ bool response_parser::body_until_close() const {
   return impl_->framer.body_until_close();
 }
 
-void response_parser::release() { impl_->framer.release(); }
+void response_parser::release() {
+  impl_->framer.release();
+}
 
 }  // namespace porthole::http

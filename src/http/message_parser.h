@@ -4,7 +4,6 @@
 // body and message ends. Pure: bytes in, positions and heads out.
 
 #include <boost/system/error_code.hpp>
-
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -53,10 +52,11 @@ struct response_head {
 
 /// What one call to parse() did with the front of its input.
 struct parse_result {
-  std::size_t consumed = 0;        ///< bytes at the front of the input used by this call
-  bool head_complete = false;      ///< the used bytes are exactly the rest of a head, now parsed
-  bool message_complete = false;   ///< the used bytes end the message; the next byte starts another
-  boost::system::error_code error; ///< the stream is not valid HTTP/1.1; nothing more can be parsed
+  std::size_t consumed = 0;       ///< bytes at the front of the input used by this call
+  bool head_complete = false;     ///< the used bytes are exactly the rest of a head, now parsed
+  bool message_complete = false;  ///< the used bytes end the message; the next byte starts another
+  boost::system::error_code
+      error;  ///< the stream is not valid HTTP/1.1; nothing more can be parsed
 };
 // On error, `consumed` counts only body bytes that were valid before the
 // fault (never part of a head), and every later call reports the same error.

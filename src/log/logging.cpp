@@ -12,7 +12,8 @@ namespace porthole::log {
 void configure(const std::string& target, const std::string& level) {
   const auto lvl = spdlog::level::from_str(level);
   if (lvl == spdlog::level::off && level != "off") {
-    throw std::invalid_argument("unknown log level '" + level + "' (use trace, debug, info, warn or error)");
+    throw std::invalid_argument("unknown log level '" + level +
+                                "' (use trace, debug, info, warn or error)");
   }
   std::shared_ptr<spdlog::logger> logger;
   if (target == "stdout") {

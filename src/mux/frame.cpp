@@ -21,7 +21,8 @@ std::uint32_t get_u32(std::string_view b) {
 
 }  // namespace
 
-void append_frame(std::string& out, frame_type type, std::uint32_t stream, std::string_view payload) {
+void append_frame(std::string& out, frame_type type, std::uint32_t stream,
+                  std::string_view payload) {
   out += static_cast<char>(type);
   out.append(3, '\0');
   put_u32(out, stream);
@@ -56,6 +57,8 @@ boost::system::result<frame_header> decode_header(std::string_view b) {
   return h;
 }
 
-std::uint32_t decode_window(std::string_view payload) { return get_u32(payload); }
+std::uint32_t decode_window(std::string_view payload) {
+  return get_u32(payload);
+}
 
 }  // namespace porthole::mux

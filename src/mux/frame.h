@@ -7,7 +7,6 @@
 // payload length (4).
 
 #include <boost/system/result.hpp>
-
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -36,7 +35,8 @@ struct frame_header {
 };
 
 /// Appends a header and its payload to `out`.
-void append_frame(std::string& out, frame_type type, std::uint32_t stream, std::string_view payload);
+void append_frame(std::string& out, frame_type type, std::uint32_t stream,
+                  std::string_view payload);
 
 /// Appends a WINDOW frame granting `increment` more bytes.
 void append_window(std::string& out, std::uint32_t stream, std::uint32_t increment);

@@ -1,11 +1,11 @@
 #include "mux/session.h"
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/write.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
 #include <cstring>
 
 #include "proto/error.h"
@@ -25,7 +25,9 @@ constexpr std::size_t read_chunk = 256 * 1024;
 session::session(std::unique_ptr<net::tls_stream> conn, role r, std::string initial, options o)
     : conn_(std::move(conn)), role_(r), opts_(o), rbuf_(std::move(initial)) {}
 
-session::~session() { close(); }
+session::~session() {
+  close();
+}
 
 asio::awaitable<void> session::run() {
   auto self = shared_from_this();
@@ -170,11 +172,13 @@ bool session::handle_frame(const frame_header& h, std::string_view payload) {
   switch (h.type) {
     case frame_type::data:
       if (s.fin_received_) {
-        spdlog::warn("mux connection: DATA after FIN on stream {}; closing the connection", h.stream);
+        spdlog::warn("mux connection: DATA after FIN on stream {}; closing the connection",
+                     h.stream);
         return false;
       }
       if (s.in_bytes_ + s.unacked_ + payload.size() > opts_.window) {
-        spdlog::warn("mux connection: stream {} overran its window; closing the connection", h.stream);
+        spdlog::warn("mux connection: stream {} overran its window; closing the connection",
+                     h.stream);
         return false;
       }
       s.receive(payload);
@@ -202,7 +206,9 @@ bool session::handle_frame(const frame_header& h, std::string_view payload) {
 stream::stream(std::shared_ptr<session> s, std::uint32_t id, std::uint32_t window)
     : session_(std::move(s)), id_(id), send_window_(window) {}
 
-stream::~stream() { close(); }
+stream::~stream() {
+  close();
+}
 
 void stream::receive(std::string_view data) {
   if (data.empty()) {
@@ -228,7 +234,8 @@ asio::awaitable<void> stream::wait_readable() {
   }
 }
 
-asio::awaitable<std::tuple<net::error_code, std::size_t>> stream::read_some(asio::mutable_buffer b) {
+asio::awaitable<std::tuple<net::error_code, std::size_t>> stream::read_some(
+    asio::mutable_buffer b) {
   co_await wait_readable();
   if (closed_) {
     co_return std::tuple{net::error_code(asio::error::operation_aborted), std::size_t{0}};

@@ -5,13 +5,12 @@
 // round trip and no socket of its own. Each stream has its own flow-control
 // window in each direction and can half-close.
 
+#include <boost/beast/core/flat_buffer.hpp>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
-
-#include <boost/beast/core/flat_buffer.hpp>
 
 #include "mux/frame.h"
 #include "net/channel.h"
@@ -22,9 +21,9 @@
 namespace porthole::mux {
 
 struct options {
-  std::uint32_t window = 1024 * 1024;           ///< bytes in flight per stream and direction
-  std::size_t max_data_frame = 64 * 1024;       ///< DATA payload bound when sending
-  std::size_t max_buffered_out = 1024 * 1024;   ///< writers wait while more is queued
+  std::uint32_t window = 1024 * 1024;          ///< bytes in flight per stream and direction
+  std::size_t max_data_frame = 64 * 1024;      ///< DATA payload bound when sending
+  std::size_t max_buffered_out = 1024 * 1024;  ///< writers wait while more is queued
 };
 
 class stream;
@@ -105,7 +104,7 @@ class stream final : public net::channel {
   std::uint32_t id_;
   boost::beast::flat_buffer in_;  ///< received, not yet read; holds no memory when empty
   std::size_t in_bytes_ = 0;      ///< bytes buffered, not yet read
-  std::size_t unacked_ = 0;    ///< bytes read and not yet granted back with WINDOW
+  std::size_t unacked_ = 0;       ///< bytes read and not yet granted back with WINDOW
   std::size_t send_window_;
   bool fin_received_ = false;
   bool fin_sent_ = false;

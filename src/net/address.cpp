@@ -1,7 +1,6 @@
 #include "net/address.h"
 
 #include <boost/asio/ip/v6_only.hpp>
-
 #include <charconv>
 #include <stdexcept>
 

@@ -4,7 +4,8 @@
 
 namespace porthole::net {
 
-asio::awaitable<std::tuple<error_code, std::size_t>> tls_channel::read_some(asio::mutable_buffer b) {
+asio::awaitable<std::tuple<error_code, std::size_t>> tls_channel::read_some(
+    asio::mutable_buffer b) {
   auto [ec, n] = co_await s_->async_read_some(b, use_nothrow);
   co_return std::tuple{ec, n};
 }
@@ -12,7 +13,9 @@ asio::awaitable<std::tuple<error_code, std::size_t>> tls_channel::read_some(asio
 // Asio's TLS stream keeps ciphertext it read ahead in its own buffer, where
 // neither the socket nor SSL_pending() shows it: a wait could miss it, so a
 // TLS proxy connection is always ready to be read.
-asio::awaitable<void> tls_channel::wait_readable() { co_return; }
+asio::awaitable<void> tls_channel::wait_readable() {
+  co_return;
+}
 
 asio::awaitable<error_code> tls_channel::write(asio::const_buffer b) {
   auto [ec, n] = co_await asio::async_write(*s_, b, use_nothrow);

@@ -4,7 +4,6 @@
 // the public HTTP handler work on this interface and do not care which.
 
 #include <boost/asio/buffer.hpp>
-
 #include <memory>
 #include <tuple>
 
@@ -18,7 +17,8 @@ class channel {
 
   /// Reads what is available (at least one byte), or fails: asio::error::eof
   /// once the peer has finished sending.
-  virtual asio::awaitable<std::tuple<error_code, std::size_t>> read_some(asio::mutable_buffer b) = 0;
+  virtual asio::awaitable<std::tuple<error_code, std::size_t>> read_some(
+      asio::mutable_buffer b) = 0;
 
   /// Waits until read_some() would not block (data, EOF or an error), so an
   /// idle connection holds no read buffer.

@@ -1,8 +1,5 @@
 #include "net/dialer.h"
 
-#include <mutex>
-#include <unordered_map>
-
 #include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
@@ -22,8 +19,10 @@
 #include <cstdlib>
 #include <exception>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string_view>
+#include <unordered_map>
 #include <variant>
 
 #include "net/error.h"
@@ -468,7 +467,8 @@ resolve_cache& cache() {
 }
 
 // An IP literal needs no look-up at all.
-std::optional<tcp::resolver::results_type> known_endpoints(const std::string& host, const std::string& port) {
+std::optional<tcp::resolver::results_type> known_endpoints(const std::string& host,
+                                                           const std::string& port) {
   error_code ec;
   const auto addr = asio::ip::make_address(host, ec);
   if (!ec && is_port_number(port)) {
@@ -483,8 +483,8 @@ std::optional<tcp::resolver::results_type> known_endpoints(const std::string& ho
 namespace {
 
 // Looks host:port up within the deadline: the endpoints, or why not.
-asio::awaitable<std::variant<error_code, tcp::resolver::results_type>> resolve(std::string host, std::string port,
-                                                                            asio::steady_timer& deadline) {
+asio::awaitable<std::variant<error_code, tcp::resolver::results_type>> resolve(
+    std::string host, std::string port, asio::steady_timer& deadline) {
   const auto executor = co_await asio::this_coro::executor;
   auto answer = std::make_shared<resolve_channel>(executor, 1);
   asio::co_spawn(executor, resolve_into(answer, std::move(host), std::move(port)), &log_escaped);
@@ -515,7 +515,8 @@ asio::awaitable<dial_result> dial(std::string host, std::string port,
     endpoints = known_endpoints(host, port);
   }
   if (!endpoints) {
-    auto resolved = co_await resolve(proxy ? proxy->host : host, proxy ? proxy->port : port, deadline);
+    auto resolved =
+        co_await resolve(proxy ? proxy->host : host, proxy ? proxy->port : port, deadline);
     if (auto* failure = std::get_if<error_code>(&resolved)) {
       co_return dial_result{*failure, tcp::socket(executor)};
     }
@@ -527,9 +528,9 @@ asio::awaitable<dial_result> dial(std::string host, std::string port,
 
   // The same deadline; the loser of the race is cancelled, and awaited
   // before this returns.
-  auto connected = co_await (
-      connect_endpoints(std::move(*endpoints), std::move(proxy), std::move(host), std::move(port)) ||
-      deadline.async_wait(use_tuple));
+  auto connected = co_await (connect_endpoints(std::move(*endpoints), std::move(proxy),
+                                               std::move(host), std::move(port)) ||
+                             deadline.async_wait(use_tuple));
   if (connected.index() == 1) {
     co_return dial_result{error::timed_out, tcp::socket(executor)};
   }

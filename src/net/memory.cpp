@@ -1,8 +1,8 @@
 #include "net/memory.h"
 
-#include <boost/asio/steady_timer.hpp>
 #include <malloc.h>
 
+#include <boost/asio/steady_timer.hpp>
 #include <memory>
 
 namespace porthole::net {

@@ -3,7 +3,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
-
 #include <memory>
 
 #include "net/event.h"
@@ -14,7 +13,6 @@ namespace porthole::net {
 namespace {
 
 using clock = std::chrono::steady_clock;
-
 
 struct relay_state {
   relay_state(tcp::socket& n, channel& t, clock::duration i, bool eof_ends)
@@ -87,7 +85,8 @@ asio::awaitable<void> tunnel_to_near(relay_state& st) {
     size.update(n);
     if (n > 0) {
       st.touch();
-      auto [wec, written] = co_await asio::async_write(st.near, asio::buffer(buffer.get(), n), use_nothrow);
+      auto [wec, written] =
+          co_await asio::async_write(st.near, asio::buffer(buffer.get(), n), use_nothrow);
       st.totals.tunnel_to_near += written;
       if (wec) {
         st.close_both();

@@ -2,7 +2,6 @@
 // Errors of the ngrok 1.x wire protocol, as an error_code category.
 
 #include <boost/system/error_code.hpp>
-
 #include <type_traits>
 
 namespace porthole::proto {

@@ -2,9 +2,8 @@
 // Framing of the ngrok 1.x protocol: a signed 64-bit little-endian length,
 // then that many bytes of JSON. Pure: no sockets.
 
-#include <boost/system/result.hpp>
-
 #include <array>
+#include <boost/system/result.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <string>

@@ -1,8 +1,7 @@
 #include "proto/messages.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
+#include <nlohmann/json.hpp>
 
 #include "proto/error.h"
 #include "proto/frame.h"
@@ -17,7 +16,8 @@ using ordered = nlohmann::ordered_json;
 
 bool iequals(std::string_view a, std::string_view b) {
   return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
-    return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+    return std::tolower(static_cast<unsigned char>(x)) ==
+           std::tolower(static_cast<unsigned char>(y));
   });
 }
 
@@ -108,9 +108,13 @@ ordered encode_ext(const extensions& e) {
 
 struct payload_encoder {
   ordered operator()(const auth& m) const {
-    ordered j = {{"Version", m.version}, {"MmVersion", m.mm_version}, {"User", m.user},
-              {"Password", m.password}, {"OS", m.os},  {"Arch", m.arch},
-              {"ClientId", m.client_id}};
+    ordered j = {{"Version", m.version},
+                 {"MmVersion", m.mm_version},
+                 {"User", m.user},
+                 {"Password", m.password},
+                 {"OS", m.os},
+                 {"Arch", m.arch},
+                 {"ClientId", m.client_id}};
     if (m.ext) {
       j["Porthole"] = encode_ext(*m.ext);
     }
@@ -118,16 +122,16 @@ struct payload_encoder {
   }
   ordered operator()(const auth_resp& m) const {
     ordered j = {{"Version", m.version},
-              {"MmVersion", m.mm_version},
-              {"ClientId", m.client_id},
-              {"Error", m.error}};
+                 {"MmVersion", m.mm_version},
+                 {"ClientId", m.client_id},
+                 {"Error", m.error}};
     if (m.ext) {
       j["Porthole"] = encode_ext(*m.ext);
     }
     return j;
   }
   ordered operator()(const req_tunnel& m) const {
-    return {{"ReqId", m.req_id},       {"Protocol", m.protocol}, {"Hostname", m.hostname},
+    return {{"ReqId", m.req_id},        {"Protocol", m.protocol},  {"Hostname", m.hostname},
             {"Subdomain", m.subdomain}, {"HttpAuth", m.http_auth}, {"RemotePort", m.remote_port}};
   }
   ordered operator()(const new_tunnel& m) const {
@@ -147,7 +151,7 @@ boost::system::result<message> decode_payload(std::string_view type, const json&
   payload_reader r(p);
   message m;
   if (type == "Auth") {
-    m = auth{r.string("Version"), r.string("MmVersion"), r.string("User"), r.string("Password"),
+    m = auth{r.string("Version"), r.string("MmVersion"), r.string("User"),     r.string("Password"),
              r.string("OS"),      r.string("Arch"),      r.string("ClientId"), r.ext()};
   } else if (type == "AuthResp") {
     m = auth_resp{r.string("Version"), r.string("MmVersion"), r.string("ClientId"),
@@ -181,10 +185,9 @@ boost::system::result<message> decode_payload(std::string_view type, const json&
 }  // namespace
 
 std::string_view type_name(const message& m) {
-  static constexpr std::string_view names[] = {"Auth",       "AuthResp", "ReqTunnel",
-                                               "NewTunnel",  "ReqProxy", "RegProxy",
-                                               "StartProxy", "Ping",     "Pong",
-                                               "RegMux"};
+  static constexpr std::string_view names[] = {"Auth",     "AuthResp", "ReqTunnel",  "NewTunnel",
+                                               "ReqProxy", "RegProxy", "StartProxy", "Ping",
+                                               "Pong",     "RegMux"};
   static_assert(std::size(names) == std::variant_size_v<message>);
   return names[m.index()];
 }
@@ -214,6 +217,8 @@ std::string encode(const message& m) {
   return envelope.dump();
 }
 
-std::string encode_framed(const message& m) { return encode_frame(encode(m)); }
+std::string encode_framed(const message& m) {
+  return encode_frame(encode(m));
+}
 
 }  // namespace porthole::proto

@@ -3,7 +3,6 @@
 // Pure: JSON in, structs out, and back.
 
 #include <boost/system/result.hpp>
-
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -22,8 +21,8 @@ inline constexpr std::string_view mm_version = "1.7";
 /// AuthResp. An ngrok 1.7 peer ignores the key; a porthole peer that does not
 /// receive it knows it talks to ngrok 1.7 and uses only the base protocol.
 struct extensions {
-  std::string version;                ///< porthole version of the sender
-  std::optional<int> pool_size;       ///< proxy connections the client wants pooled / the server grants
+  std::string version;           ///< porthole version of the sender
+  std::optional<int> pool_size;  ///< proxy connections the client wants pooled / the server grants
   std::vector<std::string> features;  ///< names of optional features the sender supports
 
   bool operator==(const extensions&) const = default;

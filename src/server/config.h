@@ -20,24 +20,24 @@ struct server_config {
   std::filesystem::path tls_cert;
   std::filesystem::path tls_key;
   bool dev = false;
-  std::filesystem::path state_dir;  ///< where --dev keeps its CA and certificate
+  std::filesystem::path state_dir;      ///< where --dev keeps its CA and certificate
   std::vector<std::string> authtokens;  ///< empty: any client is accepted
   bool require_authtoken = false;       ///< true when an authtoken file was given
   std::string tcp_bind_addr;            ///< empty: all interfaces
   std::uint16_t tcp_port_low = 0;       ///< 0: the OS chooses server-chosen ports
   std::uint16_t tcp_port_high = 0;
-  int pool_size = 10;        ///< proxy connections kept ready per client (the most a client may ask for)
-  int max_pool_size = 64;    ///< cap on what a client may ask for in its extension
+  int pool_size = 10;  ///< proxy connections kept ready per client (the most a client may ask for)
+  int max_pool_size = 64;  ///< cap on what a client may ask for in its extension
   std::size_t max_tunnels_per_client = 256;
   bool mux = true;  ///< grant the "mux" extension to clients that offer it
   seconds first_message_timeout{10};
-  seconds read_header_timeout{10};   ///< a public request head must arrive within this
-  seconds http_idle_timeout{75};     ///< idle keep-alive public connection
-  seconds tcp_idle_timeout{7200};    ///< idle TCP tunnel connection
-  seconds proxy_wait_timeout{30};    ///< wait for a proxy connection when the pool is empty
-  seconds pool_idle_timeout{60};     ///< a pooled proxy connection is replaced after this
-  seconds ping_timeout{30};          ///< a client that sent no Ping for this long is dropped
-  seconds reconnect_grace{60};       ///< a disconnected client's URLs are held this long
+  seconds read_header_timeout{10};       ///< a public request head must arrive within this
+  seconds http_idle_timeout{75};         ///< idle keep-alive public connection
+  seconds tcp_idle_timeout{7200};        ///< idle TCP tunnel connection
+  seconds proxy_wait_timeout{30};        ///< wait for a proxy connection when the pool is empty
+  seconds pool_idle_timeout{60};         ///< a pooled proxy connection is replaced after this
+  seconds ping_timeout{30};              ///< a client that sent no Ping for this long is dropped
+  seconds reconnect_grace{60};           ///< a disconnected client's URLs are held this long
   std::size_t header_limit = 32 * 1024;  ///< public request head bound (431 beyond)
 };
 

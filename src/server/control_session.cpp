@@ -1,8 +1,9 @@
 #include "server/control_session.h"
 
+#include <spdlog/spdlog.h>
+
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/write.hpp>
-#include <spdlog/spdlog.h>
 
 #include "server/server.h"
 
@@ -28,7 +29,8 @@ control_session::control_session(server& srv, std::unique_ptr<net::tls_stream> s
       client_id_(std::move(client_id)),
       peer_(std::move(peer)),
       pool_(stream_->get_executor(),
-            proxy_pool::options{pool_target, srv.config().pool_idle_timeout, srv.config().proxy_wait_timeout},
+            proxy_pool::options{pool_target, srv.config().pool_idle_timeout,
+                                srv.config().proxy_wait_timeout},
             [this] { send(proto::req_proxy{}); }),
       mux_granted_(mux_granted),
       last_heard_(std::chrono::steady_clock::now()) {}
@@ -50,8 +52,8 @@ void control_session::send(const proto::message& m) {
   }
   if (outbox_.size() >= max_outbox) {
     // The client stopped reading its control connection.
-    spdlog::warn("client {}: {} messages queued and unread; closing its control connection", client_id_,
-                 outbox_.size());
+    spdlog::warn("client {}: {} messages queued and unread; closing its control connection",
+                 client_id_, outbox_.size());
     close();
     return;
   }
@@ -74,12 +76,14 @@ void control_session::close() {
   server_.close_tunnels(*this);
 }
 
-asio::awaitable<void> control_session::serve_mux(std::unique_ptr<net::tls_stream> conn, std::string initial) {
+asio::awaitable<void> control_session::serve_mux(std::unique_ptr<net::tls_stream> conn,
+                                                 std::string initial) {
   auto self = shared_from_this();
   if (mux_) {
     mux_->close();
   }
-  auto session = std::make_shared<mux::session>(std::move(conn), mux::session::role::server, std::move(initial));
+  auto session = std::make_shared<mux::session>(std::move(conn), mux::session::role::server,
+                                                std::move(initial));
   mux_ = session;
   spdlog::info("client {}: multiplexed connection up", client_id_);
   co_await session->run();
@@ -125,7 +129,8 @@ asio::awaitable<void> control_session::write_loop() {
       continue;
     }
     batch.clear();
-    while (!outbox_.empty() && (batch.empty() || batch.size() + outbox_.front().size() <= max_batch)) {
+    while (!outbox_.empty() &&
+           (batch.empty() || batch.size() + outbox_.front().size() <= max_batch)) {
       batch += outbox_.front();
       outbox_.pop_front();
     }
@@ -139,7 +144,8 @@ asio::awaitable<void> control_session::write_loop() {
 // Drops a client that stopped sending Ping, and keeps the pool fresh.
 asio::awaitable<void> control_session::heartbeat_watch() {
   const auto ping_timeout = server_.config().ping_timeout;
-  const auto tick = std::min<std::chrono::steady_clock::duration>(std::chrono::seconds(5), ping_timeout / 3);
+  const auto tick =
+      std::min<std::chrono::steady_clock::duration>(std::chrono::seconds(5), ping_timeout / 3);
   while (!closed_) {
     co_await closing_.wait_until(std::chrono::steady_clock::now() + tick);
     if (closed_) {
@@ -154,9 +160,9 @@ asio::awaitable<void> control_session::heartbeat_watch() {
   }
 }
 
-asio::awaitable<std::unique_ptr<net::channel>> start_proxy(std::shared_ptr<tunnel> t, std::string client_addr,
-                                                              std::string first_bytes,
-                                                              std::chrono::steady_clock::time_point deadline) {
+asio::awaitable<std::unique_ptr<net::channel>> start_proxy(
+    std::shared_ptr<tunnel> t, std::string client_addr, std::string first_bytes,
+    std::chrono::steady_clock::time_point deadline) {
   {
     auto session = t->session.lock();
     if (!session || session->closed()) {
@@ -174,7 +180,8 @@ asio::awaitable<std::unique_ptr<net::channel>> start_proxy(std::shared_ptr<tunne
       co_return stream;
     }
   }
-  const std::string start = proto::encode_framed(proto::start_proxy{t->url, std::move(client_addr)}) + first_bytes;
+  const std::string start =
+      proto::encode_framed(proto::start_proxy{t->url, std::move(client_addr)}) + first_bytes;
   for (;;) {
     auto session = t->session.lock();
     if (!session || session->closed()) {
@@ -188,7 +195,8 @@ asio::awaitable<std::unique_ptr<net::channel>> start_proxy(std::shared_ptr<tunne
     if (!ec) {
       co_return std::make_unique<net::tls_channel>(std::move(conn));
     }
-    spdlog::debug("{}: pooled proxy connection was stale ({}); taking another", t->url, ec.message());
+    spdlog::debug("{}: pooled proxy connection was stale ({}); taking another", t->url,
+                  ec.message());
     net::close_stream(*conn);
   }
 }

@@ -24,10 +24,9 @@ class server;
 /// starts it: StartProxy{url, client_addr}, then `first_bytes`, in one write.
 /// A stale pooled connection fails that write and another is taken. nullptr
 /// if the client is gone or gives no connection before `deadline`.
-net::asio::awaitable<std::unique_ptr<net::channel>> start_proxy(std::shared_ptr<tunnel> t,
-                                                                   std::string client_addr,
-                                                                   std::string first_bytes,
-                                                                   std::chrono::steady_clock::time_point deadline);
+net::asio::awaitable<std::unique_ptr<net::channel>> start_proxy(
+    std::shared_ptr<tunnel> t, std::string client_addr, std::string first_bytes,
+    std::chrono::steady_clock::time_point deadline);
 
 class control_session : public std::enable_shared_from_this<control_session> {
  public:
@@ -53,9 +52,7 @@ class control_session : public std::enable_shared_from_this<control_session> {
   net::asio::awaitable<void> serve_mux(std::unique_ptr<net::tls_stream> conn, std::string initial);
 
   /// The live multiplexed connection, if the client has one.
-  std::shared_ptr<mux::session> mux() const {
-    return mux_ && !mux_->closed() ? mux_ : nullptr;
-  }
+  std::shared_ptr<mux::session> mux() const { return mux_ && !mux_->closed() ? mux_ : nullptr; }
   bool mux_granted() const { return mux_granted_; }
   const std::string& client_id() const { return client_id_; }
   const std::string& peer() const { return peer_; }

@@ -16,7 +16,9 @@ proxy_pool::~proxy_pool() {
   close();
 }
 
-void proxy_pool::start() { top_up(); }
+void proxy_pool::start() {
+  top_up();
+}
 
 void proxy_pool::add(std::unique_ptr<net::tls_stream> conn) {
   if (!requested_.empty()) {
@@ -42,11 +44,13 @@ void proxy_pool::add(std::unique_ptr<net::tls_stream> conn) {
 // on it means the client closed it (or broke the protocol): drop it.
 asio::awaitable<void> proxy_pool::watch(std::uint64_t id, net::tls_stream* stream) {
   auto alive = alive_;
-  auto [ec] = co_await stream->next_layer().async_wait(net::tcp::socket::wait_read, net::use_nothrow);
+  auto [ec] =
+      co_await stream->next_layer().async_wait(net::tcp::socket::wait_read, net::use_nothrow);
   if (!*alive || ec == asio::error::operation_aborted) {
     co_return;
   }
-  auto it = std::find_if(idle_.begin(), idle_.end(), [id](const idle_conn& c) { return c.id == id; });
+  auto it =
+      std::find_if(idle_.begin(), idle_.end(), [id](const idle_conn& c) { return c.id == id; });
   if (it != idle_.end()) {
     net::close_stream(*it->stream);
     idle_.erase(it);

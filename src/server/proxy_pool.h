@@ -23,9 +23,10 @@ using clock = std::chrono::steady_clock;
 class proxy_pool {
  public:
   struct options {
-    int target = 10;                              ///< connections kept ready
+    int target = 10;  ///< connections kept ready
     clock::duration idle_limit = std::chrono::seconds(60);
-    clock::duration request_timeout = std::chrono::seconds(30);  ///< an unanswered ReqProxy is forgotten after this
+    clock::duration request_timeout =
+        std::chrono::seconds(30);  ///< an unanswered ReqProxy is forgotten after this
   };
 
   proxy_pool(net::asio::any_io_executor ex, options opts, std::function<void()> request_more);

@@ -1,12 +1,12 @@
 #include "server/public_http.h"
 
+#include <spdlog/spdlog.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/error.hpp>
-#include <spdlog/spdlog.h>
-
 #include <optional>
 
 #include "http/forwarding.h"
@@ -46,7 +46,7 @@ void release_if_empty(byte_buffer& b) {
 // Reads what is available from `s` onto the end of `buf` (no zero-filling).
 template <class Stream>
 asio::awaitable<std::tuple<net::error_code, std::size_t>> read_more(Stream& s, byte_buffer& buf,
-                                                                     net::read_size& size) {
+                                                                    net::read_size& size) {
   if constexpr (std::is_same_v<Stream, net::tcp::socket>) {
     // An idle keep-alive connection holds no buffer while it waits. (A TLS
     // stream cannot wait this way: Asio keeps read-ahead ciphertext hidden.)
@@ -210,8 +210,9 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
     if (!t) {
       if (server_.http_tunnel_reconnecting(scheme_, host)) {
         co_await reply_local(503, "Service Unavailable",
-                             "Tunnel " + host + " is reconnecting: its client lost the connection and is "
-                             "expected back shortly.",
+                             "Tunnel " + host +
+                                 " is reconnecting: its client lost the connection and is "
+                                 "expected back shortly.",
                              false, "Retry-After: 5\r\n");
       } else {
         co_await reply_local(404, "Not Found", "Tunnel " + host + " not found", false);
@@ -223,7 +224,8 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
       discard_ = true;
       close_after = !h.keep_alive;
       co_await reply_local(421, "Misdirected Request",
-                           "This connection serves " + tunnel_->host + ", not " + host + ".", h.keep_alive);
+                           "This connection serves " + tunnel_->host + ", not " + host + ".",
+                           h.keep_alive);
       co_return true;
     }
     if (!t->http_auth.empty()) {
@@ -255,7 +257,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
   // Starts a proxy connection with the first request's head in the same write.
   asio::awaitable<bool> open_proxy(const std::shared_ptr<tunnel>& t) {
     auto conn = co_await porthole::server::start_proxy(t, client_addr(), std::exchange(out_, {}),
-                                             clock::now() + cfg_.proxy_wait_timeout);
+                                                       clock::now() + cfg_.proxy_wait_timeout);
     if (conn) {
       proxy_ = std::move(conn);
       response_running_ = true;
@@ -272,9 +274,9 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
       co_return true;
     }
     out_.clear();
-    co_await reply_local(502, "Bad Gateway",
-                         "Tunnel " + t->host + " is not reachable: its client gave no connection in time.",
-                         false);
+    co_await reply_local(
+        502, "Bad Gateway",
+        "Tunnel " + t->host + " is not reachable: its client gave no connection in time.", false);
     co_return false;
   }
 
@@ -325,8 +327,8 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
 
   // Answers a request here, after every response owed before it.
   // Parameters by value: they live in the coroutine frame.
-  asio::awaitable<void> reply_local(unsigned status, std::string reason, std::string message, bool keep_alive,
-                                    std::string extra = {}) {
+  asio::awaitable<void> reply_local(unsigned status, std::string reason, std::string message,
+                                    bool keep_alive, std::string extra = {}) {
     co_await wait_answered();
     if (closed_) {
       co_return;
@@ -368,10 +370,12 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
         touch();
         std::size_t completed = 0;
         if (!parse_responses(rbuf, wbuf, completed)) {
-          spdlog::debug("{}: the local service's response is not valid HTTP; closing", tunnel_->url);
+          spdlog::debug("{}: the local service's response is not valid HTTP; closing",
+                        tunnel_->url);
           break;
         }
-        auto [wec, written] = co_await asio::async_write(public_, asio::buffer(wbuf), net::use_nothrow);
+        auto [wec, written] =
+            co_await asio::async_write(public_, asio::buffer(wbuf), net::use_nothrow);
         if (wec) {
           break;
         }
@@ -439,7 +443,8 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
     }
     if (pending_ > 0 && !response_started_ && !switched_) {
       const std::string response = http::error_response(
-          502, "Bad Gateway", "The tunnel's client closed the connection without an answer.", false);
+          502, "Bad Gateway", "The tunnel's client closed the connection without an answer.",
+          false);
       co_await asio::async_write(public_, asio::buffer(response), net::use_nothrow);
     }
   }
@@ -489,8 +494,8 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
   }
 
   asio::awaitable<void> answer_timeout() {
-    const std::string response =
-        http::error_response(408, "Request Timeout", "The request head did not arrive in time.", false);
+    const std::string response = http::error_response(
+        408, "Request Timeout", "The request head did not arrive in time.", false);
     co_await asio::async_write(public_, asio::buffer(response), net::use_nothrow);
     if (!done_) {
       close_all();
@@ -523,7 +528,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
   http::response_parser resp_;
   std::unique_ptr<net::channel> proxy_;
   std::shared_ptr<tunnel> tunnel_;
-  byte_buffer in_;   // public bytes not yet parsed
+  byte_buffer in_;  // public bytes not yet parsed
   net::read_size in_size_;
   std::string out_;  // bytes for the proxy, not yet written
   std::size_t pending_ = 0;
@@ -546,15 +551,15 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
 
 asio::awaitable<void> serve_public_http(server& srv, net::tcp::socket& stream, std::string scheme,
                                         std::string client_ip) {
-  auto session = std::make_shared<public_http_session<net::tcp::socket>>(srv, stream, std::move(scheme),
-                                                                         std::move(client_ip));
+  auto session = std::make_shared<public_http_session<net::tcp::socket>>(
+      srv, stream, std::move(scheme), std::move(client_ip));
   co_await session->run();
 }
 
 asio::awaitable<void> serve_public_http(server& srv, net::tls_stream& stream, std::string scheme,
                                         std::string client_ip) {
-  auto session = std::make_shared<public_http_session<net::tls_stream>>(srv, stream, std::move(scheme),
-                                                                        std::move(client_ip));
+  auto session = std::make_shared<public_http_session<net::tls_stream>>(
+      srv, stream, std::move(scheme), std::move(client_ip));
   co_await session->run();
 }
 

@@ -12,9 +12,9 @@ namespace porthole::server {
 class server;
 
 /// Serves one public connection until it closes. `scheme` is "http" or "https".
-net::asio::awaitable<void> serve_public_http(server& srv, net::tcp::socket& stream, std::string scheme,
-                                             std::string client_ip);
-net::asio::awaitable<void> serve_public_http(server& srv, net::tls_stream& stream, std::string scheme,
-                                             std::string client_ip);
+net::asio::awaitable<void> serve_public_http(server& srv, net::tcp::socket& stream,
+                                             std::string scheme, std::string client_ip);
+net::asio::awaitable<void> serve_public_http(server& srv, net::tls_stream& stream,
+                                             std::string scheme, std::string client_ip);
 
 }  // namespace porthole::server

@@ -1,12 +1,12 @@
 #include "server/server.h"
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/ip/v6_only.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <random>
 
 #include "net/address.h"
@@ -29,7 +29,8 @@ constexpr auto handshake_timeout = std::chrono::seconds(10);
 
 std::string lower(std::string_view s) {
   std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
   return out;
 }
 
@@ -46,7 +47,9 @@ std::vector<std::string> split_protocols(std::string_view s) {
   }
 }
 
-proto::new_tunnel refusal(std::string error) { return {"", "", "", std::move(error)}; }
+proto::new_tunnel refusal(std::string error) {
+  return {"", "", "", std::move(error)};
+}
 
 std::string peer_of(const tcp::socket& s) {
   net::error_code ec;
@@ -102,7 +105,8 @@ void server::start() {
   }
   if (cert.empty() || key.empty()) {
     throw std::runtime_error(
-        "portholed needs a TLS certificate: give --tls-cert and --tls-key (PEM files for the domain and "
+        "portholed needs a TLS certificate: give --tls-cert and --tls-key (PEM files for the "
+        "domain and "
         "*.domain), or --dev for a development certificate");
   }
   tls_ = std::make_unique<asio::ssl::context>(net::make_server_tls(cert, key));
@@ -113,7 +117,8 @@ void server::start() {
     spdlog::warn("no --authtokens file: any client may open tunnels on this server");
   }
 
-  auto add = [this](listener::kind what, const std::string& addr, std::string_view name) -> listener& {
+  auto add = [this](listener::kind what, const std::string& addr,
+                    std::string_view name) -> listener& {
     auto ep = net::listen_endpoint(net::split_host_port(addr));
     listeners_.push_back(std::make_unique<listener>(
         listener{what, net::bind_acceptor(ioc_.get_executor(), ep, name)}));
@@ -123,7 +128,8 @@ void server::start() {
   const bool shared_port = !cfg_.tunnel_addr.empty() && cfg_.tunnel_addr == cfg_.https_addr &&
                            net::split_host_port(cfg_.tunnel_addr).port != "0";
   if (shared_port) {
-    auto& l = add(listener::kind::tunnel_and_https, cfg_.tunnel_addr, "tunnel clients and public https");
+    auto& l =
+        add(listener::kind::tunnel_and_https, cfg_.tunnel_addr, "tunnel clients and public https");
     https_port_ = l.acceptor.local_endpoint().port();
   } else {
     if (cfg_.tunnel_addr.empty()) {
@@ -131,11 +137,14 @@ void server::start() {
     }
     add(listener::kind::tunnel, cfg_.tunnel_addr, "tunnel clients");
     if (!cfg_.https_addr.empty()) {
-      https_port_ = add(listener::kind::https, cfg_.https_addr, "public https").acceptor.local_endpoint().port();
+      https_port_ = add(listener::kind::https, cfg_.https_addr, "public https")
+                        .acceptor.local_endpoint()
+                        .port();
     }
   }
   if (!cfg_.http_addr.empty()) {
-    http_port_ = add(listener::kind::http, cfg_.http_addr, "public http").acceptor.local_endpoint().port();
+    http_port_ =
+        add(listener::kind::http, cfg_.http_addr, "public http").acceptor.local_endpoint().port();
   }
   for (auto& l : listeners_) {
     const std::string where = net::to_string(l->acceptor.local_endpoint());
@@ -202,13 +211,16 @@ asio::awaitable<void> server::accept_loop(listener& l) {
         net::spawn(ioc_.get_executor(), serve_plain_http(std::move(sock)), "public http " + peer);
         break;
       case listener::kind::tunnel_and_https:
-        net::spawn(ioc_.get_executor(), serve_tls(std::move(sock), false, false), "connection " + peer);
+        net::spawn(ioc_.get_executor(), serve_tls(std::move(sock), false, false),
+                   "connection " + peer);
         break;
       case listener::kind::tunnel:
-        net::spawn(ioc_.get_executor(), serve_tls(std::move(sock), true, false), "tunnel connection " + peer);
+        net::spawn(ioc_.get_executor(), serve_tls(std::move(sock), true, false),
+                   "tunnel connection " + peer);
         break;
       case listener::kind::https:
-        net::spawn(ioc_.get_executor(), serve_tls(std::move(sock), false, true), "public https " + peer);
+        net::spawn(ioc_.get_executor(), serve_tls(std::move(sock), false, true),
+                   "public https " + peer);
         break;
     }
   }
@@ -226,8 +238,9 @@ asio::awaitable<void> server::serve_tls(tcp::socket sock, bool tunnel_only, bool
   const std::string ip = ip_of(sock);
   auto stream = std::make_unique<net::tls_stream>(std::move(sock), *tls_);
   asio::steady_timer timer(ioc_, handshake_timeout);
-  auto result = co_await (stream->async_handshake(asio::ssl::stream_base::server, net::use_nothrow) ||
-                          timer.async_wait(net::use_nothrow));
+  auto result =
+      co_await (stream->async_handshake(asio::ssl::stream_base::server, net::use_nothrow) ||
+                timer.async_wait(net::use_nothrow));
   if (result.index() == 1) {
     spdlog::debug("{}: TLS handshake timed out", peer);
     co_return;
@@ -237,7 +250,8 @@ asio::awaitable<void> server::serve_tls(tcp::socket sock, bool tunnel_only, bool
     co_return;
   }
   const std::string sni = net::server_name(stream->native_handle());
-  const bool tunnel_protocol = tunnel_only || (!public_only && sni_is_tunnel_client(sni, cfg_.domain));
+  const bool tunnel_protocol =
+      tunnel_only || (!public_only && sni_is_tunnel_client(sni, cfg_.domain));
   if (tunnel_protocol) {
     co_await serve_tunnel_client(std::move(stream));
   } else {
@@ -265,7 +279,8 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
   asio::steady_timer timer(ioc_, cfg_.first_message_timeout);
   auto first = co_await (reader.read(*stream) || timer.async_wait(net::use_nothrow));
   if (first.index() == 1) {
-    spdlog::warn("{}: sent no message within {}s; closing", peer, cfg_.first_message_timeout.count());
+    spdlog::warn("{}: sent no message within {}s; closing", peer,
+                 cfg_.first_message_timeout.count());
     net::close_stream(*stream);
     co_return;
   }
@@ -297,8 +312,8 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
   if (auto* reg = std::get_if<proto::reg_mux>(&msg)) {
     auto session = find_session(reg->client_id);
     if (!session || !session->mux_granted()) {
-      spdlog::warn("{}: RegMux for {} client {}; closing", peer, session ? "a base-protocol" : "unknown",
-                   reg->client_id);
+      spdlog::warn("{}: RegMux for {} client {}; closing", peer,
+                   session ? "a base-protocol" : "unknown", reg->client_id);
       net::close_stream(*stream);
       co_return;
     }
@@ -308,22 +323,25 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
 
   auto* auth = std::get_if<proto::auth>(&msg);
   if (!auth) {
-    spdlog::warn("{}: first message was {}, not Auth or RegProxy; closing", peer, proto::type_name(msg));
+    spdlog::warn("{}: first message was {}, not Auth or RegProxy; closing", peer,
+                 proto::type_name(msg));
     net::close_stream(*stream);
     co_return;
   }
   if (auth->version != proto::protocol_version) {
     spdlog::warn("{}: client speaks protocol version '{}', not 2; refused", peer, auth->version);
     std::string refusal_frame = proto::encode_framed(proto::auth_resp{
-        "", "", "", "Incompatible versions. Server " + std::string(proto::mm_version) + ", client " +
-                        auth->mm_version + ". Use an ngrok 1.x compatible client."});
+        "", "", "",
+        "Incompatible versions. Server " + std::string(proto::mm_version) + ", client " +
+            auth->mm_version + ". Use an ngrok 1.x compatible client."});
     co_await net::write_message(*stream, std::move(refusal_frame));
     net::close_stream(*stream);
     co_return;
   }
   if (!token_ok(auth->user)) {
     spdlog::warn("{}: client refused: invalid authtoken", peer);
-    std::string refusal_frame = proto::encode_framed(proto::auth_resp{"", "", "", "invalid authtoken", std::nullopt});
+    std::string refusal_frame =
+        proto::encode_framed(proto::auth_resp{"", "", "", "invalid authtoken", std::nullopt});
     co_await net::write_message(*stream, std::move(refusal_frame));
     net::close_stream(*stream);
     co_return;
@@ -336,26 +354,30 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
   // A client id is kept across reconnects, but only by the token that made it.
   std::string client_id = auth->client_id;
   const bool id_ok = !client_id.empty() && client_id.size() <= 64 &&
-                     std::all_of(client_id.begin(), client_id.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)); });
+                     std::all_of(client_id.begin(), client_id.end(), [](char c) {
+                       return std::isalnum(static_cast<unsigned char>(c));
+                     });
   if (!id_ok || (client_tokens_.contains(client_id) && client_tokens_[client_id] != auth->user)) {
     client_id = random_client_id();
   }
   if (auto old = find_session(client_id)) {
-    spdlog::info("client {} reconnected from {}; replacing its old control connection", client_id, peer);
+    spdlog::info("client {} reconnected from {}; replacing its old control connection", client_id,
+                 peer);
     old->close();
   }
   client_tokens_[client_id] = auth->user;
 
   int pool_size = cfg_.pool_size;
   bool mux_granted = false;
-  proto::auth_resp resp{std::string(proto::protocol_version), std::string(proto::mm_version), client_id, "",
-                        std::nullopt};
+  proto::auth_resp resp{std::string(proto::protocol_version), std::string(proto::mm_version),
+                        client_id, "", std::nullopt};
   if (auth->ext) {
     if (auth->ext->pool_size && *auth->ext->pool_size > 0) {
       pool_size = std::min(*auth->ext->pool_size, cfg_.max_pool_size);
     }
     const auto& features = auth->ext->features;
-    mux_granted = cfg_.mux && std::find(features.begin(), features.end(), proto::feature_mux) != features.end();
+    mux_granted = cfg_.mux &&
+                  std::find(features.begin(), features.end(), proto::feature_mux) != features.end();
     if (mux_granted) {
       // Streams replace the pool; proxy connections are asked for only on
       // demand, while the multiplexed connection is not up.
@@ -366,12 +388,12 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
       resp.ext->features.emplace_back(proto::feature_mux);
     }
   }
-  auto session = std::make_shared<control_session>(*this, std::move(stream), std::move(reader), client_id,
-                                                   pool_size, mux_granted, peer);
+  auto session = std::make_shared<control_session>(*this, std::move(stream), std::move(reader),
+                                                   client_id, pool_size, mux_granted, peer);
   sessions_[client_id] = session;
   spdlog::info("client {} connected from {} ({} {}/{}{})", client_id, peer,
-               auth->ext ? "porthole " + auth->ext->version : "ngrok " + auth->mm_version, auth->os, auth->arch,
-               auth->ext ? "" : ", base protocol");
+               auth->ext ? "porthole " + auth->ext->version : "ngrok " + auth->mm_version, auth->os,
+               auth->arch, auth->ext ? "" : ", base protocol");
   co_await session->run(resp);
   if (auto it = sessions_.find(client_id); it != sessions_.end() && it->second.lock() == session) {
     sessions_.erase(it);
@@ -398,7 +420,8 @@ std::shared_ptr<control_session> server::find_session(std::string_view client_id
   return s && !s->closed() ? s : nullptr;
 }
 
-std::shared_ptr<tunnel> server::find_http_tunnel(std::string_view scheme, std::string_view host) const {
+std::shared_ptr<tunnel> server::find_http_tunnel(std::string_view scheme,
+                                                 std::string_view host) const {
   auto it = http_routes_.find(route_key(scheme, host));
   if (it == http_routes_.end()) {
     return nullptr;
@@ -409,8 +432,8 @@ std::shared_ptr<tunnel> server::find_http_tunnel(std::string_view scheme, std::s
 std::vector<proto::new_tunnel> server::open_tunnels(const std::shared_ptr<control_session>& session,
                                                     const proto::req_tunnel& req) {
   if (session->tunnels().size() >= cfg_.max_tunnels_per_client) {
-    return {refusal("Too many tunnels: this server allows " + std::to_string(cfg_.max_tunnels_per_client) +
-                    " per client.")};
+    return {refusal("Too many tunnels: this server allows " +
+                    std::to_string(cfg_.max_tunnels_per_client) + " per client.")};
   }
   const std::vector<std::string> protocols = split_protocols(req.protocol);
   for (const std::string& p : protocols) {
@@ -486,25 +509,29 @@ std::vector<proto::new_tunnel> server::open_tunnels(const std::shared_ptr<contro
     replies.push_back({req.req_id, url, scheme, ""});
   }
   for (std::size_t i = 0; i < protocols.size(); ++i) {
-    auto t = std::make_shared<tunnel>(tunnel{replies[i].url, protocols[i], host, req.http_auth, session});
+    auto t = std::make_shared<tunnel>(
+        tunnel{replies[i].url, protocols[i], host, req.http_auth, session});
     http_routes_[route_key(protocols[i], host)] = t;
     auto& mine = session->tunnels();
     std::erase_if(mine, [&](const auto& old) { return old->url == t->url; });
     mine.push_back(t);
-    spdlog::info("client {}: tunnel up: {}{}", client_id, t->url, t->http_auth.empty() ? "" : " (basic auth)");
+    spdlog::info("client {}: tunnel up: {}{}", client_id, t->url,
+                 t->http_auth.empty() ? "" : " (basic auth)");
   }
   return replies;
 }
 
-std::optional<proto::new_tunnel> server::open_tcp_tunnel(const std::shared_ptr<control_session>& session,
-                                                         const proto::req_tunnel& req) {
+std::optional<proto::new_tunnel> server::open_tcp_tunnel(
+    const std::shared_ptr<control_session>& session, const proto::req_tunnel& req) {
   const std::string& client_id = session->client_id();
   const bool ranged = cfg_.tcp_port_low != 0;
   std::vector<std::uint16_t> candidates;
   if (req.remote_port != 0) {
     if (ranged && (req.remote_port < cfg_.tcp_port_low || req.remote_port > cfg_.tcp_port_high)) {
-      return refusal("Remote port " + std::to_string(req.remote_port) + " is outside the range this server allows (" +
-                     std::to_string(cfg_.tcp_port_low) + "-" + std::to_string(cfg_.tcp_port_high) + ").");
+      return refusal("Remote port " + std::to_string(req.remote_port) +
+                     " is outside the range this server allows (" +
+                     std::to_string(cfg_.tcp_port_low) + "-" + std::to_string(cfg_.tcp_port_high) +
+                     ").");
     }
     candidates.push_back(req.remote_port);
   } else if (ranged) {
@@ -552,7 +579,8 @@ std::optional<proto::new_tunnel> server::open_tcp_tunnel(const std::shared_ptr<c
       if (port != 0) {
         registry_->release(tentative, client_id, tunnel_registry::clock::now());
       }
-      last_error = "Remote port " + std::to_string(port) + " is not available: " + ec.message() + ".";
+      last_error =
+          "Remote port " + std::to_string(port) + " is not available: " + ec.message() + ".";
       continue;
     }
     const std::uint16_t bound = acceptor.local_endpoint().port();
@@ -594,18 +622,20 @@ asio::awaitable<void> server::serve_tcp_tunnel(std::shared_ptr<tcp_endpoint> ep)
 asio::awaitable<void> server::proxy_tcp(std::shared_ptr<tunnel> t, tcp::socket public_conn) {
   active_guard counted(active_);
   const std::string peer = peer_of(public_conn);
-  auto conn = co_await start_proxy(t, peer, {}, std::chrono::steady_clock::now() + cfg_.proxy_wait_timeout);
+  auto conn =
+      co_await start_proxy(t, peer, {}, std::chrono::steady_clock::now() + cfg_.proxy_wait_timeout);
   if (conn) {
     const auto totals = co_await net::relay(public_conn, *conn, {}, cfg_.tcp_idle_timeout, false);
-    spdlog::debug("{}: {} closed ({} bytes in, {} out)", t->url, peer, totals.near_to_tunnel, totals.tunnel_to_near);
+    spdlog::debug("{}: {} closed ({} bytes in, {} out)", t->url, peer, totals.near_to_tunnel,
+                  totals.tunnel_to_near);
     co_return;
   }
   spdlog::warn("{}: no proxy connection from the client in time; dropping {}", t->url, peer);
 }
 
 void server::close_tunnels(control_session& session) {
-  const auto hold_until =
-      stopping_ ? tunnel_registry::clock::now() : tunnel_registry::clock::now() + cfg_.reconnect_grace;
+  const auto hold_until = stopping_ ? tunnel_registry::clock::now()
+                                    : tunnel_registry::clock::now() + cfg_.reconnect_grace;
   for (const auto& t : session.tunnels()) {
     if (t->protocol == "tcp") {
       if (auto it = tcp_endpoints_.find(t->url); it != tcp_endpoints_.end() && it->second->t == t) {

@@ -4,7 +4,6 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>
-
 #include <map>
 #include <memory>
 #include <optional>
@@ -88,8 +87,9 @@ class server {
   std::uint16_t https_port_ = 0;
   std::map<std::string, std::shared_ptr<tunnel>, std::less<>> http_routes_;
   std::map<std::string, std::shared_ptr<tcp_endpoint>, std::less<>> tcp_endpoints_;  ///< by URL
-  std::map<std::string, std::weak_ptr<control_session>, std::less<>> sessions_;    ///< by client id
-  std::map<std::string, std::string, std::less<>> client_tokens_;  ///< client id -> token it authenticated with
+  std::map<std::string, std::weak_ptr<control_session>, std::less<>> sessions_;  ///< by client id
+  std::map<std::string, std::string, std::less<>>
+      client_tokens_;  ///< client id -> token it authenticated with
   bool stopping_ = false;
   std::size_t active_ = 0;
 

@@ -27,7 +27,8 @@ bool valid_label(std::string_view label) {
     return false;
   }
   for (char c : label) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+    const bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
     if (!ok) {
       return false;
     }
@@ -66,10 +67,16 @@ bool valid_subdomain(std::string_view s) {
   }
 }
 
-bool valid_hostname(std::string_view s) { return valid_subdomain(s); }
+bool valid_hostname(std::string_view s) {
+  return valid_subdomain(s);
+}
 
-std::string random_subdomain() { return random_hex(4); }
+std::string random_subdomain() {
+  return random_hex(4);
+}
 
-std::string random_client_id() { return random_hex(16); }
+std::string random_client_id() {
+  return random_hex(16);
+}
 
 }  // namespace porthole::server

@@ -13,7 +13,8 @@ namespace porthole::testing {
 class temporary_directory {
  public:
   temporary_directory() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "porthole-test-XXXXXX").string();
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "porthole-test-XXXXXX").string();
     if (::mkdtemp(pattern.data()) == nullptr) {
       throw std::runtime_error("mkdtemp failed");
     }

@@ -608,7 +608,8 @@ namespace {
 
 TEST(RequestParser, ReleaseBetweenMessagesEmptiesTheHeadAndParsingGoesOn) {
   request_parser p;
-  const std::string first = "GET /a HTTP/1.1\r\nHost: x\r\nX-Long-Field-Name: a long enough value to allocate\r\n\r\n";
+  const std::string first =
+      "GET /a HTTP/1.1\r\nHost: x\r\nX-Long-Field-Name: a long enough value to allocate\r\n\r\n";
   auto r = p.parse(first);
   ASSERT_TRUE(r.head_complete && r.message_complete);
   EXPECT_EQ(p.head().target, "/a");

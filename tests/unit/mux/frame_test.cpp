@@ -69,7 +69,9 @@ TEST(MuxFrame, RefusesAWindowThatIsNotFourBytes) {
   EXPECT_EQ(decode_header(out).error(), proto::error::bad_payload);
 }
 
-TEST(MuxFrame, RefusesATruncatedHeader) { EXPECT_FALSE(decode_header(std::string(11, '\0'))); }
+TEST(MuxFrame, RefusesATruncatedHeader) {
+  EXPECT_FALSE(decode_header(std::string(11, '\0')));
+}
 
 }  // namespace
 }  // namespace porthole::mux

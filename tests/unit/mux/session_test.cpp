@@ -1,8 +1,6 @@
 #include "mux/session.h"
 
 #include <gtest/gtest.h>
-
-#include "support/temporary_directory.h"
 #include <stdlib.h>
 
 #include <algorithm>
@@ -26,6 +24,7 @@
 #include "net/stream.h"
 #include "net/tls.h"
 #include "proto/messages.h"
+#include "support/temporary_directory.h"
 
 namespace porthole::mux {
 namespace {

@@ -2,8 +2,6 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-
-#include "support/temporary_directory.h"
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -29,6 +27,8 @@
 #include <sstream>
 #include <string>
 #include <thread>
+
+#include "support/temporary_directory.h"
 
 namespace porthole::net {
 namespace {

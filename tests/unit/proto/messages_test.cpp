@@ -32,8 +32,10 @@ message decode_recorded(std::string_view hex) {
 
 TEST(Messages, DecodesRecordedNgrokAuth) {
   auto m = decode_recorded(
-      "89000000000000007b2254797065223a2241757468222c225061796c6f6164223a7b2256657273696f6e223a2232222c224d6d5665"
-      "7273696f6e223a22312e37222c2255736572223a227365637265742d746f6b656e222c2250617373776f7264223a22222c224f5322"
+      "89000000000000007b2254797065223a2241757468222c225061796c6f6164223a7b2256657273696f6e223a2232"
+      "222c224d6d5665"
+      "7273696f6e223a22312e37222c2255736572223a227365637265742d746f6b656e222c2250617373776f7264223a"
+      "22222c224f5322"
       "3a226c696e7578222c2241726368223a22616d643634222c22436c69656e744964223a22227d7d");
   const auto& a = std::get<auth>(m);
   EXPECT_EQ(a.version, "2");
@@ -47,9 +49,11 @@ TEST(Messages, DecodesRecordedNgrokAuth) {
 
 TEST(Messages, DecodesRecordedNgrokReqTunnelForTcpWithNameAsSubdomain) {
   auto m = decode_recorded(
-      "8d000000000000007b2254797065223a2252657154756e6e656c222c225061796c6f6164223a7b225265714964223a22353430616462"
+      "8d000000000000007b2254797065223a2252657154756e6e656c222c225061796c6f6164223a7b22526571496422"
+      "3a22353430616462"
       "6362373137343932356622"
-      "2c2250726f746f636f6c223a22746370222c22486f73746e616d65223a22222c22537562646f6d61696e223a2274637074222c224874"
+      "2c2250726f746f636f6c223a22746370222c22486f73746e616d65223a22222c22537562646f6d61696e223a2274"
+      "637074222c224874"
       "747041757468223a22222c2252656d6f7465506f7274223a353535357d7d");
   const auto& r = std::get<req_tunnel>(m);
   EXPECT_EQ(r.req_id, "540adbcb7174925f");
@@ -60,23 +64,29 @@ TEST(Messages, DecodesRecordedNgrokReqTunnelForTcpWithNameAsSubdomain) {
 
 TEST(Messages, DecodesRecordedNgrokdStartProxy) {
   auto m = decode_recorded(
-      "64000000000000007b2254797065223a22537461727450726f7879222c225061796c6f6164223a7b2255726c223a22687474703a2f2f"
-      "666f6f2e6e67726f6b2e746573743a3236323031222c22436c69656e7441646472223a223132372e302e302e313a3535333134227d"
+      "64000000000000007b2254797065223a22537461727450726f7879222c225061796c6f6164223a7b2255726c223a"
+      "22687474703a2f2f"
+      "666f6f2e6e67726f6b2e746573743a3236323031222c22436c69656e7441646472223a223132372e302e302e313a"
+      "3535333134227d"
       "7d");
-  EXPECT_EQ(std::get<start_proxy>(m), (start_proxy{"http://foo.ngrok.test:26201", "127.0.0.1:55314"}));
+  EXPECT_EQ(std::get<start_proxy>(m),
+            (start_proxy{"http://foo.ngrok.test:26201", "127.0.0.1:55314"}));
 }
 
 TEST(Messages, DecodesRecordedNgrokdRefusal) {
   auto m = decode_recorded(
-      "8a000000000000007b2254797065223a224e657754756e6e656c222c225061796c6f6164223a7b225265714964223a22222c2255726c"
-      "223a22222c2250726f746f636f6c223a22222c224572726f72223a225468652074756e6e656c20687474703a2f2f666f6f2e6e67726f"
+      "8a000000000000007b2254797065223a224e657754756e6e656c222c225061796c6f6164223a7b22526571496422"
+      "3a22222c2255726c"
+      "223a22222c2250726f746f636f6c223a22222c224572726f72223a225468652074756e6e656c20687474703a2f2f"
+      "666f6f2e6e67726f"
       "6b2e746573743a323632303120697320616c726561647920726567697374657265642e227d7d");
-  EXPECT_EQ(std::get<new_tunnel>(m).error, "The tunnel http://foo.ngrok.test:26201 is already registered.");
+  EXPECT_EQ(std::get<new_tunnel>(m).error,
+            "The tunnel http://foo.ngrok.test:26201 is already registered.");
 }
 
 TEST(Messages, DecodesRecordedNgrokdReqProxyAndPong) {
-  EXPECT_TRUE(std::holds_alternative<req_proxy>(
-      decode_recorded("20000000000000007b2254797065223a2252657150726f7879222c225061796c6f6164223a7b7d7d")));
+  EXPECT_TRUE(std::holds_alternative<req_proxy>(decode_recorded(
+      "20000000000000007b2254797065223a2252657150726f7879222c225061796c6f6164223a7b7d7d")));
   EXPECT_TRUE(std::holds_alternative<pong>(
       decode_recorded("1c000000000000007b2254797065223a22506f6e67222c225061796c6f6164223a7b7d7d")));
 }
@@ -102,17 +112,21 @@ TEST(Messages, EveryMessageSurvivesARoundTrip) {
 
 TEST(Messages, EncodesAuthByteForByteAsTheNgrokClientDoes) {
   const auth a{"2", "1.7", "secret-token", "", "linux", "amd64", "", std::nullopt};
-  EXPECT_EQ(encode(a),
-            R"({"Type":"Auth","Payload":{"Version":"2","MmVersion":"1.7","User":"secret-token","Password":"",)"
-            R"("OS":"linux","Arch":"amd64","ClientId":""}})");
+  EXPECT_EQ(
+      encode(a),
+      R"({"Type":"Auth","Payload":{"Version":"2","MmVersion":"1.7","User":"secret-token","Password":"",)"
+      R"("OS":"linux","Arch":"amd64","ClientId":""}})");
 }
 
 TEST(Messages, EncodesStartProxyAndRefusalByteForByteAsNgrokdDoes) {
-  EXPECT_EQ(encode(start_proxy{"http://foo.ngrok.test:26201", "127.0.0.1:55314"}),
-            R"({"Type":"StartProxy","Payload":{"Url":"http://foo.ngrok.test:26201","ClientAddr":"127.0.0.1:55314"}})");
-  EXPECT_EQ(encode(new_tunnel{"", "", "", "The tunnel http://foo.ngrok.test:26201 is already registered."}),
-            R"({"Type":"NewTunnel","Payload":{"ReqId":"","Url":"","Protocol":"","Error":"The tunnel )"
-            R"(http://foo.ngrok.test:26201 is already registered."}})");
+  EXPECT_EQ(
+      encode(start_proxy{"http://foo.ngrok.test:26201", "127.0.0.1:55314"}),
+      R"({"Type":"StartProxy","Payload":{"Url":"http://foo.ngrok.test:26201","ClientAddr":"127.0.0.1:55314"}})");
+  EXPECT_EQ(
+      encode(
+          new_tunnel{"", "", "", "The tunnel http://foo.ngrok.test:26201 is already registered."}),
+      R"({"Type":"NewTunnel","Payload":{"ReqId":"","Url":"","Protocol":"","Error":"The tunnel )"
+      R"(http://foo.ngrok.test:26201 is already registered."}})");
 }
 
 TEST(Messages, EncodesEveryBaseFieldEvenWhenEmpty) {
@@ -124,11 +138,13 @@ TEST(Messages, EncodesEveryBaseFieldEvenWhenEmpty) {
 }
 
 TEST(Messages, LeavesOutExtensionsWhenNotNegotiated) {
-  EXPECT_EQ(encode(auth_resp{"2", "1.7", "id", "", std::nullopt}).find("Porthole"), std::string::npos);
+  EXPECT_EQ(encode(auth_resp{"2", "1.7", "id", "", std::nullopt}).find("Porthole"),
+            std::string::npos);
 }
 
 TEST(Messages, MatchesKeysCaseInsensitively) {
-  auto m = decode(R"({"type":"ReqTunnel","payload":{"reqid":"x","PROTOCOL":"tcp","remoteport":22}})");
+  auto m =
+      decode(R"({"type":"ReqTunnel","payload":{"reqid":"x","PROTOCOL":"tcp","remoteport":22}})");
   ASSERT_TRUE(m);
   EXPECT_EQ(std::get<req_tunnel>(*m), (req_tunnel{"x", "tcp", "", "", "", 22}));
 }
@@ -170,8 +186,10 @@ TEST(Messages, RefusesFieldsOfTheWrongType) {
 }
 
 TEST(Messages, RefusesRemotePortOutOfRange) {
-  EXPECT_EQ(decode(R"({"Type":"ReqTunnel","Payload":{"RemotePort":65536}})").error(), error::bad_payload);
-  EXPECT_EQ(decode(R"({"Type":"ReqTunnel","Payload":{"RemotePort":-1}})").error(), error::bad_payload);
+  EXPECT_EQ(decode(R"({"Type":"ReqTunnel","Payload":{"RemotePort":65536}})").error(),
+            error::bad_payload);
+  EXPECT_EQ(decode(R"({"Type":"ReqTunnel","Payload":{"RemotePort":-1}})").error(),
+            error::bad_payload);
 }
 
 TEST(Messages, TreatsMissingPayloadAsEmpty) {

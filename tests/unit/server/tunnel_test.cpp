@@ -17,7 +17,9 @@ TEST(MakeUrl, KeepsAnyOtherPort) {
   EXPECT_EQ(make_url("https", "foo.example.com", 80), "https://foo.example.com:80");
 }
 
-TEST(RouteKey, IsSchemeAndHostWithoutPort) { EXPECT_EQ(route_key("https", "foo.localhost"), "https://foo.localhost"); }
+TEST(RouteKey, IsSchemeAndHostWithoutPort) {
+  EXPECT_EQ(route_key("https", "foo.localhost"), "https://foo.localhost");
+}
 
 TEST(Subdomain, AcceptsDnsLabels) {
   EXPECT_TRUE(valid_subdomain("foo"));
