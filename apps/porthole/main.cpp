@@ -66,14 +66,7 @@ int main(int argc, char** argv) {
   app.add_flag("--no-mux", no_mux,
                "Use only ngrok 1.x proxy connections, not porthole's multiplexed connection (for "
                "comparison)");
-  app.add_option("--log", log_target,
-                 "Log to stdout, stderr, none, or a file (the last one given wins)")
-      ->capture_default_str()
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  app.add_option("--log-level", log_level,
-                 "trace, debug, info, warn or error (the last one given wins)")
-      ->capture_default_str()
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  porthole::log::add_options(app, log_target, log_level);
 
   auto* http = app.add_subcommand("http", "Expose a local HTTP service");
   http->add_option("address", http_local, "[HOST:]PORT of the local service")->required();

@@ -123,14 +123,7 @@ int main(int argc, char** argv) {
   bool no_mux = false;
   app.add_flag("--no-mux", no_mux,
                "Do not grant porthole clients the multiplexed connection; use proxy connections");
-  app.add_option("--log", log_target,
-                 "Log to stdout, stderr, none, or a file (the last one given wins)")
-      ->capture_default_str()
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  app.add_option("--log-level", log_level,
-                 "trace, debug, info, warn or error (the last one given wins)")
-      ->capture_default_str()
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  porthole::log::add_options(app, log_target, log_level);
 
   try {
     app.parse(argc, argv);

@@ -5,9 +5,21 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <CLI/CLI.hpp>
 #include <stdexcept>
 
 namespace porthole::log {
+
+void add_options(CLI::App& app, std::string& target, std::string& level) {
+  app.add_option("--log", target,
+                 "Log to stdout, stderr, none, or a file (the last one given wins)")
+      ->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.add_option("--log-level", level,
+                 "trace, debug, info, warn or error (the last one given wins)")
+      ->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+}
 
 void configure(const std::string& target, const std::string& level) {
   const auto lvl = spdlog::level::from_str(level);

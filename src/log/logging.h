@@ -3,7 +3,16 @@
 
 #include <string>
 
+namespace CLI {
+class App;
+}
+
 namespace porthole::log {
+
+/// Adds --log and --log-level to a program's command line (either may be
+/// repeated; the last one given wins), writing into `target` and `level`,
+/// whose values on entry are the defaults shown in --help.
+void add_options(CLI::App& app, std::string& target, std::string& level);
 
 /// Sends log lines to "stdout", "stderr", "none" or a file path (appended),
 /// at `level` (trace, debug, info, warn, error). Throws std::invalid_argument
