@@ -258,7 +258,6 @@ asio::awaitable<void> agent::read_loop(session& s) {
         continue;
       }
       tunnel_spec& t = cfg_.tunnels[it->second];
-      url_to_tunnel_[nt->url] = it->second;
       if (t.protocol == "tcp" && t.remote_port == 0) {
         // Ask for the same port after a reconnect.
         const std::string_view url = nt->url;
@@ -270,6 +269,7 @@ asio::awaitable<void> agent::read_loop(session& s) {
           t.remote_port = port;
         }
       }
+      url_to_tunnel_[nt->url] = std::make_shared<const tunnel_spec>(t);
       s.was_up = true;
       spdlog::info("tunnel up: {} -> {}", nt->url, t.local_addr());
     } else if (std::holds_alternative<proto::req_proxy>(msg)) {
@@ -317,28 +317,28 @@ asio::awaitable<void> agent::mux_loop(session& s) {
 
 asio::awaitable<void> agent::serve_stream(std::unique_ptr<mux::stream> st,
                                           proto::start_proxy info) {
-  const tunnel_spec* t = find_tunnel(info.url);
-  if (!t) {
+  auto spec = find_tunnel(info.url);
+  if (!spec) {
     spdlog::warn("server opened a stream for unknown tunnel {}; closing it", info.url);
     co_return;
   }
-  const tunnel_spec spec = *t;
-  co_await serve_proxied(*st, spec, info);
+  co_await serve_proxied(*st, std::move(spec), std::move(info));
 }
 
-asio::awaitable<void> agent::serve_proxied(net::channel& tunnel, tunnel_spec spec,
+asio::awaitable<void> agent::serve_proxied(net::channel& tunnel,
+                                           std::shared_ptr<const tunnel_spec> spec,
                                            proto::start_proxy info, std::string initial) {
   spdlog::debug("{}: connection from {}", info.url, info.client_addr);
   auto [dec, local] =
-      co_await net::dial(spec.local_host, spec.local_port, std::nullopt, cfg_.local_dial_timeout);
+      co_await net::dial(spec->local_host, spec->local_port, std::nullopt, cfg_.local_dial_timeout);
   if (dec) {
-    spdlog::warn("{}: cannot reach the local service at {}: {}", info.url, spec.local_addr(),
+    spdlog::warn("{}: cannot reach the local service at {}: {}", info.url, spec->local_addr(),
                  dec.message());
-    if (spec.is_http()) {
+    if (spec->is_http()) {
       const std::string page =
           http::error_response(502, "Bad Gateway",
                                "porthole could not reach the local service at " +
-                                   spec.local_addr() + ": " + dec.message(),
+                                   spec->local_addr() + ": " + dec.message(),
                                false);
       co_await tunnel.write(asio::buffer(page));
       tunnel.shutdown_send();
@@ -377,9 +377,9 @@ asio::awaitable<void> agent::ping_loop(session& s) {
   }
 }
 
-const tunnel_spec* agent::find_tunnel(const std::string& url) const {
+std::shared_ptr<const tunnel_spec> agent::find_tunnel(const std::string& url) const {
   auto it = url_to_tunnel_.find(url);
-  return it == url_to_tunnel_.end() ? nullptr : &cfg_.tunnels[it->second];
+  return it == url_to_tunnel_.end() ? nullptr : it->second;
 }
 
 asio::awaitable<void> agent::proxy_connection() {
@@ -406,16 +406,14 @@ asio::awaitable<void> agent::proxy_connection() {
     net::close_stream(*stream);
     co_return;
   }
-  const tunnel_spec* t = find_tunnel(start->url);
-  if (!t) {
+  auto spec = find_tunnel(start->url);
+  if (!spec) {
     spdlog::warn("server started a connection for unknown tunnel {}; closing it", start->url);
     net::close_stream(*stream);
     co_return;
   }
-  // Copied: the tunnel list may change while this connection lives.
-  const tunnel_spec spec = *t;
   net::tls_channel tunnel(std::move(stream));
-  co_await serve_proxied(tunnel, spec, *start, reader.take_buffered());
+  co_await serve_proxied(tunnel, std::move(spec), std::move(*start), reader.take_buffered());
 }
 
 }  // namespace porthole::client

@@ -46,10 +46,11 @@ class agent {
   net::asio::awaitable<void> read_loop(session& s);
   net::asio::awaitable<void> mux_loop(session& s);
   net::asio::awaitable<void> serve_stream(std::unique_ptr<mux::stream> st, proto::start_proxy info);
-  net::asio::awaitable<void> serve_proxied(net::channel& tunnel, tunnel_spec spec,
+  net::asio::awaitable<void> serve_proxied(net::channel& tunnel,
+                                           std::shared_ptr<const tunnel_spec> spec,
                                            proto::start_proxy info, std::string initial = {});
   net::asio::awaitable<void> ping_loop(session& s);
-  const tunnel_spec* find_tunnel(const std::string& url) const;
+  std::shared_ptr<const tunnel_spec> find_tunnel(const std::string& url) const;
   static int on_new_session(SSL* ssl, SSL_SESSION* session);
 
   net::asio::io_context& ioc_;
@@ -61,8 +62,9 @@ class agent {
   std::string server_host_;
   std::string server_port_;
   std::string client_id_;
-  std::map<std::string, std::size_t, std::less<>>
-      url_to_tunnel_;  ///< public URL -> index in cfg_.tunnels
+  /// Public URL -> what it forwards to, as it was when the tunnel came up: a
+  /// connection keeps its snapshot however the tunnel list changes.
+  std::map<std::string, std::shared_ptr<const tunnel_spec>, std::less<>> url_to_tunnel_;
   session* current_ = nullptr;
   net::event stopping_;
   bool stopped_ = false;

@@ -315,12 +315,15 @@ struct request_parser::impl {
   message_framer<true> framer;
 };
 
-request_parser::request_parser(parser_limits limits) : impl_(std::make_unique<impl>(limits)) {}
+request_parser::request_parser(parser_limits limits) : limits_(limits) {}
 request_parser::~request_parser() = default;
 request_parser::request_parser(request_parser&&) noexcept = default;
 request_parser& request_parser::operator=(request_parser&&) noexcept = default;
 
 parse_result request_parser::parse(std::string_view input) {
+  if (!impl_) {
+    impl_ = std::make_unique<impl>(limits_);
+  }
   auto& framer = impl_->framer;
   if (framer.error()) {
     return {.error = framer.error()};
@@ -339,15 +342,20 @@ parse_result request_parser::parse(std::string_view input) {
 }
 
 const request_head& request_parser::head() const {
-  return impl_->framer.head();
+  static const request_head none;
+  return impl_ ? impl_->framer.head() : none;
 }
 
 void request_parser::release() {
-  impl_->framer.release();
+  if (impl_ && impl_->framer.at_message_start() && !impl_->framer.error()) {
+    impl_.reset();
+  } else if (impl_) {
+    impl_->framer.release();
+  }
 }
 
 bool request_parser::at_message_start() const {
-  return impl_->framer.at_message_start();
+  return !impl_ || impl_->framer.at_message_start();
 }
 
 // response_parser
@@ -359,12 +367,20 @@ struct response_parser::impl {
   bool switched = false;
 };
 
-response_parser::response_parser(parser_limits limits) : impl_(std::make_unique<impl>(limits)) {}
+response_parser::response_parser(parser_limits limits) : limits_(limits) {}
 response_parser::~response_parser() = default;
 response_parser::response_parser(response_parser&&) noexcept = default;
 response_parser& response_parser::operator=(response_parser&&) noexcept = default;
 
+response_parser::impl& response_parser::state() {
+  if (!impl_) {
+    impl_ = std::make_unique<impl>(limits_);
+  }
+  return *impl_;
+}
+
 void response_parser::expect(std::string_view method) {
+  state();
   // Methods are case-sensitive (RFC 9110 9.1): "head" is not HEAD.
   if (method == "HEAD") {
     impl_->owed.push_back(request_kind::head);
@@ -376,11 +392,11 @@ void response_parser::expect(std::string_view method) {
 }
 
 std::size_t response_parser::pending() const {
-  return impl_->owed.size();
+  return impl_ ? impl_->owed.size() : 0;
 }
 
 parse_result response_parser::parse(std::string_view input) {
-  auto& framer = impl_->framer;
+  auto& framer = state().framer;
   if (impl_->switched) {
     parse_result opaque;
     opaque.consumed = input.size();
@@ -425,19 +441,28 @@ parse_result response_parser::parse(std::string_view input) {
 }
 
 const response_head& response_parser::head() const {
-  return impl_->framer.head();
+  static const response_head none;
+  return impl_ ? impl_->framer.head() : none;
 }
 
 bool response_parser::switched_protocols() const {
-  return impl_->switched;
+  return impl_ && impl_->switched;
 }
 
 bool response_parser::body_until_close() const {
-  return impl_->framer.body_until_close();
+  return impl_ && impl_->framer.body_until_close();
 }
 
 void response_parser::release() {
-  impl_->framer.release();
+  if (!impl_) {
+    return;
+  }
+  if (impl_->owed.empty() && !impl_->switched && impl_->framer.at_message_start() &&
+      !impl_->framer.error()) {
+    impl_.reset();
+  } else {
+    impl_->framer.release();
+  }
 }
 
 }  // namespace porthole::http

@@ -90,7 +90,8 @@ class request_parser {
 
  private:
   struct impl;
-  std::unique_ptr<impl> impl_;
+  parser_limits limits_;
+  std::unique_ptr<impl> impl_;  ///< made by the first parse(), dropped by release()
 };
 
 /// Frames responses. Each response answers the oldest request not yet
@@ -116,7 +117,8 @@ class response_parser {
 
   const response_head& head() const;
 
-  /// Between responses, frees what the last head held; head() is empty afterwards.
+  /// Between responses, frees what the last head held (all of the parser's
+  /// memory when no response is owed); head() is empty afterwards.
   void release();
 
   /// True once a 101 (or 2xx to CONNECT) completed: what follows is not HTTP.
@@ -131,7 +133,9 @@ class response_parser {
 
  private:
   struct impl;
-  std::unique_ptr<impl> impl_;
+  impl& state();
+  parser_limits limits_;
+  std::unique_ptr<impl> impl_;  ///< made when first needed, dropped by release() when idle
 };
 
 }  // namespace porthole::http
