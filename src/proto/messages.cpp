@@ -145,6 +145,7 @@ struct payload_encoder {
   ordered operator()(const ping&) const { return ordered::object(); }
   ordered operator()(const pong&) const { return ordered::object(); }
   ordered operator()(const reg_mux& m) const { return {{"ClientId", m.client_id}}; }
+  ordered operator()(const close_tunnel& m) const { return {{"Url", m.url}}; }
 };
 
 boost::system::result<message> decode_payload(std::string_view type, const json& p) {
@@ -173,6 +174,8 @@ boost::system::result<message> decode_payload(std::string_view type, const json&
     m = pong{};
   } else if (type == "RegMux") {
     m = reg_mux{r.string("ClientId")};
+  } else if (type == "CloseTunnel") {
+    m = close_tunnel{r.string("Url")};
   } else {
     return error::unknown_type;
   }
@@ -187,7 +190,7 @@ boost::system::result<message> decode_payload(std::string_view type, const json&
 std::string_view type_name(const message& m) {
   static constexpr std::string_view names[] = {"Auth",     "AuthResp", "ReqTunnel",  "NewTunnel",
                                                "ReqProxy", "RegProxy", "StartProxy", "Ping",
-                                               "Pong",     "RegMux"};
+                                               "Pong",     "RegMux",   "CloseTunnel"};
   static_assert(std::size(names) == std::variant_size_v<message>);
   return names[m.index()];
 }

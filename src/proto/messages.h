@@ -90,6 +90,15 @@ struct reg_mux {
   bool operator==(const reg_mux&) const = default;
 };
 
+/// Extension "close_tunnel": the client no longer wants this tunnel (a
+/// reloaded config file dropped or changed it). The server stops routing the
+/// URL to the client and frees it at once; there is no reply.
+struct close_tunnel {
+  std::string url;
+
+  bool operator==(const close_tunnel&) const = default;
+};
+
 struct start_proxy {
   std::string url;
   std::string client_addr;
@@ -107,10 +116,12 @@ struct pong {
 
 /// The feature name of the multiplexed connection extension.
 inline constexpr std::string_view feature_mux = "mux";
+/// The feature name of the CloseTunnel message.
+inline constexpr std::string_view feature_close_tunnel = "close_tunnel";
 
 /// Any message of the protocol.
 using message = std::variant<auth, auth_resp, req_tunnel, new_tunnel, req_proxy, reg_proxy,
-                             start_proxy, ping, pong, reg_mux>;
+                             start_proxy, ping, pong, reg_mux, close_tunnel>;
 
 /// The wire name of a message's type ("Auth", "NewTunnel", ...).
 std::string_view type_name(const message& m);

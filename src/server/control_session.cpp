@@ -111,6 +111,8 @@ asio::awaitable<void> control_session::read_loop() {
       for (const proto::new_tunnel& reply : server_.open_tunnels(shared_from_this(), *req)) {
         send(reply);
       }
+    } else if (auto* close = std::get_if<proto::close_tunnel>(&msg)) {
+      server_.close_tunnel(*this, close->url);
     } else if (std::holds_alternative<proto::pong>(msg)) {
       // A client may answer our silence with Pong; nothing to do.
     } else {

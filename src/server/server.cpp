@@ -387,6 +387,7 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
     if (mux_granted) {
       resp.ext->features.emplace_back(proto::feature_mux);
     }
+    resp.ext->features.emplace_back(proto::feature_close_tunnel);
   }
   auto session = std::make_shared<control_session>(*this, std::move(stream), std::move(reader),
                                                    client_id, pool_size, mux_granted, peer);
@@ -633,27 +634,46 @@ asio::awaitable<void> server::proxy_tcp(std::shared_ptr<tunnel> t, tcp::socket p
   spdlog::warn("{}: no proxy connection from the client in time; dropping {}", t->url, peer);
 }
 
+void server::drop_tunnel(control_session& session, const tunnel& t,
+                         tunnel_registry::clock::time_point hold_until) {
+  if (t.protocol == "tcp") {
+    if (auto it = tcp_endpoints_.find(t.url);
+        it != tcp_endpoints_.end() && it->second->t.get() == &t) {
+      net::error_code ignored;
+      it->second->acceptor.close(ignored);
+      tcp_endpoints_.erase(it);
+    }
+    registry_->release(t.url, session.client_id(), hold_until);
+  } else {
+    const std::string key = route_key(t.protocol, t.host);
+    if (auto it = http_routes_.find(key); it != http_routes_.end() && it->second.get() == &t) {
+      http_routes_.erase(it);
+    }
+    registry_->release(key, session.client_id(), hold_until);
+  }
+  spdlog::info("client {}: tunnel down: {}", session.client_id(), t.url);
+}
+
 void server::close_tunnels(control_session& session) {
   const auto hold_until = stopping_ ? tunnel_registry::clock::now()
                                     : tunnel_registry::clock::now() + cfg_.reconnect_grace;
   for (const auto& t : session.tunnels()) {
-    if (t->protocol == "tcp") {
-      if (auto it = tcp_endpoints_.find(t->url); it != tcp_endpoints_.end() && it->second->t == t) {
-        net::error_code ignored;
-        it->second->acceptor.close(ignored);
-        tcp_endpoints_.erase(it);
-      }
-      registry_->release(t->url, session.client_id(), hold_until);
-    } else {
-      const std::string key = route_key(t->protocol, t->host);
-      if (auto it = http_routes_.find(key); it != http_routes_.end() && it->second == t) {
-        http_routes_.erase(it);
-      }
-      registry_->release(key, session.client_id(), hold_until);
-    }
-    spdlog::info("client {}: tunnel down: {}", session.client_id(), t->url);
+    drop_tunnel(session, *t, hold_until);
   }
   session.tunnels().clear();
+}
+
+void server::close_tunnel(control_session& session, std::string_view url) {
+  auto& mine = session.tunnels();
+  auto it = std::find_if(mine.begin(), mine.end(), [&](const auto& t) { return t->url == url; });
+  if (it == mine.end()) {
+    spdlog::debug("client {}: CloseTunnel for {}, which it does not have; ignored",
+                  session.client_id(), url);
+    return;
+  }
+  const std::shared_ptr<tunnel> t = *it;
+  mine.erase(it);
+  drop_tunnel(session, *t, tunnel_registry::clock::now());
 }
 
 }  // namespace porthole::server

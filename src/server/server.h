@@ -54,6 +54,10 @@ class server {
   /// Removes a session's routes and holds its URLs for the reconnect grace period.
   void close_tunnels(control_session& session);
 
+  /// CloseTunnel: removes one of the session's tunnels and frees its URL at
+  /// once (no grace period: the client gave it up). Unknown URLs are ignored.
+  void close_tunnel(control_session& session, std::string_view url);
+
   /// The live session of a client, if any.
   std::shared_ptr<control_session> find_session(std::string_view client_id) const;
 
@@ -64,6 +68,8 @@ class server {
 
  private:
   struct listener;
+  void drop_tunnel(control_session& session, const tunnel& t,
+                   tunnel_registry::clock::time_point hold_until);
   struct tcp_endpoint;
 
   void listen(listener& l);

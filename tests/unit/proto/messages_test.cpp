@@ -102,12 +102,19 @@ TEST(Messages, EveryMessageSurvivesARoundTrip) {
       start_proxy{"tcp://example.com:5555", "[::1]:4000"},
       ping{},
       pong{},
+      reg_mux{"0123"},
+      close_tunnel{"https://foo.example.com"},
   };
   for (const message& m : all) {
     auto back = decode(encode(m));
     ASSERT_TRUE(back) << type_name(m);
     EXPECT_EQ(*back, m) << type_name(m);
   }
+}
+
+TEST(Messages, EncodesCloseTunnelWithItsUrl) {
+  EXPECT_EQ(encode(close_tunnel{"http://a.example.com"}),
+            R"({"Type":"CloseTunnel","Payload":{"Url":"http://a.example.com"}})");
 }
 
 TEST(Messages, EncodesAuthByteForByteAsTheNgrokClientDoes) {
