@@ -9,6 +9,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <charconv>
+#include <set>
 
 #include "http/forwarding.h"
 #include "mux/session.h"
@@ -55,6 +56,12 @@ std::string go_arch() {
   return m;
 }
 
+// The SSL_CTX extra-data slot that points back at the agent.
+int agent_ex_index() {
+  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
 bool is_verify_failure(const net::error_code& ec) {
   return ec.category() == asio::error::get_ssl_category() &&
          ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_CERTIFICATE_VERIFY_FAILED;
@@ -67,17 +74,24 @@ struct agent::session {
   std::unique_ptr<net::tls_stream> stream;
   net::frame_reader reader;
   clock::time_point last_pong = clock::now();
-  std::map<std::string, std::size_t> by_req_id;  ///< ReqId -> index of the tunnel asked for
+  std::map<std::string, std::string> by_req_id;  ///< ReqId -> key() of the tunnel asked for
+  std::set<std::string> first_requests;          ///< ReqIds sent on connect and not yet answered
+  std::size_t up = 0;                            ///< tunnels the server granted on this connection
   bool was_up = false;                           ///< a tunnel came up on this connection
   std::optional<agent_result> fatal;             ///< why the client must stop, if it must
   bool mux_granted = false;                      ///< the server speaks the "mux" extension
+  bool close_granted = false;                    ///< the server understands CloseTunnel
   std::shared_ptr<mux::session> mux;             ///< the multiplexed connection, while up
+  std::string outbox;                            ///< frames for the server, not yet written
+  net::event outbox_ready;
 };
 
 agent::agent(asio::io_context& ioc, client_config cfg)
     : ioc_(ioc), cfg_(std::move(cfg)), tls_(net::make_client_tls(cfg_.trust_ca)) {
   SSL_CTX* ctx = tls_.native_handle();
-  SSL_CTX_set_app_data(ctx, this);
+  // Not SSL_CTX_set_app_data: Asio keeps its verify callback in that slot and
+  // deletes whatever is there when the context goes.
+  SSL_CTX_set_ex_data(ctx, agent_ex_index(), this);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
   SSL_CTX_sess_set_new_cb(ctx, &agent::on_new_session);
   const auto hp = net::split_host_port(cfg_.server_addr, "443");
@@ -147,7 +161,7 @@ asio::awaitable<std::tuple<net::error_code, std::unique_ptr<net::tls_stream>>> a
 // A copy is kept: a connection that ends without close_notify marks its own
 // session object as not resumable.
 int agent::on_new_session(SSL* ssl, SSL_SESSION* session) {
-  auto* self = static_cast<agent*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
+  auto* self = static_cast<agent*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), agent_ex_index()));
   if (SSL_SESSION* copy = SSL_SESSION_dup(session)) {
     self->tls_session_.reset(copy, &SSL_SESSION_free);
   }
@@ -204,6 +218,7 @@ asio::awaitable<std::optional<agent_result>> agent::serve_once(bool& was_up) {
   if (resp->ext) {
     const auto& f = resp->ext->features;
     s.mux_granted = cfg_.mux && std::find(f.begin(), f.end(), proto::feature_mux) != f.end();
+    s.close_granted = std::find(f.begin(), f.end(), proto::feature_close_tunnel) != f.end();
   }
   spdlog::info("connected to server {} as client {}{}", server, client_id_,
                !resp->ext      ? " (ngrok 1.x protocol)"
@@ -211,23 +226,15 @@ asio::awaitable<std::optional<agent_result>> agent::serve_once(bool& was_up) {
                                : " (porthole " + resp->ext->version + ")");
 
   // Ask for every tunnel at once, as the protocol allows.
-  std::string requests;
-  for (std::size_t i = 0; i < cfg_.tunnels.size(); ++i) {
-    const tunnel_spec& t = cfg_.tunnels[i];
-    proto::req_tunnel req{random_req_id(), t.protocol,  t.hostname,
-                          t.subdomain,     t.http_auth, t.remote_port};
-    s.by_req_id[req.req_id] = i;
-    requests += proto::encode_framed(req);
+  for (const tunnel_spec& t : cfg_.tunnels) {
+    request_tunnel(s, t);
   }
-  auto [wec, written] =
-      co_await asio::async_write(*s.stream, asio::buffer(requests), net::use_nothrow);
-  if (wec) {
-    spdlog::warn("lost connection to server {}: {}", server, wec.message());
-    co_return std::nullopt;
+  for (const auto& [req_id, key] : s.by_req_id) {
+    s.first_requests.insert(req_id);
   }
 
   current_ = &s;
-  co_await (read_loop(s) || ping_loop(s) || mux_loop(s));
+  co_await (read_loop(s) || write_loop(s) || ping_loop(s) || mux_loop(s));
   if (s.mux) {
     s.mux->close();
   }
@@ -248,30 +255,10 @@ asio::awaitable<void> agent::read_loop(session& s) {
       co_return;
     }
     if (auto* nt = std::get_if<proto::new_tunnel>(&msg)) {
-      if (!nt->error.empty()) {
-        s.fatal = agent_result{1, "the server refused a tunnel: " + nt->error};
+      handle_new_tunnel(s, *nt);
+      if (s.fatal) {
         co_return;
       }
-      auto it = s.by_req_id.find(nt->req_id);
-      if (it == s.by_req_id.end()) {
-        spdlog::warn("server sent NewTunnel for unknown request {}; ignored", nt->req_id);
-        continue;
-      }
-      tunnel_spec& t = cfg_.tunnels[it->second];
-      if (t.protocol == "tcp" && t.remote_port == 0) {
-        // Ask for the same port after a reconnect.
-        const std::string_view url = nt->url;
-        std::uint16_t port = 0;
-        const auto colon = url.rfind(':');
-        if (colon != std::string_view::npos &&
-            std::from_chars(url.data() + colon + 1, url.data() + url.size(), port).ec ==
-                std::errc{}) {
-          t.remote_port = port;
-        }
-      }
-      url_to_tunnel_[nt->url] = std::make_shared<const tunnel_spec>(t);
-      s.was_up = true;
-      spdlog::info("tunnel up: {} -> {}", nt->url, t.local_addr());
     } else if (std::holds_alternative<proto::req_proxy>(msg)) {
       net::spawn(ioc_.get_executor(), proxy_connection(), "proxy connection");
     } else if (std::holds_alternative<proto::pong>(msg)) {
@@ -350,7 +337,6 @@ asio::awaitable<void> agent::serve_proxied(net::channel& tunnel,
 }
 
 asio::awaitable<void> agent::ping_loop(session& s) {
-  const std::string ping_frame = proto::encode_framed(proto::ping{});
   // Pings go out every interval, however long each Pong took.
   auto next = clock::now() + cfg_.ping_interval;
   for (;;) {
@@ -360,10 +346,7 @@ asio::awaitable<void> agent::ping_loop(session& s) {
     }
     const auto sent = clock::now();
     next = sent + cfg_.ping_interval;
-    const net::error_code ec = co_await net::write_message(*s.stream, ping_frame);
-    if (ec) {
-      co_return;
-    }
+    send(s, proto::ping{});
     const bool stop_waiting =
         co_await stopping_.wait_until(sent + std::min(cfg_.pong_timeout, cfg_.ping_interval));
     if (stop_waiting) {
@@ -375,6 +358,151 @@ asio::awaitable<void> agent::ping_loop(session& s) {
       co_return;
     }
   }
+}
+
+// Every frame for the server goes through here, so that frames written from
+// different coroutines (pings, reloads, replies) never interleave.
+void agent::send(session& s, const proto::message& m) {
+  s.outbox += proto::encode_framed(m);
+  s.outbox_ready.notify();
+}
+
+asio::awaitable<void> agent::write_loop(session& s) {
+  const std::string server = server_host_ + ":" + server_port_;
+  std::string batch;
+  for (;;) {
+    if (s.outbox.empty()) {
+      co_await s.outbox_ready.wait_until(clock::time_point::max());
+      continue;
+    }
+    batch.clear();
+    batch.swap(s.outbox);
+    auto [ec, n] = co_await asio::async_write(*s.stream, asio::buffer(batch), net::use_nothrow);
+    if (ec) {
+      if (!stopped_) {
+        spdlog::warn("lost connection to server {}: {}", server, ec.message());
+      }
+      co_return;
+    }
+  }
+}
+
+void agent::request_tunnel(session& s, const tunnel_spec& t) {
+  std::uint16_t port = t.remote_port;
+  if (auto it = assigned_ports_.find(t.key()); port == 0 && it != assigned_ports_.end()) {
+    port = it->second;  // ask for the same port after a reconnect
+  }
+  proto::req_tunnel req{random_req_id(), t.protocol, t.hostname, t.subdomain, t.http_auth, port};
+  s.by_req_id[req.req_id] = t.key();
+  send(s, req);
+}
+
+void agent::handle_new_tunnel(session& s, const proto::new_tunnel& nt) {
+  auto asked = s.by_req_id.find(nt.req_id);
+  if (asked == s.by_req_id.end()) {
+    spdlog::warn("server sent NewTunnel for unknown request {}; ignored", nt.req_id);
+    return;
+  }
+  const std::string key = asked->second;
+  s.by_req_id.erase(asked);
+  const bool first = s.first_requests.erase(nt.req_id) > 0;
+  auto spec = std::find_if(cfg_.tunnels.begin(), cfg_.tunnels.end(),
+                           [&](const tunnel_spec& t) { return t.key() == key; });
+  if (spec == cfg_.tunnels.end()) {
+    // Removed by a reload while the server was answering.
+    if (nt.error.empty() && s.close_granted) {
+      send(s, proto::close_tunnel{nt.url});
+    }
+    return;
+  }
+  if (!nt.error.empty()) {
+    spdlog::error("the server refused tunnel '{}' ({}): {}", spec->name, spec->protocol, nt.error);
+    // Fatal only when nothing of what the client was started with works.
+    if (first && s.first_requests.empty() && s.up == 0) {
+      s.fatal = agent_result{1, "the server refused a tunnel: " + nt.error};
+    }
+    return;
+  }
+  if (spec->protocol == "tcp" && spec->remote_port == 0) {
+    const std::string_view url = nt.url;
+    std::uint16_t port = 0;
+    const auto colon = url.rfind(':');
+    if (colon != std::string_view::npos &&
+        std::from_chars(url.data() + colon + 1, url.data() + url.size(), port).ec == std::errc{}) {
+      assigned_ports_[key] = port;
+    }
+  }
+  url_to_tunnel_[nt.url] = std::make_shared<const tunnel_spec>(*spec);
+  key_to_url_[key] = nt.url;
+  ++s.up;
+  s.was_up = true;
+  spdlog::info("Forwarding {} -> {} (tunnel '{}')", nt.url, spec->local_addr(), spec->name);
+}
+
+void agent::give_up_tunnel(const tunnel_spec& t) {
+  auto it = key_to_url_.find(t.key());
+  if (it == key_to_url_.end()) {
+    return;
+  }
+  const std::string url = it->second;
+  key_to_url_.erase(it);
+  url_to_tunnel_.erase(url);
+  assigned_ports_.erase(t.key());
+  if (current_ != nullptr && current_->close_granted) {
+    send(*current_, proto::close_tunnel{url});
+    spdlog::info("closed tunnel '{}': {}", t.name, url);
+  } else {
+    spdlog::warn(
+        "closed tunnel '{}': {} is no longer served; this server cannot close one tunnel (ngrok "
+        "1.x protocol), so it keeps the URL until the client reconnects",
+        t.name, url);
+  }
+}
+
+agent::tunnel_changes agent::update_tunnels(std::vector<tunnel_spec> next) {
+  auto find = [](const std::vector<tunnel_spec>& in, const std::string& key) {
+    auto it = std::find_if(in.begin(), in.end(), [&](const auto& t) { return t.key() == key; });
+    return it == in.end() ? nullptr : &*it;
+  };
+  tunnel_changes changes;
+  for (const tunnel_spec& old : cfg_.tunnels) {
+    const tunnel_spec* now = find(next, old.key());
+    if (now == nullptr) {
+      changes.removed.push_back(old.key());
+      give_up_tunnel(old);
+    } else if (*now != old) {
+      changes.changed.push_back(old.key());
+      give_up_tunnel(old);
+    } else {
+      ++changes.unchanged;
+    }
+  }
+  for (const tunnel_spec& t : next) {
+    if (find(cfg_.tunnels, t.key()) == nullptr) {
+      changes.added.push_back(t.key());
+    }
+  }
+  cfg_.tunnels = std::move(next);
+  if (current_ != nullptr) {
+    for (const tunnel_spec& t : cfg_.tunnels) {
+      const std::string key = t.key();
+      if (std::find(changes.added.begin(), changes.added.end(), key) != changes.added.end() ||
+          std::find(changes.changed.begin(), changes.changed.end(), key) != changes.changed.end()) {
+        request_tunnel(*current_, t);
+      }
+    }
+  }
+  return changes;
+}
+
+std::vector<agent::live_tunnel> agent::tunnels() const {
+  std::vector<live_tunnel> out;
+  for (const tunnel_spec& t : cfg_.tunnels) {
+    if (auto it = key_to_url_.find(t.key()); it != key_to_url_.end()) {
+      out.push_back({t, it->second});
+    }
+  }
+  return out;
 }
 
 std::shared_ptr<const tunnel_spec> agent::find_tunnel(const std::string& url) const {

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "client/config.h"
 #include "mux/session.h"
@@ -37,6 +38,28 @@ class agent {
   /// Ends run() soon, with exit code 0.
   void stop();
 
+  /// What update_tunnels() changed.
+  struct tunnel_changes {
+    std::vector<std::string> added, removed, changed;  ///< tunnel_spec::key()s
+    std::size_t unchanged = 0;
+  };
+
+  /// Makes `next` the tunnels to serve (a reloaded config file): tunnels added
+  /// are asked for, removed ones closed, changed ones closed and asked for
+  /// again; the others, and their open connections, are not disturbed. A
+  /// removed tunnel's URL is given back at once if the server speaks the
+  /// close_tunnel extension; otherwise it stays registered (unserved) until
+  /// the control connection ends. Call on the agent's executor.
+  tunnel_changes update_tunnels(std::vector<tunnel_spec> next);
+
+  /// A tunnel being served: its spec and the public URL the server gave.
+  struct live_tunnel {
+    tunnel_spec spec;
+    std::string url;
+  };
+  /// The tunnels up now, in configuration order.
+  std::vector<live_tunnel> tunnels() const;
+
  private:
   struct session;
 
@@ -50,6 +73,11 @@ class agent {
                                            std::shared_ptr<const tunnel_spec> spec,
                                            proto::start_proxy info, std::string initial = {});
   net::asio::awaitable<void> ping_loop(session& s);
+  net::asio::awaitable<void> write_loop(session& s);
+  void send(session& s, const proto::message& m);
+  void request_tunnel(session& s, const tunnel_spec& t);
+  void handle_new_tunnel(session& s, const proto::new_tunnel& nt);
+  void give_up_tunnel(const tunnel_spec& t);
   std::shared_ptr<const tunnel_spec> find_tunnel(const std::string& url) const;
   static int on_new_session(SSL* ssl, SSL_SESSION* session);
 
@@ -65,6 +93,11 @@ class agent {
   /// Public URL -> what it forwards to, as it was when the tunnel came up: a
   /// connection keeps its snapshot however the tunnel list changes.
   std::map<std::string, std::shared_ptr<const tunnel_spec>, std::less<>> url_to_tunnel_;
+  /// tunnel_spec::key() -> the public URL it has (or last had).
+  std::map<std::string, std::string, std::less<>> key_to_url_;
+  /// tunnel_spec::key() -> the port the server chose for a tcp tunnel that
+  /// named none, asked for again after a reconnect.
+  std::map<std::string, std::uint16_t, std::less<>> assigned_ports_;
   session* current_ = nullptr;
   net::event stopping_;
   bool stopped_ = false;

@@ -27,6 +27,10 @@ struct tunnel_spec {
 
   bool is_http() const { return protocol != "tcp"; }
   std::string local_addr() const { return local_host + ":" + local_port; }
+  /// Names one spec among a client's: a config tunnel has one per protocol.
+  std::string key() const { return name + "/" + protocol; }
+
+  bool operator==(const tunnel_spec&) const = default;
 };
 
 struct client_config {
