@@ -132,9 +132,16 @@ asio::awaitable<agent_result> agent::run() {
   }
 }
 
+// Says why when it fails, except for a certificate that does not verify:
+// that ends the client, and the caller says so.
 asio::awaitable<std::tuple<net::error_code, std::unique_ptr<net::tls_stream>>> agent::connect() {
-  auto [ec, sock] = co_await net::dial(server_host_, server_port_, cfg_.proxy, cfg_.dial_timeout);
+  const std::string server = server_host_ + ":" + server_port_;
+  auto [ec, sock, failure] =
+      co_await net::dial(server_host_, server_port_, cfg_.proxy, cfg_.dial_timeout);
   if (ec) {
+    if (!stopped_) {
+      spdlog::warn("cannot reach server {}: {}", server, failure);
+    }
     co_return std::tuple{ec, nullptr};
   }
   auto stream = std::make_unique<net::tls_stream>(std::move(sock), tls_);
@@ -147,9 +154,16 @@ asio::awaitable<std::tuple<net::error_code, std::unique_ptr<net::tls_stream>>> a
       co_await (stream->async_handshake(asio::ssl::stream_base::client, net::use_nothrow) ||
                 timer.async_wait(net::use_nothrow));
   if (result.index() == 1) {
+    if (!stopped_) {
+      spdlog::warn("cannot reach server {}: no TLS handshake within {}s", server,
+                   cfg_.dial_timeout.count());
+    }
     co_return std::tuple{net::error_code(asio::error::timed_out), nullptr};
   }
   if (auto [hec] = std::get<0>(result); hec) {
+    if (!stopped_ && !is_verify_failure(hec)) {
+      spdlog::warn("cannot reach server {}: {}", server, hec.message());
+    }
     co_return std::tuple{hec, nullptr};
   }
   if (SSL_session_reused(stream->native_handle()) != 0) {
@@ -177,8 +191,7 @@ asio::awaitable<std::optional<agent_result>> agent::serve_once(bool& was_up) {
                                     ec.message() +
                                     "); give the server's CA certificate with --trust-ca FILE"};
     }
-    spdlog::warn("cannot reach server {}: {}", server, ec.message());
-    co_return std::nullopt;
+    co_return std::nullopt;  // connect() said why; run() tries again after its backoff
   }
   session s{std::move(stream), net::frame_reader{}};
 
@@ -274,6 +287,7 @@ asio::awaitable<void> agent::read_loop(session& s) {
 asio::awaitable<void> agent::mux_loop(session& s) {
   while (s.mux_granted && !stopped_) {
     auto [ec, conn] = co_await connect();
+    const bool connect_said_why = ec && !is_verify_failure(ec);
     if (!ec) {
       std::string reg = proto::encode_framed(proto::reg_mux{client_id_});
       ec = co_await net::write_message(*conn, std::move(reg));
@@ -291,7 +305,7 @@ asio::awaitable<void> agent::mux_loop(session& s) {
         co_return;
       }
       spdlog::warn("multiplexed connection lost; opening it again");
-    } else {
+    } else if (!connect_said_why) {
       spdlog::warn("cannot open the multiplexed connection: {}", ec.message());
     }
     const bool stop = co_await stopping_.wait_until(clock::now() + cfg_.reconnect_min);
@@ -316,17 +330,16 @@ asio::awaitable<void> agent::serve_proxied(net::channel& tunnel,
                                            std::shared_ptr<const tunnel_spec> spec,
                                            proto::start_proxy info, std::string initial) {
   spdlog::debug("{}: connection from {}", info.url, info.client_addr);
-  auto [dec, local] =
+  auto [dec, local, failure] =
       co_await net::dial(spec->local_host, spec->local_port, std::nullopt, cfg_.local_dial_timeout);
   if (dec) {
     spdlog::warn("{}: cannot reach the local service at {}: {}", info.url, spec->local_addr(),
-                 dec.message());
+                 failure);
     if (spec->is_http()) {
-      const std::string page =
-          http::error_response(502, "Bad Gateway",
-                               "porthole could not reach the local service at " +
-                                   spec->local_addr() + ": " + dec.message(),
-                               false);
+      const std::string page = http::error_response(
+          502, "Bad Gateway",
+          "porthole could not reach the local service at " + spec->local_addr() + ": " + failure,
+          false);
       co_await tunnel.write(asio::buffer(page));
       tunnel.shutdown_send();
     }
@@ -513,7 +526,7 @@ std::shared_ptr<const tunnel_spec> agent::find_tunnel(const std::string& url) co
 asio::awaitable<void> agent::proxy_connection() {
   auto [ec, stream] = co_await connect();
   if (ec) {
-    spdlog::debug("proxy connection failed: {}", ec.message());
+    spdlog::debug("proxy connection failed: {}", ec.message());  // connect() said why
     co_return;
   }
   std::string reg = proto::encode_framed(proto::reg_proxy{client_id_});

@@ -46,8 +46,6 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 // The longest reply head accepted from a proxy.
 constexpr std::size_t proxy_reply_head_limit = 16 * 1024;
 
-using dial_result = std::tuple<error_code, tcp::socket>;
-
 char lower(char c) {
   return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
 }
@@ -166,7 +164,9 @@ int status_code(std::string_view line) {
 
 // Reads the proxy's reply head and not one byte more: bytes after it belong
 // to the tunnelled connection (a server that speaks first). Each step peeks
-// at what has arrived and consumes it only up to the blank line.
+// at what has arrived and consumes it only up to the blank line. A head over
+// the bound is a bad_proxy_reply; the end of the stream before the blank line
+// is asio::error::eof.
 asio::awaitable<std::tuple<error_code, std::string, tcp::socket>> read_reply_head(
     tcp::socket socket) {
   std::string head;
@@ -176,9 +176,7 @@ asio::awaitable<std::tuple<error_code, std::string, tcp::socket>> read_reply_hea
     auto [peek_error, peeked] = co_await socket.async_receive(asio::buffer(chunk.data(), room),
                                                               tcp::socket::message_peek, use_tuple);
     if (peek_error) {
-      const error_code ec =
-          peek_error == asio::error::eof ? make_error_code(error::bad_proxy_reply) : peek_error;
-      co_return std::tuple{ec, std::move(head), std::move(socket)};
+      co_return std::tuple{peek_error, std::move(head), std::move(socket)};
     }
     const std::size_t before = head.size();
     head.append(chunk.data(), peeked);
@@ -195,49 +193,90 @@ asio::awaitable<std::tuple<error_code, std::string, tcp::socket>> read_reply_hea
   co_return std::tuple{make_error_code(error::bad_proxy_reply), std::move(head), std::move(socket)};
 }
 
-// Asks the proxy for a tunnel to host:port over `socket`.
+// "10s", or "300ms" for a time that is not whole seconds.
+std::string duration_text(std::chrono::milliseconds time) {
+  if (time.count() % 1000 == 0) {
+    return std::to_string(time.count() / 1000) + "s";
+  }
+  return std::to_string(time.count()) + "ms";
+}
+
+// What a refusal means for the user, after the proxy's own status line. Some
+// proxies (tinyproxy 1.11) answer wrong credentials with 401, not 407.
+std::string refusal_hint(int status, const std::string& target) {
+  if (status == 407 || status == 401) {
+    return " (proxy authentication needed or refused: check user:password in the proxy URL)";
+  }
+  if (status == 403) {
+    return " (the proxy does not allow connections to " + target + ")";
+  }
+  return {};
+}
+
+// Asks the proxy for a tunnel to host:port over `socket`. A failure says, in
+// words, what the proxy did.
 asio::awaitable<dial_result> request_tunnel(tcp::socket socket, http_proxy proxy, std::string host,
                                             std::string port) {
+  const std::string via = "HTTP proxy " + authority(proxy.host, proxy.port);
+  const std::string target = authority(host, port);
   const std::string request = connect_request(proxy, host, port);
   auto [write_error, written] =
       co_await asio::async_write(socket, asio::buffer(request), use_tuple);
   if (write_error) {
-    co_return dial_result{write_error, std::move(socket)};
+    co_return dial_result{write_error, std::move(socket),
+                          "lost the connection to the " + via + " sending CONNECT " + target +
+                              ": " + write_error.message()};
   }
   auto [read_error, head, tunnel] = co_await read_reply_head(std::move(socket));
+  if (read_error == asio::error::eof) {
+    co_return dial_result{
+        error::bad_proxy_reply, std::move(tunnel),
+        via + " closed the connection " +
+            (head.empty() ? "without answering" : "in the middle of its answer to") + " CONNECT " +
+            target};
+  }
+  if (read_error == error::bad_proxy_reply) {
+    co_return dial_result{read_error, std::move(tunnel),
+                          via + " answered CONNECT " + target + " with a head over " +
+                              std::to_string(proxy_reply_head_limit / 1024) + " KiB"};
+  }
   if (read_error) {
-    co_return dial_result{read_error, std::move(tunnel)};
+    co_return dial_result{read_error, std::move(tunnel),
+                          "lost the connection to the " + via +
+                              " waiting for its answer to CONNECT " + target + ": " +
+                              read_error.message()};
   }
   const std::string_view status_line = std::string_view(head).substr(0, head.find("\r\n"));
   const int status = status_code(status_line);
   if (status == 0) {
-    co_return dial_result{error::bad_proxy_reply, std::move(tunnel)};
+    co_return dial_result{error::bad_proxy_reply, std::move(tunnel),
+                          via + " answered CONNECT " + target +
+                              " with something other than HTTP: \"" + printable(status_line) +
+                              "\""};
   }
   if (status < 200 || status > 299) {
-    spdlog::warn("proxy {} refused CONNECT {}: {}", authority(proxy.host, proxy.port),
-                 authority(host, port), printable(status_line));
-    co_return dial_result{error::proxy_refused, std::move(tunnel)};
+    // "407 Proxy Authentication Required", as the proxy put it.
+    std::string status_text = printable(status_line.substr(9));
+    while (status_text.ends_with(' ')) {
+      status_text.pop_back();
+    }
+    co_return dial_result{
+        error::proxy_refused, std::move(tunnel),
+        via + " refused CONNECT " + target + ": " + status_text + refusal_hint(status, target)};
   }
-  co_return dial_result{error_code(), std::move(tunnel)};
+  co_return dial_result{error_code(), std::move(tunnel), {}};
 }
 
-// Connects to the first of `endpoints` that accepts, then through `proxy` to
-// host:port if there is one.
-asio::awaitable<dial_result> connect_endpoints(tcp::resolver::results_type endpoints,
-                                               std::optional<http_proxy> proxy, std::string host,
-                                               std::string port) {
+// Connects to the first of `endpoints` that accepts.
+asio::awaitable<dial_result> connect_first(tcp::resolver::results_type endpoints) {
   tcp::socket socket(co_await asio::this_coro::executor);
   auto [connect_error, endpoint] = co_await asio::async_connect(socket, endpoints, use_tuple);
-  if (connect_error) {
-    co_return dial_result{connect_error, std::move(socket)};
+  if (!connect_error) {
+    error_code ec;
+    socket.set_option(tcp::no_delay(true), ec);
+    co_return dial_result{ec, std::move(socket), ec ? ec.message() : std::string()};
   }
-  error_code ec;
-  socket.set_option(tcp::no_delay(true), ec);
-  if (ec || !proxy) {
-    co_return dial_result{ec, std::move(socket)};
-  }
-  co_return co_await request_tunnel(std::move(socket), std::move(*proxy), std::move(host),
-                                    std::move(port));
+  co_return dial_result{connect_error, std::move(socket), connect_error.message()};
 }
 
 using resolve_channel = asio::experimental::channel<void(error_code, tcp::resolver::results_type)>;
@@ -411,6 +450,17 @@ http_proxy http_proxy::parse(const std::string& url) {
   return proxy;
 }
 
+std::optional<http_proxy> http_proxy::choose(const std::optional<std::string>& configured,
+                                             const std::string& target_host) {
+  if (!configured) {
+    return from_environment(target_host);
+  }
+  if (configured->empty()) {
+    return std::nullopt;
+  }
+  return parse(*configured);
+}
+
 std::optional<http_proxy> http_proxy::from_environment(const std::string& target_host) {
   const char* which = nullptr;
   if (const char* no_proxy = first_set({"no_proxy", "NO_PROXY"}, &which)) {
@@ -506,9 +556,17 @@ asio::awaitable<dial_result> dial(std::string host, std::string port,
                                   std::chrono::milliseconds timeout) {
   const auto executor = co_await asio::this_coro::executor;
   if (!is_plain_host(host) || (proxy && !is_port_number(port))) {
-    co_return dial_result{asio::error::invalid_argument, tcp::socket(executor)};
+    const error_code invalid = asio::error::invalid_argument;
+    co_return dial_result{invalid, tcp::socket(executor), invalid.message()};
   }
   asio::steady_timer deadline(executor, timeout);
+  const std::string proxy_address = proxy ? authority(proxy->host, proxy->port) : std::string();
+  // Until the proxy answers, a failure is that of reaching the next hop.
+  const auto unreachable = [&](error_code ec) {
+    return dial_result{ec, tcp::socket(executor),
+                       proxy ? "cannot reach the HTTP proxy " + proxy_address + ": " + ec.message()
+                             : ec.message()};
+  };
 
   std::optional<tcp::resolver::results_type> endpoints;
   if (!proxy) {
@@ -518,7 +576,7 @@ asio::awaitable<dial_result> dial(std::string host, std::string port,
     auto resolved =
         co_await resolve(proxy ? proxy->host : host, proxy ? proxy->port : port, deadline);
     if (auto* failure = std::get_if<error_code>(&resolved)) {
-      co_return dial_result{*failure, tcp::socket(executor)};
+      co_return unreachable(*failure);
     }
     endpoints = std::get<tcp::resolver::results_type>(std::move(resolved));
     if (!proxy) {
@@ -526,20 +584,37 @@ asio::awaitable<dial_result> dial(std::string host, std::string port,
     }
   }
 
-  // The same deadline; the loser of the race is cancelled, and awaited
-  // before this returns.
-  auto connected = co_await (connect_endpoints(std::move(*endpoints), std::move(proxy),
-                                               std::move(host), std::move(port)) ||
-                             deadline.async_wait(use_tuple));
+  // Each step races the same deadline; the loser of a race is cancelled, and
+  // awaited before the race ends.
+  auto connected =
+      co_await (connect_first(std::move(*endpoints)) || deadline.async_wait(use_tuple));
   if (connected.index() == 1) {
-    co_return dial_result{error::timed_out, tcp::socket(executor)};
+    co_return unreachable(error::timed_out);
   }
-  auto [ec, socket] = std::get<0>(std::move(connected));
-  if (ec) {
+  dial_result result = std::get<0>(std::move(connected));
+  if (result.error) {
     error_code ignored;
-    socket.close(ignored);
+    result.socket.close(ignored);
+    co_return unreachable(result.error);
   }
-  co_return dial_result{ec, std::move(socket)};
+  if (!proxy) {
+    co_return result;
+  }
+
+  auto tunnelled =
+      co_await (request_tunnel(std::move(result.socket), std::move(*proxy), host, port) ||
+                deadline.async_wait(use_tuple));
+  if (tunnelled.index() == 1) {
+    co_return dial_result{error::timed_out, tcp::socket(executor),
+                          "HTTP proxy " + proxy_address + " did not answer CONNECT " +
+                              authority(host, port) + " within " + duration_text(timeout)};
+  }
+  result = std::get<0>(std::move(tunnelled));
+  if (result.error) {
+    error_code ignored;
+    result.socket.close(ignored);
+  }
+  co_return result;
 }
 
 }  // namespace porthole::net

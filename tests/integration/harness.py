@@ -61,6 +61,22 @@ def binary(name: str) -> Path:
     return path
 
 
+def require_program(name: str) -> Path:
+    """The path of a program the tests run (a proxy, a server from Debian), looked
+    up in PATH and in the sbin folders where Debian installs daemons. A missing
+    program fails the test (it is not skipped): scripts/install-deps installs
+    every one of them, and `make test` runs it."""
+    import shutil
+    search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin",
+                              "/sbin"])
+    found = shutil.which(name, path=search)
+    if found is None:
+        import pytest
+        pytest.fail(f"{name} is not installed: run scripts/install-deps (as root) to install "
+                    "the programs the tests need", pytrace=False)
+    return Path(found)
+
+
 def clean_env(home: Path | None = None,
               overrides: dict[str, str | None] | None = None) -> dict[str, str]:
     """The environment for child processes: no proxy variables (so nothing can be
@@ -265,6 +281,46 @@ class Process:
                 self.popen.wait(10)
         for r in self._readers:
             r.join(5)
+
+
+class LogFile:
+    """A log file that a program under test writes (e.g. a proxy's access log):
+    read as it grows, so a test can wait for a line with a deadline."""
+
+    def __init__(self, path: Path, name: str | None = None):
+        self.path = Path(path)
+        self.name = name or self.path.name
+        self._saved: str | None = None
+
+    def text(self) -> str:
+        if self._saved is not None:
+            return self._saved
+        try:
+            return self.path.read_text("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def save(self) -> None:
+        """Keeps the current content, for a file about to be removed."""
+        self._saved = self.text()
+
+    def wait_for_all(self, pattern: str, count: int, timeout: float = 10.0) -> list[re.Match]:
+        """Waits until `count` lines match `pattern` (re.search), polling the file."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [m for line in self.text().splitlines() if (m := rx.search(line))]
+            if len(found) >= count:
+                return found[:count]
+            if time.monotonic() >= deadline:
+                tail = "\n".join(f"  | {l}" for l in self.text().splitlines()[-40:])
+                raise WaitTimeout(f"no {count} line(s) matching /{pattern}/ in {self.path} "
+                                  f"within {timeout:g}s (saw {len(found)}):\n"
+                                  f"{tail or '  (empty)'}")
+            time.sleep(0.05)
+
+    def wait_for(self, pattern: str, timeout: float = 10.0) -> re.Match:
+        return self.wait_for_all(pattern, 1, timeout)[0]
 
 
 # --------------------------------------------------------------------------

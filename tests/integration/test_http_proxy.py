@@ -2,12 +2,24 @@
 server (control and proxy connections) go through `CONNECT host:port`, with
 the URL's credentials as Proxy-Authorization; no_proxy bypasses the proxy.
 
-The proxy is a small CONNECT proxy on loopback, written here."""
+Two kinds of proxy on loopback: a small CONNECT proxy written here (it records
+every request exactly), and the real proxies from Debian, tinyproxy and squid,
+each started by the test as its own process with its own configuration in a
+temporary folder (their system services are not used). With those: a tunnel
+without and with proxy authentication, wrong credentials (407), a proxy that
+does not allow the server's port (403), a proxy that is not there; each
+failure is reported plainly and the client keeps retrying."""
 
+import os
+import pwd
 import re
+import shutil
 import socket
+import subprocess
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -233,3 +245,259 @@ def test_no_proxy_matching_the_server_bypasses_the_proxy(server, http_backend, s
     assert_hello(client.url())
     assert proxy.connects() == [], proxy.requests
     assert "through the HTTP proxy" not in client.proc.text()
+
+
+# --------------------------------------------------------------------------
+# Real proxies from Debian: tinyproxy and squid
+# --------------------------------------------------------------------------
+
+PROXY_START_TIMEOUT = 30.0
+
+
+class Tinyproxy:
+    """tinyproxy -d on 127.0.0.1:<free port>, logging to stderr. CONNECT is
+    allowed to `connect_ports` only (tinyproxy answers others `403 Access
+    violation`); with credentials it demands them (BasicAuth: 407 without
+    credentials, 401 for wrong ones)."""
+
+    name = "tinyproxy configuration"
+
+    def __init__(self, workdir: Path, connect_ports: list[int],
+                 credentials: tuple[str, str] | None = None):
+        exe = harness.require_program("tinyproxy")
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.port = harness.os_port()
+        self.conf = workdir / "tinyproxy.conf"
+        lines = [f"Port {self.port}", "Listen 127.0.0.1", "Allow 127.0.0.1", "Timeout 600",
+                 "MaxClients 100", "LogLevel Info", "DisableViaHeader Yes"]
+        lines += [f"ConnectPort {p}" for p in connect_ports]
+        if credentials:
+            lines.append(f"BasicAuth {credentials[0]} {credentials[1]}")
+        self.conf.write_text("\n".join(lines) + "\n")
+        harness.register(self)
+        self.proc = harness.Process([exe, "-d", "-c", self.conf], name="tinyproxy",
+                                    env=harness.clean_env(workdir / "home"))
+        self.proc.wait_for(r"Accepting connections", PROXY_START_TIMEOUT)
+
+    def url(self, credentials: tuple[str, str] | None = None) -> str:
+        auth = f"{credentials[0]}:{credentials[1]}@" if credentials else ""
+        return f"http://{auth}127.0.0.1:{self.port}"
+
+    def wait_connect_logged(self, target: str, timeout: float = 10.0) -> None:
+        """tinyproxy logs each request as it reads it, then the connection it made."""
+        self.proc.wait_for(rf"Request \(file descriptor \d+\): CONNECT {re.escape(target)} ",
+                           timeout)
+        host = target.rpartition(":")[0]
+        self.proc.wait_for(rf'Established connection to host "{re.escape(host)}"', timeout)
+
+    def log_text(self) -> str:
+        return f"{self.conf}:\n{self.conf.read_text()}"
+
+    def stop(self) -> None:
+        self.proc.stop()
+
+
+class Squid:
+    """squid -N on 127.0.0.1:<free port>, with its pid file, cache.log and
+    access.log in a folder of its own. CONNECT is allowed to `connect_ports`
+    only (`http_access deny CONNECT !SSL_ports`: 403 Forbidden for the others);
+    with credentials it demands them (basic_ncsa_auth, 407 without).
+
+    Started as root, squid runs as its cache_effective_user (Debian's `proxy`),
+    so its folder is then made outside pytest's private temporary folder and
+    given to that user."""
+
+    name = "squid configuration and logs"
+
+    def __init__(self, tmp_path: Path, connect_ports: list[int],
+                 credentials: tuple[str, str] | None = None):
+        exe = harness.require_program("squid")
+        self.port = harness.os_port()
+        owner = None
+        if os.geteuid() == 0:
+            try:
+                owner = pwd.getpwnam("proxy")
+            except KeyError:
+                pytest.fail("squid runs as the user 'proxy', which does not exist: run "
+                            "scripts/install-deps (as root) to install squid", pytrace=False)
+            self.dir = Path(tempfile.mkdtemp(prefix="porthole-squid-"))
+        else:
+            self.dir = tmp_path / "squid"
+            self.dir.mkdir()
+        self.conf = self.dir / "squid.conf"
+        self.cache_log = harness.LogFile(self.dir / "cache.log")
+        self.access_log = harness.LogFile(self.dir / "access.log")
+        d = self.dir
+        lines = [
+            f"http_port 127.0.0.1:{self.port}",
+            f"pid_filename {d}/squid.pid",
+            f"cache_log {d}/cache.log",
+            f"access_log stdio:{d}/access.log squid",
+            "cache_store_log none",
+            f"coredump_dir {d}",
+            "cache deny all",
+            "cache_mem 8 MB",
+            "pinger_enable off",
+            "shutdown_lifetime 0 seconds",
+            "visible_hostname porthole-test-proxy",
+            # Nothing here needs a name resolved; none may leave the machine.
+            "dns_nameservers 127.0.0.1",
+        ]
+        if owner is not None:
+            lines.append(f"cache_effective_user {owner.pw_name}")
+        lines += [f"acl SSL_ports port {' '.join(str(p) for p in connect_ports)}",
+                  "acl CONNECT method CONNECT"]
+        allow = "http_access allow localhost"
+        if credentials:
+            user, password = credentials
+            hashed = subprocess.run(["openssl", "passwd", "-apr1", password], check=True,
+                                    capture_output=True, text=True).stdout.strip()
+            (d / "passwd").write_text(f"{user}:{hashed}\n")
+            helper = Path("/usr/lib/squid/basic_ncsa_auth")
+            if not helper.exists():
+                pytest.fail(f"{helper} is missing: run scripts/install-deps (as root) to "
+                            "install squid", pytrace=False)
+            lines += [f"auth_param basic program {helper} {d}/passwd",
+                      "auth_param basic children 2",
+                      "auth_param basic realm porthole test proxy",
+                      "acl authenticated proxy_auth REQUIRED"]
+            allow += " authenticated"
+        lines += ["http_access deny CONNECT !SSL_ports", allow, "http_access deny all"]
+        self.conf.write_text("\n".join(lines) + "\n")
+        if owner is not None:
+            for path in [d, *d.iterdir()]:
+                os.chown(path, owner.pw_uid, owner.pw_gid)
+        harness.register(self)
+        self.proc = harness.Process([exe, "-N", "-d", "1", "-f", self.conf], name="squid",
+                                    env=harness.clean_env(d / "home"), cwd=d)
+        self.proc.wait_for(rf"Accepting HTTP Socket connections at .*local=127\.0\.0\.1:"
+                           rf"{self.port}\b", PROXY_START_TIMEOUT)
+
+    def url(self, credentials: tuple[str, str] | None = None) -> str:
+        auth = f"{credentials[0]}:{credentials[1]}@" if credentials else ""
+        return f"http://{auth}127.0.0.1:{self.port}"
+
+    def wait_connect_logged(self, target: str, timeout: float = 10.0) -> None:
+        """squid logs a tunnel in access.log when it ends: stop the client first."""
+        self.access_log.wait_for(rf" TCP_TUNNEL/200 \d+ CONNECT {re.escape(target)} ", timeout)
+
+    def log_text(self) -> str:
+        return (f"{self.conf}:\n{self.conf.read_text() if self.conf.exists() else ''}\n"
+                f"access.log:\n{self.access_log.text()}\ncache.log:\n{self.cache_log.text()}")
+
+    def stop(self) -> None:
+        self.proc.stop()
+        if self.dir.is_relative_to(tempfile.gettempdir()) and "porthole-squid-" in self.dir.name:
+            self.access_log.save()
+            self.cache_log.save()
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+PROXIES = {"tinyproxy": lambda tmp_path, ports, credentials=None:
+           Tinyproxy(tmp_path / "tinyproxy", ports, credentials),
+           "squid": Squid}
+
+CREDENTIALS = ("porthole-user", "s3cret-pw")
+
+# The client's line when a connection to the server fails, and the one before
+# each new attempt.
+CANNOT_REACH = r"cannot reach server 127\.0\.0\.1:\d+: "
+RETRYING = r"reconnecting in \d+s"
+
+
+def start_client_through(proxy_url: str, server, http_backend, start_porthole, **kw):
+    return start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "foo",
+                          "--proto", "http", server=server, env=proxy_env(proxy_url), **kw)
+
+
+def assert_keeps_retrying(client, failure: str) -> None:
+    """The client said `failure` on two attempts, each followed by a retry, and
+    is still running: a proxy failure is neither fatal nor a crash."""
+    client.proc.wait_for_all(failure, 2, timeout=20)
+    client.proc.wait_for_all(RETRYING, 2, timeout=5)
+    assert client.proc.running, f"the client exited (code {client.proc.returncode})"
+    text = client.proc.text()
+    assert "tunnel up:" not in text
+    for crash in ("terminate called", "Aborted", "Segmentation fault", "AddressSanitizer",
+                  "runtime error:"):
+        assert crash not in text, f"the client crashed: {crash!r}"
+
+
+@pytest.mark.parametrize("kind", PROXIES)
+def test_client_tunnels_through_a_real_proxy_whose_log_shows_the_connect(
+        kind, tmp_path, server, http_backend, start_porthole):
+    proxy = PROXIES[kind](tmp_path, [server.tunnel_port])
+    client = start_client_through(proxy.url(), server, http_backend, start_porthole)
+    assert re.search(rf"through the HTTP proxy 127\.0\.0\.1:{proxy.port}\b", client.proc.text())
+    assert_hello(client.url())
+    assert_hello(client.url())
+    # squid writes a tunnel to its log when the tunnel ends.
+    client.proc.stop()
+    proxy.wait_connect_logged(server.tunnel_addr)
+
+
+@pytest.mark.parametrize("kind", PROXIES)
+def test_client_tunnels_through_a_real_proxy_demanding_credentials(
+        kind, tmp_path, server, http_backend, start_porthole):
+    proxy = PROXIES[kind](tmp_path, [server.tunnel_port], CREDENTIALS)
+    client = start_client_through(proxy.url(CREDENTIALS), server, http_backend, start_porthole)
+    assert_hello(client.url())
+    assert CREDENTIALS[1] not in client.proc.text(), "the client logged the proxy password"
+    client.proc.stop()
+    proxy.wait_connect_logged(server.tunnel_addr)
+    if kind == "squid":
+        # The tunnel was opened by the authenticated user.
+        proxy.access_log.wait_for(rf" CONNECT {re.escape(server.tunnel_addr)} "
+                                  rf"{re.escape(CREDENTIALS[0])} ")
+
+
+@pytest.mark.parametrize("kind", PROXIES)
+@pytest.mark.parametrize("given", ["wrong-password", "no-credentials"])
+def test_a_real_proxy_refusing_credentials_is_reported_as_407_and_the_client_retries(
+        kind, given, tmp_path, server, http_backend, start_porthole):
+    proxy = PROXIES[kind](tmp_path, [server.tunnel_port], CREDENTIALS)
+    url = proxy.url((CREDENTIALS[0], "wrong-pw")) if given == "wrong-password" else proxy.url()
+    client = start_client_through(url, server, http_backend, start_porthole, wait_up=False)
+    # tinyproxy 1.11 answers wrong credentials with 401, not 407: the client
+    # explains both the same way.
+    status = ("401 Unauthorized" if (kind, given) == ("tinyproxy", "wrong-password")
+              else "407 Proxy Authentication Required")
+    refused = (CANNOT_REACH + rf"HTTP proxy 127\.0\.0\.1:{proxy.port} refused CONNECT "
+               rf"{re.escape(server.tunnel_addr)}: {status} "
+               r"\(proxy authentication needed or refused: check user:password in the proxy "
+               r"URL\)$")
+    assert_keeps_retrying(client, refused)
+    assert "wrong-pw" not in client.proc.text(), "the client logged the proxy password"
+    assert not re.search(r"client \w+ connected from", server.proc.text()), \
+        "a client reached the server although the proxy refused every CONNECT"
+    if kind == "squid":
+        proxy.access_log.wait_for(rf" TCP_DENIED/407 \d+ CONNECT "
+                                  rf"{re.escape(server.tunnel_addr)} ")
+
+
+@pytest.mark.parametrize("kind,reason", [("tinyproxy", "Access violation"),
+                                         ("squid", "Forbidden")])
+def test_a_real_proxy_denying_the_server_port_is_reported_as_403_and_the_client_retries(
+        kind, reason, tmp_path, server, http_backend, start_porthole):
+    # A corporate proxy that lets CONNECT out to port 443 only.
+    proxy = PROXIES[kind](tmp_path, [443])
+    client = start_client_through(proxy.url(), server, http_backend, start_porthole,
+                                  wait_up=False)
+    target = re.escape(server.tunnel_addr)
+    denied = (CANNOT_REACH + rf"HTTP proxy 127\.0\.0\.1:{proxy.port} refused CONNECT {target}: "
+              rf"403 {reason} \(the proxy does not allow connections to {target}\)$")
+    assert_keeps_retrying(client, denied)
+    assert not re.search(r"client \w+ connected from", server.proc.text())
+
+
+def test_an_unreachable_proxy_is_reported_and_the_client_retries(
+        server, http_backend, start_porthole):
+    closed = harness.dead_port()
+    try:
+        port = closed.getsockname()[1]
+        client = start_client_through(f"http://127.0.0.1:{port}", server, http_backend,
+                                      start_porthole, wait_up=False)
+        assert_keeps_retrying(client, CANNOT_REACH + rf"cannot reach the HTTP proxy "
+                                                     rf"127\.0\.0\.1:{port}: Connection refused$")
+    finally:
+        closed.close()

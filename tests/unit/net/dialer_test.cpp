@@ -29,7 +29,9 @@ using asio::ip::tcp;
 using boost::system::error_code;
 using namespace asio::experimental::awaitable_operators;
 using namespace std::chrono_literals;
+using ::testing::EndsWith;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 // Only a guard against a hung test: every exchange ends on its own first.
@@ -183,6 +185,50 @@ TEST_F(ProxyEnvironment, AMalformedVariableIsNamedInTheError) {
   }
 }
 
+// http_proxy::choose ------------------------------------------------------
+
+TEST_F(ProxyEnvironment, ChooseWithoutAConfiguredProxyAsksTheEnvironment) {
+  EXPECT_FALSE(http_proxy::choose(std::nullopt, "example.com"));
+  set("https_proxy", "http://env-proxy:3128");
+  const auto proxy = http_proxy::choose(std::nullopt, "example.com");
+  ASSERT_TRUE(proxy);
+  EXPECT_EQ(proxy->host, "env-proxy");
+  set("no_proxy", "example.com");
+  EXPECT_FALSE(http_proxy::choose(std::nullopt, "example.com"));
+}
+
+TEST_F(ProxyEnvironment, ChooseUsesTheConfiguredProxyOverTheEnvironmentAndNoProxy) {
+  set("https_proxy", "http://env-proxy:3128");
+  set("no_proxy", "*");
+  const auto proxy =
+      http_proxy::choose(std::string("http://user:pw@config-proxy:8080"), "example.com");
+  ASSERT_TRUE(proxy);
+  EXPECT_EQ(proxy->host, "config-proxy");
+  EXPECT_EQ(proxy->port, "8080");
+  EXPECT_EQ(proxy->user_pass, "user:pw");
+}
+
+TEST_F(ProxyEnvironment, ChooseWithAnEmptyConfiguredProxyConnectsDirectly) {
+  set("https_proxy", "http://env-proxy:3128");
+  EXPECT_FALSE(http_proxy::choose(std::string(), "example.com"));
+}
+
+TEST_F(ProxyEnvironment, ChooseRefusesAConfiguredProxyThatDoesNotParse) {
+  set("https_proxy", "http://env-proxy:3128");
+  EXPECT_THROW(http_proxy::choose(std::string("socks5://proxy:1080"), "example.com"),
+               std::invalid_argument);
+}
+
+TEST_F(ProxyEnvironment, ChooseReportsAMalformedEnvironmentVariable) {
+  set("HTTP_PROXY", "http://proxy:notaport");
+  try {
+    http_proxy::choose(std::nullopt, "example.com");
+    FAIL() << "expected an exception";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_THAT(e.what(), HasSubstr("HTTP_PROXY"));
+  }
+}
+
 // dial() -------------------------------------------------------------------
 
 tcp::acceptor loopback_acceptor(asio::io_context& io) {
@@ -309,6 +355,7 @@ asio::awaitable<std::string> proxy_once(tcp::acceptor& acceptor, proxy_script sc
 
 struct exchange {
   error_code dialed;
+  std::string failure;
   std::string reply;  // what the client read after sending "hello"
 };
 
@@ -316,8 +363,9 @@ struct exchange {
 asio::awaitable<exchange> dial_and_talk(std::string port, std::optional<http_proxy> proxy,
                                         std::size_t reply_size) {
   exchange result;
-  auto [ec, socket] = co_await dial("127.0.0.1", port, std::move(proxy), dial_timeout);
+  auto [ec, socket, failure] = co_await dial("127.0.0.1", port, std::move(proxy), dial_timeout);
   result.dialed = ec;
+  result.failure = failure;
   if (ec) {
     co_return result;
   }
@@ -345,7 +393,8 @@ TEST(Dial, ResolvesANameAndDisablesNagle) {
   tcp::acceptor backend = loopback_acceptor(io);
   auto accepted = asio::co_spawn(io, accept_one(backend), asio::use_future);
 
-  auto [ec, socket] = run(io, dial("localhost", port_of(backend), std::nullopt, dial_timeout));
+  auto [ec, socket, failure] =
+      run(io, dial("localhost", port_of(backend), std::nullopt, dial_timeout));
 
   ASSERT_FALSE(ec) << ec.message();
   tcp::no_delay no_delay;
@@ -361,7 +410,7 @@ TEST(Dial, ARefusedPortIsAnError) {
     tcp::acceptor closed = loopback_acceptor(io);
     port = port_of(closed);
   }
-  auto [ec, socket] = run(io, dial("127.0.0.1", port, std::nullopt, dial_timeout));
+  auto [ec, socket, failure] = run(io, dial("127.0.0.1", port, std::nullopt, dial_timeout));
   EXPECT_EQ(ec, asio::error::connection_refused) << ec.message();
   EXPECT_FALSE(socket.is_open());
 }
@@ -432,12 +481,106 @@ TEST(Dial, AProxyAnswering407IsProxyRefused) {
                                         .after_reply = proxy_script::wait_for_client}),
                      asio::use_future);
 
-  auto [ec, socket] = run(
+  auto [ec, socket, failure] = run(
       io, dial("example.com", "443", http_proxy{"127.0.0.1", port_of(proxy), ""}, dial_timeout));
 
   EXPECT_EQ(ec, error::proxy_refused) << ec.message();
   EXPECT_FALSE(socket.is_open());
+  EXPECT_EQ(failure, "HTTP proxy 127.0.0.1:" + port_of(proxy) +
+                         " refused CONNECT example.com:443: 407 Proxy Authentication Required "
+                         "(proxy authentication needed or refused: check user:password in the "
+                         "proxy URL)");
   EXPECT_THAT(finished(head), HasSubstr("CONNECT example.com:443 HTTP/1.1\r\n"));
+}
+
+// Dials example.com:443 through a proxy on loopback that answers `reply` and
+// waits for the client to leave; returns what dial() said.
+dial_result dial_through_proxy_answering(std::string reply, std::string user_pass = std::string()) {
+  asio::io_context io;
+  tcp::acceptor proxy = loopback_acceptor(io);
+  auto head = asio::co_spawn(
+      io,
+      proxy_once(proxy, {.reply = std::move(reply), .after_reply = proxy_script::wait_for_client}),
+      asio::use_future);
+  dial_result result =
+      run(io, dial("example.com", "443",
+                   http_proxy{"127.0.0.1", port_of(proxy), std::move(user_pass)}, dial_timeout));
+  finished(head);
+  return result;
+}
+
+TEST(Dial, ARefusalWithWrongCredentialsIsExplainedWithoutThePassword) {
+  const dial_result result = dial_through_proxy_answering(
+      "HTTP/1.0 407 Proxy Authentication Required\r\nConnection: close\r\n\r\n", "alice:hunter2");
+  EXPECT_EQ(result.error, error::proxy_refused);
+  EXPECT_THAT(result.failure,
+              HasSubstr("407 Proxy Authentication Required (proxy authentication "
+                        "needed or refused: check user:password in the proxy URL)"));
+  EXPECT_THAT(result.failure, Not(HasSubstr("hunter2")));
+  EXPECT_THAT(result.failure, Not(HasSubstr("alice")));
+}
+
+TEST(Dial, A401FromTheProxyIsExplainedAsRefusedCredentialsToo) {
+  const dial_result result = dial_through_proxy_answering(
+      "HTTP/1.1 401 Unauthorized\r\nConnection: close\r\n\r\n", "alice:wrong");
+  EXPECT_EQ(result.error, error::proxy_refused);
+  EXPECT_THAT(result.failure, EndsWith(": 401 Unauthorized (proxy authentication needed or "
+                                       "refused: check user:password in the proxy URL)"));
+}
+
+TEST(Dial, A403NamesTheProxysReasonAndTheTargetItRefuses) {
+  const dial_result result =
+      dial_through_proxy_answering("HTTP/1.1 403 Access violation\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_EQ(result.error, error::proxy_refused);
+  EXPECT_THAT(result.failure,
+              HasSubstr(" refused CONNECT example.com:443: 403 Access violation (the proxy does "
+                        "not allow connections to example.com:443)"));
+}
+
+TEST(Dial, AnyOtherRefusalGivesTheStatusAndReasonLineAsSent) {
+  const dial_result result = dial_through_proxy_answering(
+      "HTTP/1.1 503 Service Unavailable  \r\nX-Squid-Error: ERR_CONNECT_FAIL 111\r\n\r\n");
+  EXPECT_EQ(result.error, error::proxy_refused);
+  EXPECT_THAT(result.failure,
+              EndsWith(" refused CONNECT example.com:443: 503 Service Unavailable"));
+}
+
+TEST(Dial, AnUnreachableProxyIsNamedWithTheReason) {
+  asio::io_context io;
+  std::string port;
+  {
+    tcp::acceptor closed = loopback_acceptor(io);
+    port = port_of(closed);
+  }
+  auto [ec, socket, failure] =
+      run(io, dial("example.com", "443", http_proxy{"127.0.0.1", port, "u:secret"}, dial_timeout));
+  EXPECT_EQ(ec, asio::error::connection_refused) << ec.message();
+  EXPECT_EQ(failure, "cannot reach the HTTP proxy 127.0.0.1:" + port + ": " +
+                         error_code(asio::error::connection_refused).message());
+}
+
+TEST(Dial, AProxyThatHangsUpWithoutAnsweringIsExplained) {
+  asio::io_context io;
+  tcp::acceptor proxy = loopback_acceptor(io);
+  auto head = asio::co_spawn(
+      io, proxy_once(proxy, {.reply = "", .after_reply = proxy_script::hang_up}), asio::use_future);
+  auto [ec, socket, failure] = run(
+      io, dial("example.com", "443", http_proxy{"127.0.0.1", port_of(proxy), ""}, dial_timeout));
+  EXPECT_EQ(ec, error::bad_proxy_reply) << ec.message();
+  EXPECT_THAT(failure,
+              HasSubstr(" closed the connection without answering CONNECT example.com:443"));
+  finished(head);
+}
+
+TEST(Dial, ADirectFailureIsTheErrorsMessage) {
+  asio::io_context io;
+  std::string port;
+  {
+    tcp::acceptor closed = loopback_acceptor(io);
+    port = port_of(closed);
+  }
+  auto [ec, socket, failure] = run(io, dial("127.0.0.1", port, std::nullopt, dial_timeout));
+  EXPECT_EQ(failure, ec.message());
 }
 
 TEST(Dial, AReplyThatIsNotHttpIsABadProxyReply) {
@@ -448,10 +591,12 @@ TEST(Dial, AReplyThatIsNotHttpIsABadProxyReply) {
                                                 .after_reply = proxy_script::wait_for_client}),
                              asio::use_future);
 
-  auto [ec, socket] = run(
+  auto [ec, socket, failure] = run(
       io, dial("example.com", "443", http_proxy{"127.0.0.1", port_of(proxy), ""}, dial_timeout));
 
   EXPECT_EQ(ec, error::bad_proxy_reply) << ec.message();
+  EXPECT_THAT(failure, HasSubstr("answered CONNECT example.com:443 with something other than "
+                                 "HTTP: \"SSH-2.0-OpenSSH\""));
   finished(head);
 }
 
@@ -462,10 +607,11 @@ TEST(Dial, AProxyClosingBeforeTheEndOfItsReplyIsABadProxyReply) {
       io, proxy_once(proxy, {.reply = "HTTP/1.1 200 OK\r\n", .after_reply = proxy_script::hang_up}),
       asio::use_future);
 
-  auto [ec, socket] = run(
+  auto [ec, socket, failure] = run(
       io, dial("example.com", "443", http_proxy{"127.0.0.1", port_of(proxy), ""}, dial_timeout));
 
   EXPECT_EQ(ec, error::bad_proxy_reply) << ec.message();
+  EXPECT_THAT(failure, HasSubstr("closed the connection in the middle of its answer to CONNECT"));
   finished(head);
 }
 
@@ -480,10 +626,11 @@ TEST(Dial, AReplyHeadOver16KiBIsABadProxyReply) {
                          .after_reply = proxy_script::wait_for_client}),
       asio::use_future);
 
-  auto [ec, socket] = run(
+  auto [ec, socket, failure] = run(
       io, dial("example.com", "443", http_proxy{"127.0.0.1", port_of(proxy), ""}, dial_timeout));
 
   EXPECT_EQ(ec, error::bad_proxy_reply) << ec.message();
+  EXPECT_THAT(failure, HasSubstr("answered CONNECT example.com:443 with a head over 16 KiB"));
   finished(head);
 }
 
@@ -494,11 +641,13 @@ TEST(Dial, AProxyThatNeverAnswersTimesOut) {
   const auto timeout = std::chrono::milliseconds(300);
 
   const auto start = std::chrono::steady_clock::now();
-  auto [ec, socket] =
+  auto [ec, socket, failure] =
       run(io, dial("example.com", "443", http_proxy{"127.0.0.1", port_of(proxy), ""}, timeout));
   const auto elapsed = std::chrono::steady_clock::now() - start;
 
   EXPECT_EQ(ec, error::timed_out) << ec.message();
+  EXPECT_EQ(failure, "HTTP proxy 127.0.0.1:" + port_of(proxy) +
+                         " did not answer CONNECT example.com:443 within 300ms");
   EXPECT_GE(elapsed, timeout);
   EXPECT_LT(elapsed, timeout + 3s);
   // The proxy saw the request and then the client leave.
@@ -507,8 +656,8 @@ TEST(Dial, AProxyThatNeverAnswersTimesOut) {
 
 TEST(Dial, AHostThatWouldSplitTheRequestLineIsRefused) {
   asio::io_context io;
-  auto [ec, socket] = run(io, dial("example.com:443 HTTP/1.1\r\nX-Evil: 1\r\n", "443",
-                                   http_proxy{"127.0.0.1", "3128", ""}, dial_timeout));
+  auto [ec, socket, failure] = run(io, dial("example.com:443 HTTP/1.1\r\nX-Evil: 1\r\n", "443",
+                                            http_proxy{"127.0.0.1", "3128", ""}, dial_timeout));
   EXPECT_EQ(ec, asio::error::invalid_argument) << ec.message();
 }
 
