@@ -1,22 +1,39 @@
-// porthole: the tunnel client. Parses the command line, wires, runs.
+// porthole: the tunnel client. Parses the command line and the config file,
+// wires the agent and its local API, runs.
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <optional>
 
 #include "client/agent.h"
+#include "client/config_file.h"
+#include "client/local_api.h"
 #include "log/logging.h"
 #include "net/address.h"
 #include "net/memory.h"
 
 namespace {
 
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using porthole::client::config_file;
 using porthole::client::tunnel_spec;
+using json = nlohmann::json;
+
+constexpr const char* default_inspect_addr = "127.0.0.1:4040";
 
 // "8080", "host:8080" or "[::1]:8080": where the local service listens.
 void set_local_address(tunnel_spec& t, const std::string& text) {
@@ -29,33 +46,194 @@ void set_local_address(tunnel_spec& t, const std::string& text) {
   t.local_port = hp.port;
 }
 
+// What the command line said, before the config file fills the gaps.
+struct command_line {
+  std::string config;  // --config, or empty for the default file
+  std::optional<std::string> server_addr, authtoken, trust_ca, http_proxy, inspect_addr;
+  std::optional<int> pool_size;
+  std::string log_target = "stdout";
+  std::string log_level = "info";
+  bool log_given = false;
+  bool log_level_given = false;
+};
+
+// The config file: the one named by --config (which must exist), else
+// ~/.porthole.yml if there is one. `needed` makes a missing default an error.
+std::optional<config_file> read_config(const command_line& cl, bool needed) {
+  if (!cl.config.empty()) {
+    return porthole::client::load_config_file(cl.config);
+  }
+  const auto path = porthole::client::default_config_path();
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    if (needed) {
+      throw std::invalid_argument("no config file: " + path.string() +
+                                  " does not exist; give one with --config FILE (see "
+                                  "docs/CONFIG.md)");
+    }
+    return std::nullopt;
+  }
+  return porthole::client::load_config_file(path);
+}
+
+template <class T>
+std::optional<T> first_of(const std::optional<T>& flag, const std::optional<T>& file) {
+  return flag ? flag : file;
+}
+
+// Which of the file's tunnels `start` serves: the names given, or all.
+struct selection {
+  std::vector<std::string> names;
+  bool all = false;
+
+  /// On a reload, a started name the file no longer defines is closed, not an error.
+  std::vector<tunnel_spec> from(const config_file& file, bool reloading = false) const {
+    std::vector<std::string> wanted;
+    for (const std::string& n : names) {
+      if (!reloading || file.find(n) != nullptr) {
+        wanted.push_back(n);
+      }
+    }
+    auto specs =
+        all ? porthole::client::all_tunnels(file) : porthole::client::select_tunnels(file, wanted);
+    if (specs.empty() && !reloading) {
+      throw porthole::client::config_error(file.path.string() + ": defines no tunnels to start");
+    }
+    return specs;
+  }
+};
+
+// `porthole list`: one line per tunnel and protocol.
+int list_tunnels(const config_file& file) {
+  if (file.tunnels.empty()) {
+    std::cout << file.path.string() << " defines no tunnels\n";
+    return 0;
+  }
+  std::size_t width = 4;
+  for (const auto& t : file.tunnels) {
+    width = std::max(width, t.name.size());
+  }
+  for (const auto& t : file.tunnels) {
+    for (const tunnel_spec& s : t.specs) {
+      std::string where;
+      if (!s.hostname.empty()) {
+        where = "hostname " + s.hostname;
+      } else if (!s.subdomain.empty()) {
+        where = "subdomain " + s.subdomain;
+      } else if (s.remote_port != 0) {
+        where = "remote port " + std::to_string(s.remote_port);
+      }
+      if (!s.http_auth.empty()) {
+        where += where.empty() ? "basic auth" : ", basic auth";
+      }
+      std::cout << fmt::format("{:<{}}  {:<5}  -> {:<21}  {}\n", t.name, width, s.protocol,
+                               s.local_addr(), where);
+    }
+  }
+  return 0;
+}
+
+// `porthole reload`: asks the running client, through its local API, to read
+// its config file again. Prints what changed.
+int request_reload(const std::string& inspect_addr) {
+  if (inspect_addr == "disabled") {
+    throw std::invalid_argument(
+        "the web interface is disabled (inspect_addr: disabled), so there is no local API to "
+        "ask; send the running client SIGHUP instead: kill -HUP <pid>");
+  }
+  const auto hp = porthole::net::split_host_port(inspect_addr);
+  asio::io_context io;
+  asio::ip::tcp::resolver resolver(io);
+  asio::ip::tcp::socket sock(io);
+  boost::system::error_code ec;
+  const auto endpoints = resolver.resolve(hp.host.empty() ? "127.0.0.1" : hp.host, hp.port, ec);
+  if (!ec) {
+    asio::connect(sock, endpoints, ec);
+  }
+  if (ec) {
+    throw std::runtime_error("no porthole client answers on " + inspect_addr + " (" + ec.message() +
+                             "): is one running with this inspect_addr? (--inspect-addr)");
+  }
+  beast::http::request<beast::http::string_body> req{beast::http::verb::post, "/api/reload", 11};
+  req.set(beast::http::field::host, (hp.host.empty() ? "127.0.0.1" : hp.host) + ":" + hp.port);
+  req.prepare_payload();
+  beast::http::write(sock, req);
+  beast::flat_buffer buf;
+  beast::http::response<beast::http::string_body> res;
+  beast::http::read(sock, buf, res);
+  const json body = json::parse(res.body(), nullptr, false);
+  if (res.result() != beast::http::status::ok) {
+    const std::string why = body.is_object() && body.contains("error")
+                                ? body["error"].get<std::string>()
+                                : std::string(res.reason());
+    std::cerr << "porthole: reload failed: " << why << "\n";
+    return 1;
+  }
+  std::cout << (body.is_object() && body.contains("summary") ? body["summary"].get<std::string>()
+                                                             : res.body())
+            << "\n";
+  return 0;
+}
+
+std::string describe(const porthole::client::agent::tunnel_changes& c) {
+  auto names = [](const std::vector<std::string>& keys) {
+    std::string out;
+    for (const auto& k : keys) {
+      out += (out.empty() ? "" : ", ") + k;
+    }
+    return out.empty() ? std::string() : " (" + out + ")";
+  };
+  return fmt::format("{} added{}, {} removed{}, {} changed{}, {} unchanged", c.added.size(),
+                     names(c.added), c.removed.size(), names(c.removed), c.changed.size(),
+                     names(c.changed), c.unchanged);
+}
+
+json changes_json(const porthole::client::agent::tunnel_changes& c) {
+  return {{"added", c.added},
+          {"removed", c.removed},
+          {"changed", c.changed},
+          {"unchanged", c.unchanged},
+          {"summary", "reloaded: " + describe(c)}};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  command_line cl;
   porthole::client::client_config cfg;
-  std::string log_target = "stdout";
-  std::string log_level = "info";
-  std::string trust_ca;
   tunnel_spec http_tunnel;
   tunnel_spec tcp_tunnel;
   tcp_tunnel.protocol = "tcp";
   std::string http_local;
   std::string tcp_local;
+  selection started;
+  std::string check_path;
 
   CLI::App app{"porthole " PORTHOLE_VERSION
-               ": expose a local service through a porthole (or ngrok 1.x) server.\n\n"
+               ": expose local services through a porthole (or ngrok 1.x) server.\n\n"
                "  porthole --server-addr tunnel.example.com:443 http 8080\n"
-               "  porthole --server-addr tunnel.example.com:443 tcp 22 --remote-port 2222"};
+               "  porthole --server-addr tunnel.example.com:443 tcp 22 --remote-port 2222\n"
+               "  porthole start blog api        (tunnels named in ~/.porthole.yml)\n"
+               "  porthole start --all\n\n"
+               "Settings come from the command line, then the config file (--config, default "
+               "~/.porthole.yml), then the defaults. See docs/CONFIG.md."};
   app.set_version_flag("--version", PORTHOLE_VERSION);
   app.require_subcommand(1);
   app.fallthrough();
-  app.add_option("--server-addr", cfg.server_addr, "The server's tunnel address, HOST:PORT");
-  app.add_option("--authtoken", cfg.authtoken, "Token the server expects");
-  app.add_option("--trust-ca", trust_ca,
+  app.add_option("--config", cl.config, "YAML config file (default ~/.porthole.yml)");
+  app.add_option("--server-addr", cl.server_addr, "The server's tunnel address, HOST:PORT");
+  app.add_option("--authtoken", cl.authtoken, "Token the server expects");
+  app.add_option("--trust-ca", cl.trust_ca,
                  "Trust this PEM CA certificate for the server (default: system roots)")
       ->check(CLI::ExistingFile);
-  app.add_option("--pool-size", cfg.pool_size, "Proxy connections to keep ready at the server")
-      ->capture_default_str()
+  app.add_option("--http-proxy", cl.http_proxy,
+                 "Reach the server through this HTTP proxy, http://[user:pass@]host:port (default: "
+                 "https_proxy/http_proxy from the environment; \"\" for none)");
+  app.add_option("--inspect-addr", cl.inspect_addr,
+                 "Address of the local web interface and API, HOST:PORT or \"disabled\" (default " +
+                     std::string(default_inspect_addr) + ")");
+  app.add_option("--pool-size", cl.pool_size,
+                 "Proxy connections to keep ready at the server (default 10)")
       ->check(CLI::Range(1, 1000));
   int heartbeat = static_cast<int>(cfg.ping_interval.count());
   app.add_option("--heartbeat-interval", heartbeat,
@@ -66,7 +244,7 @@ int main(int argc, char** argv) {
   app.add_flag("--no-mux", no_mux,
                "Use only ngrok 1.x proxy connections, not porthole's multiplexed connection (for "
                "comparison)");
-  porthole::log::add_options(app, log_target, log_level);
+  porthole::log::add_options(app, cl.log_target, cl.log_level);
 
   auto* http = app.add_subcommand("http", "Expose a local HTTP service");
   http->add_option("address", http_local, "[HOST:]PORT of the local service")->required();
@@ -82,66 +260,206 @@ int main(int argc, char** argv) {
   tcp->add_option("--remote-port", tcp_tunnel.remote_port,
                   "Public port to ask for (default: server's choice)");
 
+  auto* start = app.add_subcommand(
+      "start",
+      "Start tunnels named in the config file, over one connection. SIGHUP or `porthole reload` "
+      "re-reads the file: tunnels added are opened, removed ones closed, changed ones re-opened");
+  start->add_option("names", started.names, "Names of tunnels under `tunnels:` in the file");
+  start->add_flag("--all", started.all, "Start every tunnel the file defines");
+
+  auto* list = app.add_subcommand("list", "Print the tunnels the config file defines");
+
+  auto* config = app.add_subcommand("config", "Work with the config file");
+  config->require_subcommand(1);
+  auto* check = config->add_subcommand(
+      "check", "Validate a config file without connecting; exits non-zero on an error");
+  check->add_option("file", check_path, "The file (default: --config, else ~/.porthole.yml)");
+
+  auto* reload = app.add_subcommand(
+      "reload",
+      "Ask the running client (through its local API on inspect_addr) to re-read its "
+      "config file");
+
   try {
     app.parse(argc, argv);
+    if (start->parsed() && started.all == !started.names.empty()) {
+      throw CLI::ValidationError("start", started.all ? "give tunnel names or --all, not both"
+                                                      : "give tunnel names, or --all");
+    }
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  cl.log_given = app.count("--log") > 0;
+  cl.log_level_given = app.count("--log-level") > 0;
 
   try {
-    porthole::log::configure(log_target, log_level);
+    if (check->parsed()) {
+      const std::string path = !check_path.empty() ? check_path
+                               : !cl.config.empty()
+                                   ? cl.config
+                                   : porthole::client::default_config_path().string();
+      const config_file file = porthole::client::load_config_file(path);
+      std::string names;
+      for (const auto& t : file.tunnels) {
+        names += (names.empty() ? "" : ", ") + t.name;
+      }
+      std::cout << path << ": OK, " << file.tunnels.size()
+                << (file.tunnels.size() == 1 ? " tunnel" : " tunnels")
+                << (names.empty() ? "" : " (" + names + ")") << "\n";
+      return 0;
+    }
+    const bool needs_file = start->parsed() || list->parsed();
+    const std::optional<config_file> file = read_config(cl, needs_file);
+    if (list->parsed()) {
+      return list_tunnels(*file);
+    }
+    const std::string inspect_addr =
+        first_of(cl.inspect_addr, file ? file->inspect_addr : std::nullopt)
+            .value_or(default_inspect_addr);
+    if (reload->parsed()) {
+      return request_reload(inspect_addr);
+    }
+
+    porthole::log::configure(
+        cl.log_given || !file || !file->log ? cl.log_target : *file->log,
+        cl.log_level_given || !file || !file->log_level ? cl.log_level : *file->log_level);
+    if (file) {
+      spdlog::info("config file {}", file->path.string());
+    }
+    cfg.server_addr =
+        first_of(cl.server_addr, file ? file->server_addr : std::nullopt).value_or("");
     if (cfg.server_addr.empty()) {
       throw std::invalid_argument(
-          "no server address: give --server-addr HOST:PORT, the tunnel address of your portholed "
-          "(or ngrokd) "
-          "server");
+          "no server address: give --server-addr HOST:PORT (or server_addr in the config file), "
+          "the tunnel address of your portholed (or ngrokd) server");
     }
+    cfg.authtoken = first_of(cl.authtoken, file ? file->authtoken : std::nullopt).value_or("");
+    if (auto ca = first_of(cl.trust_ca, file ? file->trust_ca : std::nullopt)) {
+      cfg.trust_ca = *ca;
+    }
+    cfg.pool_size = first_of(cl.pool_size, file ? file->pool_size : std::nullopt).value_or(10);
     cfg.mux = !no_mux;
     cfg.ping_interval = std::chrono::seconds(heartbeat);
-    if (!trust_ca.empty()) {
-      cfg.trust_ca = trust_ca;
-    }
-    if (!http_tunnel.http_auth.empty() && http_tunnel.http_auth.find(':') == std::string::npos) {
-      throw std::invalid_argument("--auth wants user:pass");
-    }
+
     if (http->parsed()) {
+      if (!http_tunnel.http_auth.empty() && http_tunnel.http_auth.find(':') == std::string::npos) {
+        throw std::invalid_argument("--auth wants user:pass");
+      }
       set_local_address(http_tunnel, http_local);
       http_tunnel.name = "http";
       cfg.tunnels.push_back(http_tunnel);
-    } else {
+    } else if (tcp->parsed()) {
       set_local_address(tcp_tunnel, tcp_local);
       tcp_tunnel.name = "tcp";
       cfg.tunnels.push_back(tcp_tunnel);
+    } else {
+      cfg.tunnels = started.from(*file);
     }
-    cfg.proxy = porthole::net::http_proxy::from_environment(
-        porthole::net::split_host_port(cfg.server_addr, "443").host);
+
+    const std::string server_host = porthole::net::split_host_port(cfg.server_addr, "443").host;
+    try {
+      cfg.proxy = porthole::net::http_proxy::choose(
+          first_of(cl.http_proxy, file ? file->http_proxy : std::nullopt), server_host);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(std::string(cl.http_proxy ? "--http-proxy: "
+                                              : file && file->http_proxy
+                                                  ? file->path.string() + ": http_proxy: "
+                                                  : "") +
+                                  e.what());
+    }
     if (cfg.proxy) {
       spdlog::info("reaching the server through the HTTP proxy {}:{}", cfg.proxy->host,
                    cfg.proxy->port);
     }
 
-    boost::asio::io_context ioc(1);
+    asio::io_context ioc(1);
     porthole::client::agent agent(ioc, cfg);
     porthole::net::start_memory_trim(ioc.get_executor(), std::chrono::seconds(5));
-    boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
+
+    // Re-reading the file: only `start` took its tunnels from it.
+    const std::optional<std::filesystem::path> reload_path =
+        start->parsed() ? std::optional(file->path) : std::nullopt;
+    auto reload_file = [&]() -> porthole::client::agent::tunnel_changes {
+      if (!reload_path) {
+        throw std::runtime_error(
+            "nothing to reload: this client's tunnels come from the command line, not a config "
+            "file (use `porthole start`)");
+      }
+      const config_file next = porthole::client::load_config_file(*reload_path);
+      auto changes = agent.update_tunnels(started.from(next, true));
+      spdlog::info("reloaded {}: {}", reload_path->string(), describe(changes));
+      return changes;
+    };
+
+    std::optional<porthole::client::local_api> api;
+    if (inspect_addr != "disabled") {
+      api.emplace(ioc, inspect_addr);
+      api->handle(beast::http::verb::get, "/api/tunnels", [&](const auto&) {
+        json tunnels = json::array();
+        for (const auto& t : agent.tunnels()) {
+          const auto scheme_end = t.url.find("://");
+          tunnels.push_back({{"name", t.spec.name},
+                             {"public_url", t.url},
+                             {"proto", t.url.substr(0, scheme_end)},
+                             {"config", {{"addr", t.spec.local_addr()}}}});
+        }
+        return porthole::client::local_api::response::json(json{{"tunnels", tunnels}}.dump());
+      });
+      api->handle(beast::http::verb::post, "/api/reload", [&](const auto&) {
+        try {
+          return porthole::client::local_api::response::json(changes_json(reload_file()).dump());
+        } catch (const std::exception& e) {
+          spdlog::error("reload failed, tunnels unchanged: {}", e.what());
+          return porthole::client::local_api::response::error(beast::http::status::bad_request,
+                                                              e.what());
+        }
+      });
+      try {
+        api->start();
+        spdlog::info("web interface on http://{}", porthole::net::to_string(api->endpoint()));
+      } catch (const std::exception& e) {
+        spdlog::warn("no web interface: {}", e.what());
+        api.reset();
+      }
+    }
+
+    asio::signal_set signals(ioc, SIGINT, SIGTERM);
     signals.async_wait([&](const boost::system::error_code& ec, int) {
       if (!ec) {
         agent.stop();
+        if (api) {
+          api->stop();
+        }
         ioc.stop();
       }
     });
+    asio::signal_set hangup(ioc, SIGHUP);
+    std::function<void()> wait_hangup = [&] {
+      hangup.async_wait([&](const boost::system::error_code& ec, int) {
+        if (ec) {
+          return;
+        }
+        try {
+          reload_file();
+        } catch (const std::exception& e) {
+          spdlog::error("reload failed, tunnels unchanged: {}", e.what());
+        }
+        wait_hangup();
+      });
+    };
+    wait_hangup();
+
     std::optional<porthole::client::agent_result> result;
-    boost::asio::co_spawn(ioc, agent.run(),
-                          [&](std::exception_ptr e, porthole::client::agent_result r) {
-                            if (e) {
-                              std::rethrow_exception(e);
-                            }
-                            result = std::move(r);
-                            ioc.stop();
-                          });
+    asio::co_spawn(ioc, agent.run(), [&](std::exception_ptr e, porthole::client::agent_result r) {
+      if (e) {
+        std::rethrow_exception(e);
+      }
+      result = std::move(r);
+      ioc.stop();
+    });
     ioc.run();
     if (result && result->exit_code != 0) {
-      if (log_target != "stderr") {
+      if (cl.log_target != "stderr") {
         spdlog::error("{}", result->error);
       }
       std::cerr << "porthole: " << result->error << "\n";

@@ -199,7 +199,8 @@ def main(argv=None) -> int:
         suite.notes.append(f"an inspector flag exists ({inspector}) but this suite does not yet "
                            f"measure an inspector on/off variant.")
     else:
-        suite.notes.append("inspector on/off: skipped, neither program has an inspector flag yet.")
+        suite.notes.append("inspector on/off: skipped, the client does not capture traffic yet "
+                           "(no --inspect-db); tunnel clients run with --inspect-addr disabled.")
     if "scale" in suite.results and suite.results["scale"].get("porthole"):
         suite.notes.append(
             "scale: the portholed under test runs with --read-header-timeout 60 (default 10) "

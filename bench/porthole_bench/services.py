@@ -202,7 +202,7 @@ class Tunnel:
 def start_porthole(sup: Supervisor, bindir: Path, server: Portholed, kind: str,
                    local_port: int, subdomain: str | None = None, name: str = "porthole",
                    timeout: float = 20.0) -> Tunnel:
-    argv = [bindir / "porthole", "--server-addr", f"localhost:{server.tunnel_port}",
+    argv = [bindir / "porthole", "--server-addr", f"localhost:{server.tunnel_port}", "--inspect-addr", "disabled",
             "--trust-ca", server.ca, "--log", "stdout", "--log-level", "info"]
     if kind == "http":
         argv += ["http", f"127.0.0.1:{local_port}", "--proto", "http"]
@@ -211,7 +211,7 @@ def start_porthole(sup: Supervisor, bindir: Path, server: Portholed, kind: str,
     else:
         argv += ["tcp", f"127.0.0.1:{local_port}"]
     proc = sup.start(name, argv)
-    m = proc.wait_for(r"tunnel up: ((\w+)://([^/\s:]+):(\d+))", timeout=timeout)
+    m = proc.wait_for(r"Forwarding ((\w+)://([^/\s:]+):(\d+))", timeout=timeout)
     url, host, port = m.group(1), m.group(3), int(m.group(4))
     return Tunnel(proc, url, port, f"{host}:{port}")
 

@@ -9,6 +9,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <charconv>
+#include <deque>
 #include <set>
 
 #include "http/forwarding.h"
@@ -74,15 +75,20 @@ struct agent::session {
   std::unique_ptr<net::tls_stream> stream;
   net::frame_reader reader;
   clock::time_point last_pong = clock::now();
-  std::map<std::string, std::string> by_req_id;  ///< ReqId -> key() of the tunnel asked for
-  std::set<std::string> first_requests;          ///< ReqIds sent on connect and not yet answered
-  std::size_t up = 0;                            ///< tunnels the server granted on this connection
-  bool was_up = false;                           ///< a tunnel came up on this connection
-  std::optional<agent_result> fatal;             ///< why the client must stop, if it must
-  bool mux_granted = false;                      ///< the server speaks the "mux" extension
-  bool close_granted = false;                    ///< the server understands CloseTunnel
-  std::shared_ptr<mux::session> mux;             ///< the multiplexed connection, while up
-  std::string outbox;                            ///< frames for the server, not yet written
+  struct asked {
+    std::string key;         ///< tunnel_spec::key() of the tunnel asked for
+    std::size_t unanswered;  ///< NewTunnels still due: one per protocol ("http+https": 2)
+  };
+  std::map<std::string, asked> by_req_id;  ///< ReqId -> what it asked for
+  std::set<std::string> first_requests;    ///< ReqIds sent on connect and not yet answered
+  std::deque<std::string> req_order;       ///< ReqIds in the order sent
+  std::size_t up = 0;                      ///< tunnels the server granted on this connection
+  bool was_up = false;                     ///< a tunnel came up on this connection
+  std::optional<agent_result> fatal;       ///< why the client must stop, if it must
+  bool mux_granted = false;                ///< the server speaks the "mux" extension
+  bool close_granted = false;              ///< the server understands CloseTunnel
+  std::shared_ptr<mux::session> mux;       ///< the multiplexed connection, while up
+  std::string outbox;                      ///< frames for the server, not yet written
   net::event outbox_ready;
 };
 
@@ -242,7 +248,7 @@ asio::awaitable<std::optional<agent_result>> agent::serve_once(bool& was_up) {
   for (const tunnel_spec& t : cfg_.tunnels) {
     request_tunnel(s, t);
   }
-  for (const auto& [req_id, key] : s.by_req_id) {
+  for (const auto& [req_id, a] : s.by_req_id) {
     s.first_requests.insert(req_id);
   }
 
@@ -406,19 +412,31 @@ void agent::request_tunnel(session& s, const tunnel_spec& t) {
     port = it->second;  // ask for the same port after a reconnect
   }
   proto::req_tunnel req{random_req_id(), t.protocol, t.hostname, t.subdomain, t.http_auth, port};
-  s.by_req_id[req.req_id] = t.key();
+  const auto protocols =
+      static_cast<std::size_t>(std::count(t.protocol.begin(), t.protocol.end(), '+')) + 1;
+  s.by_req_id[req.req_id] = session::asked{t.key(), protocols};
+  s.req_order.push_back(req.req_id);
   send(s, req);
 }
 
 void agent::handle_new_tunnel(session& s, const proto::new_tunnel& nt) {
-  auto asked = s.by_req_id.find(nt.req_id);
+  while (!s.req_order.empty() && !s.by_req_id.contains(s.req_order.front())) {
+    s.req_order.pop_front();
+  }
+  // ngrokd sends a refusal without ReqId; it answers requests in order, so
+  // the refusal is for the oldest one unanswered.
+  const std::string req_id =
+      nt.req_id.empty() && !s.req_order.empty() ? s.req_order.front() : nt.req_id;
+  auto asked = s.by_req_id.find(req_id);
   if (asked == s.by_req_id.end()) {
     spdlog::warn("server sent NewTunnel for unknown request {}; ignored", nt.req_id);
     return;
   }
-  const std::string key = asked->second;
-  s.by_req_id.erase(asked);
-  const bool first = s.first_requests.erase(nt.req_id) > 0;
+  const std::string key = asked->second.key;
+  if (--asked->second.unanswered == 0 || !nt.error.empty()) {
+    s.by_req_id.erase(asked);
+  }
+  const bool first = !s.by_req_id.contains(req_id) && s.first_requests.erase(req_id) > 0;
   auto spec = std::find_if(cfg_.tunnels.begin(), cfg_.tunnels.end(),
                            [&](const tunnel_spec& t) { return t.key() == key; });
   if (spec == cfg_.tunnels.end()) {
@@ -446,7 +464,10 @@ void agent::handle_new_tunnel(session& s, const proto::new_tunnel& nt) {
     }
   }
   url_to_tunnel_[nt.url] = std::make_shared<const tunnel_spec>(*spec);
-  key_to_url_[key] = nt.url;
+  auto& urls = key_to_url_[key];
+  if (std::find(urls.begin(), urls.end(), nt.url) == urls.end()) {
+    urls.push_back(nt.url);
+  }
   ++s.up;
   s.was_up = true;
   spdlog::info("Forwarding {} -> {} (tunnel '{}')", nt.url, spec->local_addr(), spec->name);
@@ -457,18 +478,20 @@ void agent::give_up_tunnel(const tunnel_spec& t) {
   if (it == key_to_url_.end()) {
     return;
   }
-  const std::string url = it->second;
+  const std::vector<std::string> urls = std::move(it->second);
   key_to_url_.erase(it);
-  url_to_tunnel_.erase(url);
   assigned_ports_.erase(t.key());
-  if (current_ != nullptr && current_->close_granted) {
-    send(*current_, proto::close_tunnel{url});
-    spdlog::info("closed tunnel '{}': {}", t.name, url);
-  } else {
-    spdlog::warn(
-        "closed tunnel '{}': {} is no longer served; this server cannot close one tunnel (ngrok "
-        "1.x protocol), so it keeps the URL until the client reconnects",
-        t.name, url);
+  for (const std::string& url : urls) {
+    url_to_tunnel_.erase(url);
+    if (current_ != nullptr && current_->close_granted) {
+      send(*current_, proto::close_tunnel{url});
+      spdlog::info("closed tunnel '{}': {}", t.name, url);
+    } else {
+      spdlog::warn(
+          "closed tunnel '{}': {} is no longer served; this server cannot close one tunnel "
+          "(ngrok 1.x protocol), so it keeps the URL until the client reconnects",
+          t.name, url);
+    }
   }
 }
 
@@ -512,7 +535,9 @@ std::vector<agent::live_tunnel> agent::tunnels() const {
   std::vector<live_tunnel> out;
   for (const tunnel_spec& t : cfg_.tunnels) {
     if (auto it = key_to_url_.find(t.key()); it != key_to_url_.end()) {
-      out.push_back({t, it->second});
+      for (const std::string& url : it->second) {
+        out.push_back({t, url});
+      }
     }
   }
   return out;

@@ -93,8 +93,8 @@ class agent {
   /// Public URL -> what it forwards to, as it was when the tunnel came up: a
   /// connection keeps its snapshot however the tunnel list changes.
   std::map<std::string, std::shared_ptr<const tunnel_spec>, std::less<>> url_to_tunnel_;
-  /// tunnel_spec::key() -> the public URL it has (or last had).
-  std::map<std::string, std::string, std::less<>> key_to_url_;
+  /// tunnel_spec::key() -> the public URLs it has (two for "http+https").
+  std::map<std::string, std::vector<std::string>, std::less<>> key_to_url_;
   /// tunnel_spec::key() -> the port the server chose for a tcp tunnel that
   /// named none, asked for again after a reconnect.
   std::map<std::string, std::uint16_t, std::less<>> assigned_ports_;

@@ -31,8 +31,16 @@ namespace {
 namespace fs = std::filesystem;
 namespace ssl = boost::asio::ssl;
 
+// TLS 1.3 suites, all forward-secret AEAD. AES-128-GCM first, as Go's
+// crypto/tls and browsers order them on CPUs with AES instructions: it is
+// about a third cheaper than OpenSSL's default first choice, AES-256-GCM, and
+// encryption is a quarter of a bulk transfer's CPU time. The server's order
+// decides (SSL_OP_CIPHER_SERVER_PREFERENCE).
+constexpr const char* tls13_ciphersuites =
+    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+
 // TLS 1.2 suites: ECDHE key exchange (forward secrecy) with an AEAD cipher
-// only. TLS 1.3 suites are left at OpenSSL's default: all of them qualify.
+// only.
 constexpr const char* tls12_cipher_list =
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
@@ -144,7 +152,11 @@ void apply_common_policy(ssl::context& ctx) {
   if (SSL_CTX_set_cipher_list(native, tls12_cipher_list) != 1) {
     throw_openssl("cannot set the TLS 1.2 cipher suites");
   }
-  SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  if (SSL_CTX_set_ciphersuites(native, tls13_ciphersuites) != 1) {
+    throw_openssl("cannot set the TLS 1.3 cipher suites");
+  }
+  SSL_CTX_set_options(
+      native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
   SSL_CTX_clear_options(native, SSL_OP_NO_TICKET);
   SSL_CTX_set_default_passwd_cb(native, [](char*, int, int, void*) { return 0; });
 }

@@ -84,7 +84,7 @@ def transport(request) -> str | None:
 @pytest.fixture
 def start_porthole(home: Path, transport):
     """Factory: start_porthole(mode, target, *args, server=..., authtoken=None,
-    wait_up=True, env=None) -> harness.Client with the URLs of its `tunnel up:`
+    wait_up=True, env=None) -> harness.Client with the URLs of its `Forwarding`
     lines. env={"https_proxy": ..., "no_proxy": None} overrides the clean
     environment (None removes a variable).
 

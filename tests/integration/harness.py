@@ -395,7 +395,7 @@ def start_server(*extra: str, state_dir: Path, home: Path, domain: str = DOMAIN,
     return Server(proc, state_dir, domain, http_port, https_port, tunnel_port, ca, list(extra))
 
 
-TUNNEL_UP = r"tunnel up: (?P<url>\S+) -> (?P<local>\S+)"
+TUNNEL_UP = r"Forwarding (?P<url>\S+) -> (?P<local>\S+)"
 
 # The client's line once the server accepted it, e.g. "connected to server
 # 127.0.0.1:4443 as client <id> (porthole 0.1.0, multiplexed)"; "how" is
@@ -481,7 +481,7 @@ def start_client(mode: str, target: str | int, *args: str, server_addr: str, tru
                  name: str = "porthole", timeout: float = TUNNEL_UP_TIMEOUT,
                  env: dict[str, str | None] | None = None) -> Client:
     """Starts `porthole <mode> <target> <args>` and, if wait_up, waits for its
-    `tunnel up:` lines (one per public URL) and returns their URLs. `env`
+    `Forwarding` lines (one per public URL) and returns their URLs. `env`
     overrides the clean environment (see clean_env; None removes a variable)."""
     argv = [binary("porthole"), "--server-addr", server_addr, "--log", "stderr",
             "--log-level", LOG_LEVEL]
@@ -489,6 +489,9 @@ def start_client(mode: str, target: str | int, *args: str, server_addr: str, tru
         argv += ["--trust-ca", trust_ca]
     if authtoken is not None:
         argv += ["--authtoken", authtoken]
+    if not any(a == "--inspect-addr" or a.startswith("--inspect-addr=") for a in args):
+        # Many clients run at once: none takes the default 127.0.0.1:4040.
+        argv += ["--inspect-addr", "disabled"]
     argv += [mode, str(target), *args]
     proc = Process(argv, name=name, env=clean_env(home, env))
     if not wait_up:

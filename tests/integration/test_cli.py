@@ -34,7 +34,7 @@ def test_client_without_server_addr_exits_nonzero_and_says_to_give_one(tmp_path)
     assert proc.returncode != 0
     err = proc.text("stderr")
     assert "--server-addr" in err, f"stderr does not say to give --server-addr:\n{err}"
-    assert "tunnel up:" not in proc.text()
+    assert "Forwarding " not in proc.text()
 
 
 def test_client_http_with_non_numeric_port_exits_nonzero_naming_it(tmp_path):

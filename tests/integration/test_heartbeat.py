@@ -28,6 +28,6 @@ def test_client_that_pings_too_rarely_is_dropped_and_reconnects(start_portholed,
     server.proc.wait_for(r"no heartbeat for 2s", timeout=10)
     client.proc.wait_for(r"reconnecting", timeout=10)
     after = client.proc.mark()
-    client.proc.wait_for(r"tunnel up: http://rare\.localhost", timeout=10, since=after)
+    client.proc.wait_for(r"Forwarding http://rare\.localhost", timeout=10, since=after)
     r = curl(f"{client.url()}/hello")
     assert (r.returncode, r.status, r.body) == (0, 200, b"hello"), r.stderr

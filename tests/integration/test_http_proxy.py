@@ -232,7 +232,7 @@ def test_proxy_refusing_credentials_with_407_is_reported_and_no_tunnel_comes_up(
     client.proc.wait_for(r"(?i)proxy.*(?<![\d:])407\b", timeout=15)
     proxy.wait_connects(1, status=407)
     assert not proxy.connects(status=200), proxy.requests
-    assert "tunnel up:" not in client.proc.text()
+    assert "Forwarding " not in client.proc.text()
     assert not re.search(r"client \w+ connected from", server.proc.text()), \
         "a client reached the server although the proxy refused every CONNECT"
 
@@ -417,7 +417,7 @@ def assert_keeps_retrying(client, failure: str) -> None:
     client.proc.wait_for_all(RETRYING, 2, timeout=5)
     assert client.proc.running, f"the client exited (code {client.proc.returncode})"
     text = client.proc.text()
-    assert "tunnel up:" not in text
+    assert "Forwarding " not in text
     for crash in ("terminate called", "Aborted", "Segmentation fault", "AddressSanitizer",
                   "runtime error:"):
         assert crash not in text, f"the client crashed: {crash!r}"

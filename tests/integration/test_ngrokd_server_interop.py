@@ -49,7 +49,7 @@ def test_porthole_client_works_with_ngrokd17(ngrokd, tls_files, http_backend, st
     assert re.fullmatch(r"[0-9a-f]+", rt.get("ReqId", "")), rt
     ctl.send(ngrok1.message("NewTunnel", {"ReqId": rt["ReqId"], "Url": TUNNEL_URL,
                                           "Protocol": "http", "Error": ""}))
-    client.proc.wait_for(rf"tunnel up: {re.escape(TUNNEL_URL)} -> ", timeout=15)
+    client.proc.wait_for(rf"Forwarding {re.escape(TUNNEL_URL)} -> ", timeout=15)
 
     # Proxy connection, opened on the ReqProxy.
     proxy, reg = ngrokd.next_connection()
@@ -149,7 +149,7 @@ def test_porthole_tcp_tunnel_with_ngrokd17(ngrokd, tls_files, tcp_echo, start_po
     rt = next_req_tunnel(ngrokd)
     assert rt["Protocol"] == "tcp" and rt["RemotePort"] == 0, rt
     ctl.send(ngrok1.new_tunnel(rt["ReqId"], TCP_URL, "tcp"))
-    client.proc.wait_for(rf"tunnel up: {re.escape(TCP_URL)} -> ", timeout=15)
+    client.proc.wait_for(rf"Forwarding {re.escape(TCP_URL)} -> ", timeout=15)
 
     proxy = next_reg_proxy(ngrokd)
     # A public TCP connection, as ngrokd forwards it: StartProxy, then its bytes.
@@ -175,7 +175,7 @@ def test_porthole_https_tunnel_with_ngrokd17(ngrokd, tls_files, http_backend, st
     rt = next_req_tunnel(ngrokd)
     assert rt["Protocol"] == "https" and rt["Subdomain"] == "foo", rt
     ctl.send(ngrok1.new_tunnel(rt["ReqId"], HTTPS_URL, "https"))
-    client.proc.wait_for(rf"tunnel up: {re.escape(HTTPS_URL)} -> ", timeout=15)
+    client.proc.wait_for(rf"Forwarding {re.escape(HTTPS_URL)} -> ", timeout=15)
 
     # ngrokd terminates TLS: the proxy connection carries plain HTTP.
     r = get_through(next_reg_proxy(ngrokd), HTTPS_URL, "/hello", "foo.ngrok.test:26201")
@@ -193,7 +193,7 @@ def test_porthole_default_http_plus_https_with_ngrokd17(ngrokd, tls_files, http_
     # As ngrokd answers: one NewTunnel per protocol, same ReqId, same host.
     ctl.send(ngrok1.new_tunnel(rt["ReqId"], TUNNEL_URL, "http"))
     ctl.send(ngrok1.new_tunnel(rt["ReqId"], HTTPS_URL, "https"))
-    ups = client.proc.wait_for_all(r"tunnel up: (?P<url>\S+) -> ", 2, timeout=15)
+    ups = client.proc.wait_for_all(r"Forwarding (?P<url>\S+) -> ", 2, timeout=15)
     assert sorted(m["url"] for m in ups) == sorted([TUNNEL_URL, HTTPS_URL]), \
         [m[0] for m in ups]
 
@@ -213,7 +213,7 @@ def test_porthole_heartbeat_with_ngrokd17_pong(ngrokd, tls_files, http_backend, 
     ctl, _ = accept_control(ngrokd)
     rt = next_req_tunnel(ngrokd)
     ctl.send(ngrok1.new_tunnel(rt["ReqId"], TUNNEL_URL, "http"))
-    client.proc.wait_for(rf"tunnel up: {re.escape(TUNNEL_URL)} -> ", timeout=15)
+    client.proc.wait_for(rf"Forwarding {re.escape(TUNNEL_URL)} -> ", timeout=15)
 
     for _ in range(2):
         _, ping = ngrokd.next_pong(timeout=10)
@@ -241,7 +241,7 @@ def test_porthole_offers_extension_but_uses_base_protocol_with_ngrokd17(
 
     rt = next_req_tunnel(ngrokd)
     ctl.send(ngrok1.new_tunnel(rt["ReqId"], TUNNEL_URL, "http"))
-    client.proc.wait_for(rf"tunnel up: {re.escape(TUNNEL_URL)} -> ", timeout=15)
+    client.proc.wait_for(rf"Forwarding {re.escape(TUNNEL_URL)} -> ", timeout=15)
     how = client.connected()["how"]
     assert "multiplexed" not in how, f"porthole says it is multiplexed with ngrokd: {how!r}"
 

@@ -170,7 +170,7 @@ def test_cut_client_keeps_its_subdomain_during_grace_and_gets_it_back(server, fo
                             "--proto", "http", server=server, wait_up=False)
     assert second.proc.wait_exit() != 0
     assert "already registered" in second.proc.text("stderr")
-    assert "tunnel up:" not in second.proc.text()
+    assert "Forwarding " not in second.proc.text()
 
     forwarder.release()
     up = first.proc.wait_for(TUNNEL_UP, timeout=45, since=before_client)

@@ -16,7 +16,7 @@ def test_bad_authtoken_is_refused(token_server, http_backend, start_porthole):
                             wait_up=False)
     assert client.proc.wait_exit() != 0
     assert "invalid authtoken" in client.proc.text("stderr")
-    assert "tunnel up:" not in client.proc.text()
+    assert "Forwarding " not in client.proc.text()
 
 
 def test_good_authtoken_is_accepted(token_server, http_backend, start_porthole):
@@ -35,7 +35,7 @@ def test_taken_subdomain_is_refused_and_first_client_keeps_working(server, http_
                             "--proto", "http", server=server, wait_up=False)
     assert second.proc.wait_exit() != 0
     assert "already registered" in second.proc.text("stderr")
-    assert "tunnel up:" not in second.proc.text()
+    assert "Forwarding " not in second.proc.text()
     assert first.proc.running
     r = curl(f"{first.url()}/hello")
     assert (r.returncode, r.status, r.body) == (0, 200, b"hello"), r.stderr

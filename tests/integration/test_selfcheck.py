@@ -52,8 +52,8 @@ if "--authtoken" in args and args[args.index("--authtoken") + 1] == "bad":
     print("error: server said: invalid authtoken", file=sys.stderr, flush=True)
     sys.exit(1)
 port = args[args.index("http") + 1]
-print(f"tunnel up: http://foo.localhost:1 -> localhost:{port}", flush=True)
-print(f"tunnel up: https://foo.localhost:2 -> localhost:{port}", flush=True)
+print(f"Forwarding http://foo.localhost:1 -> localhost:{port}", flush=True)
+print(f"Forwarding https://foo.localhost:2 -> localhost:{port}", flush=True)
 time.sleep(3600)
 '''
 

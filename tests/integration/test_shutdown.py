@@ -1,5 +1,6 @@
 """portholed stops cleanly on SIGTERM or SIGINT while a client has a tunnel up;
-the client notices and keeps trying to reconnect instead of exiting."""
+the client notices and keeps trying to reconnect instead of exiting. The client
+itself exits 0 on the same signals."""
 
 import signal
 import time
@@ -32,3 +33,14 @@ def test_server_exits_0_on_signal_and_client_keeps_reconnecting(sig, server, htt
     http_tunnel.proc.wait_for(r"lost connection to server", timeout=10, since=before)
     http_tunnel.proc.wait_for_all(r"reconnecting", 2, timeout=15, since=before)
     assert http_tunnel.proc.running, "the client exited when the server went away"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_client_exits_0_on_signal_with_a_tunnel_up(sig, server, http_tunnel):
+    r = curl(f"{http_tunnel.url()}/hello")
+    assert (r.returncode, r.status, r.body) == (0, 200, b"hello"), r.stderr
+    http_tunnel.proc.popen.send_signal(sig)
+    rc = http_tunnel.proc.wait_exit(timeout=STOP_WITHIN)
+    # A crash at exit shows as a negative code (killed by SIGSEGV) or 139.
+    assert rc == 0, f"porthole exited with {rc} on {sig.name}"
+    server.proc.wait_for(r"tunnel down: ", timeout=10)

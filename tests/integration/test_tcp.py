@@ -71,7 +71,7 @@ def test_remote_port_in_use_is_refused_with_clear_message(tcp_server, tcp_range,
     # A clear message: it names the port, or says it is in use.
     assert re.search(rf"\b{taken}\b|in use|not available|unavailable", err, re.I), \
         f"stderr says neither port {taken} nor 'in use':\n{err}"
-    assert "tunnel up:" not in client.proc.text()
+    assert "Forwarding " not in client.proc.text()
 
 
 def test_remote_port_outside_range_is_refused_naming_the_range(tcp_server, tcp_range, tcp_echo,
@@ -83,7 +83,7 @@ def test_remote_port_outside_range_is_refused_naming_the_range(tcp_server, tcp_r
     assert client.proc.wait_exit() != 0
     err = client.proc.text("stderr")
     assert f"{low}-{high}" in err, f"stderr does not name the range {low}-{high}:\n{err}"
-    assert "tunnel up:" not in client.proc.text()
+    assert "Forwarding " not in client.proc.text()
 
 
 def test_two_clients_get_distinct_ports_from_the_range(tcp_server, tcp_range, start_porthole):

@@ -413,6 +413,22 @@ TEST_F(Handshake, ATls12ClientGetsAForwardSecretAeadSuite) {
   EXPECT_THAT(outcome.client.cipher, ::testing::AnyOf(HasSubstr("GCM"), HasSubstr("CHACHA20")));
 }
 
+TEST_F(Handshake, TwoPortholeEndsAgreeOnAes128GcmOverTls13) {
+  const handshake_outcome outcome = handshake(server, client, "localhost");
+  ASSERT_FALSE(outcome.client.handshake) << outcome.client.handshake.message();
+  EXPECT_EQ(outcome.client.version, "TLSv1.3");
+  EXPECT_EQ(outcome.client.cipher, "TLS_AES_128_GCM_SHA256");
+}
+
+TEST_F(Handshake, TheServerOrderWinsOverAClientPreferringAes256) {
+  ssl::context other = legacy_client([](SSL_CTX* ctx) {
+    SSL_CTX_set_ciphersuites(ctx, "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256");
+  });
+  const handshake_outcome outcome = handshake(server, other, "");
+  ASSERT_FALSE(outcome.client.handshake) << outcome.client.handshake.message();
+  EXPECT_EQ(outcome.client.cipher, "TLS_AES_128_GCM_SHA256");
+}
+
 TEST_F(Handshake, ATls13ClientResumesItsSession) {
   const handshake_outcome first = handshake(server, client, "localhost");
   ASSERT_FALSE(first.client.handshake) << first.client.handshake.message();
