@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import textwrap
+import time
 import urllib.request
 from pathlib import Path
 
@@ -255,6 +256,32 @@ def test_a_refused_tunnel_does_not_stop_the_others(home, tmp_path, server, http_
     assert client.running
 
 
+def test_the_ngrok_13_example_starts_its_four_tunnels_and_each_carries_traffic(
+        home, tmp_path, tcp_server, http_backend, tcp_echo):
+    # The announcement's file, its ports pointed at the test's backends.
+    text = (NGROK_13_EXAMPLE.replace("4000", str(http_backend.port))
+            .replace("8080", str(http_backend.port)).replace("9090", str(http_backend.port))
+            .replace("tcp: 22", f"tcp: {tcp_echo.port}"))
+    f = write(tmp_path / "ngrok.yml", text)
+    client = start_client(home, tcp_server, f, "start", "--all")
+    urls = forwarding(client, 5)
+    s = tcp_server
+    assert {u for u in urls if not u.startswith("tcp://")} == {
+        s.url("blog"), s.url("blog", "https"), s.url("api", "https"),
+        f"http://example.com:{s.http_port}"}
+    assert curl(s.url("blog") + "/hello").body == b"hello"
+    assert curl(s.url("blog", "https") + "/hello", cacert=s.ca).body == b"hello"
+    # api demands basic auth.
+    assert curl(s.url("api", "https") + "/hello", cacert=s.ca).status == 401
+    assert curl(s.url("api", "https") + "/hello", "-u", "user:password",
+                cacert=s.ca).body == b"hello"
+    # personal answers on its own hostname.
+    assert curl(f"http://example.com:{s.http_port}/echo/personal").body == b"personal"
+    [tcp_url] = [u for u in urls if u.startswith("tcp://")]
+    data = harness.deterministic_bytes(64_000, seed=13)
+    assert echo_through(int(tcp_url.rsplit(":", 1)[1]), data) == data
+
+
 # -- reload --------------------------------------------------------------------
 
 def config_text(http_port: int, tunnels: dict[str, str]) -> str:
@@ -361,3 +388,37 @@ def test_reload_closes_a_started_name_removed_from_the_file(home, tmp_path, serv
     assert curl(server.url("b") + "/hello").status == 404
     assert curl(server.url("c") + "/hello").status == 404
     assert curl(server.url("a") + "/hello").body == b"hello"
+
+
+def test_a_long_download_on_an_untouched_tunnel_survives_a_reload(home, tmp_path, server,
+                                                                  http_backend):
+    f = tmp_path / "c.yml"
+    f.write_text(config_text(http_backend.port, {"keep": "", "drop": ""}))
+    client = start_client(home, server, f, "start", "--all")
+    forwarding(client, 2)
+    size = 8 * 1024 * 1024
+    out = tmp_path / "download"
+    # Read at 2 MiB/s: about four seconds, the reload lands in the middle.
+    download = subprocess.Popen(
+        ["curl", "-q", "-sS", "--noproxy", "*", "--limit-rate", "2M", "-o", str(out),
+         "-w", "%{http_code} %{size_download}", "--resolve",
+         f"keep.{server.domain}:{server.http_port}:127.0.0.1",
+         f"{server.url('keep')}/bytes/{size}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env(home))
+    try:
+        deadline = time.monotonic() + 10
+        while (not out.exists() or out.stat().st_size < size // 8) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert out.exists() and out.stat().st_size < size, "the download did not start, or ended"
+        f.write_text(config_text(http_backend.port, {"keep": "", "added": ""}))
+        mark = client.mark()
+        client.popen.send_signal(signal.SIGHUP)
+        client.wait_for(r"reloaded .*: 1 added \(added/http\), 1 removed \(drop/http\)",
+                        since=mark)
+        assert out.stat().st_size < size, "the download ended before the reload"
+        stdout, stderr = download.communicate(timeout=60)
+    finally:
+        download.kill()
+    assert download.returncode == 0, stderr
+    assert stdout == f"200 {size}"
+    assert out.read_bytes() == harness.deterministic_bytes(size)

@@ -247,6 +247,57 @@ def test_no_proxy_matching_the_server_bypasses_the_proxy(server, http_backend, s
     assert "through the HTTP proxy" not in client.proc.text()
 
 
+def test_http_proxy_flag_is_used_without_any_environment(server, http_backend, start_porthole):
+    proxy = ConnectProxy()
+    client = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "foo",
+                            "--proto", "http", "--http-proxy", proxy.url, server=server)
+    assert_hello(client.url())
+    assert {r["target"] for r in proxy.wait_connects(2, status=200)} == {server.tunnel_addr}
+
+
+def test_http_proxy_flag_wins_over_the_environment(server, http_backend, start_porthole):
+    flagged, env_proxy = ConnectProxy(), ConnectProxy()
+    client = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "foo",
+                            "--proto", "http", "--http-proxy", flagged.url, server=server,
+                            env=proxy_env(env_proxy.url))
+    assert_hello(client.url())
+    flagged.wait_connects(2, status=200)
+    assert env_proxy.connects() == [], env_proxy.requests
+
+
+def test_an_empty_http_proxy_flag_ignores_the_environment(server, http_backend, start_porthole):
+    env_proxy = ConnectProxy()
+    client = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "foo",
+                            "--proto", "http", "--http-proxy", "", server=server,
+                            env=proxy_env(env_proxy.url))
+    assert_hello(client.url())
+    assert env_proxy.connects() == [], env_proxy.requests
+
+
+def test_http_proxy_from_the_config_file_with_credentials(server, http_backend, home, tmp_path):
+    proxy = ConnectProxy(credentials=("user", "secret"))
+    conf = tmp_path / "porthole.yml"
+    conf.write_text(f"http_proxy: {with_credentials(proxy, 'user', 'secret')}\n"
+                    f"tunnels:\n  foo:\n    proto:\n      http: {http_backend.port}\n")
+    proc = harness.Process([harness.binary("porthole"), "--config", conf, "--server-addr",
+                            server.tunnel_addr, "--trust-ca", server.ca, "--log", "stderr",
+                            "--inspect-addr", "disabled", "start", "foo"],
+                           name="porthole", env=harness.clean_env(home))
+    proc.wait_for(harness.TUNNEL_UP, timeout=harness.TUNNEL_UP_TIMEOUT)
+    assert_hello(server.url("foo"))
+    seen = proxy.wait_connects(2, status=200)
+    assert all(r["auth"] == "Basic dXNlcjpzZWNyZXQ=" for r in seen), seen
+    assert "secret" not in proc.text()
+
+
+def test_a_bad_http_proxy_flag_is_an_error_naming_the_flag(server, home):
+    r = subprocess.run([str(harness.binary("porthole")), "--server-addr", server.tunnel_addr,
+                        "--http-proxy", "socks5://127.0.0.1:1080", "http", "80"],
+                       capture_output=True, text=True, env=harness.clean_env(home), timeout=30)
+    assert r.returncode == 1
+    assert r.stderr.startswith("porthole: --http-proxy: ") and "socks5" in r.stderr, r.stderr
+
+
 # --------------------------------------------------------------------------
 # Real proxies from Debian: tinyproxy and squid
 # --------------------------------------------------------------------------
