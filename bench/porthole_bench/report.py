@@ -198,6 +198,19 @@ def render_markdown_table(res: dict) -> str:
 def details(res: dict) -> list[str]:
     """What the table has no room for: failures by kind, memory, logs."""
     out = []
+    for key, label in (("keepalive", "keep-alive"), ("newconn", "new conn/request")):
+        w = res.get(key) or {}
+        spread = [f"{t} {w[t]['rounds_rps']}" for t in ("direct", "porthole", "haproxy")
+                  if w.get(t, {}).get("rounds_rps")]
+        if spread:
+            out.append(f"{label} requests/s by round (the table shows each target's median): "
+                       + ", ".join(spread))
+    ip = res.get("iperf3") or {}
+    spread = [f"{t} {ip[t]['rounds_Gbps']}" for t in ("direct", "porthole", "haproxy")
+              if ip.get(t, {}).get("rounds_Gbps")]
+    if spread:
+        out.append("iperf3 Gbit/s by round (the table shows each target's median): "
+                   + ", ".join(spread))
     sc = res.get("scale") or {}
     for t in ("direct", "porthole", "haproxy"):
         d = sc.get(t)
