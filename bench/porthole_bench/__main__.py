@@ -215,7 +215,8 @@ def main(argv=None) -> int:
             "what its timeouts above are.")
     suite.notes.append("scale, RSS per connection: growth of the two processes on the path "
                        "(portholed + porthole; public + inner haproxy) over their RSS before, "
-                       "divided by the connections alive in that phase.")
+                       "divided by the connections alive in that phase; 'held' is read 6 s "
+                       "after the last response (porthole trims its heap every 5 s).")
     suite.notes.append("all targets: porthole http tunnels use --proto http; portholed and "
                        "porthole run with their default pool size (10) and log level (info).")
 
