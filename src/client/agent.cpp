@@ -244,7 +244,9 @@ asio::awaitable<std::optional<agent_result>> agent::serve_once(bool& was_up) {
                : s.mux_granted ? " (porthole " + resp->ext->version + ", multiplexed)"
                                : " (porthole " + resp->ext->version + ")");
 
-  // Ask for every tunnel at once, as the protocol allows.
+  // Ask for every tunnel at once, as the protocol allows. The URLs are
+  // announced again (the same ones, unless a grace period ran out).
+  key_to_url_.clear();
   for (const tunnel_spec& t : cfg_.tunnels) {
     request_tunnel(s, t);
   }

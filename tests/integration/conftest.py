@@ -138,3 +138,17 @@ def http_tunnel(server, http_backend, start_porthole) -> harness.Client:
 def tls_files(tmp_path: Path) -> dict[str, Path]:
     """A CA and a server certificate for localhost and 127.0.0.1 (openssl CLI)."""
     return harness.make_tls_files(tmp_path / "tls")
+
+
+@pytest.fixture
+def tcp_range() -> tuple[int, int]:
+    """Two consecutive free ports for portholed's --tcp-ports."""
+    low = harness.os_port_range(2)
+    return low, low + 1
+
+
+@pytest.fixture
+def tcp_server(start_portholed, tcp_range) -> harness.Server:
+    """portholed that opens tcp tunnels on 127.0.0.1, in the ports of tcp_range."""
+    low, high = tcp_range
+    return start_portholed("--tcp-bind-addr", "127.0.0.1", "--tcp-ports", f"{low}-{high}")

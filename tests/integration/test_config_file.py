@@ -15,7 +15,7 @@ import pytest
 
 import harness
 from backends import HTTPBackend, TCPEchoBackend, echo_through
-from harness import Process, binary, clean_env, curl, os_port_range
+from harness import Process, binary, clean_env, curl
 
 # The example of the ngrok 1.3 announcement, which must load and start as is.
 NGROK_13_EXAMPLE = """\
@@ -48,18 +48,6 @@ def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(text))
     return path
-
-
-@pytest.fixture
-def tcp_range():
-    low = os_port_range(2)
-    return low, low + 1
-
-
-@pytest.fixture
-def tcp_server(start_portholed, tcp_range):
-    low, high = tcp_range
-    return start_portholed("--tcp-bind-addr", "127.0.0.1", "--tcp-ports", f"{low}-{high}")
 
 
 def start_client(home: Path, server: harness.Server, config: Path, *args: str,

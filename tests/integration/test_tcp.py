@@ -9,21 +9,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from backends import TCPEchoBackend, echo_through
-from harness import TRANSPORTS, deterministic_bytes, os_port_range
+from harness import TRANSPORTS, deterministic_bytes
 
 ONE_MIB = 1024 * 1024
-
-
-@pytest.fixture
-def tcp_range():
-    low = os_port_range(2)
-    return low, low + 1
-
-
-@pytest.fixture
-def tcp_server(start_portholed, tcp_range):
-    low, high = tcp_range
-    return start_portholed("--tcp-bind-addr", "127.0.0.1", "--tcp-ports", f"{low}-{high}")
 
 
 def tcp_port_of(url: str) -> int:
