@@ -1,0 +1,59 @@
+#pragma once
+// The captured exchanges on disk (or in memory): a SQLite database holding the
+// newest `keep` exchanges, so the inspector's history survives a restart.
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "inspect/exchange.h"
+
+namespace porthole::inspect {
+
+/// A SQLite store of exchanges. Not thread-safe: one thread at a time (see
+/// capture_writer for the threaded front). Every member but the constructor
+/// throws std::runtime_error naming the file when SQLite fails.
+class capture_store {
+ public:
+  /// Opens the store at `path`, a file (created, with its directory, if
+  /// missing; journal in WAL mode) or ":memory:" to keep nothing beyond this
+  /// object. Keeps the newest `keep` exchanges (at least 1).
+  /// Throws std::invalid_argument for an empty path or `keep` of 0, and
+  /// std::runtime_error naming the file when it cannot be opened or created,
+  /// is not a porthole capture store, or was written by a newer porthole.
+  explicit capture_store(std::string path, std::size_t keep = 1000);
+  ~capture_store();
+  capture_store(capture_store&&) noexcept;
+  capture_store& operator=(capture_store&&) noexcept;
+  capture_store(const capture_store&) = delete;
+  capture_store& operator=(const capture_store&) = delete;
+
+  /// Stores `e` under a new id (its own `id` is ignored) and returns the id;
+  /// in the same transaction removes the oldest exchanges beyond `keep`.
+  std::int64_t add(const exchange& e);
+
+  /// The exchange stored under `id`, or none if there is none (any more).
+  std::optional<exchange> get(std::int64_t id);
+
+  /// Up to `limit` exchanges, newest first, only those of `tunnel_name` if given.
+  std::vector<exchange> list(std::size_t limit,
+                             std::optional<std::string> tunnel_name = std::nullopt);
+
+  /// Removes every exchange; ids are not reused afterwards.
+  void clear();
+
+  /// How many exchanges are stored.
+  std::size_t count();
+
+  /// The path given to the constructor.
+  const std::string& path() const;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace porthole::inspect

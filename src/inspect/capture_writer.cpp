@@ -1,0 +1,127 @@
+#include "inspect/capture_writer.h"
+
+#include <spdlog/spdlog.h>
+
+#include <exception>
+#include <utility>
+
+namespace porthole::inspect {
+namespace {
+
+std::size_t body_bytes(const exchange& e) {
+  return e.request.body.bytes.size() + (e.response ? e.response->body.bytes.size() : 0);
+}
+
+}  // namespace
+
+capture_writer::capture_writer(capture_store store, capture_writer_limits limits, bool paused)
+    : limits_(limits), store_(std::move(store)), paused_(paused), thread_([this] { run(); }) {}
+
+capture_writer::~capture_writer() {
+  stop();
+}
+
+void capture_writer::on_stored(std::function<void(const exchange&)> callback) {
+  auto shared =
+      callback ? std::make_shared<const std::function<void(const exchange&)>>(std::move(callback))
+               : nullptr;
+  std::lock_guard lock(queue_mutex_);
+  callback_ = std::move(shared);
+}
+
+bool capture_writer::submit(exchange e) {
+  std::size_t bytes = body_bytes(e);
+  {
+    std::lock_guard lock(queue_mutex_);
+    if (stopping_) {
+      return false;
+    }
+    if (queue_.size() >= limits_.queue_entries || bytes > limits_.queue_bytes - queued_bytes_) {
+      dropped_.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    queue_.push_back(std::move(e));
+    queued_bytes_ += bytes;
+  }
+  wake_.notify_one();
+  return true;
+}
+
+void capture_writer::resume() {
+  {
+    std::lock_guard lock(queue_mutex_);
+    paused_ = false;
+  }
+  wake_.notify_one();
+}
+
+void capture_writer::stop() {
+  std::lock_guard stop_lock(stop_mutex_);
+  {
+    std::lock_guard lock(queue_mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  if (thread_.joinable()) {
+    thread_.join();
+  }
+}
+
+void capture_writer::run() {
+  for (;;) {
+    exchange e;
+    std::shared_ptr<const std::function<void(const exchange&)>> callback;
+    {
+      std::unique_lock lock(queue_mutex_);
+      // stop() overrides a pause: what was queued is stored before the end.
+      wake_.wait(lock, [this] { return stopping_ || (!paused_ && !queue_.empty()); });
+      if (queue_.empty()) {
+        return;
+      }
+      e = std::move(queue_.front());
+      queue_.pop_front();
+      queued_bytes_ -= body_bytes(e);
+      callback = callback_;
+    }
+    try {
+      std::lock_guard lock(store_mutex_);
+      e.id = store_.add(e);
+    } catch (const std::exception& ex) {
+      failed_.fetch_add(1, std::memory_order_relaxed);
+      spdlog::warn("inspect: an exchange was not captured: {}", ex.what());
+      continue;
+    }
+    if (callback) {
+      try {
+        (*callback)(e);
+      } catch (const std::exception& ex) {
+        spdlog::error("inspect: the on_stored callback threw: {}", ex.what());
+      } catch (...) {
+        spdlog::error("inspect: the on_stored callback threw");
+      }
+    }
+  }
+}
+
+std::optional<exchange> capture_writer::get(std::int64_t id) {
+  std::lock_guard lock(store_mutex_);
+  return store_.get(id);
+}
+
+std::vector<exchange> capture_writer::list(std::size_t limit,
+                                           std::optional<std::string> tunnel_name) {
+  std::lock_guard lock(store_mutex_);
+  return store_.list(limit, std::move(tunnel_name));
+}
+
+std::size_t capture_writer::count() {
+  std::lock_guard lock(store_mutex_);
+  return store_.count();
+}
+
+void capture_writer::clear() {
+  std::lock_guard lock(store_mutex_);
+  store_.clear();
+}
+
+}  // namespace porthole::inspect
