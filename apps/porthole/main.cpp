@@ -21,6 +21,8 @@
 #include "client/agent.h"
 #include "client/config_file.h"
 #include "client/local_api.h"
+#include "inspect/capture_writer.h"
+#include "inspect/exchange_json.h"
 #include "log/logging.h"
 #include "net/address.h"
 #include "net/memory.h"
@@ -49,7 +51,7 @@ void set_local_address(tunnel_spec& t, const std::string& text) {
 // What the command line said, before the config file fills the gaps.
 struct command_line {
   std::string config;  // --config, or empty for the default file
-  std::optional<std::string> server_addr, authtoken, trust_ca, http_proxy, inspect_addr;
+  std::optional<std::string> server_addr, authtoken, trust_ca, http_proxy, inspect_addr, inspect_db;
   std::optional<int> pool_size;
   std::string log_target = "stdout";
   std::string log_level = "info";
@@ -232,6 +234,9 @@ int main(int argc, char** argv) {
   app.add_option("--inspect-addr", cl.inspect_addr,
                  "Address of the local web interface and API, HOST:PORT or \"disabled\" (default " +
                      std::string(default_inspect_addr) + ")");
+  app.add_option("--inspect-db", cl.inspect_db,
+                 "SQLite file keeping the captured HTTP exchanges, or \":memory:\" to keep none on "
+                 "disk (default ~/.porthole/captures.db)");
   app.add_option("--pool-size", cl.pool_size,
                  "Proxy connections to keep ready at the server (default 10)")
       ->check(CLI::Range(1, 1000));
@@ -391,6 +396,22 @@ int main(int argc, char** argv) {
       return changes;
     };
 
+    // Capture: on when the inspector is, into the store the API reads.
+    std::shared_ptr<porthole::inspect::capture_writer> captures;
+    if (inspect_addr != "disabled") {
+      const std::string db = first_of(cl.inspect_db, file ? file->inspect_db : std::nullopt)
+                                 .value_or((porthole::client::default_config_path().parent_path() /
+                                            ".porthole" / "captures.db")
+                                               .string());
+      const std::size_t keep = file && file->inspect_keep ? *file->inspect_keep : 1000;
+      const std::size_t body_limit =
+          file && file->inspect_body_limit ? *file->inspect_body_limit : 1024 * 1024;
+      captures = std::make_shared<porthole::inspect::capture_writer>(
+          porthole::inspect::capture_store(db, keep));
+      agent.capture_into(captures, body_limit);
+      spdlog::info("capturing HTTP exchanges into {} (last {} kept)", db, keep);
+    }
+
     std::optional<porthole::client::local_api> api;
     if (inspect_addr != "disabled") {
       api.emplace(ioc, inspect_addr);
@@ -404,6 +425,39 @@ int main(int argc, char** argv) {
                              {"config", {{"addr", t.spec.local_addr()}}}});
         }
         return porthole::client::local_api::response::json(json{{"tunnels", tunnels}}.dump());
+      });
+      api->handle(beast::http::verb::get, "/api/requests/http", [&](const auto& req) {
+        std::size_t limit = 50;
+        if (auto it = req.query.find("limit"); it != req.query.end()) {
+          limit = std::clamp<std::size_t>(std::strtoul(it->second.c_str(), nullptr, 10), 1, 1000);
+        }
+        std::optional<std::string> tunnel;
+        if (auto it = req.query.find("tunnel_name"); it != req.query.end()) {
+          tunnel = it->second;
+        }
+        json list = json::array();
+        for (const auto& e : captures->list(limit, tunnel)) {
+          list.push_back(porthole::inspect::to_json(e, false));
+        }
+        return porthole::client::local_api::response::json(
+            json{{"uri", "/api/requests/http"}, {"requests", list}}.dump());
+      });
+      api->handle(beast::http::verb::get, "/api/requests/http/", [&](const auto& req) {
+        char* end = nullptr;
+        const long long id = std::strtoll(req.rest.c_str(), &end, 10);
+        auto e = req.rest.empty() || *end != '\0' ? std::nullopt : captures->get(id);
+        if (!e) {
+          return porthole::client::local_api::response::error(
+              beast::http::status::not_found, "no captured request with id '" + req.rest + "'");
+        }
+        return porthole::client::local_api::response::json(
+            porthole::inspect::to_json(*e, true).dump());
+      });
+      api->handle(beast::http::verb::delete_, "/api/requests/http", [&](const auto&) {
+        captures->clear();
+        porthole::client::local_api::response r;
+        r.status = beast::http::status::no_content;
+        return r;
       });
       api->handle(beast::http::verb::post, "/api/reload", [&](const auto&) {
         try {

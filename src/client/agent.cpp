@@ -13,6 +13,7 @@
 #include <set>
 
 #include "http/forwarding.h"
+#include "inspect/http_capture.h"
 #include "mux/session.h"
 #include "net/address.h"
 #include "net/frame_io.h"
@@ -67,6 +68,26 @@ bool is_verify_failure(const net::error_code& ec) {
   return ec.category() == asio::error::get_ssl_category() &&
          ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_CERTIFICATE_VERIFY_FAILED;
 }
+
+// The relay's view of one proxied HTTP connection: its bytes feed an
+// http_capture, whose exchanges go to the capture writer (never blocking).
+class capture_tap final : public net::relay_observer {
+ public:
+  capture_tap(inspect::http_capture_options options,
+              std::shared_ptr<inspect::capture_writer> writer)
+      : capture_(std::move(options), [writer = std::move(writer)](inspect::exchange e) {
+          writer->submit(std::move(e));
+        }) {}
+  ~capture_tap() override { capture_.on_close(); }
+  capture_tap(const capture_tap&) = delete;
+  capture_tap& operator=(const capture_tap&) = delete;
+
+  void to_near(std::string_view bytes) noexcept override { capture_.on_request_bytes(bytes); }
+  void to_tunnel(std::string_view bytes) noexcept override { capture_.on_response_bytes(bytes); }
+
+ private:
+  inspect::http_capture capture_;
+};
 
 }  // namespace
 
@@ -354,7 +375,22 @@ asio::awaitable<void> agent::serve_proxied(net::channel& tunnel,
     tunnel.close();
     co_return;
   }
-  co_await net::relay(local, tunnel, std::move(initial), cfg_.tcp_idle_timeout, true);
+  if (capture_ == nullptr || !spec->is_http()) {
+    co_await net::relay(local, tunnel, std::move(initial), cfg_.tcp_idle_timeout, true);
+    co_return;
+  }
+  inspect::http_capture_options options;
+  options.tunnel_name = spec->name;
+  options.public_url = info.url;
+  options.remote_addr = info.client_addr;
+  options.body_limit = capture_body_limit_;
+  capture_tap tap(std::move(options), capture_);
+  co_await net::relay(local, tunnel, std::move(initial), cfg_.tcp_idle_timeout, true, &tap);
+}
+
+void agent::capture_into(std::shared_ptr<inspect::capture_writer> writer, std::size_t body_limit) {
+  capture_ = std::move(writer);
+  capture_body_limit_ = body_limit;
 }
 
 asio::awaitable<void> agent::ping_loop(session& s) {

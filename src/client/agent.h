@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "client/config.h"
+#include "inspect/capture_writer.h"
 #include "mux/session.h"
 #include "net/channel.h"
 #include "net/event.h"
@@ -60,6 +61,12 @@ class agent {
   /// The tunnels up now, in configuration order.
   std::vector<live_tunnel> tunnels() const;
 
+  /// Captures the HTTP exchanges of http and https tunnels into `writer`,
+  /// keeping up to `body_limit` bytes of each body. Capturing never holds up
+  /// or changes the relayed bytes. Each connection keeps the writer alive
+  /// while it lasts.
+  void capture_into(std::shared_ptr<inspect::capture_writer> writer, std::size_t body_limit);
+
  private:
   struct session;
 
@@ -98,6 +105,8 @@ class agent {
   /// tunnel_spec::key() -> the port the server chose for a tcp tunnel that
   /// named none, asked for again after a reconnect.
   std::map<std::string, std::uint16_t, std::less<>> assigned_ports_;
+  std::shared_ptr<inspect::capture_writer> capture_;
+  std::size_t capture_body_limit_ = 0;
   session* current_ = nullptr;
   net::event stopping_;
   bool stopped_ = false;

@@ -15,14 +15,20 @@ namespace {
 using clock = std::chrono::steady_clock;
 
 struct relay_state {
-  relay_state(tcp::socket& n, channel& t, clock::duration i, bool eof_ends)
-      : near(n), tunnel(t), idle(i), near_eof_ends(eof_ends), timer(n.get_executor()) {}
+  relay_state(tcp::socket& n, channel& t, clock::duration i, bool eof_ends, relay_observer* o)
+      : near(n),
+        tunnel(t),
+        idle(i),
+        near_eof_ends(eof_ends),
+        observer(o),
+        timer(n.get_executor()) {}
 
   tcp::socket& near;
   channel& tunnel;
   clock::time_point deadline;
   clock::duration idle;
   bool near_eof_ends;
+  relay_observer* observer;
   relay_totals totals;
   asio::steady_timer timer;
   event joined;
@@ -54,6 +60,9 @@ asio::awaitable<void> near_to_tunnel(relay_state& st) {
     if (n > 0) {
       st.touch();
       st.totals.near_to_tunnel += n;
+      if (st.observer != nullptr) {
+        st.observer->to_tunnel({buffer.get(), n});
+      }
       const error_code write_ec = co_await st.tunnel.write(asio::buffer(buffer.get(), n));
       if (write_ec) {
         st.close_both();
@@ -85,6 +94,9 @@ asio::awaitable<void> tunnel_to_near(relay_state& st) {
     size.update(n);
     if (n > 0) {
       st.touch();
+      if (st.observer != nullptr) {
+        st.observer->to_near({buffer.get(), n});
+      }
       auto [wec, written] =
           co_await asio::async_write(st.near, asio::buffer(buffer.get(), n), use_nothrow);
       st.totals.tunnel_to_near += written;
@@ -126,10 +138,14 @@ void arm_watchdog(const std::shared_ptr<relay_state>& st) {
 // One direction runs in a coroutine of its own, the other in this one: two
 // coroutines and a timer per relayed connection, nothing more.
 asio::awaitable<relay_totals> relay(tcp::socket& near, channel& tunnel, std::string initial_to_near,
-                                    clock::duration idle, bool near_eof_ends) {
-  auto st = std::make_shared<relay_state>(near, tunnel, idle, near_eof_ends);
+                                    clock::duration idle, bool near_eof_ends,
+                                    relay_observer* observer) {
+  auto st = std::make_shared<relay_state>(near, tunnel, idle, near_eof_ends, observer);
   st->touch();
   if (!initial_to_near.empty()) {
+    if (observer != nullptr) {
+      observer->to_near(initial_to_near);
+    }
     auto [ec, n] = co_await asio::async_write(near, asio::buffer(initial_to_near), use_nothrow);
     st->totals.tunnel_to_near += n;
     if (ec) {

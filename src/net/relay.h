@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "net/channel.h"
 #include "net/stream.h"
@@ -27,8 +28,20 @@ struct relay_totals {
   std::uint64_t tunnel_to_near = 0;
 };
 
+/// Sees the bytes a relay moves, as they move (to capture HTTP exchanges). It
+/// must not block or throw: it runs on the relay's thread, between a read and
+/// the matching write.
+class relay_observer {
+ public:
+  virtual ~relay_observer() = default;
+  virtual void to_near(std::string_view bytes) noexcept = 0;    ///< tunnel -> near side
+  virtual void to_tunnel(std::string_view bytes) noexcept = 0;  ///< near side -> tunnel
+};
+
 /// Relays until done. `initial_to_near` are tunnel bytes read before.
+/// `observer`, if given, must outlive the relay.
 asio::awaitable<relay_totals> relay(tcp::socket& near, channel& tunnel, std::string initial_to_near,
-                                    std::chrono::steady_clock::duration idle, bool near_eof_ends);
+                                    std::chrono::steady_clock::duration idle, bool near_eof_ends,
+                                    relay_observer* observer = nullptr);
 
 }  // namespace porthole::net

@@ -1,0 +1,110 @@
+#include "inspect/exchange_json.h"
+
+#include <openssl/evp.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <nlohmann/json.hpp>
+
+#include "inspect/http_capture.h"
+
+namespace porthole::inspect {
+namespace {
+
+using json = nlohmann::json;
+
+std::string base64(std::string_view bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(bytes.data()),
+                                static_cast<int>(bytes.size()));
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+bool is_utf8_text(std::string_view s) {
+  try {
+    (void)json(std::string(s)).dump();
+    return true;
+  } catch (const json::exception&) {
+    return false;
+  }
+}
+
+json headers_json(const header_list& headers) {
+  json out = json::object();
+  for (const auto& [name, value] : headers) {
+    out[name].push_back(value);
+  }
+  return out;
+}
+
+json body_json(const header_list& headers, const captured_body& body, bool bytes) {
+  json out = {{"size", body.size}, {"captured", body.bytes.size()}, {"truncated", body.truncated}};
+  if (bytes) {
+    out["raw_base64"] = base64(body.bytes);
+    const body_decoding decoded = decoded_body(headers, body);
+    if (!decoded.error.empty()) {
+      out["decode_error"] = decoded.error;
+    }
+    if (is_utf8_text(decoded.bytes)) {
+      out["text"] = decoded.bytes;
+    }
+  }
+  return out;
+}
+
+std::string iso8601(std::chrono::sys_time<std::chrono::milliseconds> t) {
+  const auto ms = t.time_since_epoch().count();
+  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char text[32];
+  const std::size_t n = std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm);
+  char millis[8];
+  std::snprintf(millis, sizeof millis, ".%03dZ", static_cast<int>(ms % 1000));
+  return std::string(text, n) + millis;
+}
+
+}  // namespace
+
+json to_json(const exchange& e, bool bodies) {
+  json out = {{"id", std::to_string(e.id)},
+              {"tunnel_name", e.tunnel_name},
+              {"public_url", e.public_url},
+              {"remote_addr", e.remote_addr},
+              {"start", iso8601(e.start)},
+              {"duration_us", e.duration.count()},
+              {"request",
+               {{"method", e.request.method},
+                {"uri", e.request.target},
+                {"proto", e.request.version},
+                {"headers", headers_json(e.request.headers)},
+                {"body", body_json(e.request.headers, e.request.body, bodies)}}}};
+  if (e.response) {
+    const captured_response& r = *e.response;
+    out["response"] = {{"status", std::to_string(r.status) + " " + r.reason},
+                       {"status_code", r.status},
+                       {"proto", r.version},
+                       {"headers", headers_json(r.headers)},
+                       {"body", body_json(r.headers, r.body, bodies)}};
+  } else {
+    out["response"] = nullptr;
+  }
+  if (e.replay_of) {
+    out["replay_of"] = std::to_string(*e.replay_of);
+  }
+  if (e.websocket) {
+    out["websocket"] = {{"messages_in", e.websocket->messages_in},
+                        {"messages_out", e.websocket->messages_out},
+                        {"bytes_in", e.websocket->bytes_in},
+                        {"bytes_out", e.websocket->bytes_out}};
+  }
+  if (!e.error.empty()) {
+    out["error"] = e.error;
+  }
+  return out;
+}
+
+}  // namespace porthole::inspect

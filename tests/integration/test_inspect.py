@@ -1,0 +1,106 @@
+"""Capture (issue 5, first part): every HTTP exchange through an http tunnel
+is recorded by the client and served by its local API, /api/requests/http;
+the history lives in SQLite and survives a restart."""
+
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import harness
+from harness import curl
+
+
+def api_get(addr: str, path: str, host: str | None = None):
+    req = urllib.request.Request(f"http://{addr}{path}")
+    if host:
+        req.add_header("Host", host)
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.load(r)
+
+
+def wait_for_requests(addr: str, count: int, timeout: float = 10.0) -> list[dict]:
+    """The API's list once it holds `count` exchanges (capture is written by
+    a thread of its own, just after the response)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        reqs = api_get(addr, "/api/requests/http")["requests"]
+        if len(reqs) >= count or time.monotonic() > deadline:
+            return reqs
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def inspected(server, http_backend, start_porthole, tmp_path):
+    def start(db: Path, sub: str = "cap", **kw):
+        client = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", sub,
+                                "--proto", "http", "--inspect-addr", "127.0.0.1:0",
+                                "--inspect-db", str(db), server=server, **kw)
+        addr = client.proc.wait_for(r"web interface on http://(?P<addr>\S+)")["addr"]
+        return client, addr
+    return start
+
+
+def test_exchanges_through_the_tunnel_are_listed_newest_first_with_their_fields(
+        inspected, server, tmp_path):
+    client, api = inspected(tmp_path / "c.db")
+    assert curl(f"{client.url()}/hello", "-H", "X-Trace: one").body == b"hello"
+    up = curl(f"{client.url()}/upload", "--data-binary", "payload-123",
+              "-H", "Content-Type: text/plain")
+    assert up.status == 200
+    reqs = wait_for_requests(api, 2)
+    assert [r["request"]["method"] for r in reqs] == ["POST", "GET"]
+    post, get = reqs
+    assert get["request"]["uri"] == "/hello"
+    assert get["request"]["headers"]["X-Trace"] == ["one"]
+    assert get["response"]["status_code"] == 200
+    assert get["response"]["body"]["size"] == 5
+    assert get["tunnel_name"] == "http" and get["public_url"] == client.url()
+    assert get["remote_addr"].startswith("127.0.0.1:")
+    assert post["request"]["body"]["size"] == len("payload-123")
+    assert int(post["id"]) > int(get["id"])
+
+    one = api_get(api, f"/api/requests/http/{post['id']}")
+    assert one["request"]["body"]["text"] == "payload-123"
+    assert json.loads(one["response"]["body"]["text"])["length"] == 11
+
+
+def test_history_survives_a_client_restart_and_delete_clears_it(inspected, server, tmp_path):
+    db = tmp_path / "keep.db"
+    client, api = inspected(db)
+    curl(f"{client.url()}/echo/first")
+    wait_for_requests(api, 1)
+    client.proc.stop()
+    assert client.proc.returncode == 0
+
+    # A new client process (the old name is held for the old one a while).
+    again, api2 = inspected(db, sub="cap2", name="porthole-again")
+    reqs = api_get(api2, "/api/requests/http")["requests"]
+    assert [r["request"]["uri"] for r in reqs] == ["/echo/first"]
+
+    req = urllib.request.Request(f"http://{api2}/api/requests/http", method="DELETE")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 204
+    assert api_get(api2, "/api/requests/http")["requests"] == []
+
+
+def test_unknown_id_is_404_and_a_foreign_host_is_refused(inspected, tmp_path):
+    client, api = inspected(tmp_path / "c.db")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        api_get(api, "/api/requests/http/999")
+    assert e.value.code == 404
+    with pytest.raises(urllib.error.HTTPError) as e:
+        api_get(api, "/api/requests/http", host="evil.example:80")
+    assert e.value.code == 403
+
+
+def test_tunnels_started_with_inspect_disabled_capture_nothing(server, http_backend,
+                                                               start_porthole):
+    client = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--proto", "http",
+                            server=server)
+    assert curl(f"{client.url()}/hello").body == b"hello"
+    assert "capturing HTTP exchanges" not in client.proc.text()
+    assert "web interface on" not in client.proc.text()
