@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <stdexcept>
 #include <string_view>
 #include <utility>
@@ -304,10 +305,10 @@ struct capture_store::impl {
                    "INSERT INTO exchange (" PORTHOLE_EXCHANGE_COLUMNS
                    ") VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
                    "?, ?, ?, ?)");
-    // Ids only grow, so the oldest are those below the keep-th newest.
-    prune.emplace(d, path,
-                  "DELETE FROM exchange WHERE id <= "
-                  "(SELECT id FROM exchange ORDER BY id DESC LIMIT 1 OFFSET ?1)");
+    // Ids only grow by one per insert, so the newest `keep` are those above
+    // the last id minus keep. (Finding the keep-th newest with OFFSET walked
+    // the table's pages, bodies included, on every insert.)
+    prune.emplace(d, path, "DELETE FROM exchange WHERE id <= ?1");
     select_one.emplace(d, path, "SELECT " PORTHOLE_EXCHANGE_COLUMNS " FROM exchange WHERE id = ?1");
     select_some.emplace(d, path,
                         "SELECT " PORTHOLE_EXCHANGE_COLUMNS
@@ -362,9 +363,9 @@ struct capture_store::impl {
     return e;
   }
 
-  std::int64_t add(const exchange& e) {
-    run(*begin);
-    try {
+  // One INSERT, inside the caller's transaction; returns the new id.
+  std::int64_t insert_row(const exchange& e) {
+    {
       std::string request_headers = headers_to_json(e.request.headers);
       std::string response_headers = e.response ? headers_to_json(e.response->headers) : "";
       statement& s = *insert;
@@ -410,14 +411,27 @@ struct capture_store::impl {
         s.bind(i++, e.error);
         s.step();
       }
-      std::int64_t id = sqlite3_last_insert_rowid(db.get());
-      {
+    }
+    return sqlite3_last_insert_rowid(db.get());
+  }
+
+  // The batch in one transaction, pruned once: a commit per exchange would
+  // cost more than the capture itself under load.
+  std::vector<std::int64_t> add(std::span<const exchange> batch) {
+    std::vector<std::int64_t> ids;
+    ids.reserve(batch.size());
+    run(*begin);
+    try {
+      for (const exchange& e : batch) {
+        ids.push_back(insert_row(e));
+      }
+      if (!ids.empty()) {
         in_use guard(*prune);
-        prune->bind(1, keep);
+        prune->bind(1, ids.back() - static_cast<std::int64_t>(keep));
         prune->step();
       }
       run(*commit);
-      return id;
+      return ids;
     } catch (...) {
       // A failed COMMIT may leave the transaction open; a failed ROLLBACK
       // (none open) is harmless.
@@ -435,7 +449,11 @@ capture_store::capture_store(capture_store&&) noexcept = default;
 capture_store& capture_store::operator=(capture_store&&) noexcept = default;
 
 std::int64_t capture_store::add(const exchange& e) {
-  return impl_->add(e);
+  return impl_->add(std::span(&e, 1)).front();
+}
+
+std::vector<std::int64_t> capture_store::add(std::span<const exchange> batch) {
+  return impl_->add(batch);
 }
 
 std::optional<exchange> capture_store::get(std::int64_t id) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,10 @@ class capture_store {
   /// Stores `e` under a new id (its own `id` is ignored) and returns the id;
   /// in the same transaction removes the oldest exchanges beyond `keep`.
   std::int64_t add(const exchange& e);
+
+  /// Stores a batch in one transaction (pruning once); returns their ids in
+  /// order. All or none: on an error nothing of the batch is stored.
+  std::vector<std::int64_t> add(std::span<const exchange> batch);
 
   /// The exchange stored under `id`, or none if there is none (any more).
   std::optional<exchange> get(std::int64_t id);

@@ -68,9 +68,12 @@ void capture_writer::stop() {
 }
 
 void capture_writer::run() {
+  // Up to this many queued exchanges are stored per transaction.
+  constexpr std::size_t batch_limit = 64;
+  std::vector<exchange> batch;
   for (;;) {
-    exchange e;
     std::shared_ptr<const std::function<void(const exchange&)>> callback;
+    batch.clear();
     {
       std::unique_lock lock(queue_mutex_);
       // stop() overrides a pause: what was queued is stored before the end.
@@ -78,26 +81,33 @@ void capture_writer::run() {
       if (queue_.empty()) {
         return;
       }
-      e = std::move(queue_.front());
-      queue_.pop_front();
-      queued_bytes_ -= body_bytes(e);
+      while (!queue_.empty() && batch.size() < batch_limit) {
+        queued_bytes_ -= body_bytes(queue_.front());
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
       callback = callback_;
     }
     try {
       std::lock_guard lock(store_mutex_);
-      e.id = store_.add(e);
+      const std::vector<std::int64_t> ids = store_.add(batch);
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        batch[i].id = ids[i];
+      }
     } catch (const std::exception& ex) {
-      failed_.fetch_add(1, std::memory_order_relaxed);
-      spdlog::warn("inspect: an exchange was not captured: {}", ex.what());
+      failed_.fetch_add(batch.size(), std::memory_order_relaxed);
+      spdlog::warn("inspect: {} exchange(s) were not captured: {}", batch.size(), ex.what());
       continue;
     }
     if (callback) {
-      try {
-        (*callback)(e);
-      } catch (const std::exception& ex) {
-        spdlog::error("inspect: the on_stored callback threw: {}", ex.what());
-      } catch (...) {
-        spdlog::error("inspect: the on_stored callback threw");
+      for (const exchange& e : batch) {
+        try {
+          (*callback)(e);
+        } catch (const std::exception& ex) {
+          spdlog::error("inspect: the on_stored callback threw: {}", ex.what());
+        } catch (...) {
+          spdlog::error("inspect: the on_stored callback threw");
+        }
       }
     }
   }

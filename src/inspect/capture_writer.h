@@ -21,7 +21,9 @@
 namespace porthole::inspect {
 
 /// The bounds of the writer's queue. An exchange that does not fit is dropped
-/// and counted, never waited for: a slow disk must not slow the tunnel.
+/// and counted, never waited for: a slow disk must not slow the tunnel. The
+/// writer takes up to 64 queued exchanges at a time and stores them in one
+/// transaction, so at most that many more are held while being written.
 struct capture_writer_limits {
   /// Exchanges waiting to be stored.
   std::size_t queue_entries = 256;
@@ -33,7 +35,7 @@ struct capture_writer_limits {
 /// thread-safe.
 ///
 /// Reads (get, list, count, clear) run on the calling thread under the lock
-/// that also guards each insert, so a read waits for at most one insert, never
+/// that also guards each insert, so a read waits for at most one batch of inserts, never
 /// for the queue; it does not see exchanges still queued. This works for
 /// ":memory:" too, where a second connection would see another database.
 class capture_writer {
