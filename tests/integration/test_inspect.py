@@ -97,10 +97,12 @@ def test_unknown_id_is_404_and_a_foreign_host_is_refused(inspected, tmp_path):
     assert e.value.code == 403
 
 
-def test_tunnels_started_with_inspect_disabled_capture_nothing(server, http_backend,
-                                                               start_porthole):
+def test_nothing_is_captured_or_stored_when_the_inspector_is_off(server, http_backend,
+                                                                 start_porthole, home):
+    # The harness starts clients with --inspect-addr disabled unless told otherwise.
     client = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--proto", "http",
                             server=server)
     assert curl(f"{client.url()}/hello").body == b"hello"
     assert "capturing HTTP exchanges" not in client.proc.text()
     assert "web interface on" not in client.proc.text()
+    assert not (home / ".porthole" / "captures.db").exists()
