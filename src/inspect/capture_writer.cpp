@@ -47,6 +47,22 @@ bool capture_writer::submit(exchange e) {
   return true;
 }
 
+std::int64_t capture_writer::store(exchange e) {
+  {
+    std::lock_guard lock(store_mutex_);
+    e.id = store_.add(e);
+  }
+  std::shared_ptr<const std::function<void(const exchange&)>> callback;
+  {
+    std::lock_guard lock(queue_mutex_);
+    callback = callback_;
+  }
+  if (callback) {
+    (*callback)(e);
+  }
+  return e.id;
+}
+
 void capture_writer::resume() {
   {
     std::lock_guard lock(queue_mutex_);

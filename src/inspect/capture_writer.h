@@ -60,6 +60,12 @@ class capture_writer {
   /// after stop().
   bool submit(exchange e);
 
+  /// Stores `e` now, on the calling thread (waiting for at most one batch of
+  /// the writer's), and returns its id; the on_stored callback runs too, on
+  /// this thread. For the few exchanges a user makes by hand (replays), whose
+  /// id the caller must answer with. Throws what capture_store::add throws.
+  std::int64_t store(exchange e);
+
   /// Lets a writer started paused store what is queued.
   void resume();
 
