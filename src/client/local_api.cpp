@@ -3,7 +3,10 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
+#include <boost/asio/append.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -59,8 +62,9 @@ struct route {
   std::string path;
   bool prefix = false;
   beast_http::verb method = beast_http::verb::get;
-  local_api::handler fn;  // empty for an event stream
+  local_api::handler fn;  // empty for an event stream and an async route
   bool events = false;
+  local_api::async_handler async_fn;  // set for an async route
 };
 
 struct connection {
@@ -322,6 +326,8 @@ struct local_api::state {
   struct outcome {
     response res;
     bool events = false;  // switch the connection to an event stream instead
+    async_handler later;  // set: the answer comes from calling it with `req`
+    request req;
   };
 
   outcome dispatch(beast_http::request<beast_http::string_body>&& message) {
@@ -363,6 +369,9 @@ struct local_api::state {
       req.headers.emplace_back(view(field.name_string()), view(field.value()));
     }
     req.body = std::move(message.body());
+    if (chosen->async_fn) {
+      return {{}, false, chosen->async_fn, std::move(req)};
+    }
     // A copy: the handler may register routes, which moves the table.
     const handler fn = chosen->fn;
     try {
@@ -459,6 +468,10 @@ struct local_api::state {
         co_await stream_events(self, conn);
         break;
       }
+      if (result.later) {
+        result.res = co_await answer_later(std::move(result.later), std::move(result.req), method,
+                                           target);
+      }
       spdlog::debug("web interface: {} {} {} -> {}", conn->peer, method, target,
                     static_cast<unsigned>(result.res.status));
       auto message = to_message(std::move(result.res), version, keep_alive && !conn->closing);
@@ -468,6 +481,31 @@ struct local_api::state {
       }
     }
     close_connection(*conn);
+  }
+
+  // Calls an async handler and waits for its answer.
+  static asio::awaitable<response> answer_later(async_handler fn, request req, std::string method,
+                                                std::string target) {
+    auto initiate = [&](auto handler) {
+      // std::function wants a copyable callable; the handler is move-only
+      // and must run once.
+      auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+      auto answered = std::make_shared<bool>(false);
+      auto respond = [shared, answered](response res) {
+        if (std::exchange(*answered, true)) {
+          return;
+        }
+        asio::post(asio::append(std::move(*shared), std::move(res)));
+      };
+      try {
+        fn(std::move(req), respond);
+      } catch (const std::exception& e) {
+        spdlog::warn("web interface: {} {} failed: {}", method, target, e.what());
+        respond(response::error(beast_http::status::internal_server_error, e.what()));
+      }
+    };
+    co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(response)>(
+        initiate, asio::use_awaitable);
   }
 
   static asio::awaitable<error_code> send(const state& s, connection& c,
@@ -605,7 +643,18 @@ void local_api::handle(beast_http::verb method, std::string path, handler h) {
                      .prefix = prefix,
                      .method = method,
                      .fn = std::move(h),
-                     .events = false});
+                     .events = false,
+                     .async_fn = {}});
+}
+
+void local_api::handle_async(beast_http::verb method, std::string path, async_handler h) {
+  const bool prefix = path.ends_with('/');
+  state_->add_route({.path = std::move(path),
+                     .prefix = prefix,
+                     .method = method,
+                     .fn = {},
+                     .events = false,
+                     .async_fn = std::move(h)});
 }
 
 void local_api::serve_static(std::string path, std::string content_type, std::string_view body) {
@@ -617,7 +666,8 @@ void local_api::serve_static(std::string path, std::string content_type, std::st
                      .prefix = false,
                      .method = beast_http::verb::get,
                      .fn = [asset = std::move(asset)](const request&) { return asset; },
-                     .events = false});
+                     .events = false,
+                     .async_fn = {}});
 }
 
 void local_api::handle_events(std::string path) {
@@ -625,7 +675,8 @@ void local_api::handle_events(std::string path) {
                      .prefix = false,
                      .method = beast_http::verb::get,
                      .fn = {},
-                     .events = true});
+                     .events = true,
+                     .async_fn = {}});
 }
 
 void local_api::publish(std::string_view event, std::string_view json_data) {

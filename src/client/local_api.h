@@ -79,6 +79,13 @@ class local_api {
   /// Runs on the io_context's thread; an exception it throws becomes a 500.
   using handler = std::function<response(const request&)>;
 
+  /// Answers later: calls `respond` exactly once, on the io_context's thread,
+  /// when the answer is ready (e.g. after talking to another server). An
+  /// exception it throws before calling `respond` becomes a 500. The
+  /// connection waits for the answer, bounded by nothing but stop().
+  using async_handler =
+      std::function<void(request, std::function<void(response)> respond)>;
+
   /// `listen_addr` is "host:port" (port 0: the OS chooses; an empty host or
   /// "*" means every interface); nothing is bound before start(). Throws
   /// std::invalid_argument for an address that is not "IP:port" or
@@ -96,6 +103,9 @@ class local_api {
   /// unknown path gets 404. Registering the same method and path again
   /// replaces the handler.
   void handle(boost::beast::http::verb method, std::string path, handler h);
+
+  /// As handle(), for a handler that answers later.
+  void handle_async(boost::beast::http::verb method, std::string path, async_handler h);
 
   /// Serves a fixed body for GET on exactly `path` (an embedded file).
   void serve_static(std::string path, std::string content_type, std::string_view body);

@@ -8,6 +8,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/read_until.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -309,6 +310,54 @@ TEST_F(LocalApi, HandlerExceptionBecomes500WithItsMessage) {
 
   EXPECT_EQ(res.result(), status::internal_server_error);
   EXPECT_EQ(nlohmann::json::parse(res.body())["error"], "the store is gone");
+}
+
+TEST_F(LocalApi, AsyncHandlerAnswersWhenItCallsRespondLater) {
+  asio::steady_timer later(server_io_);
+  make_api().handle_async(
+      verb::post, "/api/later",
+      [&](local_api::request req, std::function<void(local_api::response)> respond) {
+        later.expires_after(std::chrono::milliseconds(50));
+        later.async_wait([req = std::move(req), respond](error_code) {
+          respond(local_api::response::json("\"" + req.body + "\""));
+        });
+      });
+  start();
+  auto client = connect();
+
+  const auto first = client.request(verb::post, "/api/later", host(), "one");
+  const auto second = client.request(verb::post, "/api/later", host(), "two");
+
+  EXPECT_EQ(first.result(), status::ok);
+  EXPECT_EQ(first.body(), R"("one")");
+  EXPECT_EQ(second.body(), R"("two")");
+}
+
+TEST_F(LocalApi, AsyncHandlerThatThrowsBeforeAnsweringGets500) {
+  make_api().handle_async(verb::get, "/api/later",
+                          [](local_api::request, std::function<void(local_api::response)>) {
+                            throw std::runtime_error("cannot start");
+                          });
+  start();
+
+  const auto res = get("/api/later");
+
+  EXPECT_EQ(res.result(), status::internal_server_error);
+  EXPECT_EQ(nlohmann::json::parse(res.body())["error"], "cannot start");
+}
+
+TEST_F(LocalApi, AsyncHandlerAnsweringTwiceSendsOnlyTheFirstAnswer) {
+  make_api().handle_async(
+      verb::get, "/api/twice",
+      [](local_api::request, std::function<void(local_api::response)> respond) {
+        respond(local_api::response::json(R"("first")"));
+        respond(local_api::response::json(R"("second")"));
+      });
+  start();
+  auto client = connect();
+
+  EXPECT_EQ(client.request(verb::get, "/api/twice", host()).body(), R"("first")");
+  EXPECT_EQ(client.request(verb::get, "/api/twice", host()).body(), R"("first")");
 }
 
 TEST_F(LocalApi, StaticAssetIsServedWithItsContentType) {
