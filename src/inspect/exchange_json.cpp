@@ -1,36 +1,14 @@
 #include "inspect/exchange_json.h"
 
-#include <openssl/evp.h>
-
-#include <chrono>
-#include <cstdio>
-#include <ctime>
 #include <nlohmann/json.hpp>
 
 #include "inspect/http_capture.h"
+#include "inspect/text.h"
 
 namespace porthole::inspect {
 namespace {
 
 using json = nlohmann::json;
-
-std::string base64(std::string_view bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(bytes.data()),
-                                static_cast<int>(bytes.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
-
-bool is_utf8_text(std::string_view s) {
-  try {
-    (void)json(std::string(s)).dump();
-    return true;
-  } catch (const json::exception&) {
-    return false;
-  }
-}
 
 json headers_json(const header_list& headers) {
   json out = json::object();
@@ -48,23 +26,11 @@ json body_json(const header_list& headers, const captured_body& body, bool bytes
     if (!decoded.error.empty()) {
       out["decode_error"] = decoded.error;
     }
-    if (is_utf8_text(decoded.bytes)) {
+    if (is_utf8(decoded.bytes)) {
       out["text"] = decoded.bytes;
     }
   }
   return out;
-}
-
-std::string iso8601(std::chrono::sys_time<std::chrono::milliseconds> t) {
-  const auto ms = t.time_since_epoch().count();
-  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char text[32];
-  const std::size_t n = std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm);
-  char millis[8];
-  std::snprintf(millis, sizeof millis, ".%03dZ", static_cast<int>(ms % 1000));
-  return std::string(text, n) + millis;
 }
 
 }  // namespace

@@ -1,0 +1,320 @@
+#include "inspect/export.h"
+
+#include <cctype>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "http/ascii.h"
+#include "inspect/http_capture.h"
+#include "inspect/text.h"
+
+namespace porthole::inspect {
+namespace {
+
+using json = nlohmann::json;
+
+// `s` as one bash word: '...' when every byte is printable ASCII, else $'...'
+// with escapes, which bash turns back into the same bytes.
+std::string shell_quote(std::string_view s) {
+  bool plain = true;
+  for (const unsigned char c : s) {
+    plain = plain && c >= 0x20 && c < 0x7f;
+  }
+  std::string out;
+  if (plain) {
+    out = "'";
+    for (const char c : s) {
+      out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    }
+    return out + "'";
+  }
+  out = "$'";
+  for (const unsigned char c : s) {
+    if (c == '\'' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+    } else {
+      static constexpr char hex[] = "0123456789abcdef";
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 0xf];
+    }
+  }
+  return out + "'";
+}
+
+bool has_header(const header_list& headers, std::string_view name) {
+  for (const auto& [n, v] : headers) {
+    if (http::iequals(n, name)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string header_value(const header_list& headers, std::string_view name) {
+  for (const auto& [n, v] : headers) {
+    if (http::iequals(n, name)) {
+      return v;
+    }
+  }
+  return {};
+}
+
+json name_values(const header_list& headers) {
+  json out = json::array();
+  for (const auto& [name, value] : headers) {
+    out.push_back({{"name", name}, {"value", value}});
+  }
+  return out;
+}
+
+// Percent-decodes a query component ('+' is a space).
+std::string url_decode(std::string_view s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+') {
+      out += ' ';
+    } else if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+               std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+// "a=1&b=2" as HAR name/value pairs.
+json query_pairs(std::string_view query) {
+  json out = json::array();
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    if (pair.empty()) {
+      continue;
+    }
+    const auto eq = pair.find('=');
+    out.push_back({{"name", url_decode(pair.substr(0, eq))},
+                   {"value", eq == std::string_view::npos ? "" : url_decode(pair.substr(eq + 1))}});
+  }
+  return out;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
+    s.remove_prefix(1);
+  }
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+// The cookies of Cookie headers ("a=1; b=2").
+json request_cookies(const header_list& headers) {
+  json out = json::array();
+  for (const auto& [name, value] : headers) {
+    if (!http::iequals(name, "cookie")) {
+      continue;
+    }
+    std::string_view rest = value;
+    while (!rest.empty()) {
+      const auto semi = rest.find(';');
+      const std::string_view part = trim(rest.substr(0, semi));
+      rest = semi == std::string_view::npos ? std::string_view{} : rest.substr(semi + 1);
+      if (const auto eq = part.find('='); eq != std::string_view::npos) {
+        out.push_back({{"name", std::string(trim(part.substr(0, eq)))},
+                       {"value", std::string(trim(part.substr(eq + 1)))}});
+      }
+    }
+  }
+  return out;
+}
+
+// The cookies set by Set-Cookie headers (name and value; attributes dropped).
+json response_cookies(const header_list& headers) {
+  json out = json::array();
+  for (const auto& [name, value] : headers) {
+    if (!http::iequals(name, "set-cookie")) {
+      continue;
+    }
+    const std::string_view first = std::string_view(value).substr(0, value.find(';'));
+    if (const auto eq = first.find('='); eq != std::string_view::npos) {
+      out.push_back({{"name", std::string(trim(first.substr(0, eq)))},
+                     {"value", std::string(trim(first.substr(eq + 1)))}});
+    }
+  }
+  return out;
+}
+
+// The size of a message's start line and headers, with the blank line.
+long long head_size(std::string_view start_line, const header_list& headers) {
+  std::size_t n = start_line.size() + 2 + 2;
+  for (const auto& [name, value] : headers) {
+    n += name.size() + 2 + value.size() + 2;
+  }
+  return static_cast<long long>(n);
+}
+
+std::string http_version(const std::string& v) { return v.empty() ? "HTTP/1.1" : v; }
+
+// HAR's content object: the decoded body, as text or base64.
+json content(const header_list& headers, const captured_body& body) {
+  const body_decoding decoded = decoded_body(headers, body);
+  std::string mime = header_value(headers, "content-type");
+  json out = {{"size", decoded.bytes.size()}, {"mimeType", mime}};
+  if (is_utf8(decoded.bytes)) {
+    out["text"] = decoded.bytes;
+  } else {
+    out["text"] = base64(decoded.bytes);
+    out["encoding"] = "base64";
+  }
+  if (!decoded.complete()) {
+    out["comment"] = decoded.error;
+  }
+  return out;
+}
+
+json har_entry(const exchange& e) {
+  const captured_request& rq = e.request;
+  const auto question = rq.target.find('?');
+  json request = {
+      {"method", rq.method},
+      {"url", e.public_url + rq.target},
+      {"httpVersion", http_version(rq.version)},
+      {"cookies", request_cookies(rq.headers)},
+      {"headers", name_values(rq.headers)},
+      {"queryString",
+       query_pairs(question == std::string::npos ? std::string_view{}
+                                                 : std::string_view(rq.target).substr(question + 1))},
+      {"headersSize", head_size(rq.method + " " + rq.target + " " + rq.version, rq.headers)},
+      {"bodySize", rq.body.size},
+  };
+  if (rq.body.size > 0) {
+    const json c = content(rq.headers, rq.body);
+    json post = {{"mimeType", c["mimeType"]}, {"text", c["text"]}};
+    const std::string mime = c["mimeType"];
+    if (http::iequals(std::string_view(mime).substr(0, mime.find(';')),
+                      "application/x-www-form-urlencoded") &&
+        !c.contains("encoding")) {
+      post["params"] = query_pairs(c["text"].get<std::string>());
+    }
+    if (c.contains("encoding")) {
+      post["comment"] = "the body is not UTF-8 text; text holds it in base64";
+    }
+    request["postData"] = post;
+  }
+
+  json response;
+  if (e.response) {
+    const captured_response& rs = *e.response;
+    response = {
+        {"status", rs.status},
+        {"statusText", rs.reason},
+        {"httpVersion", http_version(rs.version)},
+        {"cookies", response_cookies(rs.headers)},
+        {"headers", name_values(rs.headers)},
+        {"content", content(rs.headers, rs.body)},
+        {"redirectURL", header_value(rs.headers, "location")},
+        {"headersSize", head_size(rs.version + " " + std::to_string(rs.status) + " " + rs.reason,
+                                  rs.headers)},
+        {"bodySize", rs.body.size},
+    };
+  } else {
+    response = {{"status", 0},
+                {"statusText", ""},
+                {"httpVersion", http_version(rq.version)},
+                {"cookies", json::array()},
+                {"headers", json::array()},
+                {"content", {{"size", 0}, {"mimeType", ""}}},
+                {"redirectURL", ""},
+                {"headersSize", -1},
+                {"bodySize", -1},
+                {"_error", e.error.empty() ? "no response" : e.error}};
+  }
+
+  const double total_ms = static_cast<double>(e.duration.count()) / 1000.0;
+  json entry = {
+      {"startedDateTime", iso8601(e.start)},
+      {"time", total_ms},
+      {"request", std::move(request)},
+      {"response", std::move(response)},
+      {"cache", json::object()},
+      // Capture sees the whole exchange, not its phases: all of it is "wait".
+      {"timings", {{"send", 0}, {"wait", total_ms}, {"receive", 0}}},
+      {"_id", std::to_string(e.id)},
+      {"_tunnel", e.tunnel_name},
+      {"_remoteAddress", e.remote_addr},
+  };
+  if (e.replay_of) {
+    entry["_replayOf"] = std::to_string(*e.replay_of);
+  }
+  if (e.websocket) {
+    entry["_websocket"] = {{"messagesIn", e.websocket->messages_in},
+                           {"messagesOut", e.websocket->messages_out},
+                           {"bytesIn", e.websocket->bytes_in},
+                           {"bytesOut", e.websocket->bytes_out}};
+  }
+  return entry;
+}
+
+}  // namespace
+
+std::string to_curl(const exchange& e) {
+  const captured_request& rq = e.request;
+  std::string out;
+  if (rq.body.truncated) {
+    out += "# the request body was cut at capture: " + std::to_string(rq.body.bytes.size()) +
+           " of " + std::to_string(rq.body.size) + " bytes are sent\n";
+  }
+  out += "curl";
+  if (rq.method == "HEAD") {
+    out += " --head";
+  } else if (rq.method != "GET" || rq.body.size > 0) {
+    out += " -X " + shell_quote(rq.method);
+  }
+  out += " " + shell_quote(e.public_url + rq.target);
+  const bool chunked = has_header(rq.headers, "transfer-encoding");
+  for (const auto& [name, value] : rq.headers) {
+    if (http::iequals(name, "host") || http::iequals(name, "content-length") ||
+        http::iequals(name, "transfer-encoding")) {
+      continue;
+    }
+    // An empty header is sent with "Name;" (curl drops "Name:").
+    out += " \\\n  -H " + shell_quote(value.empty() ? name + ";" : name + ": " + value);
+  }
+  if (rq.body.size > 0) {
+    std::string body = rq.body.bytes;
+    if (chunked) {
+      // Only the transfer coding is removed; a content coding stays as sent.
+      header_list transfer_only;
+      for (const auto& h : rq.headers) {
+        if (http::iequals(h.first, "transfer-encoding")) {
+          transfer_only.push_back(h);
+        }
+      }
+      body = decoded_body(transfer_only, rq.body).bytes;
+    }
+    out += " \\\n  --data-binary " + shell_quote(body);
+  }
+  return out + "\n";
+}
+
+json to_har(std::span<const exchange> exchanges, std::string_view creator_version) {
+  json entries = json::array();
+  for (const exchange& e : exchanges) {
+    entries.push_back(har_entry(e));
+  }
+  return {{"log",
+           {{"version", "1.2"},
+            {"creator", {{"name", "porthole"}, {"version", std::string(creator_version)}}},
+            {"pages", json::array()},
+            {"entries", std::move(entries)}}}};
+}
+
+}  // namespace porthole::inspect
