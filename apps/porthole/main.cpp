@@ -20,6 +20,7 @@
 
 #include "client/agent.h"
 #include "client/config_file.h"
+#include "client/inspector.h"
 #include "client/local_api.h"
 #include "inspect/capture_writer.h"
 #include "inspect/exchange_json.h"
@@ -398,14 +399,14 @@ int main(int argc, char** argv) {
 
     // Capture: on when the inspector is, into the store the API reads.
     std::shared_ptr<porthole::inspect::capture_writer> captures;
+    const std::size_t body_limit =
+        file && file->inspect_body_limit ? *file->inspect_body_limit : 1024 * 1024;
     if (inspect_addr != "disabled") {
       const std::string db = first_of(cl.inspect_db, file ? file->inspect_db : std::nullopt)
                                  .value_or((porthole::client::default_config_path().parent_path() /
                                             ".porthole" / "captures.db")
                                                .string());
       const std::size_t keep = file && file->inspect_keep ? *file->inspect_keep : 1000;
-      const std::size_t body_limit =
-          file && file->inspect_body_limit ? *file->inspect_body_limit : 1024 * 1024;
       captures = std::make_shared<porthole::inspect::capture_writer>(
           porthole::inspect::capture_store(db, keep));
       agent.capture_into(captures, body_limit);
@@ -413,52 +414,10 @@ int main(int argc, char** argv) {
     }
 
     std::optional<porthole::client::local_api> api;
+    std::optional<porthole::client::inspector> inspector;
     if (inspect_addr != "disabled") {
       api.emplace(ioc, inspect_addr);
-      api->handle(beast::http::verb::get, "/api/tunnels", [&](const auto&) {
-        json tunnels = json::array();
-        for (const auto& t : agent.tunnels()) {
-          const auto scheme_end = t.url.find("://");
-          tunnels.push_back({{"name", t.spec.name},
-                             {"public_url", t.url},
-                             {"proto", t.url.substr(0, scheme_end)},
-                             {"config", {{"addr", t.spec.local_addr()}}}});
-        }
-        return porthole::client::local_api::response::json(json{{"tunnels", tunnels}}.dump());
-      });
-      api->handle(beast::http::verb::get, "/api/requests/http", [&](const auto& req) {
-        std::size_t limit = 50;
-        if (auto it = req.query.find("limit"); it != req.query.end()) {
-          limit = std::clamp<std::size_t>(std::strtoul(it->second.c_str(), nullptr, 10), 1, 1000);
-        }
-        std::optional<std::string> tunnel;
-        if (auto it = req.query.find("tunnel_name"); it != req.query.end()) {
-          tunnel = it->second;
-        }
-        json list = json::array();
-        for (const auto& e : captures->list(limit, tunnel)) {
-          list.push_back(porthole::inspect::to_json(e, false));
-        }
-        return porthole::client::local_api::response::json(
-            json{{"uri", "/api/requests/http"}, {"requests", list}}.dump());
-      });
-      api->handle(beast::http::verb::get, "/api/requests/http/", [&](const auto& req) {
-        char* end = nullptr;
-        const long long id = std::strtoll(req.rest.c_str(), &end, 10);
-        auto e = req.rest.empty() || *end != '\0' ? std::nullopt : captures->get(id);
-        if (!e) {
-          return porthole::client::local_api::response::error(
-              beast::http::status::not_found, "no captured request with id '" + req.rest + "'");
-        }
-        return porthole::client::local_api::response::json(
-            porthole::inspect::to_json(*e, true).dump());
-      });
-      api->handle(beast::http::verb::delete_, "/api/requests/http", [&](const auto&) {
-        captures->clear();
-        porthole::client::local_api::response r;
-        r.status = beast::http::status::no_content;
-        return r;
-      });
+      inspector.emplace(ioc, *api, agent, captures, body_limit);
       api->handle(beast::http::verb::post, "/api/reload", [&](const auto&) {
         try {
           return porthole::client::local_api::response::json(changes_json(reload_file()).dump());
@@ -473,6 +432,7 @@ int main(int argc, char** argv) {
         spdlog::info("web interface on http://{}", porthole::net::to_string(api->endpoint()));
       } catch (const std::exception& e) {
         spdlog::warn("no web interface: {}", e.what());
+        inspector.reset();
         api.reset();
       }
     }

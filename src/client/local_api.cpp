@@ -320,6 +320,21 @@ struct local_api::state {
                             "http://" +
                             own + "/ instead)\n");
     }
+    // A page elsewhere may send simple POSTs here (the Host is right then):
+    // writes must come from this origin, or from no browser page at all.
+    const auto method = head.method();
+    if (method != beast_http::verb::get && method != beast_http::verb::head &&
+        method != beast_http::verb::options) {
+      const auto origin = view(head[beast_http::field::origin]);
+      const bool cross_site = http::iequals(view(head["Sec-Fetch-Site"]), "cross-site");
+      if (cross_site || (head.count(beast_http::field::origin) > 0 &&
+                         !http::iequals(origin, "http://" + std::string(host)))) {
+        return plain_text(beast_http::status::forbidden,
+                          "cross-origin " + std::string(view(head.method_string())) +
+                              " refused: Origin '" + std::string(origin) +
+                              "' is not this inspector (http://" + std::string(host) + ")\n");
+      }
+    }
     return std::nullopt;
   }
 
@@ -328,6 +343,12 @@ struct local_api::state {
     bool events = false;  // switch the connection to an event stream instead
     async_handler later;  // set: the answer comes from calling it with `req`
     request req;
+
+    static outcome answer(response r) {
+      outcome o;
+      o.res = std::move(r);
+      return o;
+    }
   };
 
   outcome dispatch(beast_http::request<beast_http::string_body>&& message) {
@@ -341,7 +362,8 @@ struct local_api::state {
     }
     const auto candidates = routes_for(routes, req.path);
     if (candidates.empty()) {
-      return {response::error(beast_http::status::not_found, "no such path: " + req.path)};
+      return outcome::answer(
+          response::error(beast_http::status::not_found, "no such path: " + req.path));
     }
     const route* chosen = nullptr;
     std::string allow;
@@ -357,10 +379,12 @@ struct local_api::state {
                           std::string(view(message.method_string())) + " is not allowed on " +
                               req.path + " (allowed: " + allow + ")");
       res.headers.emplace_back("Allow", allow);
-      return {std::move(res)};
+      return outcome::answer(std::move(res));
     }
     if (chosen->events) {
-      return {{}, true};
+      outcome events;
+      events.events = true;
+      return events;
     }
     if (chosen->prefix) {
       req.rest = req.path.substr(chosen->path.size());
@@ -370,16 +394,20 @@ struct local_api::state {
     }
     req.body = std::move(message.body());
     if (chosen->async_fn) {
-      return {{}, false, chosen->async_fn, std::move(req)};
+      outcome later;
+      later.later = chosen->async_fn;
+      later.req = std::move(req);
+      return later;
     }
     // A copy: the handler may register routes, which moves the table.
     const handler fn = chosen->fn;
     try {
-      return {fn(req)};
+      return outcome::answer(fn(req));
     } catch (const std::exception& e) {
       spdlog::warn("web interface: {} {} failed: {}", view(message.method_string()), target,
                    e.what());
-      return {response::error(beast_http::status::internal_server_error, e.what())};
+      return outcome::answer(
+          response::error(beast_http::status::internal_server_error, e.what()));
     }
   }
 

@@ -388,6 +388,30 @@ TEST_F(LocalApi, ForeignHostHeaderIsRefusedAsDnsRebinding) {
   EXPECT_THAT(with_port.body(), HasSubstr("'evil.example:" + port + "'"));
 }
 
+TEST_F(LocalApi, CrossOriginWriteIsRefusedAndSameOriginWriteAccepted) {
+  make_api().handle(verb::post, "/api/requests/http", echo_request);
+  start();
+  auto post_with = [&](std::string extra) {
+    auto client = connect();
+    EXPECT_FALSE(client.write("POST /api/requests/http HTTP/1.1\r\nHost: " + host() + "\r\n" +
+                              extra + "Content-Length: 2\r\n\r\n{}"));
+    return client.read_response();
+  };
+
+  const auto foreign = post_with("Origin: http://evil.example\r\n");
+  const auto null_origin = post_with("Origin: null\r\n");
+  const auto cross_site = post_with("Sec-Fetch-Site: cross-site\r\n");
+  const auto same = post_with("Origin: http://" + host() + "\r\n");
+  const auto no_browser = post_with("");
+
+  EXPECT_EQ(foreign.result(), status::forbidden);
+  EXPECT_THAT(foreign.body(), HasSubstr("cross-origin POST refused"));
+  EXPECT_EQ(null_origin.result(), status::forbidden);
+  EXPECT_EQ(cross_site.result(), status::forbidden);
+  EXPECT_EQ(same.result(), status::ok);
+  EXPECT_EQ(no_browser.result(), status::ok);
+}
+
 TEST_F(LocalApi, LoopbackHostWithAnotherPortIsRefused) {
   make_api().handle(verb::get, "/api/tunnels", echo_request);
   start();
