@@ -180,6 +180,7 @@ struct inspector::state : std::enable_shared_from_this<inspector::state> {
   std::size_t body_limit;
   asio::steady_timer tunnel_watch;
   std::string last_tunnels;
+  std::uint64_t last_dropped = 0;
   bool stopped = false;
 
   json tunnels_json() const {
@@ -194,8 +195,8 @@ struct inspector::state : std::enable_shared_from_this<inspector::state> {
     return {{"tunnels", tunnels}};
   }
 
-  // Tells the page when tunnels come, go or change (a reload, a reconnect
-  // with new URLs); checked once a second.
+  // Once a second: tells the page when tunnels come, go or change (a reload,
+  // a reconnect with new URLs), and logs exchanges the capture had to drop.
   void watch_tunnels() {
     tunnel_watch.expires_after(std::chrono::seconds(1));
     tunnel_watch.async_wait([self = weak_from_this()](const boost::system::error_code& ec) {
@@ -207,6 +208,13 @@ struct inspector::state : std::enable_shared_from_this<inspector::state> {
       if (now != s->last_tunnels) {
         s->last_tunnels = std::move(now);
         s->api.publish("tunnels", s->last_tunnels);
+      }
+      if (const std::uint64_t dropped = s->captures->dropped(); dropped != s->last_dropped) {
+        spdlog::warn(
+            "inspect: {} exchange(s) were not captured in the last second ({} since start): the "
+            "capture store is slower than the traffic; the traffic itself was not affected",
+            dropped - s->last_dropped, dropped);
+        s->last_dropped = dropped;
       }
       s->watch_tunnels();
     });
@@ -225,7 +233,9 @@ struct inspector::state : std::enable_shared_from_this<inspector::state> {
     for (const auto& e : captures->list(limit, tunnel)) {
       list.push_back(inspect::to_json(e, false));
     }
-    return response::json(dump({{"uri", "/api/requests/http"}, {"requests", list}}));
+    return response::json(dump({{"uri", "/api/requests/http"},
+                                {"requests", list},
+                                {"dropped", captures->dropped()}}));
   }
 
   // GET /api/requests/http/{id}[/curl | /request/body | /response/body]

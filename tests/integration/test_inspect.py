@@ -54,6 +54,7 @@ def test_exchanges_through_the_tunnel_are_listed_newest_first_with_their_fields(
     reqs = wait_for_requests(api, 2)
     assert [r["request"]["method"] for r in reqs] == ["POST", "GET"]
     post, get = reqs
+    assert api_get(api, "/api/requests/http")["dropped"] == 0
     assert get["request"]["uri"] == "/hello"
     assert get["request"]["headers"]["X-Trace"] == ["one"]
     assert get["response"]["status_code"] == 200
@@ -106,3 +107,41 @@ def test_nothing_is_captured_or_stored_when_the_inspector_is_off(server, http_ba
     assert "capturing HTTP exchanges" not in client.proc.text()
     assert "web interface on" not in client.proc.text()
     assert not (home / ".porthole" / "captures.db").exists()
+
+
+def test_https_exchanges_and_websocket_sessions_are_captured(server, http_backend, ws_backend,
+                                                             start_porthole, tmp_path):
+    import asyncio
+    import socket as sockets
+
+    import websockets
+
+    client = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "sec",
+                            "--proto", "https", "--inspect-addr", "127.0.0.1:0",
+                            "--inspect-db", str(tmp_path / "s.db"), server=server)
+    api = client.proc.wait_for(r"web interface on http://(?P<addr>\S+)")["addr"]
+    url = client.url("https")
+    assert curl(f"{url}/echo/secret", cacert=server.ca).body == b"secret"
+    got = wait_for_requests(api, 1)[0]
+    assert got["public_url"] == url and got["request"]["uri"] == "/echo/secret"
+
+    ws_client = start_porthole("http", f"127.0.0.1:{ws_backend.port}", "--subdomain", "wsc",
+                               "--proto", "http", "--inspect-addr", "127.0.0.1:0",
+                               "--inspect-db", str(tmp_path / "w.db"), server=server,
+                               name="porthole-ws")
+    ws_api = ws_client.proc.wait_for(r"web interface on http://(?P<addr>\S+)")["addr"]
+
+    async def talk():
+        sock = sockets.create_connection(("127.0.0.1", server.http_port), timeout=10)
+        async with websockets.connect(ws_client.url().replace("http://", "ws://") + "/echo",
+                                      sock=sock, open_timeout=10, close_timeout=5) as ws:
+            for m in ("one", "two", "three"):
+                await ws.send(m)
+                assert await asyncio.wait_for(ws.recv(), 10) == m
+
+    asyncio.run(asyncio.wait_for(talk(), 30))
+    session = wait_for_requests(ws_api, 1)[0]
+    assert session["response"]["status_code"] == 101
+    assert session["websocket"]["messages_in"] >= 3  # the three, and the close
+    assert session["websocket"]["messages_out"] >= 3
+    assert len(api_get(ws_api, "/api/requests/http")["requests"]) == 1
