@@ -397,11 +397,36 @@ int main(int argc, char** argv) {
       return changes;
     };
 
-    // Capture: on when the inspector is, into the store the API reads.
-    std::shared_ptr<porthole::inspect::capture_writer> captures;
-    const std::size_t body_limit =
-        file && file->inspect_body_limit ? *file->inspect_body_limit : 1024 * 1024;
+    // The web interface first: capture is on only when there is one to show it.
+    std::optional<porthole::client::local_api> api;
     if (inspect_addr != "disabled") {
+      // The default address moves up to the next free port (4041, ...), as a
+      // second client on the same machine needs; an address given must be free.
+      const bool given = cl.inspect_addr || (file && file->inspect_addr);
+      std::string addr = inspect_addr;
+      for (int next_port = 4041;; ++next_port) {
+        api.emplace(ioc, addr);
+        try {
+          api->start();
+          break;
+        } catch (const std::exception& e) {
+          api.reset();
+          if (given || next_port > 4049) {
+            spdlog::warn("no web interface, so no capture: {}", e.what());
+            break;
+          }
+          spdlog::info("{}; trying port {}", e.what(), next_port);
+          addr = "127.0.0.1:" + std::to_string(next_port);
+        }
+      }
+    }
+
+    // Capture into the store the inspector reads.
+    std::shared_ptr<porthole::inspect::capture_writer> captures;
+    std::optional<porthole::client::inspector> inspector;
+    if (api) {
+      const std::size_t body_limit =
+          file && file->inspect_body_limit ? *file->inspect_body_limit : 1024 * 1024;
       const std::string db = first_of(cl.inspect_db, file ? file->inspect_db : std::nullopt)
                                  .value_or((porthole::client::default_config_path().parent_path() /
                                             ".porthole" / "captures.db")
@@ -411,12 +436,7 @@ int main(int argc, char** argv) {
           porthole::inspect::capture_store(db, keep));
       agent.capture_into(captures, body_limit);
       spdlog::info("capturing HTTP exchanges into {} (last {} kept)", db, keep);
-    }
 
-    std::optional<porthole::client::local_api> api;
-    std::optional<porthole::client::inspector> inspector;
-    if (inspect_addr != "disabled") {
-      api.emplace(ioc, inspect_addr);
       inspector.emplace(ioc, *api, agent, captures, body_limit);
       api->handle(beast::http::verb::post, "/api/reload", [&](const auto&) {
         try {
@@ -427,14 +447,7 @@ int main(int argc, char** argv) {
                                                               e.what());
         }
       });
-      try {
-        api->start();
-        spdlog::info("web interface on http://{}", porthole::net::to_string(api->endpoint()));
-      } catch (const std::exception& e) {
-        spdlog::warn("no web interface: {}", e.what());
-        inspector.reset();
-        api.reset();
-      }
+      spdlog::info("web interface on http://{}", porthole::net::to_string(api->endpoint()));
     }
 
     asio::signal_set signals(ioc, SIGINT, SIGTERM);

@@ -489,7 +489,10 @@ def start_client(mode: str, target: str | int, *args: str, server_addr: str, tru
         argv += ["--trust-ca", trust_ca]
     if authtoken is not None:
         argv += ["--authtoken", authtoken]
-    if not any(a == "--inspect-addr" or a.startswith("--inspect-addr=") for a in args):
+    if "--inspect-addr=default" in args:
+        # The test wants the program's own default address: pass no flag.
+        args = tuple(a for a in args if a != "--inspect-addr=default")
+    elif not any(a == "--inspect-addr" or a.startswith("--inspect-addr=") for a in args):
         # Many clients run at once: none takes the default 127.0.0.1:4040.
         argv += ["--inspect-addr", "disabled"]
     argv += [mode, str(target), *args]

@@ -145,3 +145,34 @@ def test_https_exchanges_and_websocket_sessions_are_captured(server, http_backen
     assert session["websocket"]["messages_in"] >= 3  # the three, and the close
     assert session["websocket"]["messages_out"] >= 3
     assert len(api_get(ws_api, "/api/requests/http")["requests"]) == 1
+
+
+def test_default_address_moves_to_the_next_free_port_and_a_given_one_does_not(
+        server, http_backend, start_porthole, tmp_path):
+    import socket as sockets
+
+    # Hold 127.0.0.1:4040 (or find it held already): the default must move on.
+    holder = sockets.socket()
+    try:
+        holder.bind(("127.0.0.1", 4040))
+        holder.listen()
+    except OSError:
+        pass  # someone else holds it: the same situation
+    try:
+        client = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--proto", "http",
+                                "--inspect-addr=default", "--inspect-db", str(tmp_path / "d.db"),
+                                server=server)
+        port = int(client.proc.wait_for(r"web interface on http://127\.0\.0\.1:(?P<p>\d+)")["p"])
+        assert 4041 <= port <= 4050
+        assert "trying port 4041" in client.proc.text()
+
+        given = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--proto", "http",
+                               "--inspect-addr", "127.0.0.1:4040",
+                               "--inspect-db", str(tmp_path / "g.db"), server=server,
+                               name="porthole-given")
+        given.proc.wait_for(r"no web interface, so no capture: .*127\.0\.0\.1:4040")
+        assert curl(f"{given.url()}/hello").body == b"hello"
+        assert "capturing HTTP exchanges" not in given.proc.text()
+        assert not (tmp_path / "g.db").exists()
+    finally:
+        holder.close()
