@@ -427,10 +427,17 @@ int main(int argc, char** argv) {
     if (api) {
       const std::size_t body_limit =
           file && file->inspect_body_limit ? *file->inspect_body_limit : 1024 * 1024;
-      const std::string db = first_of(cl.inspect_db, file ? file->inspect_db : std::nullopt)
-                                 .value_or((porthole::client::default_config_path().parent_path() /
-                                            ".porthole" / "captures.db")
-                                               .string());
+      // A client that moved off the default port is a second one on this
+      // machine: its history is its own (replay must reach its own tunnels).
+      const auto port = api->endpoint().port();
+      const std::string default_db =
+          (porthole::client::default_config_path().parent_path() / ".porthole" /
+           (inspect_addr == default_inspect_addr && port != 4040
+                ? "captures-" + std::to_string(port) + ".db"
+                : std::string("captures.db")))
+              .string();
+      const std::string db =
+          first_of(cl.inspect_db, file ? file->inspect_db : std::nullopt).value_or(default_db);
       const std::size_t keep = file && file->inspect_keep ? *file->inspect_keep : 1000;
       captures = std::make_shared<porthole::inspect::capture_writer>(
           porthole::inspect::capture_store(db, keep));

@@ -64,6 +64,7 @@ response asset(const embedded_file& file) {
   return r;
 }
 
+// A positive whole number (an exchange's id, a count).
 std::optional<std::int64_t> parse_id(std::string_view text) {
   std::int64_t id = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
@@ -223,7 +224,12 @@ struct inspector::state : std::enable_shared_from_this<inspector::state> {
   response list(const local_api::request& req) const {
     std::size_t limit = 50;
     if (auto it = req.query.find("limit"); it != req.query.end()) {
-      limit = std::clamp<std::size_t>(std::strtoul(it->second.c_str(), nullptr, 10), 1, 1000);
+      const auto n = parse_id(it->second);
+      if (!n || *n > 1000) {
+        return response::error(status::bad_request, "limit must be a whole number from 1 to 1000, "
+                                                    "not '" + it->second + "'");
+      }
+      limit = static_cast<std::size_t>(*n);
     }
     std::optional<std::string> tunnel;
     if (auto it = req.query.find("tunnel_name"); it != req.query.end() && !it->second.empty()) {

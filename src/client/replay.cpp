@@ -96,8 +96,13 @@ std::string replay_request(const inspect::captured_request& original, const repl
   std::string body;
   if (edit.body) {
     body = *edit.body;
-    std::erase_if(headers, [](const auto& h) {
-      return http::iequals(h.first, "content-length") || http::iequals(h.first, "transfer-encoding");
+    // The new body is sent as given: unframed, and, unless the edit set the
+    // headers too, without the original's content coding.
+    const bool keep_coding = edit.headers.has_value();
+    std::erase_if(headers, [keep_coding](const auto& h) {
+      return http::iequals(h.first, "content-length") ||
+             http::iequals(h.first, "transfer-encoding") ||
+             (!keep_coding && http::iequals(h.first, "content-encoding"));
     });
     if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH") {
       headers.emplace_back("Content-Length", std::to_string(body.size()));

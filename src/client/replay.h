@@ -21,7 +21,8 @@ struct replay_edit {
   /// Replaces every header.
   std::optional<inspect::header_list> headers;
   /// Replaces the body; Content-Length is set to its size and
-  /// Transfer-Encoding dropped.
+  /// Transfer-Encoding dropped, and Content-Encoding too unless `headers` is
+  /// given (the new body is sent as it is).
   std::optional<std::string> body;
 
   bool empty() const { return !method && !target && !headers && !body; }

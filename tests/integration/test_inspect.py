@@ -148,7 +148,7 @@ def test_https_exchanges_and_websocket_sessions_are_captured(server, http_backen
 
 
 def test_default_address_moves_to_the_next_free_port_and_a_given_one_does_not(
-        server, http_backend, start_porthole, tmp_path):
+        server, http_backend, start_porthole, tmp_path, home):
     import socket as sockets
 
     # Hold 127.0.0.1:4040 (or find it held already): the default must move on.
@@ -160,11 +160,15 @@ def test_default_address_moves_to_the_next_free_port_and_a_given_one_does_not(
         pass  # someone else holds it: the same situation
     try:
         client = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--proto", "http",
-                                "--inspect-addr=default", "--inspect-db", str(tmp_path / "d.db"),
-                                server=server)
+                                "--inspect-addr=default", server=server)
         port = int(client.proc.wait_for(r"web interface on http://127\.0\.0\.1:(?P<p>\d+)")["p"])
         assert 4041 <= port <= 4050
         assert "trying port 4041" in client.proc.text()
+        # A second client on the machine keeps a history of its own.
+        assert f"captures-{port}.db" in client.proc.text()
+        assert curl(f"{client.url()}/hello").body == b"hello"
+        wait_for_requests(f"127.0.0.1:{port}", 1)
+        assert (home / ".porthole" / f"captures-{port}.db").exists()
 
         given = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--proto", "http",
                                "--inspect-addr", "127.0.0.1:4040",

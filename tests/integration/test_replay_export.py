@@ -147,6 +147,20 @@ def test_replay_refuses_bad_requests_with_reasons(inspected):
     assert e.value.code == 400
 
 
+def test_list_limit_and_tunnel_filter(inspected):
+    client, addr = inspected
+    for word in ("a", "b", "c"):
+        curl(f"{client.url()}/echo/{word}")
+    wait_for(addr, 3)
+    two = api(addr, "/api/requests/http?limit=2")[2]["requests"]
+    assert [r["request"]["uri"] for r in two] == ["/echo/c", "/echo/b"]
+    assert api(addr, "/api/requests/http?tunnel_name=other")[2]["requests"] == []
+    assert len(api(addr, "/api/requests/http?tunnel_name=http")[2]["requests"]) == 3
+    for bad in ("0", "abc", "1001", "-5"):
+        status, _, answer = api(addr, f"/api/requests/http?limit={bad}")
+        assert status == 400 and "limit must be a whole number" in answer["error"], bad
+
+
 def test_cross_origin_replay_and_clear_are_refused(inspected):
     client, addr = inspected
     curl(f"{client.url()}/echo/x")
