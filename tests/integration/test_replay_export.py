@@ -254,3 +254,12 @@ def test_the_event_stream_announces_each_exchange_as_it_is_stored(inspected):
                 data = json.loads(line[6:])
         assert data["request"]["uri"] == "/echo/live"
         assert data["response"]["status_code"] == 200
+def test_the_page_is_served_from_the_binary_with_a_strict_policy(inspected):
+    client, addr = inspected
+    status, head, page = api(addr, "/")
+    assert status == 200 and head["Content-Type"].startswith("text/html")
+    assert b"/static/app.js" in page
+    assert "script-src 'self'" in head["Content-Security-Policy"]
+    status, head, script = api(addr, "/static/app.js")
+    assert status == 200 and head["Content-Type"].startswith("text/javascript")
+    assert len(script) > 1000
