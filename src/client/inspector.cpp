@@ -59,7 +59,6 @@ response asset(const embedded_file& file) {
   r.content_type = content_type_of(file.name);
   r.body = std::string(file.bytes);
   r.headers = {{"Content-Security-Policy", std::string(page_policy)},
-               {"X-Content-Type-Options", "nosniff"},
                {"Cache-Control", "no-cache"}};
   return r;
 }
@@ -286,8 +285,8 @@ struct inspector::state : std::enable_shared_from_this<inspector::state> {
                                                                : body.bytes;
       }
       // Captured content is someone else's: it must not run as this origin.
-      r.headers = {{"Content-Security-Policy", "sandbox"},
-                   {"X-Content-Type-Options", "nosniff"}};
+      // (local_api adds X-Content-Type-Options: nosniff to every answer.)
+      r.headers = {{"Content-Security-Policy", "sandbox"}};
       if (req.query.contains("download")) {
         r.headers.emplace_back("Content-Disposition",
                                "attachment; filename=\"exchange-" + std::string(id_text) + "-" +

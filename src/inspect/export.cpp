@@ -281,8 +281,10 @@ std::string to_curl(const exchange& e) {
   out += " " + shell_quote(e.public_url + rq.target);
   const bool chunked = has_header(rq.headers, "transfer-encoding");
   for (const auto& [name, value] : rq.headers) {
+    // The server adds the X-Forwarded-* headers again on the way in.
     if (http::iequals(name, "host") || http::iequals(name, "content-length") ||
-        http::iequals(name, "transfer-encoding")) {
+        http::iequals(name, "transfer-encoding") || http::iequals(name, "x-forwarded-for") ||
+        http::iequals(name, "x-forwarded-proto") || http::iequals(name, "x-forwarded-host")) {
       continue;
     }
     // An empty header is sent with "Name;" (curl drops "Name:").

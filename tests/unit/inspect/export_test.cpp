@@ -180,6 +180,15 @@ TEST(Curl, RepeatsMethodUrlHeadersAndBody) {
   EXPECT_THAT(cmd, Not(HasSubstr("Content-Length")));
 }
 
+TEST(Curl, LeavesTheForwardingHeadersToTheServer) {
+  exchange e = make_exchange();
+  e.request.headers.emplace_back("X-Forwarded-For", "203.0.113.7");
+  e.request.headers.emplace_back("X-Forwarded-Proto", "https");
+  e.request.headers.emplace_back("X-Forwarded-Host", "app.example.com");
+
+  EXPECT_THAT(to_curl(e), Not(HasSubstr("X-Forwarded")));
+}
+
 TEST(Curl, QuotesQuotesAndWritesOtherBytesAsEscapes) {
   exchange e = make_exchange();
   e.request.method = "PUT";
