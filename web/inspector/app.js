@@ -16,7 +16,8 @@
   const exchanges = new Map();  // id -> summary (or full exchange)
   const rows = new Map();       // id -> row element
   const checked = new Set();    // ids ticked for the HAR export
-  const details = new Map();    // id -> full exchange (bodies included)
+  const details = new Map();    // id -> full exchange (bodies included), newest use last
+  const DETAILS_KEPT = 20;      // full exchanges held (bodies may be MiBs each)
   let selected = null;          // id of the exchange in the detail pane
   let detailToken = 0;          // drops answers for a selection left since
 
@@ -29,6 +30,16 @@
     status: $('filter-status'),
     path: $('filter-path'),
   };
+
+  // Keeps a full exchange for the detail pane, dropping the least recently
+  // kept beyond DETAILS_KEPT.
+  function remember(id, x) {
+    details.delete(id);
+    details.set(id, x);
+    while (details.size > DETAILS_KEPT) {
+      details.delete(details.keys().next().value);
+    }
+  }
 
   // ---- DOM building (text only) -------------------------------------------------
 
@@ -631,7 +642,7 @@
         }
         return;
       }
-      details.set(id, x);
+      remember(id, x);
     }
     if (token === detailToken) {
       render(x, false);
@@ -881,7 +892,7 @@
     buttons.forEach((b) => { b.disabled = false; });
     if (x && x.id !== undefined) {
       upsert(x);
-      details.set(String(x.id), x);
+      remember(String(x.id), x);
       applyFilters();
       const status = x.response ? (x.response.status || x.response.status_code) :
         (x.error ? `failed: ${x.error}` : 'no response');
