@@ -339,6 +339,13 @@ def test_porthole_reload_asks_the_running_client_through_its_local_api(home, tmp
                                     "proto": "http",
                                     "config": {"addr": f"localhost:{http_backend.port}"}}]}
 
+    # The inspector's page learns of the new tunnel from its event stream.
+    host, port = api.rsplit(":", 1)
+    events = socket.create_connection((host, int(port)), timeout=10)
+    events.sendall(f"GET /api/events HTTP/1.1\r\nHost: {api}\r\n\r\n".encode())
+    stream = events.makefile("rb")
+    assert stream.readline().startswith(b"HTTP/1.1 200")
+
     f.write_text(config_text(http_backend.port, {"one": "", "two": ""}))
     mark = client.mark()
     r = run_cli(home, "--inspect-addr", api, "reload")
@@ -346,6 +353,17 @@ def test_porthole_reload_asks_the_running_client_through_its_local_api(home, tmp
     assert r.stdout.strip() == "reloaded: 1 added (two/http), 0 removed, 0 changed, 1 unchanged"
     forwarding(client, 1, since=mark)
     assert curl(server.url("two") + "/hello").body == b"hello"
+    event = None
+    while True:
+        line = stream.readline().decode()
+        assert line, "the event stream ended before a tunnels event"
+        if line.startswith("event: "):
+            event = line[7:].strip()
+        elif line.startswith("data: ") and event == "tunnels":
+            names = [t["name"] for t in json.loads(line[6:])["tunnels"]]
+            if names == ["one", "two"]:
+                break
+    events.close()
 
     f.write_text("tunnels: [")
     r = run_cli(home, "--inspect-addr", api, "reload")
