@@ -1,11 +1,11 @@
 #include "inspect/capture_store.h"
 
+#include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <limits>
-#include <nlohmann/json.hpp>
 #include <span>
 #include <stdexcept>
 #include <string_view>
@@ -16,12 +16,20 @@ namespace {
 
 // "PHOL": marks a database as a porthole capture store.
 constexpr int application_id = 0x50484f4c;
-// Bump with a migration in open_schema() whenever the schema changes.
-constexpr int schema_version = 1;
+// Bump whenever the schema changes; recreate() says what an older file
+// becomes. 2: headers as length-prefixed bytes (were JSON text, which lost
+// bytes that are not UTF-8), bodies last, no index, no AUTOINCREMENT.
+constexpr int schema_version = 2;
 
+// Bodies are the last columns: a row's other columns then sit in its first
+// page, and a list without bodies reads neither them nor their overflow pages.
+// No secondary index and no AUTOINCREMENT: each would cost a B-tree write per
+// stored exchange, and a list reads at most `keep` rows anyway. id_floor holds
+// the highest id given out, for when the rows that had it are gone (clear(),
+// an older schema's file): ids are never reused.
 constexpr std::string_view schema_sql = R"sql(
 CREATE TABLE exchange (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  id INTEGER PRIMARY KEY,
   tunnel_name TEXT NOT NULL,
   public_url TEXT NOT NULL,
   remote_addr TEXT NOT NULL,
@@ -30,15 +38,13 @@ CREATE TABLE exchange (
   request_method TEXT NOT NULL,
   request_target TEXT NOT NULL,
   request_version TEXT NOT NULL,
-  request_headers TEXT NOT NULL,
-  request_body BLOB NOT NULL,
+  request_headers BLOB NOT NULL,
   request_body_size INTEGER NOT NULL,
   request_body_truncated INTEGER NOT NULL,
   response_status INTEGER,
   response_reason TEXT,
   response_version TEXT,
-  response_headers TEXT,
-  response_body BLOB,
+  response_headers BLOB,
   response_body_size INTEGER,
   response_body_truncated INTEGER,
   replay_of INTEGER,
@@ -46,18 +52,23 @@ CREATE TABLE exchange (
   ws_messages_out INTEGER,
   ws_bytes_in INTEGER,
   ws_bytes_out INTEGER,
-  error TEXT NOT NULL
+  error TEXT NOT NULL,
+  request_body BLOB NOT NULL,
+  response_body BLOB
 );
-CREATE INDEX exchange_by_tunnel ON exchange (tunnel_name, id);
+CREATE TABLE id_floor (last_id INTEGER NOT NULL);
+INSERT INTO id_floor VALUES (0);
 )sql";
 
-// The columns of every SELECT, in the order read_exchange() reads them.
-#define PORTHOLE_EXCHANGE_COLUMNS                                                       \
-  "id, tunnel_name, public_url, remote_addr, start_ms, duration_us, request_method, "   \
-  "request_target, request_version, request_headers, request_body, request_body_size, " \
-  "request_body_truncated, response_status, response_reason, response_version, "        \
-  "response_headers, response_body, response_body_size, response_body_truncated, "      \
-  "replay_of, ws_messages_in, ws_messages_out, ws_bytes_in, ws_bytes_out, error"
+// The columns of every SELECT, in the order read_exchange() reads them; the
+// bodies, last, only when asked for.
+#define PORTHOLE_EXCHANGE_COLUMNS                                                              \
+  "id, tunnel_name, public_url, remote_addr, start_ms, duration_us, request_method, "          \
+  "request_target, request_version, request_headers, request_body_size, "                      \
+  "request_body_truncated, response_status, response_reason, response_version, "               \
+  "response_headers, response_body_size, response_body_truncated, replay_of, ws_messages_in, " \
+  "ws_messages_out, ws_bytes_in, ws_bytes_out, error"
+#define PORTHOLE_BODY_COLUMNS "request_body, response_body"
 
 struct database_closer {
   void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
@@ -167,30 +178,70 @@ bool column_is_null(sqlite3_stmt* s, int i) {
   return sqlite3_column_type(s, i) == SQLITE_NULL;
 }
 
-// Headers as a JSON array of [name, value] pairs, which keeps order and
-// repeats. Bytes that are not UTF-8 become U+FFFD rather than fail a capture.
-std::string headers_to_json(const header_list& headers) {
-  auto array = nlohmann::json::array();
-  for (const auto& [name, value] : headers) {
-    array.push_back({name, value});
+// Headers as bytes: per field, the name's length, the name, the value's
+// length, the value; lengths as LEB128 varints. Order, repeats and every byte
+// (NUL and invalid UTF-8 included) survive, and nothing is parsed but lengths.
+void append_length(std::string& out, std::size_t n) {
+  while (n >= 0x80) {
+    out.push_back(static_cast<char>((n & 0x7f) | 0x80));
+    n >>= 7;
   }
-  return array.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  out.push_back(static_cast<char>(n));
 }
 
-header_list headers_from_json(const std::string& path, const std::string& text) {
-  auto array = nlohmann::json::parse(text, nullptr, false);
-  if (!array.is_array()) {
-    throw std::runtime_error("capture store " + path + ": stored headers are not a JSON array");
+void encode_headers(const header_list& headers, std::string& out) {
+  out.clear();
+  std::size_t size = 0;
+  for (const auto& [name, value] : headers) {
+    size += name.size() + value.size() + 4;
   }
-  header_list headers;
-  headers.reserve(array.size());
-  for (const auto& field : array) {
-    if (!field.is_array() || field.size() != 2 || !field[0].is_string() || !field[1].is_string()) {
-      throw std::runtime_error("capture store " + path + ": a stored header is not a pair");
+  out.reserve(size);
+  for (const auto& [name, value] : headers) {
+    append_length(out, name.size());
+    out.append(name);
+    append_length(out, value.size());
+    out.append(value);
+  }
+}
+
+std::optional<std::string_view> take_field(std::string_view& in) {
+  std::size_t n = 0;
+  for (int shift = 0;; shift += 7) {
+    if (in.empty() || shift > 56) {
+      return std::nullopt;
     }
-    headers.emplace_back(field[0].get<std::string>(), field[1].get<std::string>());
+    const auto byte = static_cast<unsigned char>(in.front());
+    in.remove_prefix(1);
+    n |= static_cast<std::size_t>(byte & 0x7f) << shift;
+    if ((byte & 0x80) == 0) {
+      break;
+    }
+  }
+  if (n > in.size()) {
+    return std::nullopt;
+  }
+  const std::string_view field = in.substr(0, n);
+  in.remove_prefix(n);
+  return field;
+}
+
+header_list decode_headers(const std::string& path, std::string_view in) {
+  header_list headers;
+  while (!in.empty()) {
+    const auto name = take_field(in);
+    const auto value = name ? take_field(in) : std::nullopt;
+    if (!value) {
+      throw std::runtime_error("capture store " + path + ": stored headers are malformed");
+    }
+    headers.emplace_back(*name, *value);
   }
   return headers;
+}
+
+std::string_view column_bytes(sqlite3_stmt* s, int i) {
+  auto p = static_cast<const char*>(sqlite3_column_blob(s, i));
+  return p != nullptr ? std::string_view(p, static_cast<std::size_t>(sqlite3_column_bytes(s, i)))
+                      : std::string_view();
 }
 
 }  // namespace
@@ -200,7 +251,11 @@ struct capture_store::impl {
   std::int64_t keep;
   database db;
   std::optional<statement> begin, commit, rollback, insert, prune, select_one, select_some,
-      delete_all, count_all;
+      select_some_without_bodies, delete_all, set_id_floor, count_all;
+  // The id given to the newest exchange ever stored (0 before the first).
+  std::int64_t last_id = 0;
+  // Encoded headers of the row being inserted, kept to reuse their memory.
+  std::string request_headers, response_headers;
 
   impl(std::string p, std::size_t k) : path(std::move(p)) {
     if (path.empty()) {
@@ -265,19 +320,18 @@ struct capture_store::impl {
                                sqlite3_errmsg(db.get()) + "); is it a porthole capture store?");
     }
     if (objects == 0 && app_id == 0 && version == 0) {
+      // Rows are written in batches and read rarely: large pages take fewer
+      // log frames, system calls and B-tree splits per row. (Only a new file
+      // takes a page size; it is fixed once in WAL mode.)
+      exec("PRAGMA page_size=16384", "setting the page size");
       if (!in_memory) {
         exec("PRAGMA journal_mode=WAL", "switching to WAL");
       }
-      exec("BEGIN IMMEDIATE", "creating the schema");
-      try {
+      in_transaction("creating the schema", [&] {
         exec(schema_sql, "creating the schema");
         exec("PRAGMA application_id=" + std::to_string(application_id), "creating the schema");
         exec("PRAGMA user_version=" + std::to_string(schema_version), "creating the schema");
-        exec("COMMIT", "creating the schema");
-      } catch (...) {
-        sqlite3_exec(db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
-        throw;
-      }
+      });
     } else if (app_id != application_id) {
       throw std::runtime_error("capture store " + path +
                                ": is a SQLite database but not a porthole capture store");
@@ -286,13 +340,60 @@ struct capture_store::impl {
                                std::to_string(version) + ", this one reads up to " +
                                std::to_string(schema_version) + ")");
     } else if (version != schema_version) {
-      throw std::runtime_error("capture store " + path + ": unknown schema version " +
-                               std::to_string(version));
+      recreate(version);
     }
+    // Only this connection writes: a page cache large enough for the pages
+    // each batch touches (the newest rows, the oldest being pruned, the
+    // B-tree's inner pages) keeps a batch from reading any back.
+    exec("PRAGMA cache_size=-16384", "setting the cache size");
+    exec("PRAGMA temp_store=MEMORY", "setting temp_store");
     if (!in_memory) {
       exec("PRAGMA journal_mode=WAL", "switching to WAL");
       // In WAL mode a crash may lose the last commits but never corrupts.
       exec("PRAGMA synchronous=NORMAL", "setting synchronous");
+      // The log restarts after each checkpoint; this bounds what it keeps on disk.
+      exec("PRAGMA journal_size_limit=67108864", "setting journal_size_limit");
+    }
+  }
+
+  // The captures are a cache: an older porthole's file keeps the highest id it
+  // gave (ids are never reused) and loses its rows, which this one cannot read.
+  void recreate(std::int64_t old_version) {
+    std::int64_t rows = 0;
+    std::int64_t old_last_id = 0;
+    in_transaction("replacing an older schema", [&] {
+      try {
+        // Schema 1 numbered rows with AUTOINCREMENT.
+        statement s(db.get(), path,
+                    "SELECT (SELECT count(*) FROM exchange), (SELECT coalesce(max(seq), 0) FROM "
+                    "sqlite_sequence WHERE name = 'exchange')");
+        s.step();
+        rows = column_int(s.get(), 0);
+        old_last_id = column_int(s.get(), 1);
+      } catch (const std::runtime_error&) {
+        // No exchange table (or no sequence yet): nothing to keep.
+      }
+      exec("DROP TABLE IF EXISTS exchange", "replacing an older schema");
+      exec(schema_sql, "replacing an older schema");
+      exec("UPDATE id_floor SET last_id = " + std::to_string(old_last_id),
+           "replacing an older schema");
+      exec("PRAGMA user_version=" + std::to_string(schema_version), "replacing an older schema");
+    });
+    spdlog::warn(
+        "capture store {}: written by an older porthole (schema {}, this one writes {}); its {} "
+        "captured exchange(s) were dropped",
+        path, old_version, schema_version, rows);
+  }
+
+  template <typename Work>
+  void in_transaction(std::string_view what, Work work) {
+    exec("BEGIN IMMEDIATE", what);
+    try {
+      work();
+      exec("COMMIT", what);
+    } catch (...) {
+      sqlite3_exec(db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
     }
   }
 
@@ -302,20 +403,32 @@ struct capture_store::impl {
     commit.emplace(d, path, "COMMIT");
     rollback.emplace(d, path, "ROLLBACK");
     insert.emplace(d, path,
-                   "INSERT INTO exchange (" PORTHOLE_EXCHANGE_COLUMNS
-                   ") VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                   "INSERT INTO exchange (" PORTHOLE_EXCHANGE_COLUMNS ", " PORTHOLE_BODY_COLUMNS
+                   ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
                    "?, ?, ?, ?)");
     // Ids only grow by one per insert, so the newest `keep` are those above
     // the last id minus keep. (Finding the keep-th newest with OFFSET walked
     // the table's pages, bodies included, on every insert.)
     prune.emplace(d, path, "DELETE FROM exchange WHERE id <= ?1");
-    select_one.emplace(d, path, "SELECT " PORTHOLE_EXCHANGE_COLUMNS " FROM exchange WHERE id = ?1");
+    select_one.emplace(d, path,
+                       "SELECT " PORTHOLE_EXCHANGE_COLUMNS ", " PORTHOLE_BODY_COLUMNS
+                       " FROM exchange WHERE id = ?1");
     select_some.emplace(d, path,
-                        "SELECT " PORTHOLE_EXCHANGE_COLUMNS
+                        "SELECT " PORTHOLE_EXCHANGE_COLUMNS ", " PORTHOLE_BODY_COLUMNS
                         " FROM exchange WHERE ?1 IS NULL OR tunnel_name = ?1 "
                         "ORDER BY id DESC LIMIT ?2");
+    select_some_without_bodies.emplace(d, path,
+                                       "SELECT " PORTHOLE_EXCHANGE_COLUMNS
+                                       " FROM exchange WHERE ?1 IS NULL OR tunnel_name = ?1 "
+                                       "ORDER BY id DESC LIMIT ?2");
     delete_all.emplace(d, path, "DELETE FROM exchange");
+    set_id_floor.emplace(d, path, "UPDATE id_floor SET last_id = ?1");
     count_all.emplace(d, path, "SELECT count(*) FROM exchange");
+    statement s(d, path,
+                "SELECT max((SELECT coalesce(max(id), 0) FROM exchange), "
+                "(SELECT last_id FROM id_floor))");
+    s.step();
+    last_id = column_int(s.get(), 0);
   }
 
   void run(statement& s) {
@@ -323,7 +436,9 @@ struct capture_store::impl {
     s.step();
   }
 
-  exchange read_exchange(sqlite3_stmt* s) {
+  // A row of a SELECT of PORTHOLE_EXCHANGE_COLUMNS, followed by
+  // PORTHOLE_BODY_COLUMNS if `with_bodies`.
+  exchange read_exchange(sqlite3_stmt* s, bool with_bodies) {
     exchange e;
     e.id = column_int(s, 0);
     e.tunnel_name = column_text(s, 1);
@@ -335,84 +450,82 @@ struct capture_store::impl {
     e.request.method = column_text(s, 6);
     e.request.target = column_text(s, 7);
     e.request.version = column_text(s, 8);
-    e.request.headers = headers_from_json(path, column_text(s, 9));
-    e.request.body.bytes = column_blob(s, 10);
-    e.request.body.size = static_cast<std::uint64_t>(column_int(s, 11));
-    e.request.body.truncated = column_int(s, 12) != 0;
-    if (!column_is_null(s, 13)) {
+    e.request.headers = decode_headers(path, column_bytes(s, 9));
+    e.request.body.size = static_cast<std::uint64_t>(column_int(s, 10));
+    e.request.body.truncated = column_int(s, 11) != 0;
+    if (with_bodies) {
+      e.request.body.bytes = column_blob(s, 24);
+    }
+    if (!column_is_null(s, 12)) {
       auto& r = e.response.emplace();
-      r.status = static_cast<int>(column_int(s, 13));
-      r.reason = column_text(s, 14);
-      r.version = column_text(s, 15);
-      r.headers = headers_from_json(path, column_text(s, 16));
-      r.body.bytes = column_blob(s, 17);
-      r.body.size = static_cast<std::uint64_t>(column_int(s, 18));
-      r.body.truncated = column_int(s, 19) != 0;
+      r.status = static_cast<int>(column_int(s, 12));
+      r.reason = column_text(s, 13);
+      r.version = column_text(s, 14);
+      r.headers = decode_headers(path, column_bytes(s, 15));
+      r.body.size = static_cast<std::uint64_t>(column_int(s, 16));
+      r.body.truncated = column_int(s, 17) != 0;
+      if (with_bodies) {
+        r.body.bytes = column_blob(s, 25);
+      }
     }
-    if (!column_is_null(s, 20)) {
-      e.replay_of = column_int(s, 20);
+    if (!column_is_null(s, 18)) {
+      e.replay_of = column_int(s, 18);
     }
-    if (!column_is_null(s, 21)) {
+    if (!column_is_null(s, 19)) {
       auto& w = e.websocket.emplace();
-      w.messages_in = static_cast<std::uint64_t>(column_int(s, 21));
-      w.messages_out = static_cast<std::uint64_t>(column_int(s, 22));
-      w.bytes_in = static_cast<std::uint64_t>(column_int(s, 23));
-      w.bytes_out = static_cast<std::uint64_t>(column_int(s, 24));
+      w.messages_in = static_cast<std::uint64_t>(column_int(s, 19));
+      w.messages_out = static_cast<std::uint64_t>(column_int(s, 20));
+      w.bytes_in = static_cast<std::uint64_t>(column_int(s, 21));
+      w.bytes_out = static_cast<std::uint64_t>(column_int(s, 22));
     }
-    e.error = column_text(s, 25);
+    e.error = column_text(s, 23);
     return e;
   }
 
   // One INSERT, inside the caller's transaction; returns the new id.
   std::int64_t insert_row(const exchange& e) {
-    {
-      std::string request_headers = headers_to_json(e.request.headers);
-      std::string response_headers = e.response ? headers_to_json(e.response->headers) : "";
-      statement& s = *insert;
-      {
-        in_use guard(s);
-        int i = 1;
-        s.bind(i++, e.tunnel_name);
-        s.bind(i++, e.public_url);
-        s.bind(i++, e.remote_addr);
-        s.bind(i++, static_cast<std::int64_t>(e.start.time_since_epoch().count()));
-        s.bind(i++, static_cast<std::int64_t>(e.duration.count()));
-        s.bind(i++, e.request.method);
-        s.bind(i++, e.request.target);
-        s.bind(i++, e.request.version);
-        s.bind(i++, request_headers);
-        s.bind_blob(i++, e.request.body.bytes);
-        s.bind(i++, static_cast<std::int64_t>(e.request.body.size));
-        s.bind(i++, std::int64_t{e.request.body.truncated});
-        if (const auto& r = e.response) {
-          s.bind(i++, std::int64_t{r->status});
-          s.bind(i++, r->reason);
-          s.bind(i++, r->version);
-          s.bind(i++, response_headers);
-          s.bind_blob(i++, r->body.bytes);
-          s.bind(i++, static_cast<std::int64_t>(r->body.size));
-          s.bind(i++, std::int64_t{r->body.truncated});
-        } else {
-          for (int end = i + 7; i < end; ++i) {
-            s.bind_null(i);
-          }
-        }
-        s.bind_optional(i++, e.replay_of);
-        if (const auto& w = e.websocket) {
-          s.bind(i++, static_cast<std::int64_t>(w->messages_in));
-          s.bind(i++, static_cast<std::int64_t>(w->messages_out));
-          s.bind(i++, static_cast<std::int64_t>(w->bytes_in));
-          s.bind(i++, static_cast<std::int64_t>(w->bytes_out));
-        } else {
-          for (int end = i + 4; i < end; ++i) {
-            s.bind_null(i);
-          }
-        }
-        s.bind(i++, e.error);
-        s.step();
-      }
+    encode_headers(e.request.headers, request_headers);
+    if (e.response) {
+      encode_headers(e.response->headers, response_headers);
     }
-    return sqlite3_last_insert_rowid(db.get());
+    // Parameter n is column n - 1 of the columns as read_exchange() reads them.
+    statement& s = *insert;
+    in_use guard(s);
+    const std::int64_t id = last_id + 1;
+    s.bind(1, id);
+    s.bind(2, e.tunnel_name);
+    s.bind(3, e.public_url);
+    s.bind(4, e.remote_addr);
+    s.bind(5, static_cast<std::int64_t>(e.start.time_since_epoch().count()));
+    s.bind(6, static_cast<std::int64_t>(e.duration.count()));
+    s.bind(7, e.request.method);
+    s.bind(8, e.request.target);
+    s.bind(9, e.request.version);
+    s.bind_blob(10, request_headers);
+    s.bind(11, static_cast<std::int64_t>(e.request.body.size));
+    s.bind(12, std::int64_t{e.request.body.truncated});
+    s.bind_blob(25, e.request.body.bytes);
+    if (const auto& r = e.response) {
+      s.bind(13, std::int64_t{r->status});
+      s.bind(14, r->reason);
+      s.bind(15, r->version);
+      s.bind_blob(16, response_headers);
+      s.bind(17, static_cast<std::int64_t>(r->body.size));
+      s.bind(18, std::int64_t{r->body.truncated});
+      s.bind_blob(26, r->body.bytes);
+    }
+    // Parameters left unbound (no response, no replay, no WebSocket) are NULL.
+    s.bind_optional(19, e.replay_of);
+    if (const auto& w = e.websocket) {
+      s.bind(20, static_cast<std::int64_t>(w->messages_in));
+      s.bind(21, static_cast<std::int64_t>(w->messages_out));
+      s.bind(22, static_cast<std::int64_t>(w->bytes_in));
+      s.bind(23, static_cast<std::int64_t>(w->bytes_out));
+    }
+    s.bind(24, e.error);
+    s.step();
+    last_id = id;
+    return id;
   }
 
   // The batch in one transaction, pruned once: a commit per exchange would
@@ -420,6 +533,7 @@ struct capture_store::impl {
   std::vector<std::int64_t> add(std::span<const exchange> batch) {
     std::vector<std::int64_t> ids;
     ids.reserve(batch.size());
+    const std::int64_t last_id_before = last_id;
     run(*begin);
     try {
       for (const exchange& e : batch) {
@@ -435,6 +549,25 @@ struct capture_store::impl {
     } catch (...) {
       // A failed COMMIT may leave the transaction open; a failed ROLLBACK
       // (none open) is harmless.
+      sqlite3_step(rollback->get());
+      rollback->reset();
+      last_id = last_id_before;
+      throw;
+    }
+  }
+
+  // Every row goes; the highest id given stays in id_floor.
+  void clear() {
+    run(*begin);
+    try {
+      {
+        in_use guard(*set_id_floor);
+        set_id_floor->bind(1, last_id);
+        set_id_floor->step();
+      }
+      run(*delete_all);
+      run(*commit);
+    } catch (...) {
       sqlite3_step(rollback->get());
       rollback->reset();
       throw;
@@ -463,12 +596,12 @@ std::optional<exchange> capture_store::get(std::int64_t id) {
   if (!s.step()) {
     return std::nullopt;
   }
-  return impl_->read_exchange(s.get());
+  return impl_->read_exchange(s.get(), true);
 }
 
-std::vector<exchange> capture_store::list(std::size_t limit,
-                                          std::optional<std::string> tunnel_name) {
-  statement& s = *impl_->select_some;
+std::vector<exchange> capture_store::list(std::size_t limit, std::optional<std::string> tunnel_name,
+                                          bool with_bodies) {
+  statement& s = with_bodies ? *impl_->select_some : *impl_->select_some_without_bodies;
   in_use guard(s);
   if (tunnel_name) {
     s.bind(1, *tunnel_name);
@@ -479,13 +612,13 @@ std::vector<exchange> capture_store::list(std::size_t limit,
                 std::min<std::size_t>(limit, std::numeric_limits<std::int64_t>::max())));
   std::vector<exchange> found;
   while (s.step()) {
-    found.push_back(impl_->read_exchange(s.get()));
+    found.push_back(impl_->read_exchange(s.get(), with_bodies));
   }
   return found;
 }
 
 void capture_store::clear() {
-  impl_->run(*impl_->delete_all);
+  impl_->clear();
 }
 
 std::size_t capture_store::count() {

@@ -21,7 +21,8 @@ class capture_store {
  public:
   /// Opens the store at `path`, a file (created, with its directory, if
   /// missing; journal in WAL mode) or ":memory:" to keep nothing beyond this
-  /// object. Keeps the newest `keep` exchanges (at least 1).
+  /// object. Keeps the newest `keep` exchanges (at least 1). A file written
+  /// by an older porthole loses its exchanges (logged), not its highest id.
   /// Throws std::invalid_argument for an empty path or `keep` of 0, and
   /// std::runtime_error naming the file when it cannot be opened or created,
   /// is not a porthole capture store, or was written by a newer porthole.
@@ -43,9 +44,12 @@ class capture_store {
   /// The exchange stored under `id`, or none if there is none (any more).
   std::optional<exchange> get(std::int64_t id);
 
-  /// Up to `limit` exchanges, newest first, only those of `tunnel_name` if given.
+  /// Up to `limit` exchanges, newest first, only those of `tunnel_name` if
+  /// given. Without `with_bodies` no body byte is read: each body's `bytes`
+  /// is empty while its `size` and `truncated` are as stored.
   std::vector<exchange> list(std::size_t limit,
-                             std::optional<std::string> tunnel_name = std::nullopt);
+                             std::optional<std::string> tunnel_name = std::nullopt,
+                             bool with_bodies = true);
 
   /// Removes every exchange; ids are not reused afterwards.
   void clear();

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <chrono>
 #include <exception>
 #include <utility>
 
@@ -15,7 +17,10 @@ std::size_t body_bytes(const exchange& e) {
 }  // namespace
 
 capture_writer::capture_writer(capture_store store, capture_writer_limits limits, bool paused)
-    : limits_(limits), store_(std::move(store)), paused_(paused), thread_([this] { run(); }) {}
+    : limits_(limits), store_(std::move(store)), paused_(paused) {
+  limits_.batch_entries = std::max<std::size_t>(limits_.batch_entries, 1);
+  thread_ = std::thread([this] { run(); });
+}
 
 capture_writer::~capture_writer() {
   stop();
@@ -31,6 +36,7 @@ void capture_writer::on_stored(std::function<void(const exchange&)> callback) {
 
 bool capture_writer::submit(exchange e) {
   std::size_t bytes = body_bytes(e);
+  bool wake = false;
   {
     std::lock_guard lock(queue_mutex_);
     if (stopping_) {
@@ -42,8 +48,17 @@ bool capture_writer::submit(exchange e) {
     }
     queue_.push_back(std::move(e));
     queued_bytes_ += bytes;
+    // The writer sleeps until a batch starts, then until it is full or due.
+    if (queue_.size() == 1) {
+      batch_due_ = std::chrono::steady_clock::now() + limits_.batch_delay;
+      wake = true;
+    } else {
+      wake = queue_.size() == limits_.batch_entries;
+    }
   }
-  wake_.notify_one();
+  if (wake) {
+    wake_.notify_one();
+  }
   return true;
 }
 
@@ -84,24 +99,37 @@ void capture_writer::stop() {
 }
 
 void capture_writer::run() {
-  // Up to this many queued exchanges are stored per transaction.
-  constexpr std::size_t batch_limit = 64;
+  using clock = std::chrono::steady_clock;
   std::vector<exchange> batch;
   for (;;) {
     std::shared_ptr<const std::function<void(const exchange&)>> callback;
     batch.clear();
     {
       std::unique_lock lock(queue_mutex_);
-      // stop() overrides a pause: what was queued is stored before the end.
-      wake_.wait(lock, [this] { return stopping_ || (!paused_ && !queue_.empty()); });
+      // stop() overrides a pause and the batch delay: what was queued is
+      // stored before the end.
+      for (;;) {
+        if (stopping_ || (!paused_ && !queue_.empty() &&
+                          (queue_.size() >= limits_.batch_entries || clock::now() >= batch_due_))) {
+          break;
+        }
+        if (paused_ || queue_.empty()) {
+          wake_.wait(lock);
+        } else {
+          wake_.wait_until(lock, batch_due_);
+        }
+      }
       if (queue_.empty()) {
         return;
       }
-      while (!queue_.empty() && batch.size() < batch_limit) {
+      while (!queue_.empty() && batch.size() < limits_.batch_entries) {
         queued_bytes_ -= body_bytes(queue_.front());
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
+      // What is left came after this batch filled: it starts the next one,
+      // rather than follow at once as a batch of a few.
+      batch_due_ = clock::now() + limits_.batch_delay;
       callback = callback_;
     }
     try {
@@ -135,9 +163,10 @@ std::optional<exchange> capture_writer::get(std::int64_t id) {
 }
 
 std::vector<exchange> capture_writer::list(std::size_t limit,
-                                           std::optional<std::string> tunnel_name) {
+                                           std::optional<std::string> tunnel_name,
+                                           bool with_bodies) {
   std::lock_guard lock(store_mutex_);
-  return store_.list(limit, std::move(tunnel_name));
+  return store_.list(limit, std::move(tunnel_name), with_bodies);
 }
 
 std::size_t capture_writer::count() {

@@ -3,6 +3,7 @@
 // exchange and moves on; a writer thread of its own stores it.
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -20,15 +21,22 @@
 
 namespace porthole::inspect {
 
-/// The bounds of the writer's queue. An exchange that does not fit is dropped
-/// and counted, never waited for: a slow disk must not slow the tunnel. The
-/// writer takes up to 64 queued exchanges at a time and stores them in one
-/// transaction, so at most that many more are held while being written.
+/// The bounds of the writer's queue and its batching. An exchange that does
+/// not fit is dropped and counted, never waited for: a slow disk
+/// must not slow the tunnel. The writer takes up to `batch_entries` queued
+/// exchanges at a time and stores them in one transaction, so at most that
+/// many more are held while being written.
 struct capture_writer_limits {
   /// Exchanges waiting to be stored.
-  std::size_t queue_entries = 256;
+  std::size_t queue_entries = 4096;
   /// Body bytes (request and response) waiting to be stored.
   std::size_t queue_bytes = 64 * 1024 * 1024;
+  /// Exchanges stored per transaction, at most.
+  std::size_t batch_entries = 128;
+  /// How long the first exchange of a batch waits for others to join it: a
+  /// transaction per exchange would cost more than the capture itself. This
+  /// is also the longest an exchange waits before the inspector can see it.
+  std::chrono::milliseconds batch_delay{20};
 };
 
 /// Owns a capture_store and the thread that writes to it. All members are
@@ -81,7 +89,8 @@ class capture_writer {
   std::optional<exchange> get(std::int64_t id);
   /// See capture_store::list.
   std::vector<exchange> list(std::size_t limit,
-                             std::optional<std::string> tunnel_name = std::nullopt);
+                             std::optional<std::string> tunnel_name = std::nullopt,
+                             bool with_bodies = true);
   /// See capture_store::count.
   std::size_t count();
   /// See capture_store::clear. Exchanges still queued are stored afterwards.
@@ -99,6 +108,8 @@ class capture_writer {
   std::condition_variable wake_;
   std::deque<exchange> queue_;
   std::size_t queued_bytes_ = 0;
+  /// When the oldest queued exchange stops waiting for others to join its batch.
+  std::chrono::steady_clock::time_point batch_due_;
   bool paused_;
   bool stopping_ = false;
   std::shared_ptr<const std::function<void(const exchange&)>> callback_;

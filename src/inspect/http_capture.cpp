@@ -20,7 +20,15 @@ namespace {
 using sys_clock = std::chrono::system_clock;
 
 std::string version_text(unsigned version) {
-  return "HTTP/" + std::to_string(version / 10) + "." + std::to_string(version % 10);
+  // Two messages per exchange: the usual versions without building them.
+  switch (version) {
+    case 11:
+      return "HTTP/1.1";
+    case 10:
+      return "HTTP/1.0";
+    default:
+      return "HTTP/" + std::to_string(version / 10) + "." + std::to_string(version % 10);
+  }
 }
 
 header_list to_headers(const std::vector<http::field>& fields) {
@@ -44,6 +52,18 @@ void keep(captured_body& body, std::string_view bytes, std::size_t limit) {
     body.bytes.append(bytes.substr(0, limit - body.bytes.size()));
   }
   body.truncated = body.bytes.size() < body.size;
+}
+
+/// Holds `rest`, the unparsed end of an input that was either `held` itself
+/// or bytes parsed where they lay (then `held` was empty), for the next call.
+void hold(std::string& held, std::string_view rest) {
+  if (rest.empty()) {
+    held.clear();
+  } else if (held.empty()) {
+    held.assign(rest);
+  } else {
+    held.erase(0, static_cast<std::size_t>(rest.data() - held.data()));
+  }
 }
 
 }  // namespace
@@ -74,14 +94,19 @@ void http_capture::on_request_bytes(std::string_view bytes) noexcept {
       }
       return;
     }
-    request_bytes_.append(bytes);
     if (awaiting_upgrade_) {
+      request_bytes_.append(bytes);
       if (request_bytes_.size() > options_.upgrade_hold_limit) {
         stop("too many request bytes before the upgrade's response");
       }
       return;
     }
-    parse_requests();
+    if (request_bytes_.empty()) {
+      parse_requests(bytes);
+    } else {
+      request_bytes_.append(bytes);
+      parse_requests(request_bytes_);
+    }
   } catch (const std::exception& e) {
     stop(e.what());
   }
@@ -100,8 +125,12 @@ void http_capture::on_response_bytes(std::string_view bytes) noexcept {
       }
       return;
     }
-    response_bytes_.append(bytes);
-    parse_responses();
+    if (response_bytes_.empty()) {
+      parse_responses(bytes);
+    } else {
+      response_bytes_.append(bytes);
+      parse_responses(response_bytes_);
+    }
   } catch (const std::exception& e) {
     stop(e.what());
   }
@@ -141,18 +170,18 @@ void http_capture::on_close() noexcept {
   response_bytes_ = {};
 }
 
-void http_capture::parse_requests() {
+void http_capture::parse_requests(std::string_view input) {
   while (!stopped_ && !awaiting_upgrade_ && !switched_) {
-    if (!reading_request_ && !request_began_ && !request_bytes_.empty()) {
+    if (!reading_request_ && !request_began_ && !input.empty()) {
       request_began_ = now();
     }
-    const http::parse_result r = requests_.parse(request_bytes_);
+    const http::parse_result r = requests_.parse(input);
     if (r.error) {
       stop("request is not valid HTTP: " + r.error.message());
       return;
     }
     if (r.consumed == 0 && !r.head_complete && !r.message_complete) {
-      return;
+      break;
     }
     if (r.head_complete) {
       on_request_head();
@@ -160,10 +189,9 @@ void http_capture::parse_requests() {
         return;
       }
     } else if (reading_request_) {
-      keep(pending_.back().ex.request.body, std::string_view{request_bytes_}.substr(0, r.consumed),
-           options_.body_limit);
+      keep(pending_.back().ex.request.body, input.substr(0, r.consumed), options_.body_limit);
     }
-    request_bytes_.erase(0, r.consumed);
+    input.remove_prefix(r.consumed);
     if (r.message_complete && reading_request_) {
       reading_request_ = false;
       pending_exchange& p = pending_.back();
@@ -172,6 +200,9 @@ void http_capture::parse_requests() {
       awaiting_upgrade_ = p.upgrade && !p.response_done;
       emit_ready();
     }
+  }
+  if (!stopped_) {
+    hold(request_bytes_, input);
   }
 }
 
@@ -207,15 +238,15 @@ http_capture::pending_exchange* http_capture::answered() {
   return nullptr;
 }
 
-void http_capture::parse_responses() {
+void http_capture::parse_responses(std::string_view input) {
   while (!stopped_ && !switched_) {
-    const http::parse_result r = responses_.parse(response_bytes_);
+    const http::parse_result r = responses_.parse(input);
     if (r.error) {
       stop("response is not valid HTTP: " + r.error.message());
       return;
     }
     if (r.consumed == 0 && !r.head_complete && !r.message_complete) {
-      return;
+      break;
     }
     if (r.head_complete) {
       on_response_head();
@@ -223,10 +254,9 @@ void http_capture::parse_responses() {
         return;
       }
     } else if (reading_response_) {
-      keep(answered()->ex.response->body, std::string_view{response_bytes_}.substr(0, r.consumed),
-           options_.body_limit);
+      keep(answered()->ex.response->body, input.substr(0, r.consumed), options_.body_limit);
     }
-    response_bytes_.erase(0, r.consumed);
+    input.remove_prefix(r.consumed);
     if (r.message_complete) {
       if (response_is_interim_) {
         response_is_interim_ = false;
@@ -235,14 +265,18 @@ void http_capture::parse_responses() {
       }
     }
   }
-  if (switched_ && !response_bytes_.empty()) {
-    // Bytes that came with the 101 belong to the new protocol.
-    websocket_.bytes_out += response_bytes_.size();
-    if (count_frames_) {
-      frames_out_.feed(response_bytes_);
-    }
-    response_bytes_ = {};
+  if (stopped_) {
+    return;
   }
+  if (switched_ && !input.empty()) {
+    // Bytes that came with the 101 belong to the new protocol.
+    websocket_.bytes_out += input.size();
+    if (count_frames_) {
+      frames_out_.feed(input);
+    }
+    input = {};
+  }
+  hold(response_bytes_, input);
 }
 
 void http_capture::on_response_head() {
@@ -278,7 +312,7 @@ void http_capture::complete_response() {
   emit_ready();
   if (upgrade_refused) {
     awaiting_upgrade_ = false;
-    parse_requests();
+    parse_requests(request_bytes_);
   }
 }
 

@@ -83,8 +83,11 @@ class http_capture {
   };
 
   std::chrono::system_clock::time_point now();
-  void parse_requests();
-  void parse_responses();
+  /// Parse `input`: the held bytes of that direction, or, when none are held,
+  /// new bytes where they lie (not copied first). Whatever is left unparsed
+  /// is held.
+  void parse_requests(std::string_view input);
+  void parse_responses(std::string_view input);
   void on_request_head();
   void on_response_head();
   pending_exchange* answered();
@@ -98,8 +101,8 @@ class http_capture {
   sink on_exchange_;
   http::request_parser requests_;
   http::response_parser responses_;
-  std::string request_bytes_;   ///< request bytes not yet consumed by the parser
-  std::string response_bytes_;  ///< response bytes not yet consumed by the parser
+  std::string request_bytes_;   ///< request bytes held: not yet consumed by the parser
+  std::string response_bytes_;  ///< response bytes held: not yet consumed by the parser
   /// Exchanges in request order; the front is the one the next response answers.
   std::deque<pending_exchange> pending_;
   /// The back of pending_ is a request whose body is still arriving.

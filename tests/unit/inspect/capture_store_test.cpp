@@ -4,11 +4,14 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "inspect/capture_writer.h"
@@ -68,6 +71,25 @@ TEST(CaptureStore, AddThenGetReturnsTheSameExchangeWithBinaryBodies) {
   EXPECT_EQ(got->request.body.bytes.size(), 7u);
 }
 
+TEST(CaptureStore, HeaderNamesAndValuesComeBackByteForByte) {
+  capture_store store(":memory:");
+  exchange e = make_exchange("/bytes");
+  const std::string not_utf8("caf\xe9 \xff\0end", 10);
+  e.request.headers = {{"X-Raw", not_utf8}, {"", ""}, {"X-Raw", "second"}};
+  captured_response& r = e.response.emplace();
+  r.status = 200;
+  r.headers = {{std::string("X-\xff", 3), std::string(300, '\x80')}};
+
+  auto got = store.get(store.add(e));
+
+  ASSERT_TRUE(got);
+  ASSERT_EQ(got->request.headers.size(), 3u);
+  EXPECT_EQ(got->request.headers[0].second, not_utf8);
+  EXPECT_EQ(got->request.headers, e.request.headers);
+  ASSERT_TRUE(got->response);
+  EXPECT_EQ(got->response->headers, r.headers);
+}
+
 TEST(CaptureStore, PendingOrFailedExchangeHasNoResponse) {
   capture_store store(":memory:");
   exchange e = make_exchange("/down");
@@ -117,6 +139,41 @@ TEST(CaptureStore, ListFiltersByTunnelName) {
   EXPECT_TRUE(store.list(10, "none").empty());
 }
 
+TEST(CaptureStore, ListWithoutBodiesLeavesBodiesEmptyWithTheirSizes) {
+  capture_store store(":memory:");
+  exchange e = make_exchange("/a");
+  e.request.body = {std::string(100'000, 'q'), 250'000, true};
+  captured_response& r = e.response.emplace();
+  r.status = 200;
+  r.headers = {{"Content-Length", "3"}};
+  r.body = {"abc", 3, false};
+  e.id = store.add(e);
+
+  const std::vector<exchange> light = store.list(10, std::nullopt, /*with_bodies=*/false);
+  const std::vector<exchange> full = store.list(10, std::nullopt, /*with_bodies=*/true);
+
+  ASSERT_EQ(light.size(), 1u);
+  EXPECT_EQ(light[0].request.body, (captured_body{"", 250'000, true}));
+  ASSERT_TRUE(light[0].response);
+  EXPECT_EQ(light[0].response->body, (captured_body{"", 3, false}));
+  EXPECT_EQ(light[0].response->headers, r.headers);
+  exchange without_bodies = e;
+  without_bodies.request.body.bytes.clear();
+  without_bodies.response->body.bytes.clear();
+  EXPECT_EQ(light[0], without_bodies);
+  ASSERT_EQ(full.size(), 1u);
+  EXPECT_EQ(full[0], e);
+}
+
+TEST(CaptureStore, ListWithoutBodiesStillFiltersByTunnelName) {
+  capture_store store(":memory:");
+  store.add(make_exchange("/a1", "a"));
+  store.add(make_exchange("/b1", "b"));
+
+  EXPECT_THAT(targets(store.list(10, "a", false)), ElementsAre("/a1"));
+  EXPECT_THAT(targets(store.list(1, std::nullopt, false)), ElementsAre("/b1"));
+}
+
 TEST(CaptureStore, AddPrunesAllButTheNewestKept) {
   capture_store store(":memory:", 3);
   std::vector<std::int64_t> ids;
@@ -157,6 +214,33 @@ TEST(CaptureStore, HistorySurvivesReopeningTheFile) {
   EXPECT_GT(reopened.add(make_exchange("/after")), id);
 }
 
+TEST(CaptureStore, IdsAreNotReusedAfterClearingAndReopening) {
+  temporary_directory dir;
+  auto path = (dir.path() / "inspect.db").string();
+  std::int64_t last = 0;
+  {
+    capture_store store(path);
+    store.add(make_exchange("/a"));
+    last = store.add(make_exchange("/b"));
+    store.clear();
+  }
+  capture_store reopened(path);
+  EXPECT_EQ(reopened.count(), 0u);
+  EXPECT_GT(reopened.add(make_exchange("/c")), last);
+}
+
+TEST(CaptureStore, BatchIsStoredUnderConsecutiveIds) {
+  capture_store store(":memory:");
+  std::vector<exchange> batch{make_exchange("/1"), make_exchange("/2"), make_exchange("/3")};
+
+  const std::vector<std::int64_t> ids = store.add(batch);
+
+  ASSERT_EQ(ids.size(), 3u);
+  EXPECT_EQ(ids[1], ids[0] + 1);
+  EXPECT_EQ(ids[2], ids[1] + 1);
+  EXPECT_THAT(targets(store.list(10)), ElementsAre("/3", "/2", "/1"));
+}
+
 TEST(CaptureStore, FileStoreUsesWriteAheadLogging) {
   temporary_directory dir;
   auto path = (dir.path() / "inspect.db").string();
@@ -177,6 +261,55 @@ TEST(CaptureStore, MemoryStoreWritesNothingToDisk) {
   std::filesystem::current_path(cwd);
   EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
   EXPECT_EQ(capture_store(":memory:").count(), 0u);
+}
+
+TEST(CaptureStore, FileOfAnOlderPortholeIsEmptiedAndKeepsItsIds) {
+  temporary_directory dir;
+  auto path = (dir.path() / "old.db").string();
+  {
+    // Schema 1 kept headers as JSON text.
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "CREATE TABLE exchange (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+                           "tunnel_name TEXT NOT NULL, request_headers TEXT NOT NULL);"
+                           "CREATE INDEX exchange_by_tunnel ON exchange (tunnel_name, id);"
+                           "INSERT INTO exchange VALUES (41, 'web', '[[\"Host\",\"a\"]]');"
+                           "PRAGMA application_id=1346916172; PRAGMA user_version=1;",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+
+  capture_store store(path);
+
+  EXPECT_EQ(store.count(), 0u);
+  EXPECT_GT(store.add(make_exchange("/new")), 41);
+  EXPECT_THAT(targets(store.list(10)), ElementsAre("/new"));
+  capture_store reopened(path);
+  EXPECT_EQ(reopened.count(), 1u);
+}
+
+TEST(CaptureStore, FileOfANewerPortholeIsRefused) {
+  temporary_directory dir;
+  auto path = (dir.path() / "new.db").string();
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "CREATE TABLE exchange (id INTEGER PRIMARY KEY);"
+                           "PRAGMA application_id=1346916172; PRAGMA user_version=99;",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  try {
+    capture_store store(path);
+    FAIL() << "opened a newer porthole's store";
+  } catch (const std::runtime_error& e) {
+    EXPECT_THAT(e.what(), HasSubstr(path));
+    EXPECT_THAT(e.what(), HasSubstr("newer porthole"));
+  }
 }
 
 TEST(CaptureStore, FileThatIsNotSqliteGivesAnErrorNamingIt) {
@@ -248,6 +381,35 @@ TEST(CaptureWriter, SubmittedExchangesAreStoredInOrderAndReported) {
   ASSERT_TRUE(writer.get(reported[2].id));
   EXPECT_EQ(*writer.get(reported[2].id), reported[2]);
   EXPECT_EQ(writer.dropped(), 0u);
+}
+
+TEST(CaptureWriter, SubmittedExchangeIsStoredSoonWithoutAFullBatch) {
+  capture_writer writer(capture_store(":memory:"),
+                        {.batch_entries = 100, .batch_delay = std::chrono::milliseconds(10)});
+  ASSERT_TRUE(writer.submit(make_exchange("/alone")));
+
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (writer.count() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+
+  EXPECT_THAT(targets(writer.list(10)), ElementsAre("/alone"));
+}
+
+TEST(CaptureWriter, MoreThanABatchIsStoredInOrder) {
+  capture_writer writer(capture_store(":memory:", 1000), {.batch_entries = 4}, /*paused=*/true);
+  std::vector<std::string> sent;
+  for (int i = 0; i < 10; ++i) {
+    sent.push_back("/" + std::to_string(i));
+    ASSERT_TRUE(writer.submit(make_exchange(sent.back())));
+  }
+
+  writer.resume();
+  writer.stop();
+
+  std::vector<std::string> stored = targets(writer.list(100));
+  std::reverse(stored.begin(), stored.end());
+  EXPECT_EQ(stored, sent);
 }
 
 TEST(CaptureWriter, FullQueueDropsAndCounts) {

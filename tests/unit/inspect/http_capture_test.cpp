@@ -241,6 +241,42 @@ TEST_F(HttpCapture, PipelinedExchangesAreMatchedInOrder) {
   EXPECT_EQ(captured[1].response->body.bytes, "second");
 }
 
+TEST_F(HttpCapture, ExchangesAreTheSameHoweverTheReadsSplitThem) {
+  const std::string request_stream =
+      "GET /one HTTP/1.1\r\nHost: a\r\n\r\n"
+      "POST /two HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello world";
+  const std::string response_stream =
+      response_with("X-A: 1\r\n", "first body") +
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+  std::vector<exchange> whole;
+  for (const std::size_t step : {request_stream.size() + response_stream.size(), std::size_t{1},
+                                 std::size_t{2}, std::size_t{7}, std::size_t{30}}) {
+    captured.clear();
+    auto c = make();
+    // Each read comes in a buffer of its own, reused afterwards as the relay's are.
+    std::string buffer;
+    for (std::size_t i = 0; i < request_stream.size(); i += step) {
+      buffer = request_stream.substr(i, step);
+      c.on_request_bytes(buffer);
+      buffer.assign(buffer.size(), '#');
+    }
+    for (std::size_t i = 0; i < response_stream.size(); i += step) {
+      buffer = response_stream.substr(i, step);
+      c.on_response_bytes(buffer);
+      buffer.assign(buffer.size(), '#');
+    }
+    ASSERT_EQ(captured.size(), 2u) << "reads of " << step;
+    if (whole.empty()) {
+      whole = captured;
+      EXPECT_EQ(whole[0].response->body.bytes, "first body");
+      EXPECT_EQ(whole[1].request.body.bytes, "hello world");
+      EXPECT_EQ(whole[1].response->body.bytes, "3\r\nabc\r\n0\r\n\r\n");
+    } else {
+      EXPECT_EQ(captured, whole) << "reads of " << step;
+    }
+  }
+}
+
 TEST_F(HttpCapture, ResponseToHeadHasNoBody) {
   auto c = make();
   requests(c, "HEAD / HTTP/1.1\r\n\r\nGET /next HTTP/1.1\r\n\r\n");
