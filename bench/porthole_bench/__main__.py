@@ -20,7 +20,7 @@ from .procs import Supervisor
 from .suite import Suite
 
 BENCH = Path(__file__).resolve().parents[1]
-WORKLOADS = ["keepalive", "newconn", "burst", "bulk", "scale", "memory"]
+WORKLOADS = ["keepalive", "newconn", "burst", "bulk", "scale", "memory", "inspect"]
 TITLES = {
     "keepalive": "1. keep-alive HTTP: wrk -t1 -c32 on a 1 KiB file",
     "newconn": "2. a new connection per request: wrk -t1 -c32, Connection: close",
@@ -28,6 +28,7 @@ TITLES = {
     "bulk": "4. bulk: iperf3 through a tcp tunnel, 1 GiB curl download through an http tunnel",
     "scale": "5. scale: 10,000 idle public connections, then one request on each",
     "memory": "6. memory: server with 100 one-tunnel clients; one client",
+    "inspect": "7. inspector on vs off: workload 1 through a client capturing every exchange",
 }
 
 
@@ -194,13 +195,12 @@ def main(argv=None) -> int:
         print(f"bench: logs kept in {saved_logs}", file=sys.stderr)
         return 130
 
-    inspector = suite.inspector_flag()
-    if inspector:
-        suite.notes.append(f"an inspector flag exists ({inspector}) but this suite does not yet "
-                           f"measure an inspector on/off variant.")
-    else:
-        suite.notes.append("inspector on/off: skipped, the client does not capture traffic yet "
-                           "(no --inspect-db); tunnel clients run with --inspect-addr disabled.")
+    if "inspect" in suite.results:
+        suite.notes.append(
+            "inspector: workload 7 runs two extra http tunnel clients of the main portholed, "
+            "one with --inspect-addr disabled and one with --inspect-addr 127.0.0.1:0 "
+            "--inspect-db <temp file> (default capture settings: last 1000 kept, bodies up to "
+            "1 MiB); every other workload runs its clients with the inspector disabled.")
     if "scale" in suite.results and suite.results["scale"].get("porthole"):
         suite.notes.append(
             "scale: the portholed under test runs with --read-header-timeout 60 (default 10) "

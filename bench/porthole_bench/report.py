@@ -166,6 +166,19 @@ def rows(res: dict) -> list[list[str]]:
                 ("server MiB peak in workload 1", mib(_g(dk, "peak_kib", "server"))),
                 ("client MiB peak in workload 1", mib(_g(dk, "peak_kib", "client")))]):
             out.append(["6 memory" if i == 0 else "", label, "", _num(val, "{:.1f}"), "", "", ""])
+    ins = res.get("inspect")
+    if ins and ins.get("off") and ins.get("on"):
+        # One target (porthole), two modes: the ratio is on / off.
+        for mode in ("off", "on"):
+            out.append([f"7 inspector {mode}", "requests/s", "",
+                        _num(_g(ins, mode, "rps"), "{:.0f}"), "", "", ""])
+            out.append(["", "p99 latency ms", "", _num(_g(ins, mode, "p99_ms"), "{:.2f}"), "", "",
+                        ""])
+        out.append(["", "requests/s on/off", "", _num(ins.get("ratio"), "{:.2f}x"), "", "", ""])
+        cap = ins.get("capture") or {}
+        if cap:
+            out.append(["", "stored/answered (dropped)", "",
+                        f"{cap['stored']}/{cap['requests_sent']} ({cap['dropped']})", "", "", ""])
     return out
 
 
@@ -205,6 +218,23 @@ def details(res: dict) -> list[str]:
         if spread:
             out.append(f"{label} requests/s by round (the table shows each target's median): "
                        + ", ".join(spread))
+    ins = res.get("inspect") or {}
+    if ins.get("off") and ins.get("on"):
+        out.append("inspector requests/s by round (the table shows each mode's median): "
+                   f"off {ins['off']['rounds_rps']}, on {ins['on']['rounds_rps']}; client CPU s "
+                   f"per round (median): off {ins['off'].get('client_cpu_s')}, "
+                   f"on {ins['on'].get('client_cpu_s')}")
+        cap = ins.get("capture") or {}
+        if cap:
+            out.append(f"inspector on: {cap['requests_sent']} requests answered through the "
+                       f"capturing client (warm-ups included), {cap['stored']} exchanges stored "
+                       f"({cap['rows']} still in the file), {cap['dropped']} dropped because the "
+                       f"capture queue was full, {cap['failed']} failed to be written, "
+                       f"{cap['unaccounted']} unaccounted for")
+        for mode in ("off", "on"):
+            e = _g(ins, mode, "errors")
+            if e:
+                out.append(f"inspector {mode}: wrk errors: {_fails(e)}")
     ip = res.get("iperf3") or {}
     spread = [f"{t} {ip[t]['rounds_Gbps']}" for t in ("direct", "porthole", "haproxy")
               if ip.get(t, {}).get("rounds_Gbps")]
@@ -343,6 +373,16 @@ def targets(res: dict) -> list[dict]:
         if per is not None and sc["ok"] > 0:
             met = per < 16 and (idle is None or idle < 16)
         add("server+client RSS per idle proxied conn", "< 16 KiB", meas, met)
+    ins = res.get("inspect")
+    if ins and ins.get("off") and ins.get("on"):
+        r = ins.get("ratio")
+        add("keep-alive req/s, inspector on vs off", ">= 0.9x", _num(r, "{:.2f}x"),
+            None if r is None else r >= 0.9)
+        cap = ins.get("capture") or {}
+        if cap:
+            add("inspector on: no exchange lost silently", "0 unaccounted",
+                f"{cap['stored']} stored, {cap['dropped']} dropped (counted), "
+                f"{cap['unaccounted']} unaccounted", cap["unaccounted"] == 0)
     m = res.get("memory")
     if m:
         many = m.get("client_rss_kib_many_tunnels")

@@ -201,8 +201,11 @@ class Tunnel:
 
 def start_porthole(sup: Supervisor, bindir: Path, server: Portholed, kind: str,
                    local_port: int, subdomain: str | None = None, name: str = "porthole",
-                   timeout: float = 20.0) -> Tunnel:
-    argv = [bindir / "porthole", "--server-addr", f"localhost:{server.tunnel_port}", "--inspect-addr", "disabled",
+                   timeout: float = 20.0, inspect: list | None = None) -> Tunnel:
+    """A tunnel client; with the inspector off unless `inspect` gives its
+    options (e.g. ["--inspect-addr", "127.0.0.1:0", "--inspect-db", path])."""
+    argv = [bindir / "porthole", "--server-addr", f"localhost:{server.tunnel_port}",
+            *(inspect or ["--inspect-addr", "disabled"]),
             "--trust-ca", server.ca, "--log", "stdout", "--log-level", "info"]
     if kind == "http":
         argv += ["http", f"127.0.0.1:{local_port}", "--proto", "http"]

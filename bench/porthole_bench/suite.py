@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 import subprocess
 import time
 from dataclasses import asdict
@@ -406,7 +407,89 @@ class Suite:
         self.log(f"  one client with {n} tunnels: {rss / 1024:.1f} MiB")
         return {"many_tunnels": n, "client_rss_kib_many_tunnels": rss}
 
-    # -- inspector --------------------------------------------------------------
+    # -- 7: inspector on vs off -------------------------------------------------
+
+    def w_inspect(self):
+        """Workload 1 (keep-alive, 1 KiB, wrk -c32) through two fresh http
+        tunnel clients of the main portholed, one with the inspector off and
+        one capturing every exchange into a capture file of its own, in
+        interleaved rounds (off, on, off, ...); each mode's median round is
+        reported. Afterwards the capture file is read: every request wrk sent
+        through the capturing client must be stored, or counted as dropped."""
+        flag = self.inspector_flag()
+        if not flag:
+            self.notes.append("inspector on/off: skipped, the client has no --inspect-db.")
+            self.log("  skipped: the client has no --inspect-db")
+            return
+        db = self.tmp / "inspect-captures.db"
+        clients = {
+            "off": services.start_porthole(self.sup, self.bindir, self.server, "http",
+                                           self.nginx.port, subdomain="inspect-off",
+                                           name="porthole-inspect-off"),
+            "on": services.start_porthole(self.sup, self.bindir, self.server, "http",
+                                          self.nginx.port, subdomain="inspect-on",
+                                          name="porthole-inspect-on",
+                                          inspect=["--inspect-addr", "127.0.0.1:0",
+                                                   "--inspect-db", db]),
+        }
+        url = f"http://127.0.0.1:{self.server.http_port}/{services.SMALL_FILE}"
+        rounds: dict[str, list[dict]] = {m: [] for m in clients}
+        sent = 0  # requests wrk completed through the capturing client, warm-ups included
+        try:
+            time.sleep(1)  # proxy pools filled
+            for rnd in range(WRK_ROUNDS):
+                for mode, t in clients.items():
+                    if self.warmup:
+                        w = loadgen.wrk(self.sup, url, t.host, self.warmup)
+                        sent += w.get("requests", 0) if mode == "on" else 0
+                        time.sleep(0.5)
+                    sampler = Sampler({"client": t.proc})
+                    r = loadgen.wrk(self.sup, url, t.host, self.duration, sample=sampler)
+                    r["client_cpu_s"] = sampler.cpu_used()["client"]
+                    r["client_rss_peak_kib"] = sampler.peak["client"]
+                    sent += r.get("requests", 0) if mode == "on" else 0
+                    rounds[mode].append(r)
+                    self.log(f"  round {rnd + 1}/{WRK_ROUNDS} inspector {mode:3s} "
+                             f"{r['rps']:10.0f} req/s  p50 {r.get('p50_ms', 0):7.2f} ms  "
+                             f"p99 {r.get('p99_ms', 0):7.2f} ms  client CPU "
+                             f"{_f(r['client_cpu_s'])} s  errors {r['errors'] or 'none'}")
+                    time.sleep(1)
+            capture = _capture_counts(db, clients["on"].proc.text())
+            # The capture writer stores what is still queued: wait for the
+            # count to settle (bounded).
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                time.sleep(1)
+                settled = _capture_counts(db, clients["on"].proc.text())
+                if settled == capture:
+                    break
+                capture = settled
+        finally:
+            self.sup.stop_many([t.proc for t in clients.values()])
+        out: dict = {}
+        for mode, rs in rounds.items():
+            ordered = sorted(rs, key=lambda r: r["rps"])
+            median = dict(ordered[len(ordered) // 2])
+            for metric in ("p50_ms", "p99_ms", "client_cpu_s"):
+                values = sorted(r[metric] for r in rs if r.get(metric) is not None)
+                if values:
+                    median[metric] = values[len(values) // 2]
+            median["rounds_rps"] = [round(r["rps"]) for r in rs]
+            out[mode] = median
+        out["ratio"] = out["on"]["rps"] / out["off"]["rps"] if out["off"]["rps"] else None
+        capture["requests_sent"] = sent
+        # wrk counts only the requests answered before it stopped; those still
+        # in flight then are captured too (complete, or with an error).
+        capture["unaccounted"] = max(0, sent - capture["stored"] - capture["dropped"]
+                                     - capture["failed"])
+        out["capture"] = capture
+        self.results["inspect"] = out
+        self.log(f"  median: off {out['off']['rps']:.0f} req/s, on {out['on']['rps']:.0f} req/s, "
+                 f"on/off {_f(out['ratio'])}x")
+        self.log(f"  capture: {sent} requests answered through the capturing client, "
+                 f"{capture['stored']} exchanges stored ({capture['rows']} kept in the file), "
+                 f"{capture['dropped']} dropped (queue full), {capture['failed']} failed, "
+                 f"{capture['unaccounted']} unaccounted for")
 
     def inspector_flag(self) -> str | None:
         text = ""
@@ -421,6 +504,24 @@ class Suite:
         # serves the local API.
         m = re.search(r"--inspect-db", text)
         return m.group(0) if m else None
+
+
+def _capture_counts(db: Path, log: str) -> dict:
+    """What a capturing client did with its exchanges: stored (ids only grow,
+    by one per exchange, from 1 in a new file, so the highest id counts every
+    exchange ever stored even after the oldest were pruned), still in the file,
+    and dropped or failed as its log says."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        top, rows = con.execute("SELECT coalesce(max(id), 0), count(*) FROM exchange").fetchone()
+    finally:
+        con.close()
+    # The client logs drops each second with the count since its start, and
+    # each batch the store failed to write.
+    dropped = [int(n) for n in re.findall(r"\((\d+) since start\)", log)]
+    failed = [int(n) for n in re.findall(r"(\d+) exchange\(s\) were not captured: ", log)]
+    return {"stored": top, "rows": rows, "dropped": max(dropped, default=0),
+            "failed": sum(failed)}
 
 
 def _f(x, fmt="{:.2f}"):
