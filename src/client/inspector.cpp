@@ -235,7 +235,7 @@ struct inspector::state : std::enable_shared_from_this<inspector::state> {
       tunnel = it->second;
     }
     json list = json::array();
-    for (const auto& e : captures->list(limit, tunnel)) {
+    for (const auto& e : captures->list(limit, tunnel, false)) {
       list.push_back(inspect::to_json(e, false));
     }
     return response::json(dump({{"uri", "/api/requests/http"},
@@ -464,7 +464,12 @@ inspector::inspector(asio::io_context& io, local_api& api, agent& agent,
   api.handle_events("/api/events");
 
   // Each stored exchange goes to the page; the writer's thread hands it over.
-  s.captures->on_stored([weak, &io](const inspect::exchange& e) {
+  // Nothing is built while no page listens (the writer's thread is busy
+  // enough at a high request rate); a page that opens later reads the list.
+  s.captures->on_stored([weak, &io, listeners = api.event_listeners()](const inspect::exchange& e) {
+    if (listeners->load(std::memory_order_relaxed) == 0) {
+      return;
+    }
     asio::post(io, [weak, summary = dump(inspect::to_json(e, false))] {
       if (auto self = weak.lock(); self && !self->stopped) {
         self->api.publish("request", summary);

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
+#include <atomic>
 #include <boost/asio/append.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -287,6 +288,8 @@ struct local_api::state {
   bool stopped = false;
   std::vector<route> routes;
   std::unordered_set<std::shared_ptr<connection>> connections;
+  /// Event streams open now; read from other threads.
+  std::shared_ptr<std::atomic<std::size_t>> listeners = std::make_shared<std::atomic<std::size_t>>(0);
 
   void add_route(route r) {
     if (!r.path.starts_with('/')) {
@@ -597,6 +600,11 @@ struct local_api::state {
   static asio::awaitable<void> stream_events(std::shared_ptr<state> self,
                                              std::shared_ptr<connection> conn) {
     conn->streams_events = true;
+    self->listeners->fetch_add(1, std::memory_order_relaxed);
+    struct counted {
+      std::atomic<std::size_t>& n;
+      ~counted() { n.fetch_sub(1, std::memory_order_relaxed); }
+    } listening{*self->listeners};
     net::spawn(self->ex, watch_for_hangup(conn), "web interface event stream to " + conn->peer);
     std::string batch(event_stream_head);
     while (!conn->closing) {
@@ -705,6 +713,10 @@ void local_api::handle_events(std::string path) {
                      .fn = {},
                      .events = true,
                      .async_fn = {}});
+}
+
+std::shared_ptr<const std::atomic<std::size_t>> local_api::event_listeners() const {
+  return state_->listeners;
 }
 
 void local_api::publish(std::string_view event, std::string_view json_data) {

@@ -6,6 +6,7 @@
 // It answers only requests whose Host header names the address it serves, so
 // a web page cannot reach it through DNS rebinding.
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/verb.hpp>
@@ -118,6 +119,11 @@ class local_api {
   /// stream; never blocks. A client that has more than
   /// local_api_limits::event_backlog events waiting is disconnected.
   void publish(std::string_view event, std::string_view json_data);
+
+  /// The number of event streams open now. Safe to read from any thread, and
+  /// after *this is gone: a producer on another thread can skip building
+  /// events nobody would receive.
+  std::shared_ptr<const std::atomic<std::size_t>> event_listeners() const;
 
   /// Binds and listens, then accepts connections on the io_context. Throws
   /// std::runtime_error naming the address if it cannot listen ("cannot

@@ -19,8 +19,9 @@ json headers_json(const header_list& headers) {
 }
 
 json body_json(const header_list& headers, const captured_body& body, bool bytes) {
-  json out = {{"size", body.size}, {"captured", body.bytes.size()}, {"truncated", body.truncated}};
+  json out = {{"size", body.size}, {"truncated", body.truncated}};
   if (bytes) {
+    out["captured"] = body.bytes.size();
     out["raw_base64"] = base64(body.bytes);
     const body_decoding decoded = decoded_body(headers, body);
     if (!decoded.error.empty()) {

@@ -617,6 +617,26 @@ TEST_F(LocalApi, EventStreamClientThatHangsUpFreesItsConnectionAtOnce) {
   EXPECT_EQ(answered, status::ok);
 }
 
+TEST_F(LocalApi, EventListenersCountsOpenEventStreams) {
+  auto& api = make_api({.event_heartbeat = std::chrono::seconds(60)});
+  api.handle_events("/api/events");
+  const auto listeners = api.event_listeners();
+  start();
+  EXPECT_EQ(listeners->load(), 0u);
+  {
+    auto events = connect();
+    ASSERT_FALSE(events.write("GET /api/events HTTP/1.1\r\nHost: " + host() + "\r\n\r\n"));
+    ASSERT_FALSE(events.read_until("\r\n\r\n").empty());
+    EXPECT_EQ(listeners->load(), 1u);
+  }
+  // The hang-up is noticed a moment later.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (listeners->load() != 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(listeners->load(), 0u);
+}
+
 TEST_F(LocalApi, StopEndsOpenConnectionsAndEventStreams) {
   auto& api = make_api();
   api.handle(verb::get, "/api/tunnels", echo_request);
