@@ -220,7 +220,8 @@ asio::awaitable<std::optional<agent_result>> agent::serve_once(bool& was_up) {
     }
     co_return std::nullopt;  // connect() said why; run() tries again after its backoff
   }
-  session s{std::move(stream), net::frame_reader{}};
+  session s;
+  s.stream = std::move(stream);
 
   proto::auth auth;
   auth.user = cfg_.authtoken;
