@@ -73,15 +73,6 @@ std::optional<std::int64_t> parse_id(std::string_view text) {
   return id;
 }
 
-std::string header_value(const inspect::header_list& headers, std::string_view name) {
-  for (const auto& [n, v] : headers) {
-    if (http::iequals(n, name)) {
-      return v;
-    }
-  }
-  return {};
-}
-
 response no_such_exchange(std::string_view id) {
   return response::error(status::not_found, "no captured request with id '" + std::string(id) +
                                                 "' (it may have been pruned or cleared)");
@@ -273,7 +264,7 @@ struct inspector::state : std::enable_shared_from_this<inspector::state> {
           of_request ? e->request.headers : e->response->headers;
       const inspect::captured_body& body = of_request ? e->request.body : e->response->body;
       response r;
-      r.content_type = header_value(headers, "content-type");
+      r.content_type = inspect::header_value(headers, "content-type");
       if (r.content_type.empty()) {
         r.content_type = "application/octet-stream";
       }

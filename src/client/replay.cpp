@@ -52,17 +52,8 @@ bool is_target(std::string_view s) {
   return true;
 }
 
-const std::string* find_header(const inspect::header_list& headers, std::string_view name) {
-  for (const auto& [n, v] : headers) {
-    if (http::iequals(n, name)) {
-      return &v;
-    }
-  }
-  return nullptr;
-}
-
 bool has_header(const inspect::header_list& headers, std::string_view name) {
-  return find_header(headers, name) != nullptr;
+  return inspect::find_header(headers, name) != nullptr;
 }
 
 }  // namespace
@@ -88,7 +79,7 @@ std::string replay_request(const inspect::captured_request& original, const repl
                                   "' holds a line break or another control character");
     }
   }
-  if (const std::string* upgrade = find_header(headers, "upgrade")) {
+  if (const std::string* upgrade = inspect::find_header(headers, "upgrade")) {
     throw std::invalid_argument("this request asks to switch protocols (Upgrade: " + *upgrade +
                                 "); replaying it is not supported");
   }

@@ -1,19 +1,38 @@
 #pragma once
-// One captured HTTP exchange as the inspector shows it: plain values, no
-// behaviour, so the capture hooks, the store and the JSON API can share it.
+// One captured HTTP exchange as the inspector shows it: plain values (and a
+// header lookup), so the capture hooks, the store and the JSON API can share it.
 
 #include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
+
+#include "http/ascii.h"
 
 namespace porthole::inspect {
 
 /// Header fields in the order they were received; names keep their case and
 /// repeated names stay separate entries.
 using header_list = std::vector<std::pair<std::string, std::string>>;
+
+/// The value of the first header named `name` (in any case), or null.
+inline const std::string* find_header(const header_list& headers, std::string_view name) {
+  for (const auto& [n, v] : headers) {
+    if (http::iequals(n, name)) {
+      return &v;
+    }
+  }
+  return nullptr;
+}
+
+/// The value of the first header named `name` (in any case), or "".
+inline std::string header_value(const header_list& headers, std::string_view name) {
+  const std::string* v = find_header(headers, name);
+  return v ? *v : std::string();
+}
 
 /// A captured message body, possibly cut at the capture bound.
 struct captured_body {

@@ -45,24 +45,6 @@ std::string shell_quote(std::string_view s) {
   return out + "'";
 }
 
-bool has_header(const header_list& headers, std::string_view name) {
-  for (const auto& [n, v] : headers) {
-    if (http::iequals(n, name)) {
-      return true;
-    }
-  }
-  return false;
-}
-
-std::string header_value(const header_list& headers, std::string_view name) {
-  for (const auto& [n, v] : headers) {
-    if (http::iequals(n, name)) {
-      return v;
-    }
-  }
-  return {};
-}
-
 json name_values(const header_list& headers) {
   json out = json::array();
   for (const auto& [name, value] : headers) {
@@ -279,7 +261,7 @@ std::string to_curl(const exchange& e) {
     out += " -X " + shell_quote(rq.method);
   }
   out += " " + shell_quote(e.public_url + rq.target);
-  const bool chunked = has_header(rq.headers, "transfer-encoding");
+  const bool chunked = find_header(rq.headers, "transfer-encoding") != nullptr;
   for (const auto& [name, value] : rq.headers) {
     // The server adds the X-Forwarded-* headers again on the way in.
     if (http::iequals(name, "host") || http::iequals(name, "content-length") ||

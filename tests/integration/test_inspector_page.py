@@ -55,7 +55,7 @@ def node() -> str:
 
 def _screenshot_path() -> Path:
     folder = os.environ.get("PORTHOLE_ARTIFACTS_DIR")
-    d = Path(folder) if folder else harness.bin_dir().parent / "artifacts"
+    d = (Path(folder) if folder else harness.bin_dir().parent / "artifacts").resolve()
     d.mkdir(parents=True, exist_ok=True)
     return d / "inspector.png"
 

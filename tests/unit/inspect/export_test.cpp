@@ -224,7 +224,7 @@ TEST(Text, Utf8ValidationRejectsMalformedSequences) {
 }
 
 TEST(Text, Base64RoundTripsAnyBytes) {
-  for (const std::string s : {std::string(), std::string("a"), std::string("ab"),
+  for (const std::string& s : {std::string(), std::string("a"), std::string("ab"),
                               std::string("abc"), std::string("\0\xff\x10\x20", 4)}) {
     EXPECT_EQ(from_base64(base64(s)), s);
   }
