@@ -15,10 +15,10 @@
 #include "client/inspector_assets.h"
 #include "client/replay.h"
 #include "http/ascii.h"
+#include "http/base64.h"
 #include "inspect/exchange_json.h"
 #include "inspect/export.h"
 #include "inspect/http_capture.h"
-#include "inspect/text.h"
 #include "net/spawn.h"
 
 namespace porthole::client {
@@ -151,7 +151,10 @@ replay_edit edit_from_json(const json& modify) {
     if (edit.body) {
       throw std::invalid_argument("give modify.body or modify.body_base64, not both");
     }
-    edit.body = inspect::from_base64(*b64);
+    edit.body = http::from_base64(*b64);
+    if (!edit.body) {
+      throw std::invalid_argument("modify.body_base64 is not base64 (padded, RFC 4648)");
+    }
   }
   return edit;
 }

@@ -15,21 +15,6 @@ namespace {
 
 namespace asio = net::asio;
 
-// RFC 9110 token characters (method and header names).
-bool is_token(std::string_view s) {
-  if (s.empty()) {
-    return false;
-  }
-  for (const unsigned char c : s) {
-    const bool ok = std::isalnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) !=
-                                          std::string_view::npos;
-    if (!ok) {
-      return false;
-    }
-  }
-  return true;
-}
-
 // No bytes that would end a line or the field early.
 bool is_field_value(std::string_view s) {
   for (const unsigned char c : s) {
@@ -62,7 +47,7 @@ std::string replay_request(const inspect::captured_request& original, const repl
   const std::string method = edit.method.value_or(original.method);
   const std::string target = edit.target.value_or(original.target);
   inspect::header_list headers = edit.headers.value_or(original.headers);
-  if (!is_token(method)) {
+  if (!http::is_token(method)) {
     throw std::invalid_argument("method '" + method + "' is not an HTTP method (letters only, e.g. GET)");
   }
   if (!is_target(target)) {
@@ -71,7 +56,7 @@ std::string replay_request(const inspect::captured_request& original, const repl
                                 "control characters)");
   }
   for (const auto& [name, value] : headers) {
-    if (!is_token(name)) {
+    if (!http::is_token(name)) {
       throw std::invalid_argument("header name '" + name + "' is not valid");
     }
     if (!is_field_value(value)) {

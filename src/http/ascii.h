@@ -1,5 +1,6 @@
 #pragma once
-// ASCII case folding for HTTP field names and host names (never locale-aware).
+// ASCII case folding and token characters for HTTP field names, methods and
+// host names (never locale-aware).
 
 #include <string_view>
 
@@ -7,6 +8,24 @@ namespace porthole::http {
 
 inline char ascii_lower(char c) {
   return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+/// An RFC 9110 tchar: a character of a token (a method, a header name).
+inline bool is_token_char(char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
+    return true;
+  }
+  return std::string_view{"!#$%&'*+-.^_`|~"}.find(c) != std::string_view::npos;
+}
+
+/// An RFC 9110 token: one or more tchars.
+inline bool is_token(std::string_view s) {
+  for (const char c : s) {
+    if (!is_token_char(c)) {
+      return false;
+    }
+  }
+  return !s.empty();
 }
 
 /// Case-insensitive ASCII comparison, as HTTP field names are compared.

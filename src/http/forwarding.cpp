@@ -3,10 +3,11 @@
 #include <openssl/crypto.h>
 
 #include <array>
-#include <boost/beast/core/detail/base64.hpp>
+#include <optional>
 #include <string>
 
 #include "http/ascii.h"
+#include "http/base64.h"
 
 namespace porthole::http {
 
@@ -24,32 +25,6 @@ std::string_view trim(std::string_view s) {
     s.remove_suffix(1);
   }
   return s;
-}
-
-bool is_base64_char(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
-         c == '/';
-}
-
-// Strict padded base64 (RFC 4648 4): Beast's decoder stops quietly at the
-// first bad character, so the token is checked whole before it is decoded.
-bool is_padded_base64(std::string_view s) {
-  if (s.empty() || s.size() % 4 != 0) {
-    return false;
-  }
-  std::size_t data = s.size();
-  if (s[data - 1] == '=') {
-    --data;
-    if (s[data - 1] == '=') {
-      --data;
-    }
-  }
-  for (std::size_t i = 0; i < data; ++i) {
-    if (!is_base64_char(s[i])) {
-      return false;
-    }
-  }
-  return true;
 }
 
 // Appends `value` without the characters that would end a header line.
@@ -165,16 +140,11 @@ bool basic_auth_matches(std::string_view authorization, std::string_view user_pa
     return false;
   }
   const std::string_view token = trim(value.substr(scheme.size()));
-  if (!is_padded_base64(token)) {
+  const std::optional<std::string> decoded = from_base64(token);
+  if (!decoded || decoded->size() != user_pass.size()) {
     return false;
   }
-  std::string decoded(boost::beast::detail::base64::decoded_size(token.size()), '\0');
-  decoded.resize(
-      boost::beast::detail::base64::decode(decoded.data(), token.data(), token.size()).first);
-  if (decoded.size() != user_pass.size()) {
-    return false;
-  }
-  return CRYPTO_memcmp(decoded.data(), user_pass.data(), user_pass.size()) == 0;
+  return CRYPTO_memcmp(decoded->data(), user_pass.data(), user_pass.size()) == 0;
 }
 
 std::string add_forwarded_fields(std::string_view head, const forwarded_for& f) {

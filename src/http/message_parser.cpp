@@ -28,14 +28,6 @@ std::optional<std::string_view> find_field(const std::vector<field>& fields,
   return std::nullopt;
 }
 
-// RFC 9110 tchar, the characters of a method name.
-bool is_tchar(char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
-    return true;
-  }
-  return std::string_view{"!#$%&'*+-.^_`|~"}.find(c) != std::string_view::npos;
-}
-
 template <bool isRequest>
 using head_of = std::conditional_t<isRequest, request_head, response_head>;
 
@@ -255,7 +247,7 @@ class message_framer {
           method_seen_ = true;
           return;
         }
-        if (!is_tchar(c)) {
+        if (!is_token_char(c)) {
           fail(beast_http::error::bad_method);
           return;
         }

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "http/base64.h"
 #include "inspect/http_capture.h"
 #include "inspect/text.h"
 
@@ -22,7 +23,7 @@ json body_json(const header_list& headers, const captured_body& body, bool bytes
   json out = {{"size", body.size}, {"truncated", body.truncated}};
   if (bytes) {
     out["captured"] = body.bytes.size();
-    out["raw_base64"] = base64(body.bytes);
+    out["raw_base64"] = http::base64(body.bytes);
     const body_decoding decoded = decoded_body(headers, body);
     if (!decoded.error.empty()) {
       out["decode_error"] = decoded.error;

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "http/ascii.h"
+#include "http/base64.h"
 #include "inspect/http_capture.h"
 #include "inspect/text.h"
 
@@ -153,7 +154,7 @@ json content(const header_list& headers, const captured_body& body) {
   if (is_utf8(decoded.bytes)) {
     out["text"] = decoded.bytes;
   } else {
-    out["text"] = base64(decoded.bytes);
+    out["text"] = http::base64(decoded.bytes);
     out["encoding"] = "base64";
   }
   if (!decoded.complete()) {

@@ -1,17 +1,12 @@
 #pragma once
-// Small conversions of captured bytes for display and export.
+// Small conversions of captured bytes for display and export (base64 is in
+// http/base64.h).
 
 #include <chrono>
 #include <string>
 #include <string_view>
 
 namespace porthole::inspect {
-
-/// `bytes` in standard base64 with padding.
-std::string base64(std::string_view bytes);
-
-/// The bytes of standard base64 `text`; throws std::invalid_argument if it is not base64.
-std::string from_base64(std::string_view text);
 
 /// True when `bytes` is well-formed UTF-8 (no overlong forms, no surrogates).
 bool is_utf8(std::string_view bytes);

@@ -1,6 +1,5 @@
 #include "net/dialer.h"
 
-#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include <array>
@@ -25,6 +24,7 @@
 #include <unordered_map>
 #include <variant>
 
+#include "http/base64.h"
 #include "net/error.h"
 
 // GCC 12 mistakes Asio's recycling allocator for coroutine frames for a
@@ -122,21 +122,12 @@ std::string percent_decode(std::string_view text, const std::string& url) {
   return out;
 }
 
-std::string base64(const std::string& bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(bytes.data()),
-                                static_cast<int>(bytes.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
-
 std::string connect_request(const http_proxy& proxy, const std::string& host,
                             const std::string& port) {
   const std::string target = authority(host, port);
   std::string request = "CONNECT " + target + " HTTP/1.1\r\nHost: " + target + "\r\n";
   if (!proxy.user_pass.empty()) {
-    request += "Proxy-Authorization: Basic " + base64(proxy.user_pass) + "\r\n";
+    request += "Proxy-Authorization: Basic " + http::base64(proxy.user_pass) + "\r\n";
   }
   request += "\r\n";
   return request;

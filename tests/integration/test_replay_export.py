@@ -135,6 +135,8 @@ def test_replay_refuses_bad_requests_with_reasons(inspected):
          "line break"),
         ({"id": original["id"], "modify": {"method": "GET /x"}}, 400, "is not an HTTP method"),
         ({"id": original["id"], "modify": {"colour": "red"}}, 400, "modify.colour is not known"),
+        ({"id": original["id"], "modify": {"body_base64": "not base64!"}}, 400,
+         "modify.body_base64 is not base64"),
         ({"id": original["id"], "tunnel_name": "nope"}, 404, "no http tunnel named 'nope'"),
     ]
     for body, code, words in cases:
