@@ -25,6 +25,7 @@
 #include <unordered_set>
 
 #include "http/ascii.h"
+#include "http/form.h"
 #include "net/address.h"
 #include "net/event.h"
 #include "net/spawn.h"
@@ -89,51 +90,6 @@ std::string lower(std::string_view s) {
     c = http::ascii_lower(c);
   }
   return out;
-}
-
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  const char l = http::ascii_lower(c);
-  if (l >= 'a' && l <= 'f') {
-    return l - 'a' + 10;
-  }
-  return -1;
-}
-
-// Form decoding: '+' is a space, "%XX" a byte; a malformed escape stays as is.
-std::string form_decode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
-      out += ' ';
-    } else if (s[i] == '%' && i + 2 < s.size() && hex_digit(s[i + 1]) >= 0 &&
-               hex_digit(s[i + 2]) >= 0) {
-      out += static_cast<char>(hex_digit(s[i + 1]) * 16 + hex_digit(s[i + 2]));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
-std::map<std::string, std::string, std::less<>> parse_query(std::string_view q) {
-  std::map<std::string, std::string, std::less<>> params;
-  while (!q.empty()) {
-    const auto amp = q.find('&');
-    const auto pair = q.substr(0, amp);
-    q = amp == std::string_view::npos ? std::string_view{} : q.substr(amp + 1);
-    if (pair.empty()) {
-      continue;
-    }
-    const auto eq = pair.find('=');
-    auto value = eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1);
-    params.insert_or_assign(form_decode(pair.substr(0, eq)), form_decode(value));
-  }
-  return params;
 }
 
 // True if a Host header value names the address this server listens on: one
@@ -361,7 +317,9 @@ struct local_api::state {
     req.method = message.method();
     req.path = target.substr(0, question);
     if (question != std::string_view::npos) {
-      req.query = parse_query(target.substr(question + 1));
+      for (auto& [name, value] : http::parse_form(target.substr(question + 1))) {
+        req.query.insert_or_assign(std::move(name), std::move(value));  // the last wins
+      }
     }
     const auto candidates = routes_for(routes, req.path);
     if (candidates.empty()) {

@@ -1,11 +1,11 @@
 #include "inspect/export.h"
 
-#include <cctype>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "http/ascii.h"
 #include "http/base64.h"
+#include "http/form.h"
 #include "inspect/http_capture.h"
 #include "inspect/text.h"
 
@@ -54,36 +54,11 @@ json name_values(const header_list& headers) {
   return out;
 }
 
-// Percent-decodes a query component ('+' is a space).
-std::string url_decode(std::string_view s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
-      out += ' ';
-    } else if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
-               std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
-      out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
 // "a=1&b=2" as HAR name/value pairs.
 json query_pairs(std::string_view query) {
   json out = json::array();
-  while (!query.empty()) {
-    const auto amp = query.find('&');
-    const std::string_view pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-    if (pair.empty()) {
-      continue;
-    }
-    const auto eq = pair.find('=');
-    out.push_back({{"name", url_decode(pair.substr(0, eq))},
-                   {"value", eq == std::string_view::npos ? "" : url_decode(pair.substr(eq + 1))}});
+  for (auto& [name, value] : http::parse_form(query)) {
+    out.push_back({{"name", std::move(name)}, {"value", std::move(value)}});
   }
   return out;
 }
