@@ -10,6 +10,22 @@ inline char ascii_lower(char c) {
   return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
 }
 
+/// Optional whitespace (RFC 9110 OWS): a space or a tab.
+inline bool is_ows(char c) {
+  return c == ' ' || c == '\t';
+}
+
+/// `s` without leading and trailing OWS.
+inline std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && is_ows(s.front())) {
+    s.remove_prefix(1);
+  }
+  while (!s.empty() && is_ows(s.back())) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
 /// An RFC 9110 tchar: a character of a token (a method, a header name).
 inline bool is_token_char(char c) {
   if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {

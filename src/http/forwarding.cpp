@@ -13,20 +13,6 @@ namespace porthole::http {
 
 namespace {
 
-bool is_ows(char c) {
-  return c == ' ' || c == '\t';
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_ows(s.front())) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && is_ows(s.back())) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
-
 // Appends `value` without the characters that would end a header line.
 void append_field_value(std::string& out, std::string_view value) {
   for (const char c : value) {
@@ -107,7 +93,7 @@ forwarded_field classify(std::string_view line) {
 }  // namespace
 
 std::string routing_host(std::string_view host_header) {
-  std::string_view host = trim(host_header);
+  std::string_view host = trim_ows(host_header);
   if (!host.empty() && host.front() == '[') {
     // An IPv6 literal: the port, if any, follows the closing bracket.
     const std::size_t close = host.find(']');
@@ -134,12 +120,12 @@ std::string routing_host(std::string_view host_header) {
 
 bool basic_auth_matches(std::string_view authorization, std::string_view user_pass) {
   constexpr std::string_view scheme = "basic";
-  const std::string_view value = trim(authorization);
+  const std::string_view value = trim_ows(authorization);
   if (value.size() <= scheme.size() || !iequals(value.substr(0, scheme.size()), scheme) ||
       !is_ows(value[scheme.size()])) {
     return false;
   }
-  const std::string_view token = trim(value.substr(scheme.size()));
+  const std::string_view token = trim_ows(value.substr(scheme.size()));
   const std::optional<std::string> decoded = from_base64(token);
   if (!decoded || decoded->size() != user_pass.size()) {
     return false;

@@ -63,16 +63,6 @@ json query_pairs(std::string_view query) {
   return out;
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
-
 // The cookies of Cookie headers ("a=1; b=2").
 json request_cookies(const header_list& headers) {
   json out = json::array();
@@ -83,11 +73,11 @@ json request_cookies(const header_list& headers) {
     std::string_view rest = value;
     while (!rest.empty()) {
       const auto semi = rest.find(';');
-      const std::string_view part = trim(rest.substr(0, semi));
+      const std::string_view part = http::trim_ows(rest.substr(0, semi));
       rest = semi == std::string_view::npos ? std::string_view{} : rest.substr(semi + 1);
       if (const auto eq = part.find('='); eq != std::string_view::npos) {
-        out.push_back({{"name", std::string(trim(part.substr(0, eq)))},
-                       {"value", std::string(trim(part.substr(eq + 1)))}});
+        out.push_back({{"name", std::string(http::trim_ows(part.substr(0, eq)))},
+                       {"value", std::string(http::trim_ows(part.substr(eq + 1)))}});
       }
     }
   }
@@ -103,8 +93,8 @@ json response_cookies(const header_list& headers) {
     }
     const std::string_view first = std::string_view(value).substr(0, value.find(';'));
     if (const auto eq = first.find('='); eq != std::string_view::npos) {
-      out.push_back({{"name", std::string(trim(first.substr(0, eq)))},
-                     {"value", std::string(trim(first.substr(eq + 1)))}});
+      out.push_back({{"name", std::string(http::trim_ows(first.substr(0, eq)))},
+                     {"value", std::string(http::trim_ows(first.substr(eq + 1)))}});
     }
   }
   return out;
