@@ -70,14 +70,11 @@ bool is_verify_failure(const net::error_code& ec) {
 }
 
 // The relay's view of one proxied HTTP connection: its bytes feed an
-// http_capture, whose exchanges go to the capture writer (never blocking).
+// http_capture, whose exchanges go to `sink` (which must never block).
 class capture_tap final : public net::relay_observer {
  public:
-  capture_tap(inspect::http_capture_options options,
-              std::shared_ptr<inspect::capture_writer> writer)
-      : capture_(std::move(options), [writer = std::move(writer)](inspect::exchange e) {
-          writer->submit(std::move(e));
-        }) {}
+  capture_tap(inspect::http_capture_options options, std::function<void(inspect::exchange)> sink)
+      : capture_(std::move(options), std::move(sink)) {}
   ~capture_tap() override { capture_.on_close(); }
   capture_tap(const capture_tap&) = delete;
   capture_tap& operator=(const capture_tap&) = delete;
@@ -87,6 +84,26 @@ class capture_tap final : public net::relay_observer {
 
  private:
   inspect::http_capture capture_;
+};
+
+// Tells the observer, if any, that a public connection is open while it lives.
+class connection_count {
+ public:
+  explicit connection_count(agent_observer* observer) : observer_(observer) {
+    if (observer_ != nullptr) {
+      observer_->connection_opened();
+    }
+  }
+  ~connection_count() {
+    if (observer_ != nullptr) {
+      observer_->connection_closed();
+    }
+  }
+  connection_count(const connection_count&) = delete;
+  connection_count& operator=(const connection_count&) = delete;
+
+ private:
+  agent_observer* observer_;
 };
 
 }  // namespace
@@ -140,6 +157,9 @@ asio::awaitable<agent_result> agent::run() {
   auto delay = cfg_.reconnect_min;
   for (;;) {
     bool was_up = false;
+    if (observer_ != nullptr) {
+      observer_->connecting();
+    }
     const std::optional<agent_result> fatal = co_await serve_once(was_up);
     if (fatal) {
       co_return *fatal;
@@ -151,6 +171,9 @@ asio::awaitable<agent_result> agent::run() {
       delay = cfg_.reconnect_min;
     }
     spdlog::info("reconnecting in {}s", delay.count());
+    if (observer_ != nullptr) {
+      observer_->reconnecting(clock::now() + delay);
+    }
     co_await stopping_.wait_until(clock::now() + delay);
     if (stopped_) {
       co_return agent_result{};
@@ -266,9 +289,14 @@ asio::awaitable<std::optional<agent_result>> agent::serve_once(bool& was_up) {
                : s.mux_granted ? " (porthole " + resp->ext->version + ", multiplexed)"
                                : " (porthole " + resp->ext->version + ")");
 
+  if (observer_ != nullptr) {
+    observer_->online(resp->ext ? resp->ext->version : resp->mm_version);
+  }
+
   // Ask for every tunnel at once, as the protocol allows. The URLs are
   // announced again (the same ones, unless a grace period ran out).
   key_to_url_.clear();
+  announce_tunnels();
   for (const tunnel_spec& t : cfg_.tunnels) {
     request_tunnel(s, t);
   }
@@ -360,6 +388,7 @@ asio::awaitable<void> agent::serve_proxied(net::channel& tunnel,
                                            std::shared_ptr<const tunnel_spec> spec,
                                            proto::start_proxy info, std::string initial) {
   spdlog::debug("{}: connection from {}", info.url, info.client_addr);
+  const connection_count counted(observer_);
   auto [dec, local, failure] =
       co_await net::dial(spec->local_host, spec->local_port, std::nullopt, cfg_.local_dial_timeout);
   if (dec) {
@@ -376,7 +405,7 @@ asio::awaitable<void> agent::serve_proxied(net::channel& tunnel,
     tunnel.close();
     co_return;
   }
-  if (capture_ == nullptr || !spec->is_http()) {
+  if ((capture_ == nullptr && observer_ == nullptr) || !spec->is_http()) {
     co_await net::relay(local, tunnel, std::move(initial), cfg_.tcp_idle_timeout, true);
     co_return;
   }
@@ -384,8 +413,17 @@ asio::awaitable<void> agent::serve_proxied(net::channel& tunnel,
   options.tunnel_name = spec->name;
   options.public_url = info.url;
   options.remote_addr = info.client_addr;
-  options.body_limit = capture_body_limit_;
-  capture_tap tap(std::move(options), capture_);
+  options.body_limit = capture_ != nullptr ? capture_body_limit_ : 0;
+  // By value: a connection may end after the agent (when the io_context goes).
+  capture_tap tap(std::move(options),
+                  [writer = capture_, observer = observer_](inspect::exchange e) {
+                    if (observer != nullptr) {
+                      observer->exchange_done(e);
+                    }
+                    if (writer != nullptr) {
+                      writer->submit(std::move(e));
+                    }
+                  });
   co_await net::relay(local, tunnel, std::move(initial), cfg_.tcp_idle_timeout, true, &tap);
 }
 
@@ -487,6 +525,9 @@ void agent::handle_new_tunnel(session& s, const proto::new_tunnel& nt) {
   }
   if (!nt.error.empty()) {
     spdlog::error("the server refused tunnel '{}' ({}): {}", spec->name, spec->protocol, nt.error);
+    if (observer_ != nullptr) {
+      observer_->tunnel_refused(*spec, nt.error);
+    }
     // Fatal only when nothing of what the client was started with works.
     if (first && s.first_requests.empty() && s.up == 0) {
       s.fatal = agent_result{1, "the server refused a tunnel: " + nt.error};
@@ -510,6 +551,13 @@ void agent::handle_new_tunnel(session& s, const proto::new_tunnel& nt) {
   ++s.up;
   s.was_up = true;
   spdlog::info("Forwarding {} -> {} (tunnel '{}')", nt.url, spec->local_addr(), spec->name);
+  announce_tunnels();
+}
+
+void agent::announce_tunnels() {
+  if (observer_ != nullptr) {
+    observer_->tunnels_changed(tunnels());
+  }
 }
 
 void agent::give_up_tunnel(const tunnel_spec& t) {
@@ -567,6 +615,7 @@ agent::tunnel_changes agent::update_tunnels(std::vector<tunnel_spec> next) {
       }
     }
   }
+  announce_tunnels();
   return changes;
 }
 

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "client/agent_observer.h"
 #include "client/config.h"
 #include "inspect/capture_writer.h"
 #include "mux/session.h"
@@ -53,11 +54,7 @@ class agent {
   /// the control connection ends. Call on the agent's executor.
   tunnel_changes update_tunnels(std::vector<tunnel_spec> next);
 
-  /// A tunnel being served: its spec and the public URL the server gave.
-  struct live_tunnel {
-    tunnel_spec spec;
-    std::string url;
-  };
+  using live_tunnel = client::live_tunnel;
   /// The tunnels up now, in configuration order.
   std::vector<live_tunnel> tunnels() const;
 
@@ -66,6 +63,12 @@ class agent {
   /// or changes the relayed bytes. Each connection keeps the writer alive
   /// while it lasts.
   void capture_into(std::shared_ptr<inspect::capture_writer> writer, std::size_t body_limit);
+
+  /// Tells `observer` what happens from now on; null stops telling. It must
+  /// outlive the io_context: a connection still open when the context goes
+  /// says so as it ends. With an observer, the HTTP exchanges of http
+  /// and https tunnels are followed even when nothing captures them.
+  void observe(agent_observer* observer) { observer_ = observer; }
 
  private:
   struct session;
@@ -86,6 +89,7 @@ class agent {
   void handle_new_tunnel(session& s, const proto::new_tunnel& nt);
   void give_up_tunnel(const tunnel_spec& t);
   std::shared_ptr<const tunnel_spec> find_tunnel(const std::string& url) const;
+  void announce_tunnels();
   static int on_new_session(SSL* ssl, SSL_SESSION* session);
 
   net::asio::io_context& ioc_;
@@ -107,6 +111,7 @@ class agent {
   std::map<std::string, std::uint16_t, std::less<>> assigned_ports_;
   std::shared_ptr<inspect::capture_writer> capture_;
   std::size_t capture_body_limit_ = 0;
+  agent_observer* observer_ = nullptr;
   session* current_ = nullptr;
   net::event stopping_;
   bool stopped_ = false;
