@@ -14,6 +14,7 @@
 #include "log/logging.h"
 #include "net/memory.h"
 #include "server/server.h"
+#include "term/crash.h"
 
 namespace {
 
@@ -59,6 +60,7 @@ std::string default_state_dir() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  porthole::term::install_crash_handler(argv[0], {"portholed", PORTHOLE_VERSION, PORTHOLE_BUG_URL});
   porthole::server::server_config cfg;
   std::string authtokens_file;
   std::string tcp_ports;
