@@ -9,6 +9,7 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/read.hpp>
@@ -27,6 +28,10 @@
 #include "log/logging.h"
 #include "net/address.h"
 #include "net/memory.h"
+#include "term/crash.h"
+#include "term/status_board.h"
+#include "term/status_screen.h"
+#include "term/terminal.h"
 
 namespace {
 
@@ -199,9 +204,201 @@ json changes_json(const porthole::client::agent::tunnel_changes& c) {
           {"summary", "reloaded: " + describe(c)}};
 }
 
+// The client once configured: the agent, its web interface and capture, the
+// signals it answers and, on a terminal, the status screen. Built from the
+// configuration (which may throw, for main to report); run() serves until
+// the user or a fatal error stops it.
+class running_client {
+ public:
+  running_client(porthole::client::client_config cfg, const command_line& cl,
+                 const std::optional<config_file>& file, const std::string& inspect_addr,
+                 std::optional<selection> started,
+                 std::shared_ptr<porthole::term::status_board> board, bool screen,
+                 bool log_to_stderr, std::optional<porthole::term::crash_kind> crash)
+      : board_(std::move(board)),
+        log_to_stderr_(log_to_stderr),
+        ioc_(1),
+        agent_(ioc_, std::move(cfg)),
+        started_(std::move(started)),
+        signals_(ioc_, SIGINT, SIGTERM),
+        hangup_(ioc_, SIGHUP) {
+    porthole::net::start_memory_trim(ioc_.get_executor(), std::chrono::seconds(5));
+    if (started_) {
+      reload_path_ = file->path;
+    }
+    start_web_interface(cl, file, inspect_addr);
+    if (board_) {
+      agent_.observe(board_.get());
+      if (crash) {
+        // PORTHOLE_CRASH (tests of the crash report): crash on the network
+        // thread, in a handler of its own (not a connection's coroutine,
+        // which would log an exception), as the first public connection arrives.
+        board_->on_first_connection([this, kind = *crash] {
+          asio::post(ioc_, [kind] { porthole::term::crash_now(kind); });
+        });
+      }
+    }
+    if (screen) {
+      porthole::term::status_screen::options opts;
+      opts.colour = porthole::term::shows_colour(STDOUT_FILENO);
+      opts.on_quit = [this] { asio::post(ioc_, [this] { shut_down(); }); };
+      screen_.emplace(*board_, STDOUT_FILENO, STDIN_FILENO, std::move(opts));
+    }
+  }
+
+  /// Serves until SIGINT, SIGTERM, q on the status screen, or a fatal error;
+  /// returns the exit status.
+  int run() {
+    signals_.async_wait([this](const boost::system::error_code& ec, int) {
+      if (!ec) {
+        shut_down();
+      }
+    });
+    wait_hangup();
+    asio::co_spawn(ioc_, agent_.run(),
+                   [this](std::exception_ptr e, porthole::client::agent_result r) {
+                     if (e) {
+                       std::rethrow_exception(e);
+                     }
+                     result_ = std::move(r);
+                     if (screen_ && result_->exit_code != 0) {
+                       // Shown until the user has read it and quits.
+                       board_->set_offline(result_->error);
+                       return;
+                     }
+                     shut_down();
+                   });
+    ioc_.run();
+    screen_.reset();  // the terminal as it was, before anything more is said
+    if (result_ && result_->exit_code != 0) {
+      if (!log_to_stderr_) {
+        spdlog::error("{}", result_->error);
+      }
+      std::cerr << "porthole: " << result_->error << "\n";
+      return result_->exit_code;
+    }
+    return 0;
+  }
+
+ private:
+  void shut_down() {
+    agent_.stop();
+    if (api_) {
+      api_->stop();
+    }
+    ioc_.stop();
+  }
+
+  void wait_hangup() {
+    hangup_.async_wait([this](const boost::system::error_code& ec, int) {
+      if (ec) {
+        return;
+      }
+      try {
+        reload_file();
+      } catch (const std::exception& e) {
+        spdlog::error("reload failed, tunnels unchanged: {}", e.what());
+      }
+      wait_hangup();
+    });
+  }
+
+  // Re-reads the file: only `start` took its tunnels from it.
+  porthole::client::agent::tunnel_changes reload_file() {
+    if (!reload_path_) {
+      throw std::runtime_error(
+          "nothing to reload: this client's tunnels come from the command line, not a config "
+          "file (use `porthole start`)");
+    }
+    const config_file next = porthole::client::load_config_file(*reload_path_);
+    auto changes = agent_.update_tunnels(started_->from(next, true));
+    spdlog::info("reloaded {}: {}", reload_path_->string(), describe(changes));
+    return changes;
+  }
+
+  // The web interface first: capture is on only when there is one to show it.
+  void start_web_interface(const command_line& cl, const std::optional<config_file>& file,
+                           const std::string& inspect_addr) {
+    if (inspect_addr == "disabled") {
+      return;
+    }
+    // The default address moves up to the next free port (4041, ...), as a
+    // second client on the same machine needs; an address given must be free.
+    const bool given = cl.inspect_addr || (file && file->inspect_addr);
+    std::string addr = inspect_addr;
+    for (int next_port = 4041;; ++next_port) {
+      api_.emplace(ioc_, addr);
+      try {
+        api_->start();
+        break;
+      } catch (const std::exception& e) {
+        api_.reset();
+        if (given || next_port > 4049) {
+          spdlog::warn("no web interface, so no capture: {}", e.what());
+          return;
+        }
+        spdlog::info("{}; trying port {}", e.what(), next_port);
+        addr = "127.0.0.1:" + std::to_string(next_port);
+      }
+    }
+
+    // Capture into the store the inspector reads.
+    const std::size_t body_limit =
+        file && file->inspect_body_limit ? *file->inspect_body_limit : 1024 * 1024;
+    // A client that moved off the default port is a second one on this
+    // machine: its history is its own (replay must reach its own tunnels).
+    const auto port = api_->endpoint().port();
+    const std::string default_db =
+        (porthole::client::default_config_path().parent_path() / ".porthole" /
+         (inspect_addr == default_inspect_addr && port != 4040
+              ? "captures-" + std::to_string(port) + ".db"
+              : std::string("captures.db")))
+            .string();
+    const std::string db =
+        first_of(cl.inspect_db, file ? file->inspect_db : std::nullopt).value_or(default_db);
+    const std::size_t keep = file && file->inspect_keep ? *file->inspect_keep : 1000;
+    captures_ = std::make_shared<porthole::inspect::capture_writer>(
+        porthole::inspect::capture_store(db, keep));
+    agent_.capture_into(captures_, body_limit);
+    spdlog::info("capturing HTTP exchanges into {} (last {} kept)", db, keep);
+
+    inspector_.emplace(ioc_, *api_, agent_, captures_, body_limit);
+    api_->handle(beast::http::verb::post, "/api/reload", [this](const auto&) {
+      try {
+        return porthole::client::local_api::response::json(changes_json(reload_file()).dump());
+      } catch (const std::exception& e) {
+        spdlog::error("reload failed, tunnels unchanged: {}", e.what());
+        return porthole::client::local_api::response::error(beast::http::status::bad_request,
+                                                            e.what());
+      }
+    });
+    const std::string url = "http://" + porthole::net::to_string(api_->endpoint());
+    spdlog::info("web interface on {}", url);
+    if (board_) {
+      board_->set_web_interface(url);
+    }
+  }
+
+  // The board first: connections still open when the io_context goes tell it.
+  std::shared_ptr<porthole::term::status_board> board_;
+  bool log_to_stderr_;
+  asio::io_context ioc_;
+  porthole::client::agent agent_;
+  std::optional<selection> started_;
+  std::optional<std::filesystem::path> reload_path_;
+  std::optional<porthole::client::local_api> api_;
+  std::shared_ptr<porthole::inspect::capture_writer> captures_;
+  std::optional<porthole::client::inspector> inspector_;
+  asio::signal_set signals_;
+  asio::signal_set hangup_;
+  std::optional<porthole::client::agent_result> result_;
+  std::optional<porthole::term::status_screen> screen_;
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  porthole::term::install_crash_handler(argv[0], {"porthole", PORTHOLE_VERSION, PORTHOLE_BUG_URL});
   command_line cl;
   porthole::client::client_config cfg;
   tunnel_spec http_tunnel;
@@ -298,6 +495,7 @@ int main(int argc, char** argv) {
   cl.log_given = app.count("--log") > 0;
   cl.log_level_given = app.count("--log-level") > 0;
 
+  std::unique_ptr<running_client> client;
   try {
     if (check->parsed()) {
       const std::string path = !check_path.empty() ? check_path
@@ -326,9 +524,22 @@ int main(int argc, char** argv) {
       return request_reload(inspect_addr);
     }
 
+    // The status screen, on a terminal, unless the log is to go there. It
+    // shows the log's warnings and errors; the log itself goes nowhere unless
+    // a file is given.
+    const bool log_chosen = cl.log_given || (file && file->log);
+    const std::string log_target = cl.log_given || !file || !file->log ? cl.log_target : *file->log;
+    const bool screen = porthole::term::can_draw_on(STDOUT_FILENO) &&
+                        !(log_chosen && (log_target == "stdout" || log_target == "stderr"));
+    const auto crash = porthole::term::crash_kind_from_env();
+    std::shared_ptr<porthole::term::status_board> board;
+    if (screen || crash) {
+      board = std::make_shared<porthole::term::status_board>(PORTHOLE_VERSION);
+    }
     porthole::log::configure(
-        cl.log_given || !file || !file->log ? cl.log_target : *file->log,
-        cl.log_level_given || !file || !file->log_level ? cl.log_level : *file->log_level);
+        screen && !log_chosen ? "none" : log_target,
+        cl.log_level_given || !file || !file->log_level ? cl.log_level : *file->log_level,
+        screen ? porthole::term::problem_sink(board) : nullptr);
     if (file) {
       spdlog::info("config file {}", file->path.string());
     }
@@ -378,130 +589,15 @@ int main(int argc, char** argv) {
                    cfg.proxy->port);
     }
 
-    asio::io_context ioc(1);
-    porthole::client::agent agent(ioc, cfg);
-    porthole::net::start_memory_trim(ioc.get_executor(), std::chrono::seconds(5));
-
-    // Re-reading the file: only `start` took its tunnels from it.
-    const std::optional<std::filesystem::path> reload_path =
-        start->parsed() ? std::optional(file->path) : std::nullopt;
-    auto reload_file = [&]() -> porthole::client::agent::tunnel_changes {
-      if (!reload_path) {
-        throw std::runtime_error(
-            "nothing to reload: this client's tunnels come from the command line, not a config "
-            "file (use `porthole start`)");
-      }
-      const config_file next = porthole::client::load_config_file(*reload_path);
-      auto changes = agent.update_tunnels(started.from(next, true));
-      spdlog::info("reloaded {}: {}", reload_path->string(), describe(changes));
-      return changes;
-    };
-
-    // The web interface first: capture is on only when there is one to show it.
-    std::optional<porthole::client::local_api> api;
-    if (inspect_addr != "disabled") {
-      // The default address moves up to the next free port (4041, ...), as a
-      // second client on the same machine needs; an address given must be free.
-      const bool given = cl.inspect_addr || (file && file->inspect_addr);
-      std::string addr = inspect_addr;
-      for (int next_port = 4041;; ++next_port) {
-        api.emplace(ioc, addr);
-        try {
-          api->start();
-          break;
-        } catch (const std::exception& e) {
-          api.reset();
-          if (given || next_port > 4049) {
-            spdlog::warn("no web interface, so no capture: {}", e.what());
-            break;
-          }
-          spdlog::info("{}; trying port {}", e.what(), next_port);
-          addr = "127.0.0.1:" + std::to_string(next_port);
-        }
-      }
-    }
-
-    // Capture into the store the inspector reads.
-    std::shared_ptr<porthole::inspect::capture_writer> captures;
-    std::optional<porthole::client::inspector> inspector;
-    if (api) {
-      const std::size_t body_limit =
-          file && file->inspect_body_limit ? *file->inspect_body_limit : 1024 * 1024;
-      // A client that moved off the default port is a second one on this
-      // machine: its history is its own (replay must reach its own tunnels).
-      const auto port = api->endpoint().port();
-      const std::string default_db =
-          (porthole::client::default_config_path().parent_path() / ".porthole" /
-           (inspect_addr == default_inspect_addr && port != 4040
-                ? "captures-" + std::to_string(port) + ".db"
-                : std::string("captures.db")))
-              .string();
-      const std::string db =
-          first_of(cl.inspect_db, file ? file->inspect_db : std::nullopt).value_or(default_db);
-      const std::size_t keep = file && file->inspect_keep ? *file->inspect_keep : 1000;
-      captures = std::make_shared<porthole::inspect::capture_writer>(
-          porthole::inspect::capture_store(db, keep));
-      agent.capture_into(captures, body_limit);
-      spdlog::info("capturing HTTP exchanges into {} (last {} kept)", db, keep);
-
-      inspector.emplace(ioc, *api, agent, captures, body_limit);
-      api->handle(beast::http::verb::post, "/api/reload", [&](const auto&) {
-        try {
-          return porthole::client::local_api::response::json(changes_json(reload_file()).dump());
-        } catch (const std::exception& e) {
-          spdlog::error("reload failed, tunnels unchanged: {}", e.what());
-          return porthole::client::local_api::response::error(beast::http::status::bad_request,
-                                                              e.what());
-        }
-      });
-      spdlog::info("web interface on http://{}", porthole::net::to_string(api->endpoint()));
-    }
-
-    asio::signal_set signals(ioc, SIGINT, SIGTERM);
-    signals.async_wait([&](const boost::system::error_code& ec, int) {
-      if (!ec) {
-        agent.stop();
-        if (api) {
-          api->stop();
-        }
-        ioc.stop();
-      }
-    });
-    asio::signal_set hangup(ioc, SIGHUP);
-    std::function<void()> wait_hangup = [&] {
-      hangup.async_wait([&](const boost::system::error_code& ec, int) {
-        if (ec) {
-          return;
-        }
-        try {
-          reload_file();
-        } catch (const std::exception& e) {
-          spdlog::error("reload failed, tunnels unchanged: {}", e.what());
-        }
-        wait_hangup();
-      });
-    };
-    wait_hangup();
-
-    std::optional<porthole::client::agent_result> result;
-    asio::co_spawn(ioc, agent.run(), [&](std::exception_ptr e, porthole::client::agent_result r) {
-      if (e) {
-        std::rethrow_exception(e);
-      }
-      result = std::move(r);
-      ioc.stop();
-    });
-    ioc.run();
-    if (result && result->exit_code != 0) {
-      if (cl.log_target != "stderr") {
-        spdlog::error("{}", result->error);
-      }
-      std::cerr << "porthole: " << result->error << "\n";
-      return result->exit_code;
-    }
-    return 0;
+    client =
+        std::make_unique<running_client>(std::move(cfg), cl, file, inspect_addr,
+                                         start->parsed() ? std::optional(started) : std::nullopt,
+                                         std::move(board), screen, log_target == "stderr", crash);
   } catch (const std::exception& e) {
     std::cerr << "porthole: " << e.what() << "\n";
     return 1;
   }
+  // Outside the try: an exception that escapes the running client is a bug,
+  // and the crash report shows where it was thrown.
+  return client->run();
 }

@@ -21,7 +21,8 @@ void add_options(CLI::App& app, std::string& target, std::string& level) {
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 }
 
-void configure(const std::string& target, const std::string& level) {
+void configure(const std::string& target, const std::string& level,
+               std::shared_ptr<spdlog::sinks::sink> problems) {
   const auto lvl = spdlog::level::from_str(level);
   if (lvl == spdlog::level::off && level != "off") {
     throw std::invalid_argument("unknown log level '" + level +
@@ -42,6 +43,10 @@ void configure(const std::string& target, const std::string& level) {
     }
   }
   logger->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%l] %v");
+  if (problems) {
+    problems->set_level(std::max(lvl, spdlog::level::warn));
+    logger->sinks().push_back(std::move(problems));
+  }
   logger->set_level(lvl);
   // Lines reach a pipe or file as they happen: tests and supervisors read them.
   logger->flush_on(spdlog::level::trace);
