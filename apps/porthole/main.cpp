@@ -416,7 +416,10 @@ int main(int argc, char** argv) {
                "  porthole start blog api        (tunnels named in ~/.porthole.yml)\n"
                "  porthole start --all\n\n"
                "Settings come from the command line, then the config file (--config, default "
-               "~/.porthole.yml), then the defaults. See docs/CONFIG.md."};
+               "~/.porthole.yml), then the defaults. See docs/CONFIG.md.\n\n"
+               "On a terminal, a status screen shows the tunnels, their connections and the last "
+               "HTTP requests (q or Ctrl+C quits); --log stdout gives plain log lines instead, "
+               "and --log FILE keeps a log beside the screen."};
   app.set_version_flag("--version", PORTHOLE_VERSION);
   app.require_subcommand(1);
   app.fallthrough();

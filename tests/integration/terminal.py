@@ -99,10 +99,13 @@ class Terminal:
 
     # -- the shell ----------------------------------------------------------------
 
-    def run_and_record(self, argv: list, tag: str) -> None:
+    def run_and_record(self, argv: list, tag: str, stdin: str | None = None) -> None:
         """Types a command line that saves `stty -a` before and after running
-        argv, and prints `<tag>-EXIT=<status>` when argv ends."""
+        argv (its stdin from the file `stdin`, if given), and prints
+        `<tag>-EXIT=<status>` when argv ends."""
         cmd = " ".join(shlex.quote(str(a)) for a in argv)
+        if stdin is not None:
+            cmd += f" < {shlex.quote(stdin)}"
         before, after = self.stty_file(tag, "before"), self.stty_file(tag, "after")
         self.type_line(f"clear; stty -a > {before}; {cmd}; echo {tag}-EXIT=$?; "
                        f"stty -a > {after}")

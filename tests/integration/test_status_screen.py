@@ -104,11 +104,23 @@ def test_ctrl_c_quits_cleanly(server, http_backend, term):
     assert_shell_back(term, "run")
 
 
-def test_sigterm_ends_it_cleanly(server, http_backend, term):
+@pytest.mark.parametrize("sig", ["TERM", "INT"])
+def test_sigterm_and_sigint_end_it_cleanly(sig, server, http_backend, term):
     term.run_and_record(porthole(server, "http", str(http_backend.port), "--subdomain",
-                                 "sigterm-test"), "run")
+                                 "signal-test"), "run")
     term.wait_for(r"^Tunnel Status +online")
-    subprocess.run(["pkill", "-TERM", "-f", "--", "--subdomain sigterm-test"], check=True)
+    subprocess.run(["pkill", f"-{sig}", "-f", "--", "--subdomain signal-test"], check=True)
+    assert term.wait_exit("run") == 0
+    assert_shell_back(term, "run")
+
+
+def test_with_keys_from_elsewhere_ctrl_c_still_quits(server, http_backend, term):
+    """stdin not the terminal: no keys are read, so the terminal keeps sending
+    SIGINT for Ctrl-C."""
+    term.run_and_record(porthole(server, "http", str(http_backend.port), "--subdomain",
+                                 "nokeys"), "run", stdin="/dev/null")
+    term.wait_for(r"^Tunnel Status +online")
+    term.press("C-c")
     assert term.wait_exit("run") == 0
     assert_shell_back(term, "run")
 
