@@ -3,6 +3,7 @@
 #include <spdlog/sinks/base_sink.h>
 
 #include <algorithm>
+#include <utility>
 
 namespace porthole::term {
 
@@ -22,50 +23,21 @@ void status_board::on_first_connection(std::function<void()> callback) {
   on_first_connection_ = std::move(callback);
 }
 
-bool status_board::changed_locked() {
-  const bool was_clean = !dirty_;
-  dirty_ = true;
-  return was_clean && on_change_ != nullptr;
-}
-
-// Outside the lock: the callback may take its own.
-void status_board::tell(bool needed) {
-  if (!needed) {
-    return;
-  }
-  std::function<void()> callback;
-  {
-    std::lock_guard lock(mutex_);
-    callback = on_change_;
-  }
-  if (callback) {
-    callback();
-  }
-}
-
 void status_board::set_web_interface(std::string url) {
-  std::unique_lock lock(mutex_);
-  state_.web_interface = std::move(url);
-  const bool needed = changed_locked();
-  lock.unlock();
-  tell(needed);
+  update([&] { state_.web_interface = std::move(url); });
 }
 
 void status_board::set_offline(std::string reason) {
-  std::unique_lock lock(mutex_);
-  state_.state = link_state::offline;
-  state_.offline_reason = std::move(reason);
-  const bool needed = changed_locked();
-  lock.unlock();
-  tell(needed);
+  update([&] {
+    state_.state = link_state::offline;
+    state_.offline_reason = std::move(reason);
+  });
 }
 
 void status_board::note_problem(std::string text) {
-  std::unique_lock lock(mutex_);
-  state_.last_problem = problem_row{std::chrono::system_clock::now(), std::move(text)};
-  const bool needed = changed_locked();
-  lock.unlock();
-  tell(needed);
+  update([&] {
+    state_.last_problem = problem_row{std::chrono::system_clock::now(), std::move(text)};
+  });
 }
 
 status_snapshot status_board::snapshot() {
@@ -89,82 +61,69 @@ status_snapshot status_board::snapshot() {
 }
 
 void status_board::connecting() {
-  std::unique_lock lock(mutex_);
-  if (state_.state != link_state::offline) {
-    state_.state =
-        state_.state == link_state::connecting ? link_state::connecting : link_state::reconnecting;
-    state_.retry_at = {};
-  }
-  const bool needed = changed_locked();
-  lock.unlock();
-  tell(needed);
+  update([&] {
+    if (state_.state != link_state::offline) {
+      state_.state = state_.state == link_state::connecting ? link_state::connecting
+                                                            : link_state::reconnecting;
+      state_.retry_at = {};
+    }
+  });
 }
 
 void status_board::online(const std::string& server_version) {
-  std::unique_lock lock(mutex_);
-  state_.state = link_state::online;
-  state_.server_version = server_version;
-  state_.refused.clear();  // every tunnel is asked for again
-  const bool needed = changed_locked();
-  lock.unlock();
-  tell(needed);
+  update([&] {
+    state_.state = link_state::online;
+    state_.server_version = server_version;
+    state_.refused.clear();  // every tunnel is asked for again
+  });
 }
 
 void status_board::reconnecting(steady_clock::time_point retry_at) {
-  std::unique_lock lock(mutex_);
-  state_.state = link_state::reconnecting;
-  state_.retry_at = retry_at;
-  const bool needed = changed_locked();
-  lock.unlock();
-  tell(needed);
+  update([&] {
+    state_.state = link_state::reconnecting;
+    state_.retry_at = retry_at;
+  });
 }
 
 void status_board::tunnels_changed(const std::vector<client::live_tunnel>& up) {
-  std::unique_lock lock(mutex_);
-  state_.forwarding.clear();
-  for (const client::live_tunnel& t : up) {
-    state_.forwarding.push_back({t.url, t.spec.local_addr(), t.spec.name});
-    std::erase_if(state_.refused, [&](const refused_row& r) {
-      return r.name == t.spec.name && r.protocol == t.spec.protocol;
-    });
-  }
-  const bool needed = changed_locked();
-  lock.unlock();
-  tell(needed);
+  update([&] {
+    state_.forwarding.clear();
+    for (const client::live_tunnel& t : up) {
+      state_.forwarding.push_back({t.url, t.spec.local_addr(), t.spec.name});
+      std::erase_if(state_.refused, [&](const refused_row& r) {
+        return r.name == t.spec.name && r.protocol == t.spec.protocol;
+      });
+    }
+  });
 }
 
 void status_board::tunnel_refused(const client::tunnel_spec& t, const std::string& error) {
-  std::unique_lock lock(mutex_);
-  std::erase_if(state_.refused,
-                [&](const refused_row& r) { return r.name == t.name && r.protocol == t.protocol; });
-  state_.refused.push_back({t.name, t.protocol, error});
-  const bool needed = changed_locked();
-  lock.unlock();
-  tell(needed);
+  update([&] {
+    std::erase_if(state_.refused, [&](const refused_row& r) {
+      return r.name == t.name && r.protocol == t.protocol;
+    });
+    state_.refused.push_back({t.name, t.protocol, error});
+  });
 }
 
 void status_board::connection_opened() {
-  std::unique_lock lock(mutex_);
-  ++state_.open_connections;
-  ++state_.total_connections;
-  std::function<void()> first = std::move(on_first_connection_);
-  on_first_connection_ = nullptr;
-  const bool needed = changed_locked();
-  lock.unlock();
-  tell(needed);
+  std::function<void()> first;
+  update([&] {
+    ++state_.open_connections;
+    ++state_.total_connections;
+    first = std::exchange(on_first_connection_, nullptr);
+  });
   if (first) {
     first();
   }
 }
 
 void status_board::connection_closed() {
-  std::unique_lock lock(mutex_);
-  if (state_.open_connections > 0) {
-    --state_.open_connections;
-  }
-  const bool needed = changed_locked();
-  lock.unlock();
-  tell(needed);
+  update([&] {
+    if (state_.open_connections > 0) {
+      --state_.open_connections;
+    }
+  });
 }
 
 void status_board::exchange_done(const inspect::exchange& e) {
@@ -180,20 +139,18 @@ void status_board::exchange_done(const inspect::exchange& e) {
   const auto second =
       std::chrono::duration_cast<std::chrono::seconds>(now_().time_since_epoch()).count();
 
-  std::unique_lock lock(mutex_);
-  requests_.push_front(std::move(row));
-  if (requests_.size() > kept_requests) {
-    requests_.pop_back();
-  }
-  ++state_.total_requests;
-  auto& bucket = per_second_[static_cast<std::size_t>(second % 60)];
-  if (bucket.first != second) {
-    bucket = {second, 0};
-  }
-  ++bucket.second;
-  const bool needed = changed_locked();
-  lock.unlock();
-  tell(needed);
+  update([&] {
+    requests_.push_front(std::move(row));
+    if (requests_.size() > kept_requests) {
+      requests_.pop_back();
+    }
+    ++state_.total_requests;
+    auto& bucket = per_second_[static_cast<std::size_t>(second % 60)];
+    if (bucket.first != second) {
+      bucket = {second, 0};
+    }
+    ++bucket.second;
+  });
 }
 
 namespace {

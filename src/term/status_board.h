@@ -117,9 +117,23 @@ class status_board final : public client::agent_observer {
   void exchange_done(const inspect::exchange& e) override;
 
  private:
-  // Call with mutex_ held: marks a change, and says whether to tell.
-  bool changed_locked();
-  void tell(bool needed);
+  // Makes `change` under the lock, then tells of it if the screen has seen
+  // everything before it (outside the lock: the callback may take its own).
+  template <class Change>
+  void update(Change&& change) {
+    std::function<void()> callback;
+    {
+      std::lock_guard lock(mutex_);
+      change();
+      if (!dirty_) {
+        callback = on_change_;
+      }
+      dirty_ = true;
+    }
+    if (callback) {
+      callback();
+    }
+  }
 
   std::function<steady_clock::time_point()> now_;
   const steady_clock::time_point started_;
