@@ -92,6 +92,8 @@ class status_board final : public client::agent_observer {
 
   /// Called, on whatever thread made the change, when something changed since
   /// the last snapshot (not for every change: once until the next snapshot).
+  /// It runs under the board's lock: it must return at once and not call the
+  /// board. Once on_change returns, the callback it replaced runs no more.
   void on_change(std::function<void()> callback);
 
   /// Called once, on the agent's thread, as the first public connection opens.
@@ -118,21 +120,16 @@ class status_board final : public client::agent_observer {
 
  private:
   // Makes `change` under the lock, then tells of it if the screen has seen
-  // everything before it (outside the lock: the callback may take its own).
+  // everything before it. Under the lock too, so that no call is still
+  // running once on_change(nullptr) has returned.
   template <class Change>
   void update(Change&& change) {
-    std::function<void()> callback;
-    {
-      std::lock_guard lock(mutex_);
-      change();
-      if (!dirty_) {
-        callback = on_change_;
-      }
-      dirty_ = true;
+    std::lock_guard lock(mutex_);
+    change();
+    if (!dirty_ && on_change_) {
+      on_change_();
     }
-    if (callback) {
-      callback();
-    }
+    dirty_ = true;
   }
 
   std::function<steady_clock::time_point()> now_;
