@@ -20,7 +20,7 @@ from .procs import Supervisor
 from .suite import Suite
 
 BENCH = Path(__file__).resolve().parents[1]
-WORKLOADS = ["keepalive", "newconn", "burst", "bulk", "scale", "memory", "inspect"]
+WORKLOADS = ["keepalive", "newconn", "burst", "bulk", "scale", "memory", "inspect", "screen"]
 TITLES = {
     "keepalive": "1. keep-alive HTTP: wrk -t1 -c32 on a 1 KiB file",
     "newconn": "2. a new connection per request: wrk -t1 -c32, Connection: close",
@@ -29,6 +29,7 @@ TITLES = {
     "scale": "5. scale: 10,000 idle public connections, then one request on each",
     "memory": "6. memory: server with 100 one-tunnel clients; one client",
     "inspect": "7. inspector on vs off: workload 1 through a client capturing every exchange",
+    "screen": "8. status screen on vs off: workload 1 through a client drawing its screen on a pty",
 }
 
 

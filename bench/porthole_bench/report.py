@@ -179,6 +179,14 @@ def rows(res: dict) -> list[list[str]]:
         if cap:
             out.append(["", "stored/answered (dropped)", "",
                         f"{cap['stored']}/{cap['requests_sent']} ({cap['dropped']})", "", "", ""])
+    scr = res.get("screen")
+    if scr and scr.get("off") and scr.get("on"):
+        for mode in ("off", "on"):
+            out.append([f"8 status screen {mode}", "requests/s", "",
+                        _num(_g(scr, mode, "rps"), "{:.0f}"), "", "", ""])
+            out.append(["", "p99 latency ms", "", _num(_g(scr, mode, "p99_ms"), "{:.2f}"), "", "",
+                        ""])
+        out.append(["", "requests/s on/off", "", _num(scr.get("ratio"), "{:.2f}x"), "", "", ""])
     return out
 
 
@@ -235,6 +243,12 @@ def details(res: dict) -> list[str]:
             e = _g(ins, mode, "errors")
             if e:
                 out.append(f"inspector {mode}: wrk errors: {_fails(e)}")
+    scr = res.get("screen") or {}
+    if scr.get("off") and scr.get("on"):
+        out.append("status screen requests/s by round (the table shows each mode's median): "
+                   f"off {scr['off']['rounds_rps']}, on {scr['on']['rounds_rps']}; client CPU s "
+                   f"per round (median): off {scr['off'].get('client_cpu_s')}, "
+                   f"on {scr['on'].get('client_cpu_s')}")
     ip = res.get("iperf3") or {}
     spread = [f"{t} {ip[t]['rounds_Gbps']}" for t in ("direct", "porthole", "haproxy")
               if ip.get(t, {}).get("rounds_Gbps")]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shlex
 import sqlite3
 import subprocess
 import time
@@ -19,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from . import loadgen, services
-from .procs import Supervisor, open_fds, rss_kib
+from .procs import Supervisor, cpu_seconds, open_fds, rss_kib
 
 WRK_ROUNDS = 3  # interleaved rounds per wrk workload; the median is reported
 TARGETS = ("direct", "porthole", "haproxy")
@@ -46,6 +47,19 @@ class Sampler:
             c = p.cpu_seconds()
             out[k] = None if c is None or self.cpu0[k] is None else round(c - self.cpu0[k], 2)
         return out
+
+
+class _Pid:
+    """A process the suite did not start itself (a child of one it did)."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+
+    def rss_kib(self):
+        return rss_kib(self.pid)
+
+    def cpu_seconds(self):
+        return cpu_seconds(self.pid)
 
 
 def _log_summary(text: str, limit: int = 6) -> dict:
@@ -432,28 +446,8 @@ class Suite:
                                           inspect=["--inspect-addr", "127.0.0.1:0",
                                                    "--inspect-db", db]),
         }
-        url = f"http://127.0.0.1:{self.server.http_port}/{services.SMALL_FILE}"
-        rounds: dict[str, list[dict]] = {m: [] for m in clients}
-        sent = 0  # requests wrk completed through the capturing client, warm-ups included
         try:
-            time.sleep(1)  # proxy pools filled
-            for rnd in range(WRK_ROUNDS):
-                for mode, t in clients.items():
-                    if self.warmup:
-                        w = loadgen.wrk(self.sup, url, t.host, self.warmup)
-                        sent += w.get("requests", 0) if mode == "on" else 0
-                        time.sleep(0.5)
-                    sampler = Sampler({"client": t.proc})
-                    r = loadgen.wrk(self.sup, url, t.host, self.duration, sample=sampler)
-                    r["client_cpu_s"] = sampler.cpu_used()["client"]
-                    r["client_rss_peak_kib"] = sampler.peak["client"]
-                    sent += r.get("requests", 0) if mode == "on" else 0
-                    rounds[mode].append(r)
-                    self.log(f"  round {rnd + 1}/{WRK_ROUNDS} inspector {mode:3s} "
-                             f"{r['rps']:10.0f} req/s  p50 {r.get('p50_ms', 0):7.2f} ms  "
-                             f"p99 {r.get('p99_ms', 0):7.2f} ms  client CPU "
-                             f"{_f(r['client_cpu_s'])} s  errors {r['errors'] or 'none'}")
-                    time.sleep(1)
+            out, sent = self._on_off_rounds(clients, "inspector", counted="on")
             capture = _capture_counts(db, clients["on"].proc.text())
             # The capture writer stores what is still queued: wait for the
             # count to settle (bounded).
@@ -466,17 +460,6 @@ class Suite:
                 capture = settled
         finally:
             self.sup.stop_many([t.proc for t in clients.values()])
-        out: dict = {}
-        for mode, rs in rounds.items():
-            ordered = sorted(rs, key=lambda r: r["rps"])
-            median = dict(ordered[len(ordered) // 2])
-            for metric in ("p50_ms", "p99_ms", "client_cpu_s"):
-                values = sorted(r[metric] for r in rs if r.get(metric) is not None)
-                if values:
-                    median[metric] = values[len(values) // 2]
-            median["rounds_rps"] = [round(r["rps"]) for r in rs]
-            out[mode] = median
-        out["ratio"] = out["on"]["rps"] / out["off"]["rps"] if out["off"]["rps"] else None
         capture["requests_sent"] = sent
         # wrk counts only the requests answered before it stopped; those still
         # in flight then are captured too (complete, or with an error).
@@ -490,6 +473,89 @@ class Suite:
                  f"{capture['stored']} exchanges stored ({capture['rows']} kept in the file), "
                  f"{capture['dropped']} dropped (queue full), {capture['failed']} failed, "
                  f"{capture['unaccounted']} unaccounted for")
+
+    def _on_off_rounds(self, clients: dict, what: str, counted: str | None = None,
+                       cpu_of: dict | None = None) -> tuple[dict, int]:
+        """Workload 1's wrk rounds through each of `clients` ({"off": Tunnel,
+        "on": Tunnel}), interleaved (off, on, off, ...); returns each mode's
+        median round (with every round's req/s), and the requests answered
+        through the `counted` client, warm-ups included. `cpu_of` names the
+        process whose CPU counts as the client's, where it is not the
+        Tunnel's own (a client behind a pty)."""
+        url = f"http://127.0.0.1:{self.server.http_port}/{services.SMALL_FILE}"
+        rounds: dict[str, list[dict]] = {m: [] for m in clients}
+        sent = 0
+        time.sleep(1)  # proxy pools filled
+        for rnd in range(WRK_ROUNDS):
+            for mode, t in clients.items():
+                if self.warmup:
+                    w = loadgen.wrk(self.sup, url, t.host, self.warmup)
+                    sent += w.get("requests", 0) if mode == counted else 0
+                    time.sleep(0.5)
+                sampler = Sampler({"client": (cpu_of or {}).get(mode, t.proc)})
+                r = loadgen.wrk(self.sup, url, t.host, self.duration, sample=sampler)
+                r["client_cpu_s"] = sampler.cpu_used()["client"]
+                r["client_rss_peak_kib"] = sampler.peak["client"]
+                sent += r.get("requests", 0) if mode == counted else 0
+                rounds[mode].append(r)
+                self.log(f"  round {rnd + 1}/{WRK_ROUNDS} {what} {mode:3s} "
+                         f"{r['rps']:10.0f} req/s  p50 {r.get('p50_ms', 0):7.2f} ms  "
+                         f"p99 {r.get('p99_ms', 0):7.2f} ms  client CPU "
+                         f"{_f(r['client_cpu_s'])} s  errors {r['errors'] or 'none'}")
+                time.sleep(1)
+        out: dict = {}
+        for mode, rs in rounds.items():
+            ordered = sorted(rs, key=lambda r: r["rps"])
+            median = dict(ordered[len(ordered) // 2])
+            for metric in ("p50_ms", "p99_ms", "client_cpu_s"):
+                values = sorted(r[metric] for r in rs if r.get(metric) is not None)
+                if values:
+                    median[metric] = values[len(values) // 2]
+            median["rounds_rps"] = [round(r["rps"]) for r in rs]
+            out[mode] = median
+        out["ratio"] = out["on"]["rps"] / out["off"]["rps"] if out["off"]["rps"] else None
+        return out, sent
+
+    # -- 8: status screen on vs off ----------------------------------------------
+
+    def w_screen(self):
+        """Workload 1 through two fresh http tunnel clients (inspector off),
+        one logging to a pipe (no terminal, no screen) and one on a terminal,
+        a pty that util-linux `script` holds, drawing its status screen with
+        every request in its list; interleaved rounds, medians."""
+        base = [self.bindir / "porthole", "--server-addr", f"localhost:{self.server.tunnel_port}",
+                "--inspect-addr", "disabled", "--trust-ca", self.server.ca, "http",
+                f"127.0.0.1:{self.nginx.port}", "--proto", "http"]
+        off = services.start_porthole(self.sup, self.bindir, self.server, "http",
+                                      self.nginx.port, subdomain="screen-off",
+                                      name="porthole-screen-off")
+        log = self.tmp / "screen-on.log"
+        cmd = shlex.join(["env", "TERM=xterm-256color", *map(str, base),
+                          "--subdomain", "screen-on", "--log", str(log)])
+        pty = self.sup.start("porthole-screen-on", ["script", "-qfec", cmd, "/dev/null"])
+        try:
+            deadline = time.monotonic() + 20
+            m = None
+            while m is None:
+                text = log.read_text() if log.exists() else ""
+                m = re.search(r"Forwarding ((\w+)://([^/\s:]+):(\d+))", text)
+                if m is None and (time.monotonic() > deadline or pty.poll() is not None):
+                    raise RuntimeError(f"screen client: no tunnel; log:\n{text}\n"
+                                       f"terminal:\n{pty.tail()}")
+                time.sleep(0.1)
+            on = services.Tunnel(pty, m.group(1), int(m.group(4)),
+                                 f"{m.group(3)}:{m.group(4)}")
+            if "Tunnel Status" not in pty.text():
+                raise RuntimeError("screen client: no status screen drawn on its terminal")
+            client_pid = int(subprocess.run(["pgrep", "-P", str(pty.pid), "porthole"],
+                                            capture_output=True, text=True).stdout.split()[0])
+            out, _ = self._on_off_rounds({"off": off, "on": on}, "status screen",
+                                         cpu_of={"on": _Pid(client_pid)})
+        finally:
+            self.sup.stop_many([off.proc, pty])
+        self.results["screen"] = out
+        self.log(f"  median: off {out['off']['rps']:.0f} req/s, on {out['on']['rps']:.0f} req/s, "
+                 f"on/off {_f(out['ratio'])}x")
 
     def inspector_flag(self) -> str | None:
         text = ""
