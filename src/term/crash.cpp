@@ -55,6 +55,7 @@ int module_count = 0;
 // last and read first, so the other fields are complete whenever it is >= 0.
 std::atomic<int> terminal_fd{-1};
 termios terminal_saved{};
+bool terminal_modes_saved = false;
 char terminal_leave[64];
 std::size_t terminal_leave_size = 0;
 
@@ -183,7 +184,9 @@ void put_terminal_back() {
     }
     done += n > 0 ? static_cast<std::size_t>(n) : 0;
   }
-  tcsetattr(fd, TCSANOW, &terminal_saved);
+  if (terminal_modes_saved) {
+    tcsetattr(fd, TCSANOW, &terminal_saved);
+  }
 }
 
 // Ends the program with `signo`'s default action (a core dump where enabled).
@@ -521,9 +524,12 @@ void prepare_thread_for_crash_reports() {
   thread_local alt_stack stack;
 }
 
-void guard_terminal(int fd, const termios& saved, std::string_view leave) {
+void guard_terminal(int fd, const termios* saved, std::string_view leave) {
   terminal_fd.store(-1);
-  terminal_saved = saved;
+  terminal_modes_saved = saved != nullptr;
+  if (saved != nullptr) {
+    terminal_saved = *saved;
+  }
   terminal_leave_size = std::min(leave.size(), sizeof terminal_leave);
   std::memcpy(terminal_leave, leave.data(), terminal_leave_size);
   terminal_fd.store(fd);

@@ -29,10 +29,10 @@ void install_crash_handler(const char* argv0, crash_report_info info);
 void prepare_thread_for_crash_reports();
 
 /// The terminal state a crash report must put back first: `fd` is the
-/// terminal, `saved` its modes before the program changed them, `leave` the
-/// bytes that undo what the program drew (leave the alternate screen, show the
-/// cursor). Replaces any earlier one.
-void guard_terminal(int fd, const termios& saved, std::string_view leave);
+/// terminal, `saved` its modes before the program changed them (null: modes
+/// not changed), `leave` the bytes that undo what the program drew (leave the
+/// alternate screen, show the cursor). Replaces any earlier one.
+void guard_terminal(int fd, const termios* saved, std::string_view leave);
 
 /// The terminal is as it was: a crash report has nothing to put back.
 void release_terminal();

@@ -57,7 +57,7 @@ terminal::terminal(int out_fd, int keys_fd)
     saved_ = modes;
     modes_fd_ = out_fd_;
     // The crash report must find the modes saved before they change.
-    guard_terminal(out_fd_, saved_, leave_screen);
+    guard_terminal(out_fd_, &saved_, leave_screen);
     if (keys_fd_ >= 0) {
       modes.c_lflag &= ~static_cast<tcflag_t>(ICANON | ECHO | ISIG | IEXTEN);
       modes.c_iflag &= ~static_cast<tcflag_t>(IXON | ICRNL);
@@ -67,7 +67,7 @@ terminal::terminal(int out_fd, int keys_fd)
     }
   } else {
     keys_fd_ = -1;
-    guard_terminal(out_fd_, saved_, leave_screen);
+    guard_terminal(out_fd_, nullptr, leave_screen);
   }
   write(enter_screen);
 }

@@ -95,10 +95,14 @@ def test_the_list_shows_as_many_requests_as_fit(server, http_backend, term):
     assert_shell_back(term, "run")
 
 
-def test_ctrl_c_quits_cleanly(server, http_backend, term):
-    term.run_and_record(porthole(server, "http", str(http_backend.port), "--subdomain", "cc"),
-                        "run")
+def test_ctrl_c_quits_cleanly_and_a_log_file_is_kept_beside_the_screen(server, http_backend,
+                                                                       term, tmp_path):
+    log = tmp_path / "porthole.log"
+    term.run_and_record(porthole(server, "--log", log, "http", str(http_backend.port),
+                                 "--subdomain", "cc"), "run")
     term.wait_for(r"^Tunnel Status +online")
+    term.wait_for(r"^Forwarding +https://cc\.")
+    assert re.search(r"\[info\] Forwarding https://cc\.localhost:\d+ -> ", log.read_text())
     term.press("C-c")
     assert term.wait_exit("run") == 0
     assert_shell_back(term, "run")
