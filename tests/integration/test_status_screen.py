@@ -182,7 +182,7 @@ tunnels:
     assert_shell_back(term, "run")
 
 
-def test_colours_where_the_terminal_has_them_and_none_with_no_color(server, http_backend,
+def test_colours_only_where_terminfo_has_them_and_never_with_no_color(server, http_backend,
                                                                      tmp_path, home):
     coloured = Terminal(tmp_path / "colour", home, name="colour-terminal")
     coloured.run_and_record(porthole(server, "http", str(http_backend.port), "--subdomain",
@@ -199,6 +199,14 @@ def test_colours_where_the_terminal_has_them_and_none_with_no_color(server, http
     assert not COLOUR.search(plain.screen(escapes=True)), plain.screen(escapes=True)
     plain.press("q")
     assert plain.wait_exit("run") == 0
+
+    # A terminal that terminfo says has no colours (a VT100).
+    vt100 = porthole(server, "http", str(http_backend.port), "--subdomain", "vt100")
+    plain.run_and_record(["env", "-u", "NO_COLOR", "TERM=vt100", *vt100], "vt100")
+    plain.wait_for(r"^Tunnel Status +online")
+    assert not COLOUR.search(plain.screen(escapes=True)), plain.screen(escapes=True)
+    plain.press("q")
+    assert plain.wait_exit("vt100") == 0
 
 
 def test_the_screen_follows_a_resize(server, http_backend, term):
