@@ -266,7 +266,10 @@ class running_client {
                        board_->set_offline(result_->error);
                        return;
                      }
-                     shut_down();
+                     if (api_) {
+                       api_->stop();
+                     }
+                     ioc_.stop();
                    });
     ioc_.run();
     screen_.reset();  // the terminal as it was, before anything more is said
@@ -281,12 +284,17 @@ class running_client {
   }
 
  private:
+  // The agent ends first (giving its URLs back), and its end stops the
+  // loop; if it has ended already (offline), this does.
   void shut_down() {
-    agent_.stop();
-    if (api_) {
-      api_->stop();
+    if (result_) {
+      if (api_) {
+        api_->stop();
+      }
+      ioc_.stop();
+      return;
     }
-    ioc_.stop();
+    agent_.stop();
   }
 
   void wait_hangup() {

@@ -128,6 +128,7 @@ struct agent::session {
   std::shared_ptr<mux::session> mux;       ///< the multiplexed connection, while up
   std::string outbox;                      ///< frames for the server, not yet written
   net::event outbox_ready;
+  bool leaving = false;  ///< stopping: end once the outbox (CloseTunnels) is written
 };
 
 agent::agent(asio::io_context& ioc, client_config cfg)
@@ -146,10 +147,37 @@ agent::agent(asio::io_context& ioc, client_config cfg)
 agent::~agent() = default;
 
 void agent::stop() {
+  if (stopped_) {
+    return;
+  }
   stopped_ = true;
+  // The URLs go back first where the server takes them back (otherwise it
+  // holds them for a reconnect that will not come, and a client started again
+  // at once is told they are taken).
+  if (current_ != nullptr && current_->close_granted && !url_to_tunnel_.empty()) {
+    for (const auto& [url, spec] : url_to_tunnel_) {
+      send(*current_, proto::close_tunnel{url});
+    }
+    current_->leaving = true;
+    net::spawn(ioc_.get_executor(), leave_by(clock::now() + cfg_.leave_timeout), "leaving");
+    return;
+  }
+  end_now();
+}
+
+void agent::end_now() {
   stopping_.notify();
   if (current_ != nullptr) {
     net::close_stream(*current_->stream);
+  }
+}
+
+asio::awaitable<void> agent::leave_by(clock::time_point deadline) {
+  asio::steady_timer timer(ioc_, deadline);
+  co_await timer.async_wait(net::use_nothrow);
+  if (current_ != nullptr) {
+    spdlog::warn("the server took no CloseTunnel within {}s; closing", cfg_.leave_timeout.count());
+    end_now();
   }
 }
 
@@ -478,6 +506,11 @@ asio::awaitable<void> agent::write_loop(session& s) {
       if (!stopped_) {
         spdlog::warn("lost connection to server {}: {}", server, ec.message());
       }
+      co_return;
+    }
+    if (s.leaving && s.outbox.empty()) {
+      spdlog::info("gave the tunnels' URLs back to the server");
+      end_now();
       co_return;
     }
   }

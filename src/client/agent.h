@@ -37,7 +37,9 @@ class agent {
   /// tunnels again.
   net::asio::awaitable<agent_result> run();
 
-  /// Ends run() soon, with exit code 0.
+  /// Ends run() soon, with exit code 0. A server that understands
+  /// CloseTunnel is given the tunnels' URLs back first (waiting at most
+  /// client_config::leave_timeout), so that they are free at once.
   void stop();
 
   /// What update_tunnels() changed.
@@ -75,6 +77,8 @@ class agent {
 
   net::asio::awaitable<std::tuple<net::error_code, std::unique_ptr<net::tls_stream>>> connect();
   net::asio::awaitable<std::optional<agent_result>> serve_once(bool& was_up);
+  void end_now();
+  net::asio::awaitable<void> leave_by(std::chrono::steady_clock::time_point deadline);
   net::asio::awaitable<void> proxy_connection();
   net::asio::awaitable<void> read_loop(session& s);
   net::asio::awaitable<void> mux_loop(session& s);

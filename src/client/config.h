@@ -49,6 +49,7 @@ struct client_config {
   seconds tcp_idle_timeout{7200};
   seconds reconnect_min{1};
   seconds reconnect_max{30};
+  seconds leave_timeout{2};  ///< a stopping client's wait to give its URLs back
 };
 
 }  // namespace porthole::client

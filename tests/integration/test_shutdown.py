@@ -44,3 +44,21 @@ def test_client_exits_0_on_signal_with_a_tunnel_up(sig, server, http_tunnel):
     # A crash at exit shows as a negative code (killed by SIGSEGV) or 139.
     assert rc == 0, f"porthole exited with {rc} on {sig.name}"
     server.proc.wait_for(r"tunnel down: ", timeout=10)
+
+
+@pytest.mark.parametrize("transport", ["mux", "pool"], indirect=True)
+def test_a_stopped_client_gives_its_url_back_for_the_next_one(server, http_backend,
+                                                              start_porthole, transport):
+    """Stopped on purpose, a client hands its URLs back (CloseTunnel) instead of
+    leaving the server to hold them for a reconnect that will not come: a
+    client started again at once gets the same URL."""
+    first = start_porthole("http", str(http_backend.port), "--subdomain", "again", "--proto",
+                           "http", server=server)
+    first.proc.stop()
+    assert first.proc.returncode == 0
+    assert "gave the tunnels' URLs back to the server" in first.proc.text()
+    second = start_porthole("http", str(http_backend.port), "--subdomain", "again", "--proto",
+                            "http", server=server)
+    assert second.urls == first.urls
+    r = curl(f"{second.url()}/hello")
+    assert (r.returncode, r.status, r.body) == (0, 200, b"hello"), r.stderr

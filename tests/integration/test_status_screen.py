@@ -74,6 +74,15 @@ def test_screen_shows_status_tunnels_and_requests_newest_first(server, http_back
     assert term.wait_exit("run") == 0
     assert_shell_back(term, "run")
 
+    # Started again at once, it gets the same URLs: quitting gave them back.
+    term.run_and_record(porthole(server, "http", f"127.0.0.1:{http_backend.port}",
+                                 "--subdomain", "screen"), "again")
+    screen = term.wait_for(r"Forwarding +https://").string
+    assert field(screen, "Tunnel Status") == ["online"]
+    assert field(screen, "Forwarding")[0] == f"http://screen.localhost:{server.http_port} -> {local}"
+    term.press("q")
+    assert term.wait_exit("again") == 0
+
 
 def test_the_list_shows_as_many_requests_as_fit(server, http_backend, term):
     term.run_and_record(porthole(server, "http", f"127.0.0.1:{http_backend.port}",
