@@ -168,25 +168,25 @@ def rows(res: dict) -> list[list[str]]:
             out.append(["6 memory" if i == 0 else "", label, "", _num(val, "{:.1f}"), "", "", ""])
     ins = res.get("inspect")
     if ins and ins.get("off") and ins.get("on"):
-        # One target (porthole), two modes: the ratio is on / off.
-        for mode in ("off", "on"):
-            out.append([f"7 inspector {mode}", "requests/s", "",
-                        _num(_g(ins, mode, "rps"), "{:.0f}"), "", "", ""])
-            out.append(["", "p99 latency ms", "", _num(_g(ins, mode, "p99_ms"), "{:.2f}"), "", "",
-                        ""])
-        out.append(["", "requests/s on/off", "", _num(ins.get("ratio"), "{:.2f}x"), "", "", ""])
+        out += _on_off_rows("7 inspector", ins)
         cap = ins.get("capture") or {}
         if cap:
             out.append(["", "stored/answered (dropped)", "",
                         f"{cap['stored']}/{cap['requests_sent']} ({cap['dropped']})", "", "", ""])
     scr = res.get("screen")
     if scr and scr.get("off") and scr.get("on"):
-        for mode in ("off", "on"):
-            out.append([f"8 status screen {mode}", "requests/s", "",
-                        _num(_g(scr, mode, "rps"), "{:.0f}"), "", "", ""])
-            out.append(["", "p99 latency ms", "", _num(_g(scr, mode, "p99_ms"), "{:.2f}"), "", "",
-                        ""])
-        out.append(["", "requests/s on/off", "", _num(scr.get("ratio"), "{:.2f}x"), "", "", ""])
+        out += _on_off_rows("8 status screen", scr)
+    return out
+
+
+def _on_off_rows(label: str, w: dict) -> list[list[str]]:
+    """One target (porthole), two modes: each mode's medians, and on / off."""
+    out = []
+    for mode in ("off", "on"):
+        out.append([f"{label} {mode}", "requests/s", "", _num(_g(w, mode, "rps"), "{:.0f}"), "",
+                    "", ""])
+        out.append(["", "p99 latency ms", "", _num(_g(w, mode, "p99_ms"), "{:.2f}"), "", "", ""])
+    out.append(["", "requests/s on/off", "", _num(w.get("ratio"), "{:.2f}x"), "", "", ""])
     return out
 
 
