@@ -266,10 +266,7 @@ class running_client {
                        board_->set_offline(result_->error);
                        return;
                      }
-                     if (api_) {
-                       api_->stop();
-                     }
-                     ioc_.stop();
+                     stop_loop();
                    });
     ioc_.run();
     screen_.reset();  // the terminal as it was, before anything more is said
@@ -288,13 +285,17 @@ class running_client {
   // loop; if it has ended already (offline), this does.
   void shut_down() {
     if (result_) {
-      if (api_) {
-        api_->stop();
-      }
-      ioc_.stop();
+      stop_loop();
       return;
     }
     agent_.stop();
+  }
+
+  void stop_loop() {
+    if (api_) {
+      api_->stop();
+    }
+    ioc_.stop();
   }
 
   void wait_hangup() {
