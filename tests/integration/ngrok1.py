@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import queue
+import select
 import socket
 import ssl
 import struct
@@ -150,21 +151,41 @@ class FrameConn:
         self.sock = sock
         self.name = name
         self.buf = b""
-        self._wlock = threading.Lock()
+        # One TLS connection must not be read and written at once by two
+        # threads (OpenSSL forbids it; TLS 1.3 tickets make it fail now and
+        # then): every socket call holds this lock, and a reader in another
+        # thread (shared=True) waits for data without holding it.
+        self._lock = threading.Lock()
+        self.shared = False
         self.closed = False
 
     def send(self, data: bytes) -> None:
         """One write per call: one frame goes out in one TLS record."""
-        with self._wlock:
+        with self._lock:
+            self.sock.settimeout(30)
             self.sock.sendall(data)
 
     def _fill(self, deadline: float) -> None:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError(f"{self.name}: nothing more received in time "
-                               f"(have {self.buf[:200]!r})")
-        self.sock.settimeout(remaining)
-        data = self.sock.recv(1 << 16)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{self.name}: nothing more received in time "
+                                   f"(have {self.buf[:200]!r})")
+            if not self.shared:
+                with self._lock:
+                    self.sock.settimeout(remaining)
+                    data = self.sock.recv(1 << 16)
+                break
+            pending = isinstance(self.sock, ssl.SSLSocket) and self.sock.pending()
+            if not pending:
+                select.select([self.sock], [], [], min(remaining, 0.5))
+            with self._lock:
+                self.sock.settimeout(0)
+                try:
+                    data = self.sock.recv(1 << 16)
+                    break
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                    continue
         if not data:
             self.closed = True
             raise ConnectionError(f"{self.name}: closed by the peer (have {self.buf[:200]!r})")
@@ -283,6 +304,8 @@ class ScriptedNgrokd:
                                  f"log: {self.log}") from None
 
     def serve_control(self, ctl: FrameConn) -> None:
+        ctl.shared = True  # read here, written by the test's thread too
+
         def run():
             try:
                 while not self._stop.is_set():

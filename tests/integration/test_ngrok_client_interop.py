@@ -26,6 +26,7 @@ class ControlReader:
 
     def __init__(self, conn: FrameConn):
         self.conn = conn
+        conn.shared = True  # the test's thread goes on writing to it
         self.frames: queue.Queue = queue.Queue()
         self.thread = threading.Thread(target=self._run, name="ctl-reader", daemon=True)
         self.thread.start()
