@@ -3,7 +3,7 @@ BUILD ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build test unit integration demo bench format clean
+.PHONY: all deps build test unit integration demo bench soak format clean
 
 all: build
 
@@ -29,6 +29,12 @@ demo: build
 bench: build
 	@scripts/install-deps --bench
 	@bench/run $(BUILD)/bin
+
+# The long runs, bounded in time (about 5 minutes here): a million requests
+# through a tunnel while clients come and go, open files and memory compared.
+soak: build
+	@scripts/install-deps --bench
+	@bench/soak $(BUILD)/bin
 
 format:
 	@git ls-files '*.cpp' '*.h' | xargs clang-format -i

@@ -201,12 +201,13 @@ class Tunnel:
 
 def start_porthole(sup: Supervisor, bindir: Path, server: Portholed, kind: str,
                    local_port: int, subdomain: str | None = None, name: str = "porthole",
-                   timeout: float = 20.0, inspect: list | None = None) -> Tunnel:
+                   timeout: float = 20.0, inspect: list | None = None,
+                   extra: list | None = None) -> Tunnel:
     """A tunnel client; with the inspector off unless `inspect` gives its
     options (e.g. ["--inspect-addr", "127.0.0.1:0", "--inspect-db", path])."""
     argv = [bindir / "porthole", "--server-addr", f"localhost:{server.tunnel_port}",
             *(inspect or ["--inspect-addr", "disabled"]),
-            "--trust-ca", server.ca, "--log", "stdout", "--log-level", "info"]
+            "--trust-ca", server.ca, "--log", "stdout", "--log-level", "info", *(extra or [])]
     if kind == "http":
         argv += ["http", f"127.0.0.1:{local_port}", "--proto", "http"]
         if subdomain:
