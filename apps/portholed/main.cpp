@@ -113,6 +113,14 @@ int main(int argc, char** argv) {
                  "Seconds a public request head may take to arrive (408 after)")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));
+  app.add_option("--header-limit", cfg.header_limit,
+                 "Bytes a public request head may have (431 beyond)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1024}, std::size_t{1024 * 1024}));
+  app.add_option("--max-header-fields", cfg.max_header_fields,
+                 "Header fields a public request head may have (431 beyond)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{10000}));
   app.add_option("--reconnect-grace", grace,
                  "Seconds a disconnected client's URLs stay reserved for it")
       ->capture_default_str()

@@ -52,6 +52,7 @@ constexpr std::string_view event_stream_head =
     "Content-Type: text/event-stream\r\n"
     "Cache-Control: no-store\r\n"
     "X-Content-Type-Options: nosniff\r\n"
+    "Cross-Origin-Resource-Policy: same-origin\r\n"
     "Connection: close\r\n"
     "\r\n";
 constexpr std::string_view event_heartbeat = ": keep-alive\n\n";
@@ -203,6 +204,9 @@ response_message to_message(local_api::response r, unsigned version, bool keep_a
   m.set(beast_http::field::server, "porthole");
   m.set(beast_http::field::content_type, r.content_type);
   m.set("X-Content-Type-Options", "nosniff");
+  // No page of another origin may embed or read what is served here (no
+  // Access-Control-Allow-* is ever sent either).
+  m.set("Cross-Origin-Resource-Policy", "same-origin");
   for (const auto& [name, value] : r.headers) {
     m.insert(name, value);
   }
@@ -285,13 +289,22 @@ struct local_api::state {
     if (method != beast_http::verb::get && method != beast_http::verb::head &&
         method != beast_http::verb::options) {
       const auto origin = view(head[beast_http::field::origin]);
-      const bool cross_site = http::iequals(view(head["Sec-Fetch-Site"]), "cross-site");
+      // A browser says where a request comes from: only this origin, or the
+      // user (typed, bookmarked), may write. same-site is another port of
+      // localhost, or another subdomain: someone else's page.
+      const auto fetch_site = view(head["Sec-Fetch-Site"]);
+      const bool cross_site = head.count("Sec-Fetch-Site") > 0 &&
+                              !http::iequals(fetch_site, "same-origin") &&
+                              !http::iequals(fetch_site, "none");
       if (cross_site || (head.count(beast_http::field::origin) > 0 &&
                          !http::iequals(origin, "http://" + std::string(host)))) {
+        const std::string from = head.count(beast_http::field::origin) > 0
+                                     ? "Origin '" + std::string(origin) + "'"
+                                     : "Sec-Fetch-Site '" + std::string(fetch_site) + "'";
         return plain_text(beast_http::status::forbidden,
                           "cross-origin " + std::string(view(head.method_string())) +
-                              " refused: Origin '" + std::string(origin) +
-                              "' is not this inspector (http://" + std::string(host) + ")\n");
+                              " refused: " + from + " is not this inspector (http://" +
+                              std::string(host) + ")\n");
       }
     }
     return std::nullopt;
@@ -704,6 +717,14 @@ void local_api::start() {
   state_->acceptor.emplace(net::bind_acceptor(state_->ex, state_->listen_ep, "the web interface"));
   state_->bound = state_->acceptor->local_endpoint();
   spdlog::debug("web interface: listening on {}", net::to_string(state_->bound));
+  if (!state_->bound.address().is_loopback()) {
+    // Only an address given on purpose gets here: the default is 127.0.0.1.
+    spdlog::warn(
+        "web interface: listening on {}, not on loopback: whoever can reach this address can "
+        "read the captured traffic and replay requests (inspect_addr 127.0.0.1:PORT keeps it "
+        "on this machine)",
+        net::to_string(state_->bound));
+  }
   net::spawn(state_->ex, state::accept_loop(state_), "web interface listener");
 }
 

@@ -10,6 +10,8 @@
 #include <type_traits>
 
 #include "http/ascii.h"
+#include "http/error.h"
+#include "http/request_rules.h"
 
 namespace porthole::http {
 
@@ -65,9 +67,15 @@ class head_collector final : public beast_http::basic_parser<isRequest> {
   }
 
   void on_field_impl(beast_http::field name, string_view name_string, string_view value,
-                     error_code&) override {
+                     error_code& ec) override {
     if (this->is_header_done()) {
-      return;  // a trailer of a chunked body: forwarded as raw bytes, not part of the head
+      // A trailer of a chunked body: forwarded as raw bytes, not part of the
+      // head, but held to the rules of header fields all the same.
+      if (!is_token({name_string.data(), name_string.size()}) ||
+          !is_field_value({value.data(), value.size()})) {
+        ec = error::bad_field_value;
+      }
+      return;
     }
     if (name == beast_http::field::upgrade) {
       saw_upgrade_ = true;
@@ -140,7 +148,13 @@ class message_framer {
     // Resume where the last call stopped, less the part of a terminator that
     // may have been cut: re-presented input costs nothing to scan again.
     const std::size_t from = std::min(scan_from_, window);
+    // A line that ends in LF (or CR) alone would be read differently by
+    // different parsers: refused at once, not after a time-out.
+    const std::size_t bare = find_bare_line_ending(input.substr(0, window), from);
     const std::size_t end = input.substr(0, window).find("\r\n\r\n", from);
+    if (bare != std::string_view::npos && (end == std::string_view::npos || bare < end)) {
+      return fail(error::bare_line_ending);
+    }
     if (end != std::string_view::npos) {
       scan_from_ = 0;
       start_checked_ = 0;
@@ -157,6 +171,12 @@ class message_framer {
 
   // Parses a complete head (as found by find_head).
   parse_result parse_head(std::string_view head, bool skip_body) {
+    if constexpr (isRequest) {
+      if (const error_code ec = check_request_head(head, limits_.max_fields)) {
+        fail(ec);
+        return {.error = ec};
+      }
+    }
     parser_.emplace(staging_);
     awaiting_only_last_chunk_ = false;
     parser_->header_limit(static_cast<std::uint32_t>(

@@ -18,6 +18,7 @@ namespace porthole::http {
 /// Bounds on what a parser accepts.
 struct parser_limits {
   std::size_t header_limit = 32 * 1024;  ///< a head longer than this is refused (431 for requests)
+  std::size_t max_fields = 100;          ///< a request head with more fields is refused (431)
 };
 
 /// A header field as it appeared on the wire.
@@ -60,8 +61,11 @@ struct parse_result {
 };
 // On error, `consumed` counts only body bytes that were valid before the
 // fault (never part of a head), and every later call reports the same error.
-// A head over header_limit gives boost::beast::http::error::header_limit;
-// other faults give the Beast parser's error.
+// A head over header_limit gives boost::beast::http::error::header_limit; a
+// line ending that is not CRLF gives http::error::bare_line_ending as soon as
+// it arrives (heads of requests and responses); a request head that breaks a
+// rule of check_request_head() gives that rule's http::error; other faults
+// (in bodies, trailers and response heads) give the Beast parser's error.
 
 /// Frames requests: call parse() with the unparsed bytes, forward the first
 /// `consumed` of them, drop them and call again. A call never consumes past

@@ -39,6 +39,7 @@ struct server_config {
   seconds ping_timeout{30};              ///< a client that sent no Ping for this long is dropped
   seconds reconnect_grace{60};           ///< a disconnected client's URLs are held this long
   std::size_t header_limit = 32 * 1024;  ///< public request head bound (431 beyond)
+  std::size_t max_header_fields = 100;   ///< header fields in a public request head (431 beyond)
 };
 
 }  // namespace porthole::server

@@ -9,6 +9,7 @@
 #include <boost/beast/http/error.hpp>
 #include <optional>
 
+#include "http/error.h"
 #include "http/forwarding.h"
 #include "http/message_parser.h"
 #include "net/event.h"
@@ -30,6 +31,37 @@ constexpr std::size_t flush_threshold = 64 * 1024;
 constexpr auto response_timeout = std::chrono::seconds(300);
 
 using byte_buffer = boost::beast::flat_buffer;
+
+// The reason phrase of a status the edge answers a refused request with.
+std::string_view reason_of(unsigned status) {
+  switch (status) {
+    case 431:
+      return "Request Header Fields Too Large";
+    case 501:
+      return "Not Implemented";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return "Bad Request";
+  }
+}
+
+// The rule a refused request broke, for the log: porthole's own name, or
+// the Beast parser's for a fault only it finds (in a body, say).
+std::string rule_of(const net::error_code& ec) {
+  if (ec == boost::beast::http::error::header_limit) {
+    return "header_limit";
+  }
+  const char* name = http::rule_name(ec);
+  if (*name != '\0') {
+    return name;
+  }
+  std::string text = ec.message();
+  for (char& c : text) {
+    c = c == ' ' ? '_' : c;
+  }
+  return text;
+}
 
 std::string_view view(const byte_buffer& b) {
   const auto d = b.data();
@@ -79,12 +111,15 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
         public_(stream),
         scheme_(std::move(scheme)),
         client_ip_(std::move(client_ip)),
-        req_(http::parser_limits{cfg_.header_limit}),
+        req_(http::parser_limits{cfg_.header_limit, cfg_.max_header_fields}),
         resp_(http::parser_limits{64 * 1024}),
         timer_(stream.get_executor()) {}
 
   asio::awaitable<void> run() {
     touch();
+    // The first head is due read_header_timeout after the connection opens:
+    // a connection that never sends one holds its socket no longer.
+    head_started_ = last_activity_;
     rearm();
     co_await request_pump();
     while (response_running_) {
@@ -110,12 +145,10 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
       }
       const http::parse_result r = req_.parse(view(in_));
       if (r.error) {
-        const bool too_large = r.error == boost::beast::http::error::header_limit;
-        co_await reply_local(too_large ? 431 : 400,
-                             too_large ? "Request Header Fields Too Large" : "Bad Request",
-                             too_large ? "The request head is larger than this server accepts."
-                                       : "The request is not valid HTTP/1.1: " + r.error.message(),
-                             false);
+        if (!discard_ && header_done_) {
+          out_.append(view(in_).substr(0, r.consumed));  // the body's valid part
+        }
+        co_await refuse(r.error, header_done_);
         co_return finish();
       }
       if (r.consumed == 0 && !r.head_complete && !r.message_complete) {
@@ -123,7 +156,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
         if (!ok) {
           co_return finish();
         }
-        if (in_.size() == 0 && req_.at_message_start()) {
+        if (in_.size() == 0 && req_.at_message_start() && head_byte_seen_) {
           head_started_.reset();
         } else if (!head_started_ && !header_done_) {
           head_started_ = clock::now();
@@ -136,6 +169,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
         auto [ec, n] = co_await read_more(public_, in_, in_size_);
         if (n > 0) {
           touch();
+          head_byte_seen_ = true;
           if (!header_done_ && !head_started_) {
             head_started_ = clock::now();
             rearm();
@@ -202,7 +236,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
     const http::request_head& h = req_.head();
     const auto host_field = h.find("host");
     if (!host_field || host_field->empty()) {
-      co_await reply_local(400, "Bad Request", "The request has no Host header.", false);
+      co_await refuse(http::error::missing_host, false);
       co_return false;
     }
     const std::string host = http::routing_host(*host_field);
@@ -325,6 +359,44 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
     }
   }
 
+  // Refuses a request that breaks a rule of HTTP/1.1 framing: logged once,
+  // answered with a small page after every response owed before it, and the
+  // connection ends. `in_body`: the fault is in the body of a request whose
+  // head was already answered here (nothing more is said) or forwarded (the
+  // proxy connection is dropped, and the client gets the refusal only if no
+  // byte of the service's answer to it has been sent yet).
+  asio::awaitable<void> refuse(net::error_code ec, bool in_body) {
+    const unsigned status = http::status_of(ec);
+    spdlog::warn("{}: public {} request refused: status={} rule={} ({}); closing", client_addr(),
+                 scheme_, status, rule_of(ec), ec.message());
+    std::string message = ec == boost::beast::http::error::header_limit
+                              ? "The request head is larger than this server accepts."
+                              : "The request is not valid HTTP/1.1: " + ec.message() + ".";
+    if (in_body && discard_) {
+      co_return;
+    }
+    const std::string reason(reason_of(status));
+    if (!in_body || !proxy_) {
+      co_await reply_local(status, reason, message, false);
+      co_return;
+    }
+    co_await flush_to_proxy();
+    // Earlier responses go out whole; this request's own is not waited for.
+    while (pending_ > 1 && !closed_ && !switched_) {
+      co_await answered_.wait_until(clock::time_point::max());
+    }
+    refused_ = true;  // the response pump must not answer this one with a 502
+    proxy_->close();
+    while (response_running_) {
+      co_await response_done_.wait_until(clock::time_point::max());
+    }
+    if (response_started_ || switched_) {
+      co_return;  // the client already has part of an answer; it can only be cut
+    }
+    const std::string response = http::error_response(status, reason, message, false);
+    co_await asio::async_write(public_, asio::buffer(response), net::use_nothrow);
+  }
+
   // Answers a request here, after every response owed before it.
   // Parameters by value: they live in the coroutine frame.
   asio::awaitable<void> reply_local(unsigned status, std::string reason, std::string message,
@@ -369,9 +441,18 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
       if (n > 0) {
         touch();
         std::size_t completed = 0;
-        if (!parse_responses(rbuf, wbuf, completed)) {
-          spdlog::debug("{}: the local service's response is not valid HTTP; closing",
-                        tunnel_->url);
+        const bool valid = parse_responses(rbuf, wbuf, completed);
+        if (!valid) {
+          spdlog::warn("{}: the local service's response is not valid HTTP ({}); closing",
+                       tunnel_->url, resp_error_.message());
+          if (!wbuf.empty()) {
+            co_await asio::async_write(public_, asio::buffer(wbuf), net::use_nothrow);
+          }
+          if (!response_started_ && pending_ > completed && !refused_) {
+            const std::string response = http::error_response(
+                502, "Bad Gateway", "The local service's response is not valid HTTP.", false);
+            co_await asio::async_write(public_, asio::buffer(response), net::use_nothrow);
+          }
           break;
         }
         auto [wec, written] =
@@ -390,7 +471,9 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
       }
     }
     closed_ = true;
-    net::close_stream(public_);
+    if (!refused_) {
+      net::close_stream(public_);  // else the request side still writes its refusal
+    }
     answered_.notify();
   }
 
@@ -406,10 +489,14 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
         break;
       }
       if (resp_.pending() == 0 && !response_started_) {
+        resp_error_ = boost::beast::http::error::unexpected_body;
+        rbuf.consume(used);
         return false;  // bytes nobody asked for
       }
       const http::parse_result r = resp_.parse(bytes.substr(used));
       if (r.error) {
+        resp_error_ = r.error;
+        rbuf.consume(used);
         return false;
       }
       if (r.consumed == 0 && !r.head_complete && !r.message_complete) {
@@ -441,7 +528,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
       --pending_;  // EOF is this response's end
       co_return;
     }
-    if (pending_ > 0 && !response_started_ && !switched_) {
+    if (pending_ > 0 && !response_started_ && !switched_ && !refused_) {
       const std::string response = http::error_response(
           502, "Bad Gateway", "The tunnel's client closed the connection without an answer.",
           false);
@@ -482,6 +569,13 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
 
   void time_out() {
     if (head_started_ && pending_ == 0 && !closed_) {
+      spdlog::warn("{}: public {} request head not complete within {}s: status={}; closing",
+                   client_addr(), scheme_, cfg_.read_header_timeout.count(),
+                   head_byte_seen_ ? "408" : "none");
+      if (!head_byte_seen_) {
+        close_all();  // nothing was asked: nothing to answer
+        return;
+      }
       asio::co_spawn(timer_.get_executor(), answer_timeout(),
                      [self = this->shared_from_this()](std::exception_ptr e) {
                        if (e) {
@@ -540,6 +634,9 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
   bool closed_ = false;
   bool done_ = false;
   bool response_running_ = false;
+  bool refused_ = false;         // a request was refused after its head was forwarded
+  bool head_byte_seen_ = false;  // the client has sent something
+  net::error_code resp_error_;   // why the service's response was not valid HTTP
   std::optional<clock::time_point> head_started_;
   clock::time_point last_activity_;
   net::event answered_;

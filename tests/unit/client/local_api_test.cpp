@@ -412,6 +412,40 @@ TEST_F(LocalApi, CrossOriginWriteIsRefusedAndSameOriginWriteAccepted) {
   EXPECT_EQ(no_browser.result(), status::ok);
 }
 
+TEST_F(LocalApi, WriteMarkedSameSiteIsRefusedAndSameOriginOrNoneAccepted) {
+  make_api().handle(verb::post, "/api/requests/http", echo_request);
+  start();
+  auto post_with = [&](std::string extra) {
+    auto client = connect();
+    EXPECT_FALSE(client.write("POST /api/requests/http HTTP/1.1\r\nHost: " + host() + "\r\n" +
+                              extra + "Content-Length: 2\r\n\r\n{}"));
+    return client.read_response();
+  };
+
+  const auto same_site = post_with("Sec-Fetch-Site: same-site\r\n");
+  const auto same_origin =
+      post_with("Origin: http://" + host() + "\r\nSec-Fetch-Site: same-origin\r\n");
+  const auto typed = post_with("Sec-Fetch-Site: none\r\n");
+
+  EXPECT_EQ(same_site.result(), status::forbidden);
+  EXPECT_THAT(same_site.body(), HasSubstr("Sec-Fetch-Site 'same-site'"));
+  EXPECT_EQ(same_origin.result(), status::ok);
+  EXPECT_EQ(typed.result(), status::ok);
+}
+
+TEST_F(LocalApi, ResponsesMayNotBeReadOrEmbeddedByOtherOrigins) {
+  make_api().handle(verb::get, "/api/tunnels", echo_request);
+  start();
+  auto client = connect();
+  EXPECT_FALSE(client.write("GET /api/tunnels HTTP/1.1\r\nHost: " + host() +
+                            "\r\nOrigin: http://evil.example\r\n\r\n"));
+  const auto res = client.read_response();
+
+  EXPECT_EQ(res.result(), status::ok);
+  EXPECT_EQ(res["Cross-Origin-Resource-Policy"], "same-origin");
+  EXPECT_EQ(res.count("Access-Control-Allow-Origin"), 0u);
+}
+
 TEST_F(LocalApi, LoopbackHostWithAnotherPortIsRefused) {
   make_api().handle(verb::get, "/api/tunnels", echo_request);
   start();

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "http/error.h"
+
 namespace porthole::http {
 namespace {
 
@@ -230,7 +232,7 @@ TEST(RequestParser, InputFedOneByteAtATimeIsFramedTheSame) {
 TEST(RequestParser, EveryReadSizeGivesTheSameFraming) {
   const std::string input = "POST /empty HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" +
                             chunked_with_trailers + post_with_body +
-                            "GET /obs HTTP/1.1\r\nX-Folded: a\r\n b\r\n\r\n";
+                            "GET /tab HTTP/1.1\r\nX-Tab:\ta\tb\r\n\r\n";
   request_parser reference;
   const auto at_once = feed(reference, input, input.size());
   ASSERT_FALSE(at_once.error);
@@ -317,7 +319,7 @@ TEST(RequestParser, ErrorIsReportedAgainOnLaterCalls) {
 TEST(RequestParser, TransferEncodingNotEndingInChunkedIsRefused) {
   request_parser parser;
   const auto r = parser.parse("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n");
-  EXPECT_EQ(r.error, beast_http::error::bad_transfer_encoding);
+  EXPECT_EQ(r.error, error::bad_transfer_encoding);
 }
 
 TEST(RequestParser, Http11IsKeepAliveByDefault) {
@@ -598,6 +600,161 @@ TEST(ResponseParser, FindIgnoresCase) {
   parser.expect("GET");
   parser.parse("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
   EXPECT_EQ(parser.head().find("Content-Length"), "0");
+}
+
+// Request smuggling shapes: each is refused as a whole, so not one byte of
+// the message that carries it is consumed (forwarded).
+
+/// Feeds `first` (a valid request) and then `second` on one connection, as
+/// a keep-alive client would; returns what was forwarded and the error.
+feed_result keep_alive_then(std::string_view second) {
+  request_parser parser;
+  const std::string first = "GET /first HTTP/1.1\r\nHost: a.example\r\n\r\n";
+  return feed(parser, first + std::string(second), 7);
+}
+
+TEST(RequestParser, SmugglingShapesOnTheSecondRequestForwardOnlyTheFirst) {
+  const std::string first = "GET /first HTTP/1.1\r\nHost: a.example\r\n\r\n";
+  struct shape {
+    std::string request;
+    boost::system::error_code expected;
+  };
+  const std::vector<shape> cases = {
+      {"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
+       "0\r\n\r\n",
+       error::content_length_and_chunked},
+      {"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\nabcd",
+       error::duplicate_content_length},
+      {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+       error::bad_transfer_encoding},
+      {"POST / HTTP/1.1\r\nHost: a\r\nX: y\r\n Transfer-Encoding: chunked\r\n\r\n",
+       error::obs_fold},
+      {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n",
+       error::space_before_colon},
+      {"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +4\r\n\r\nabcd", error::bad_content_length},
+      {"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", error::duplicate_host},
+      {"GET http://b/ HTTP/1.1\r\nHost: a\r\n\r\n", error::host_mismatch},
+  };
+  for (const shape& c : cases) {
+    const feed_result r = keep_alive_then(c.request);
+    EXPECT_EQ(r.error, c.expected) << c.request;
+    EXPECT_EQ(r.forwarded, first) << c.request;
+  }
+}
+
+TEST(RequestParser, BareLfIsRefusedAsSoonAsItArrives) {
+  request_parser parser;
+  // No CRLF CRLF will ever come: the LF alone must not make the relay wait.
+  const auto r = parser.parse("GET / HTTP/1.1\nHost: a\n");
+  EXPECT_EQ(r.error, error::bare_line_ending);
+  EXPECT_EQ(r.consumed, 0u);
+}
+
+TEST(RequestParser, BareLfHeadFedByteByByteIsRefused) {
+  request_parser parser;
+  const feed_result r = feed(parser, "GET / HTTP/1.1\r\nHost: a\nX: b\r\n\r\n", 1);
+  EXPECT_EQ(r.error, error::bare_line_ending);
+  EXPECT_EQ(r.forwarded, "");
+}
+
+TEST(RequestParser, LfInABodyIsNotALineEnding) {
+  request_parser parser;
+  const std::string request = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\na\nb";
+  const feed_result r = feed(parser, request, request.size());
+  EXPECT_FALSE(r.error);
+  EXPECT_EQ(r.forwarded, request);
+}
+
+TEST(RequestParser, TooManyFieldsIsRefused) {
+  request_parser parser(parser_limits{.header_limit = 32 * 1024, .max_fields = 3});
+  const auto ok = parser.parse("GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\n\r\n");
+  EXPECT_FALSE(ok.error);
+  const auto r = parser.parse("GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n");
+  EXPECT_EQ(r.error, error::too_many_fields);
+  EXPECT_EQ(r.consumed, 0u);
+}
+
+// Chunked request bodies: a fault ends the framing before the bytes that hold it.
+feed_result chunked_body(std::string_view body) {
+  request_parser parser;
+  const std::string request =
+      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + std::string(body);
+  return feed(parser, request, request.size());
+}
+
+TEST(RequestParser, InvalidChunkSizesAreErrors) {
+  for (const char* body :
+       {"zz\r\nhello\r\n0\r\n\r\n", "-5\r\nhello\r\n0\r\n\r\n", "0x5\r\nhello\r\n0\r\n\r\n",
+        " 5\r\nhello\r\n0\r\n\r\n", "5\nhello\r\n0\r\n\r\n"}) {
+    const feed_result r = chunked_body(body);
+    EXPECT_TRUE(r.error) << body;
+    EXPECT_FALSE(r.forwarded.ends_with("hello")) << body;
+  }
+}
+
+TEST(RequestParser, ChunkSizeOverflowIsAnError) {
+  const feed_result r = chunked_body("10000000000000000\r\nx\r\n0\r\n\r\n");
+  EXPECT_TRUE(r.error);
+  const feed_result big = chunked_body("fffffffffffffffffff\r\nx\r\n0\r\n\r\n");
+  EXPECT_TRUE(big.error);
+}
+
+TEST(RequestParser, MissingCrlfAfterChunkDataIsAnError) {
+  const feed_result r = chunked_body("5\r\nhelloXX0\r\n\r\n");
+  EXPECT_TRUE(r.error);
+  const feed_result lf = chunked_body("5\r\nhello\n0\r\n\r\n");
+  EXPECT_TRUE(lf.error);
+}
+
+TEST(RequestParser, TrailerWithAControlByteIsAnError) {
+  const feed_result r = chunked_body(
+      "0\r\nX: a\x01"
+      "b\r\n\r\n");
+  EXPECT_TRUE(r.error);
+  const feed_result lf = chunked_body("0\r\nX: a\nGET /admin HTTP/1.1\r\nHost: a\r\n\r\n");
+  EXPECT_TRUE(lf.error);
+}
+
+// Responses from the local service: the same shapes never desync the framing.
+
+TEST(ResponseParser, BareLfHeadIsAnErrorAtOnce) {
+  response_parser p;
+  p.expect("GET");
+  const auto r = p.parse("HTTP/1.1 200 OK\nContent-Length: 2\n\nok");
+  EXPECT_EQ(r.error, error::bare_line_ending);
+}
+
+TEST(ResponseParser, ContentLengthWithTransferEncodingIsAnError) {
+  response_parser p;
+  p.expect("GET");
+  const auto r = p.parse(
+      "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+  EXPECT_TRUE(r.error);
+}
+
+TEST(ResponseParser, ConflictingContentLengthsAreAnError) {
+  response_parser p;
+  p.expect("GET");
+  const auto r = p.parse("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd");
+  EXPECT_TRUE(r.error);
+}
+
+TEST(ResponseParser, TransferEncodingNotEndingInChunkedRunsUntilClose) {
+  response_parser p;
+  p.expect("GET");
+  const auto r =
+      p.parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n");
+  ASSERT_FALSE(r.error);
+  EXPECT_TRUE(p.body_until_close());
+}
+
+TEST(ResponseParser, InvalidChunkSizeIsAnError) {
+  response_parser p;
+  p.expect("GET");
+  const std::string in =
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n";
+  const feed_result r = feed(p, in, in.size());
+  EXPECT_TRUE(r.error);
 }
 
 }  // namespace

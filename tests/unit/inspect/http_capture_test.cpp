@@ -395,6 +395,36 @@ TEST_F(HttpCapture, GarbageResponseShowsTheCompleteRequestWithTheReason) {
       << captured[0].error;
 }
 
+// A local service's response framed ambiguously (smuggling shapes) stops the
+// capture, with the reason, at once and however the reads split it; the
+// bytes after it are never taken for another response.
+TEST_F(HttpCapture, AmbiguouslyFramedResponsesStopCaptureWithTheReason) {
+  const std::vector<std::string> shapes = {
+      "HTTP/1.1 200 OK\nContent-Length: 2\n\nok",
+      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 30\r\n\r\nok",
+      "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\nok",
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffffff\r\nok",
+  };
+  for (const std::string& shape : shapes) {
+    for (const std::size_t step : {std::size_t{1}, shape.size()}) {
+      captured.clear();
+      auto c = make();
+      requests(c, "GET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n");
+      EXPECT_NO_THROW(responses(c, shape + "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", step));
+      EXPECT_NO_THROW(c.on_close());
+      EXPECT_TRUE(c.stopped()) << shape;
+      ASSERT_FALSE(captured.empty()) << shape;
+      EXPECT_EQ(captured[0].request.target, "/a");
+      EXPECT_NE(captured[0].error.find("capture stopped"), std::string::npos)
+          << shape << ": " << captured[0].error;
+      for (const exchange& e : captured) {
+        EXPECT_FALSE(e.response && e.request.target == "/b") << shape << ": desynchronised";
+      }
+    }
+  }
+}
+
 TEST_F(HttpCapture, SinkThatThrowsDoesNotReachTheRelay) {
   http_capture c{http_capture_options{}, [](exchange) { throw std::runtime_error("full"); }};
   EXPECT_NO_THROW(c.on_request_bytes("GET / HTTP/1.1\r\n\r\n"));
