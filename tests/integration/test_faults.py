@@ -37,7 +37,7 @@ def test_client_killed_during_50_transfers_frees_everything_and_a_restarted_one_
     pid = server.proc.pid
     rounds = []
     for n in range(2):
-        idle = wait_fds(pid, usage(pid).fds)
+        idle = usage(pid)
         release = threading.Event()
         downloads = [Download(server.http_port, "crash.localhost", f"/stream/{64 * MIB}",
                               hold=release, timeout=30) for _ in range(50)]

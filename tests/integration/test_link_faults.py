@@ -47,7 +47,7 @@ class Lan:
 
 
 @pytest.fixture
-def lan(request, tmp_path, start_portholed):
+def lan(tmp_path, start_portholed):
     """Factory: lan(delay_ms, loss, *server_flags) -> Lan."""
     made = []
 
