@@ -23,6 +23,7 @@
 #include "client/config_file.h"
 #include "client/inspector.h"
 #include "client/local_api.h"
+#include "client/resume_file.h"
 #include "inspect/capture_writer.h"
 #include "inspect/exchange_json.h"
 #include "log/logging.h"
@@ -218,11 +219,17 @@ class running_client {
       : board_(std::move(board)),
         log_to_stderr_(log_to_stderr),
         ioc_(1),
-        agent_(ioc_, std::move(cfg)),
+        resume_(resume_dir(), porthole::client::resume_key(cfg.server_addr, cfg.tunnels)),
+        agent_(ioc_, resumed(std::move(cfg), resume_)),
         started_(std::move(started)),
         signals_(ioc_, SIGINT, SIGTERM),
         hangup_(ioc_, SIGHUP) {
     porthole::net::start_memory_trim(ioc_.get_executor(), std::chrono::seconds(5));
+    if (resume_.usable()) {
+      agent_.on_client_id([this](const std::string& id) { resume_.save(id); });
+    } else {
+      spdlog::debug("the client id will not be kept for the next run: {}", resume_.why_not());
+    }
     if (started_) {
       reload_path_ = file->path;
     }
@@ -289,6 +296,17 @@ class running_client {
       return;
     }
     agent_.stop();
+  }
+
+  // Where each client keeps its id for the next run (see resume_file).
+  static std::filesystem::path resume_dir() {
+    return porthole::client::default_config_path().parent_path() / ".porthole" / "sessions";
+  }
+
+  static porthole::client::client_config resumed(porthole::client::client_config cfg,
+                                                 const porthole::client::resume_file& file) {
+    cfg.client_id = file.client_id();
+    return cfg;
   }
 
   void stop_loop() {
@@ -392,6 +410,7 @@ class running_client {
   std::shared_ptr<porthole::term::status_board> board_;
   bool log_to_stderr_;
   asio::io_context ioc_;
+  porthole::client::resume_file resume_;  ///< before the agent, which reads it
   porthole::client::agent agent_;
   std::optional<selection> started_;
   std::optional<std::filesystem::path> reload_path_;

@@ -121,6 +121,12 @@ int main(int argc, char** argv) {
                  "Header fields a public request head may have (431 beyond)")
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{1}, std::size_t{10000}));
+  int response_timeout = static_cast<int>(cfg.response_timeout.count());
+  app.add_option("--response-timeout", response_timeout,
+                 "Seconds a public request may wait on a silent tunnel for its response (504 "
+                 "after, if none began)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 86400));
   app.add_option("--reconnect-grace", grace,
                  "Seconds a disconnected client's URLs stay reserved for it")
       ->capture_default_str()
@@ -147,6 +153,7 @@ int main(int argc, char** argv) {
     cfg.mux = !no_mux;
     cfg.ping_timeout = std::chrono::seconds(heartbeat_timeout);
     cfg.read_header_timeout = std::chrono::seconds(read_header_timeout);
+    cfg.response_timeout = std::chrono::seconds(response_timeout);
     cfg.reconnect_grace = std::chrono::seconds(grace);
     cfg.max_pool_size = std::max(cfg.max_pool_size, cfg.pool_size);
     if (!authtokens_file.empty()) {

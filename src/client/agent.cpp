@@ -132,7 +132,10 @@ struct agent::session {
 };
 
 agent::agent(asio::io_context& ioc, client_config cfg)
-    : ioc_(ioc), cfg_(std::move(cfg)), tls_(net::make_client_tls(cfg_.trust_ca)) {
+    : ioc_(ioc),
+      cfg_(std::move(cfg)),
+      tls_(net::make_client_tls(cfg_.trust_ca)),
+      client_id_(cfg_.client_id) {
   SSL_CTX* ctx = tls_.native_handle();
   // Not SSL_CTX_set_app_data: Asio keeps its verify callback in that slot and
   // deletes whatever is there when the context goes.
@@ -307,6 +310,9 @@ asio::awaitable<std::optional<agent_result>> agent::serve_once(bool& was_up) {
     co_return agent_result{1, "the server refused the client: " + resp->error};
   }
   client_id_ = resp->client_id;
+  if (on_client_id_) {
+    on_client_id_(client_id_);
+  }
   if (resp->ext) {
     const auto& f = resp->ext->features;
     s.mux_granted = cfg_.mux && std::find(f.begin(), f.end(), proto::feature_mux) != f.end();

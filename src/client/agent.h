@@ -4,6 +4,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -72,6 +73,10 @@ class agent {
   /// and https tunnels are followed even when nothing captures them.
   void observe(agent_observer* observer) { observer_ = observer; }
 
+  /// Called with the client id each time the server gives one (on every
+  /// connect; the same one after a reconnect), to keep it for the next run.
+  void on_client_id(std::function<void(const std::string&)> f) { on_client_id_ = std::move(f); }
+
  private:
   struct session;
 
@@ -105,6 +110,7 @@ class agent {
   std::string server_host_;
   std::string server_port_;
   std::string client_id_;
+  std::function<void(const std::string&)> on_client_id_;
   /// Public URL -> what it forwards to, as it was when the tunnel came up: a
   /// connection keeps its snapshot however the tunnel list changes.
   std::map<std::string, std::shared_ptr<const tunnel_spec>, std::less<>> url_to_tunnel_;

@@ -41,6 +41,10 @@ struct client_config {
   int pool_size = 10;  ///< proxy connections to ask the server to keep ready
   bool mux = true;     ///< offer the "mux" extension (streams instead of the pool)
   std::vector<tunnel_spec> tunnels;
+  /// The id an earlier run of this client had (see resume_file), offered in
+  /// Auth so that the server gives back the URLs it holds for it; empty: the
+  /// server chooses.
+  std::string client_id;
   seconds dial_timeout{10};
   seconds ping_interval{20};
   seconds pong_timeout{15};

@@ -31,7 +31,10 @@ struct server_config {
   std::size_t max_tunnels_per_client = 256;
   bool mux = true;  ///< grant the "mux" extension to clients that offer it
   seconds first_message_timeout{10};
-  seconds read_header_timeout{10};       ///< a public request head must arrive within this
+  seconds read_header_timeout{10};  ///< a public request head must arrive within this
+  /// While a public request is owed its response, the tunnel must move a byte
+  /// at least this often: else 504 if no response began, or the connection closes.
+  seconds response_timeout{300};
   seconds http_idle_timeout{75};         ///< idle keep-alive public connection
   seconds tcp_idle_timeout{7200};        ///< idle TCP tunnel connection
   seconds proxy_wait_timeout{30};        ///< wait for a proxy connection when the pool is empty

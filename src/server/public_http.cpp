@@ -27,8 +27,9 @@ using clock = std::chrono::steady_clock;
 namespace {
 
 constexpr std::size_t flush_threshold = 64 * 1024;
-// How long a request may wait for its response before the connection is dropped.
-constexpr auto response_timeout = std::chrono::seconds(300);
+// After a response time-out, how long the 504 may take to go out before the
+// connection is closed anyway.
+constexpr auto timeout_answer_time = std::chrono::seconds(5);
 
 using byte_buffer = boost::beast::flat_buffer;
 
@@ -284,6 +285,9 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
     }
     resp_.expect(h.method);
     ++pending_;
+    if (deadline() < timer_.expiry()) {
+      rearm();  // the response time-out may be shorter than the wait it replaces
+    }
     forwarded_upgrade_ = h.upgrade;
     co_return true;
   }
@@ -529,9 +533,15 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
       co_return;
     }
     if (pending_ > 0 && !response_started_ && !switched_ && !refused_) {
-      const std::string response = http::error_response(
-          502, "Bad Gateway", "The tunnel's client closed the connection without an answer.",
-          false);
+      const std::string response =
+          response_timed_out_
+              ? http::error_response(504, "Gateway Timeout",
+                                     "The local service sent no answer within " +
+                                         std::to_string(cfg_.response_timeout.count()) + "s.",
+                                     false)
+              : http::error_response(502, "Bad Gateway",
+                                     "The tunnel's client closed the connection without an answer.",
+                                     false);
       co_await asio::async_write(public_, asio::buffer(response), net::use_nothrow);
     }
   }
@@ -541,10 +551,13 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
   // When the connection times out: the head's deadline while a head is
   // arriving, else the idle limit (longer while a response is owed).
   clock::time_point deadline() const {
+    if (response_timed_out_) {
+      return *response_timed_out_ + timeout_answer_time;
+    }
     if (head_started_) {
       return *head_started_ + cfg_.read_header_timeout;
     }
-    return last_activity_ + (pending_ > 0 ? clock::duration(response_timeout)
+    return last_activity_ + (pending_ > 0 ? clock::duration(cfg_.response_timeout)
                                           : clock::duration(cfg_.http_idle_timeout));
   }
 
@@ -568,6 +581,19 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
   }
 
   void time_out() {
+    if (pending_ > 0 && !response_started_ && !switched_ && proxy_ && !closed_ &&
+        !response_timed_out_) {
+      // No answer in time. Ending the proxy side ends the response pump,
+      // which says so with a 504 (it alone writes to the public side while
+      // responses are owed); the connection closes after, or at the latest
+      // when the timer fires again.
+      spdlog::info("{}: no answer from the local service within {}s; 504", tunnel_->url,
+                   cfg_.response_timeout.count());
+      response_timed_out_ = clock::now();
+      proxy_->close();
+      rearm();
+      return;
+    }
     if (head_started_ && pending_ == 0 && !closed_) {
       spdlog::warn("{}: public {} request head not complete within {}s: status={}; closing",
                    client_addr(), scheme_, cfg_.read_header_timeout.count(),
@@ -638,6 +664,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
   bool head_byte_seen_ = false;  // the client has sent something
   net::error_code resp_error_;   // why the service's response was not valid HTTP
   std::optional<clock::time_point> head_started_;
+  std::optional<clock::time_point> response_timed_out_;  ///< when the 504 was decided
   clock::time_point last_activity_;
   net::event answered_;
   net::event response_done_;

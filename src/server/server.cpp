@@ -7,6 +7,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <charconv>
 #include <random>
 
 #include "net/address.h"
@@ -535,14 +536,27 @@ std::optional<proto::new_tunnel> server::open_tcp_tunnel(
                      ").");
     }
     candidates.push_back(req.remote_port);
-  } else if (ranged) {
-    const int span = cfg_.tcp_port_high - cfg_.tcp_port_low + 1;
-    const int offset = static_cast<int>(std::random_device{}() % static_cast<unsigned>(span));
-    for (int i = 0; i < span; ++i) {
-      candidates.push_back(static_cast<std::uint16_t>(cfg_.tcp_port_low + (offset + i) % span));
-    }
   } else {
-    candidates.push_back(0);
+    // A client that lost its connection (or was started again, resuming its
+    // session) gets back the port it had, as it does a random name.
+    const std::string prefix = "tcp://" + cfg_.domain + ":";
+    for (const std::string& held : registry_->held_by(client_id)) {
+      std::uint16_t port = 0;
+      const char* end = held.data() + held.size();
+      if (held.starts_with(prefix) &&
+          std::from_chars(held.data() + prefix.size(), end, port).ptr == end && port != 0) {
+        candidates.push_back(port);
+      }
+    }
+    if (ranged) {
+      const int span = cfg_.tcp_port_high - cfg_.tcp_port_low + 1;
+      const int offset = static_cast<int>(std::random_device{}() % static_cast<unsigned>(span));
+      for (int i = 0; i < span; ++i) {
+        candidates.push_back(static_cast<std::uint16_t>(cfg_.tcp_port_low + (offset + i) % span));
+      }
+    } else {
+      candidates.push_back(0);
+    }
   }
 
   std::string last_error;

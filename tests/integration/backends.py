@@ -9,6 +9,7 @@ import json
 import re
 import socket
 import socketserver
+import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,6 +18,26 @@ from harness import deterministic_bytes, register
 
 # Chunk sizes of /bytes/N, cycled: unaligned on purpose.
 _CHUNK_SIZES = (65536, 1, 4093, 16391, 300000, 7)
+
+# /stream/N: blocks of this size, each a fixed random block whose first 8
+# bytes are the block's number, so a lost, repeated or reordered block changes
+# the checksum; made as they are sent (no N bytes in memory).
+_STREAM_BLOCK = 1 << 20
+
+
+def stream_chunks(n: int):
+    """Yields the body of GET /stream/<n>, block by block."""
+    base = deterministic_bytes(_STREAM_BLOCK, seed=7)
+    for i, pos in enumerate(range(0, n, _STREAM_BLOCK)):
+        yield (i.to_bytes(8, "big") + base[8:])[:min(_STREAM_BLOCK, n - pos)]
+
+
+def stream_sha256(n: int) -> str:
+    """The sha256 hex digest of GET /stream/<n>'s body."""
+    h = hashlib.sha256()
+    for chunk in stream_chunks(n):
+        h.update(chunk)
+    return h.hexdigest()
 
 
 def read_chunked(rfile):
@@ -65,6 +86,33 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_bytes(int(m[1]))
         if m := re.fullmatch(r"/close-delimited/(\d+)", path):
             return self._send_until_close(int(m[1]))
+        if m := re.fullmatch(r"/stream/(\d+)", path):
+            return self._send_stream(int(m[1]))
+        if path == "/stall":
+            # Reads the request and never answers (until the backend stops).
+            self.close_connection = True
+            self.server.note("stalling")
+            self.server.released.wait(300)
+            return None
+        if path == "/reset":
+            # Resets the connection instead of answering.
+            self.close_connection = True
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+            self.connection.close()
+            self.server.note("reset a connection")
+            return None
+        if m := re.fullmatch(r"/cut/(\d+)", path):
+            # Promises 2n bytes, sends n, closes.
+            n = int(m[1])
+            self.close_connection = True
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(2 * n))
+            self.end_headers()
+            self.wfile.write(deterministic_bytes(n))
+            self.server.note(f"cut a response after {n} of {2 * n} bytes")
+            return None
         if path == "/headers":
             joined: dict[str, str] = {}
             for k, v in self.headers.items():
@@ -94,6 +142,15 @@ class _Handler(BaseHTTPRequestHandler):
         for pos in range(0, n, 65536):
             self.wfile.write(data[pos:pos + 65536])
         self.log_request(200)
+
+    def _send_stream(self, n: int) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(n))
+        self.end_headers()
+        self.wfile.flush()
+        for chunk in stream_chunks(n):
+            self.connection.sendall(chunk)
 
     def _send_bytes(self, n: int) -> None:
         data = deterministic_bytes(n)
@@ -143,6 +200,7 @@ class _HTTPServer(ThreadingHTTPServer):
         self._log: list[str] = []
         self._log_lock = threading.Lock()
         self.connections = 0
+        self.released = threading.Event()  # ends the /stall requests
         super().__init__(*a, **kw)
 
     def note(self, text: str) -> None:
@@ -158,7 +216,10 @@ class _HTTPServer(ThreadingHTTPServer):
 class HTTPBackend:
     """HTTP/1.1 keep-alive backend: GET /hello (and HEAD /hello), GET /echo/<s>,
     GET /bytes/<n> (chunked), GET /close-delimited/<n> (HTTP/1.0, body until the
-    connection closes), GET /headers (JSON), POST /upload (JSON {length, sha256})."""
+    connection closes), GET /headers (JSON), POST /upload (JSON {length, sha256}),
+    GET /stream/<n> (Content-Length, made as sent: see stream_sha256).
+    Faults: GET /stall (no answer until stop()), GET /reset (the connection is
+    reset), GET /cut/<n> (Content-Length 2n, n bytes, then the connection closes)."""
 
     name = "http-backend"
 
@@ -181,6 +242,7 @@ class HTTPBackend:
         return f"127.0.0.1:{self.port}, {self.connections} connection(s)\n" + "\n".join(lines)
 
     def stop(self) -> None:
+        self.httpd.released.set()
         if self.thread.is_alive():
             self.httpd.shutdown()
             self.thread.join(5)

@@ -479,11 +479,14 @@ def expected_up_lines(mode: str, args: Iterable[str]) -> int:
 def start_client(mode: str, target: str | int, *args: str, server_addr: str, trust_ca: Path | None,
                  home: Path, authtoken: str | None = None, wait_up: bool = True,
                  name: str = "porthole", timeout: float = TUNNEL_UP_TIMEOUT,
-                 env: dict[str, str | None] | None = None) -> Client:
+                 env: dict[str, str | None] | None = None,
+                 prefix: Iterable[str] = ()) -> Client:
     """Starts `porthole <mode> <target> <args>` and, if wait_up, waits for its
     `Forwarding` lines (one per public URL) and returns their URLs. `env`
-    overrides the clean environment (see clean_env; None removes a variable)."""
-    argv = [binary("porthole"), "--server-addr", server_addr, "--log", "stderr",
+    overrides the clean environment (see clean_env; None removes a variable).
+    `prefix` goes before the program (e.g. `ip netns exec NS`: it execs it,
+    so the process keeps its pid)."""
+    argv = [*prefix, binary("porthole"), "--server-addr", server_addr, "--log", "stderr",
             "--log-level", LOG_LEVEL]
     if trust_ca is not None:
         argv += ["--trust-ca", trust_ca]
@@ -781,13 +784,14 @@ def basic_auth(user: str, password: str) -> str:
 # TLS files made with the openssl CLI
 # --------------------------------------------------------------------------
 
-def make_tls_files(d: Path) -> dict[str, Path]:
-    """A CA and a server certificate for localhost and 127.0.0.1, made with openssl
-    into d: {"ca": ca.pem, "cert": server.pem, "key": server.key}."""
+def make_tls_files(d: Path, extra_names: str = "") -> dict[str, Path]:
+    """A CA and a server certificate for localhost and 127.0.0.1 (and
+    extra_names, e.g. ",IP:10.0.0.1"), made with openssl into d:
+    {"ca": ca.pem, "cert": server.pem, "key": server.key}."""
     d.mkdir(parents=True, exist_ok=True)
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
     (d / "server.ext").write_text(
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+        f"subjectAltName=DNS:localhost,IP:127.0.0.1{extra_names}\n"
         "basicConstraints=critical,CA:FALSE\n"
         "keyUsage=critical,digitalSignature\n"
         "extendedKeyUsage=serverAuth\n"
