@@ -116,6 +116,7 @@ struct agent::session {
   struct asked {
     std::string key;         ///< tunnel_spec::key() of the tunnel asked for
     std::size_t unanswered;  ///< NewTunnels still due: one per protocol ("http+https": 2)
+    bool remembered = false;  ///< asks again for the name or port the server chose before
   };
   std::map<std::string, asked> by_req_id;  ///< ReqId -> what it asked for
   std::set<std::string> first_requests;    ///< ReqIds sent on connect and not yet answered
@@ -522,17 +523,30 @@ asio::awaitable<void> agent::write_loop(session& s) {
   }
 }
 
-void agent::request_tunnel(session& s, const tunnel_spec& t) {
+std::string agent::request_tunnel(session& s, const tunnel_spec& t) {
+  // A tunnel that named neither a port nor a name asks for what the server
+  // chose last time, so its URL survives a reconnect, also to a server that
+  // restarted and forgot it; if that is gone, it asks afresh (below).
+  bool remembered = false;
   std::uint16_t port = t.remote_port;
   if (auto it = assigned_ports_.find(t.key()); port == 0 && it != assigned_ports_.end()) {
-    port = it->second;  // ask for the same port after a reconnect
+    port = it->second;
+    remembered = true;
   }
-  proto::req_tunnel req{random_req_id(), t.protocol, t.hostname, t.subdomain, t.http_auth, port};
+  std::string subdomain = t.subdomain;
+  if (auto it = assigned_subdomains_.find(t.key());
+      t.is_http() && subdomain.empty() && t.hostname.empty() && it != assigned_subdomains_.end()) {
+    subdomain = it->second;
+    remembered = true;
+  }
+  proto::req_tunnel req{random_req_id(), t.protocol, t.hostname, subdomain, t.http_auth, port};
   const auto protocols =
       static_cast<std::size_t>(std::count(t.protocol.begin(), t.protocol.end(), '+')) + 1;
-  s.by_req_id[req.req_id] = session::asked{t.key(), protocols};
+  s.by_req_id[req.req_id] = session::asked{t.key(), protocols, remembered};
   s.req_order.push_back(req.req_id);
-  send(s, req);
+  std::string id = req.req_id;
+  send(s, std::move(req));
+  return id;
 }
 
 void agent::handle_new_tunnel(session& s, const proto::new_tunnel& nt) {
@@ -549,6 +563,7 @@ void agent::handle_new_tunnel(session& s, const proto::new_tunnel& nt) {
     return;
   }
   const std::string key = asked->second.key;
+  const bool remembered = asked->second.remembered;
   if (--asked->second.unanswered == 0 || !nt.error.empty()) {
     s.by_req_id.erase(asked);
   }
@@ -559,6 +574,18 @@ void agent::handle_new_tunnel(session& s, const proto::new_tunnel& nt) {
     // Removed by a reload while the server was answering.
     if (nt.error.empty() && s.close_granted) {
       send(s, proto::close_tunnel{nt.url});
+    }
+    return;
+  }
+  if (!nt.error.empty() && remembered) {
+    // Taken by another client while this one was away: any name will do.
+    spdlog::warn("tunnel '{}' ({}) cannot have its earlier URL back ({}); asking for a new one",
+                 spec->name, spec->protocol, nt.error);
+    assigned_ports_.erase(key);
+    assigned_subdomains_.erase(key);
+    const std::string again = request_tunnel(s, *spec);
+    if (first) {
+      s.first_requests.insert(again);
     }
     return;
   }
@@ -580,6 +607,15 @@ void agent::handle_new_tunnel(session& s, const proto::new_tunnel& nt) {
     if (colon != std::string_view::npos &&
         std::from_chars(url.data() + colon + 1, url.data() + url.size(), port).ec == std::errc{}) {
       assigned_ports_[key] = port;
+    }
+  }
+  if (spec->is_http() && spec->subdomain.empty() && spec->hostname.empty()) {
+    // scheme://<name>.<domain>[:port]: the server chose <name>.
+    const std::string_view url = nt.url;
+    const auto start = url.find("://");
+    const auto dot = url.find('.', start == std::string_view::npos ? 0 : start + 3);
+    if (start != std::string_view::npos && dot != std::string_view::npos && dot > start + 3) {
+      assigned_subdomains_[key] = std::string(url.substr(start + 3, dot - start - 3));
     }
   }
   url_to_tunnel_[nt.url] = std::make_shared<const tunnel_spec>(*spec);

@@ -94,7 +94,8 @@ class agent {
   net::asio::awaitable<void> ping_loop(session& s);
   net::asio::awaitable<void> write_loop(session& s);
   void send(session& s, const proto::message& m);
-  void request_tunnel(session& s, const tunnel_spec& t);
+  /// Sends ReqTunnel for t; returns its ReqId.
+  std::string request_tunnel(session& s, const tunnel_spec& t);
   void handle_new_tunnel(session& s, const proto::new_tunnel& nt);
   void give_up_tunnel(const tunnel_spec& t);
   std::shared_ptr<const tunnel_spec> find_tunnel(const std::string& url) const;
@@ -119,6 +120,9 @@ class agent {
   /// tunnel_spec::key() -> the port the server chose for a tcp tunnel that
   /// named none, asked for again after a reconnect.
   std::map<std::string, std::uint16_t, std::less<>> assigned_ports_;
+  /// tunnel_spec::key() -> the subdomain the server chose for an http tunnel
+  /// that named none, asked for again after a reconnect.
+  std::map<std::string, std::string, std::less<>> assigned_subdomains_;
   std::shared_ptr<inspect::capture_writer> capture_;
   std::size_t capture_body_limit_ = 0;
   agent_observer* observer_ = nullptr;

@@ -150,6 +150,40 @@ def test_server_killed_and_restarted_clients_come_back_alone_with_backoff_and_sa
     assert t_back < 8 + 5
 
 
+def test_server_restarted_a_random_url_comes_back_or_a_new_one_when_another_client_took_it(
+        start_portholed, http_backend, start_porthole):
+    first = start_portholed()
+    kept = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--proto", "http",
+                          server=first)
+    lost = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--proto", "http",
+                          server=first)
+    kept_url, lost_url = kept.url(), lost.url()
+    assert kept_url != lost_url
+    lost_name = lost_url.split("://", 1)[1].split(".", 1)[0]
+    marks = {id(c): c.proc.mark() for c in (kept, lost)}
+    first.proc.kill()
+    # Both clients are now waiting 8 s before their next attempt: time enough
+    # for the new server to start and for a third client to take lost's name.
+    for c in (kept, lost):
+        c.proc.wait_for_all(r"reconnecting in 8s", 1, timeout=40, since=marks[id(c)])
+    second = start_portholed(
+        state_dir=first.state_dir, http_addr=f"127.0.0.1:{first.http_port}",
+        https_addr=f"127.0.0.1:{first.https_port}", tunnel_addr=f"127.0.0.1:{first.tunnel_port}")
+    thief = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--proto", "http",
+                           "--subdomain", lost_name, server=second)
+    assert thief.url() == lost_url
+    # The restarted server knows nothing of the first two: kept asks for the
+    # name it had and gets it; lost's is taken, so it takes a new one.
+    assert kept.proc.wait_for(TUNNEL_UP, timeout=30, since=marks[id(kept)])["url"] == kept_url
+    lost.proc.wait_for(r"cannot have its earlier URL back \(.*already registered.*\); "
+                       r"asking for a new one", timeout=30, since=marks[id(lost)])
+    new_url = lost.proc.wait_for(TUNNEL_UP, timeout=30, since=marks[id(lost)])["url"]
+    assert new_url not in (lost_url, kept_url)
+    for url in (kept_url, new_url, lost_url):
+        assert_hello(url)
+    assert kept.proc.running and lost.proc.running
+
+
 # --------------------------------------------------------------------------
 # A local service that stalls, resets, or stops half-way
 # --------------------------------------------------------------------------
