@@ -30,10 +30,14 @@ bench: build
 	@scripts/install-deps --bench
 	@bench/run $(BUILD)/bin
 
-# The long runs, bounded in time (about 5 minutes here): a million requests
-# through a tunnel while clients come and go, open files and memory compared.
+# The long runs, bounded in time (about 25 minutes here): the fault tests
+# marked soak (a 60 s link outage, 100 MiB over a slow lossy link, 1 GiB read
+# at 1 MiB/s), then a million requests through a tunnel while clients come
+# and go, open files and memory compared.
 soak: build
 	@scripts/install-deps --bench
+	@cd tests/integration && PORTHOLE_BIN_DIR=$(abspath $(BUILD))/bin /usr/bin/python3 -m pytest \
+	  -q -s -p no:cacheprovider -o faulthandler_timeout=0 -m soak
 	@bench/soak $(BUILD)/bin
 
 format:
