@@ -151,6 +151,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
       bool close_after = false;
       if (r.head_complete) {
         header_done_ = true;
+        any_head_ = true;
         head_started_.reset();
         const bool ok = co_await on_head(view(in_).substr(0, r.consumed), close_after);
         if (!ok) {
@@ -457,6 +458,10 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
     if (head_started_) {
       return *head_started_ + cfg_.read_header_timeout;
     }
+    if (!any_head_) {
+      // A new connection that sends nothing is held no longer than a head may take.
+      return last_activity_ + cfg_.read_header_timeout;
+    }
     return last_activity_ + (pending_ > 0 ? clock::duration(response_timeout)
                                           : clock::duration(cfg_.http_idle_timeout));
   }
@@ -540,6 +545,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
   bool closed_ = false;
   bool done_ = false;
   bool response_running_ = false;
+  bool any_head_ = false;  ///< a request head has arrived on this connection
   std::optional<clock::time_point> head_started_;
   clock::time_point last_activity_;
   net::event answered_;
