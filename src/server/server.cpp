@@ -364,7 +364,10 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
   auto [ec, msg] = std::get<0>(std::move(first));
   if (ec) {
     if (ec != asio::error::eof) {
-      spdlog::warn("{}: bad first message: {}; closing", peer, ec.message());
+      if (auto skipped = bad_first_log_.admit()) {
+        spdlog::warn("{}: bad first message: {}; closing{}", peer, ec.message(),
+                     suppressed_note(*skipped));
+      }
     }
     net::close_stream(*stream);
     co_return;
@@ -383,7 +386,10 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
       co_return;
     }
     if (!reader.take_buffered().empty()) {
-      spdlog::warn("{}: sent bytes after RegProxy before StartProxy; closing", peer);
+      if (auto skipped = bad_first_log_.admit()) {
+        spdlog::warn("{}: sent bytes after RegProxy before StartProxy; closing{}", peer,
+                     suppressed_note(*skipped));
+      }
       net::close_stream(*stream);
       co_return;
     }
@@ -417,13 +423,18 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
 
   auto* auth = std::get_if<proto::auth>(&msg);
   if (!auth) {
-    spdlog::warn("{}: first message was {}, not Auth or RegProxy; closing", peer,
-                 proto::type_name(msg));
+    if (auto skipped = bad_first_log_.admit()) {
+      spdlog::warn("{}: first message was {}, not Auth or RegProxy; closing{}", peer,
+                   proto::type_name(msg), suppressed_note(*skipped));
+    }
     net::close_stream(*stream);
     co_return;
   }
   if (auth->version != proto::protocol_version) {
-    spdlog::warn("{}: client speaks protocol version '{}', not 2; refused", peer, auth->version);
+    if (auto skipped = bad_first_log_.admit()) {
+      spdlog::warn("{}: client speaks protocol version '{}', not 2; refused{}", peer,
+                   shown_id(auth->version), suppressed_note(*skipped));
+    }
     std::string refusal_frame = proto::encode_framed(proto::auth_resp{
         "", "", "",
         "Incompatible versions. Server " + std::string(proto::mm_version) + ", client " +
@@ -433,7 +444,9 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
     co_return;
   }
   if (!token_ok(auth->user)) {
-    spdlog::warn("{}: client refused: invalid authtoken", peer);
+    if (auto skipped = bad_first_log_.admit()) {
+      spdlog::warn("{}: client refused: invalid authtoken{}", peer, suppressed_note(*skipped));
+    }
     std::string refusal_frame =
         proto::encode_framed(proto::auth_resp{"", "", "", "invalid authtoken", std::nullopt});
     co_await net::write_message(*stream, std::move(refusal_frame));

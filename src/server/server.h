@@ -103,6 +103,7 @@ class server {
   log_throttle ip_limit_log_;
   log_throttle handshake_timeout_log_;
   log_throttle first_message_log_;
+  log_throttle bad_first_log_;
   log_throttle reg_proxy_log_;
   log_throttle surplus_log_;
   std::vector<std::unique_ptr<listener>> listeners_;
