@@ -19,6 +19,7 @@ import time
 
 import pytest
 
+import harness
 import ngrok1
 from harness import curl
 
@@ -417,3 +418,25 @@ def test_surplus_and_idle_proxy_connections_are_closed(start_portholed, http_bac
         conn.close()
     assert wait_fds_at_most(server.proc.pid, base + 4, 15) <= base + 4
     tunnel_works(url)  # after
+
+
+def test_tunnel_clients_on_a_port_shared_with_https_have_the_tunnel_ports_limit(
+        start_portholed, http_backend, start_porthole):
+    port = harness.os_port()
+    server = start_portholed("--max-tunnel-conns-per-ip", "20", https_addr=f"127.0.0.1:{port}",
+                             tunnel_addr=f"127.0.0.1:{port}")
+    honest = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "honest",
+                            server=server)
+    mark = server.proc.mark()
+    # Tunnel clients by SNI (the server's own name): 20 are let in, the rest closed.
+    socks = [tls_from(server, "127.0.0.9") for _ in range(30)]
+    try:
+        server.proc.wait_for(r"127\.0\.0\.9:\d+: refused: 20 connections from 127\.0\.0\.9 are "
+                             r"open on the tunnel port", since=mark)
+        assert not wait_all_closed(socks[20:], 5)
+        # Public HTTPS on the same port, from the same address, is not counted with them.
+        r = curl(f"{honest.url('https')}{HONEST_PATH}", "--interface", "127.0.0.9",
+                 cacert=server.ca, timeout=20)
+        assert (r.returncode, r.status, r.body) == (0, 200, b"hello"), r.stderr
+    finally:
+        close_all(socks)
