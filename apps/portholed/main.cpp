@@ -1,6 +1,7 @@
 // portholed: the tunnel server. Parses the command line, wires, runs.
 
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
@@ -50,6 +51,24 @@ void parse_port_range(const std::string& text, porthole::server::server_config& 
   }
   cfg.tcp_port_low = static_cast<std::uint16_t>(low);
   cfg.tcp_port_high = static_cast<std::uint16_t>(high);
+}
+
+// Every connection is a descriptor: the soft limit (often 1024) would let a
+// flood of connections starve the server long before its own bounds apply.
+void raise_open_file_limit() {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &lim);
+  }
+}
+
+void check_hostname_pattern(const std::string& pattern) {
+  const std::string name = pattern.starts_with("*.") ? pattern.substr(2) : pattern;
+  if (!porthole::server::valid_hostname(name)) {
+    throw std::runtime_error("--allow-hostname wants a host name or *.suffix (got '" + pattern +
+                             "')");
+  }
 }
 
 std::string default_state_dir() {
@@ -136,6 +155,43 @@ int main(int argc, char** argv) {
                  "Seconds without a heartbeat (Ping) after which a client is dropped")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));
+  int handshake_timeout = static_cast<int>(cfg.tls_handshake_timeout.count());
+  app.add_option("--handshake-timeout", handshake_timeout,
+                 "Seconds a TLS handshake may take, on the tunnel port and public HTTPS")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
+  int first_message_timeout = static_cast<int>(cfg.first_message_timeout.count());
+  app.add_option("--first-message-timeout", first_message_timeout,
+                 "Seconds a tunnel connection may take to send Auth, RegProxy or RegMux")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
+  app.add_option("--max-tunnel-conns-per-ip", cfg.max_tunnel_conns_per_ip,
+                 "Open connections one IP address may have on the tunnel port (0: no limit)")
+      ->capture_default_str();
+  app.add_option("--max-public-conns-per-ip", cfg.max_public_conns_per_ip,
+                 "Open connections one IP address may have on the public ports (0: no limit)")
+      ->capture_default_str();
+  app.add_option("--max-handshakes", cfg.max_handshakes,
+                 "Connections in TLS handshake or before their first message, all addresses "
+                 "together; beyond, the oldest is cut off (0: no limit)")
+      ->capture_default_str();
+  app.add_option("--max-tunnels-per-client", cfg.max_tunnels_per_client,
+                 "Tunnels one client may have open")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  app.add_option("--max-pool-size", cfg.max_pool_size,
+                 "Most proxy connections a client may ask to keep ready")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  int pool_idle_timeout = static_cast<int>(cfg.pool_idle_timeout.count());
+  app.add_option("--pool-idle-timeout", pool_idle_timeout,
+                 "Seconds a ready proxy connection may stay unused before it is replaced")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 86400));
+  app.add_option("--allow-hostname", cfg.allowed_hostnames,
+                 "A Hostname outside --domain clients may ask for: NAME or *.SUFFIX (repeatable)");
+  app.add_flag("--allow-any-hostname", cfg.allow_any_hostname,
+               "Let clients ask for any Hostname, as ngrokd 1.7 did (never --domain itself)");
   bool no_mux = false;
   app.add_flag("--no-mux", no_mux,
                "Do not grant porthole clients the multiplexed connection; use proxy connections");
@@ -155,6 +211,13 @@ int main(int argc, char** argv) {
     cfg.read_header_timeout = std::chrono::seconds(read_header_timeout);
     cfg.response_timeout = std::chrono::seconds(response_timeout);
     cfg.reconnect_grace = std::chrono::seconds(grace);
+    cfg.tls_handshake_timeout = std::chrono::seconds(handshake_timeout);
+    cfg.first_message_timeout = std::chrono::seconds(first_message_timeout);
+    cfg.pool_idle_timeout = std::chrono::seconds(pool_idle_timeout);
+    for (const std::string& pattern : cfg.allowed_hostnames) {
+      check_hostname_pattern(pattern);
+    }
+    raise_open_file_limit();
     cfg.max_pool_size = std::max(cfg.max_pool_size, cfg.pool_size);
     if (!authtokens_file.empty()) {
       cfg.authtokens = read_authtokens(authtokens_file);

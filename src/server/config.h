@@ -27,11 +27,26 @@ struct server_config {
   std::uint16_t tcp_port_low = 0;       ///< 0: the OS chooses server-chosen ports
   std::uint16_t tcp_port_high = 0;
   int pool_size = 10;  ///< proxy connections kept ready per client (the most a client may ask for)
-  int max_pool_size = 64;  ///< cap on what a client may ask for in its extension
-  std::size_t max_tunnels_per_client = 256;
-  bool mux = true;  ///< grant the "mux" extension to clients that offer it
-  seconds first_message_timeout{10};
-  seconds read_header_timeout{10};  ///< a public request head must arrive within this
+  int max_pool_size = 64;                    ///< cap on what a client may ask for in its extension
+  std::size_t max_tunnels_per_client = 256;  ///< ReqTunnel beyond gets a NewTunnel error
+  bool mux = true;                           ///< grant the "mux" extension to clients that offer it
+  seconds tls_handshake_timeout{10};         ///< tunnel port and public HTTPS
+  seconds first_message_timeout{10};         ///< Auth, RegProxy or RegMux after the handshake
+  /// Open connections of one IP address on the tunnel port (control, pooled
+  /// proxy, mux and not yet identified ones); 0: no limit. One client needs
+  /// 1 + its pool (at most max_pool_size) + 1.
+  std::size_t max_tunnel_conns_per_ip = 256;
+  /// Open connections of one IP address on the public HTTP and HTTPS ports
+  /// (and on a port shared with tunnel clients); 0: no limit.
+  std::size_t max_public_conns_per_ip = 1024;
+  /// Connections in their TLS handshake or waiting for their first message,
+  /// all addresses together; beyond, the oldest is cut off. 0: no limit.
+  std::size_t max_handshakes = 1024;
+  /// Host names outside `domain` a client may ask for with Hostname: exact
+  /// names or "*.suffix" (any name ending in ".suffix").
+  std::vector<std::string> allowed_hostnames;
+  bool allow_any_hostname = false;       ///< ngrokd 1.7's behaviour: any Hostname
+  seconds read_header_timeout{10};       ///< a public request head must arrive within this
   /// While a public request is owed its response, the tunnel must move a byte
   /// at least this often: else 504 if no response began, or the connection closes.
   seconds response_timeout{300};

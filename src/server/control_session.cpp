@@ -100,7 +100,8 @@ asio::awaitable<void> control_session::read_loop() {
     auto [ec, msg] = co_await reader_.read(*stream_);
     if (ec) {
       if (ec != asio::error::eof && ec != asio::error::operation_aborted && !closed_) {
-        spdlog::info("client {}: control connection ended: {}", client_id_, ec.message());
+        spdlog::warn("client {} from {}: control connection ended: {}", client_id_, peer_,
+                     ec.message());
       }
       co_return;
     }
@@ -112,6 +113,14 @@ asio::awaitable<void> control_session::read_loop() {
         // ngrokd leaves ReqId empty in a refusal; naming the request lets a
         // client with several tunnels tell which one was refused.
         reply.req_id = req->req_id;
+        if (!reply.error.empty()) {
+          // The client stays connected: a refused request costs it nothing
+          // else, and the log shows a flood of them without being one.
+          if (auto skipped = refusal_log_.admit()) {
+            spdlog::info("client {} from {}: ReqTunnel refused: {}{}", client_id_, peer_,
+                         reply.error, suppressed_note(*skipped));
+          }
+        }
         send(reply);
       }
     } else if (auto* close = std::get_if<proto::close_tunnel>(&msg)) {
@@ -119,8 +128,8 @@ asio::awaitable<void> control_session::read_loop() {
     } else if (std::holds_alternative<proto::pong>(msg)) {
       // A client may answer our silence with Pong; nothing to do.
     } else {
-      spdlog::warn("client {}: unexpected {} on the control connection; closing it", client_id_,
-                   proto::type_name(msg));
+      spdlog::warn("client {} from {}: unexpected {} on the control connection; closing it",
+                   client_id_, peer_, proto::type_name(msg));
       co_return;
     }
   }
@@ -161,7 +170,11 @@ asio::awaitable<void> control_session::heartbeat_watch() {
                    ping_timeout.count());
       co_return;
     }
-    pool_.expire_idle();
+    if (const std::size_t idle = pool_.expire_idle(); idle > 0) {
+      spdlog::debug(
+          "client {}: closed {} proxy connection(s) unused for {}s; asking for fresh ones",
+          client_id_, idle, server_.config().pool_idle_timeout.count());
+    }
   }
 }
 

@@ -13,6 +13,7 @@
 #include "net/frame_io.h"
 #include "net/stream.h"
 #include "proto/messages.h"
+#include "server/connection_limits.h"
 #include "server/proxy_pool.h"
 #include "server/tunnel.h"
 
@@ -78,6 +79,7 @@ class control_session : public std::enable_shared_from_this<control_session> {
   net::event closing_;
   std::chrono::steady_clock::time_point last_heard_;
   bool closed_ = false;
+  log_throttle refusal_log_;
 };
 
 }  // namespace porthole::server

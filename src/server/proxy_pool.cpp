@@ -20,24 +20,32 @@ void proxy_pool::start() {
   top_up();
 }
 
-void proxy_pool::add(std::unique_ptr<net::tls_stream> conn) {
+std::size_t proxy_pool::add(std::unique_ptr<net::tls_stream> conn,
+                            ip_connection_counts::slot counted) {
   if (!requested_.empty()) {
     requested_.pop_front();
   }
   if (closed_) {
     net::close_stream(*conn);
-    return;
+    return 0;
   }
   const std::uint64_t id = next_id_++;
   net::tls_stream* raw = conn.get();
-  idle_.push_back({id, std::move(conn), clock::now()});
-  // Keep the pool bounded: a client answering more than asked does not grow it.
+  idle_.push_back({id, std::move(conn), clock::now(), std::move(counted)});
+  // Keep the pool bounded: a client answering more than asked does not grow
+  // it. The oldest go first: the newest are the least likely to be stale.
+  std::size_t surplus = 0;
   while (static_cast<int>(idle_.size()) > opts_.target + waiting_) {
     net::close_stream(*idle_.front().stream);
     idle_.pop_front();
+    ++surplus;
   }
-  net::spawn(ex_, watch(id, raw), "proxy pool watch");
+  // The new connection is at the back: it survived unless the pool is empty.
+  if (!idle_.empty()) {
+    net::spawn(ex_, watch(id, raw), "proxy pool watch");
+  }
   arrived_.notify();
+  return surplus;
 }
 
 // A pooled connection carries nothing until StartProxy, so any readable event
@@ -92,18 +100,19 @@ void proxy_pool::close() {
   arrived_.notify();
 }
 
-void proxy_pool::expire_idle() {
+std::size_t proxy_pool::expire_idle() {
   const auto now = clock::now();
-  bool dropped = false;
+  std::size_t dropped = 0;
   while (!idle_.empty() && now - idle_.front().since > opts_.idle_limit) {
     net::close_stream(*idle_.front().stream);
     idle_.pop_front();
-    dropped = true;
+    ++dropped;
   }
   forget_stale_requests();
-  if (dropped || !requested_.empty()) {
+  if (dropped > 0 || !requested_.empty()) {
     top_up();
   }
+  return dropped;
 }
 
 void proxy_pool::forget_stale_requests() {

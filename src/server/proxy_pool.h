@@ -10,6 +10,7 @@
 
 #include "net/event.h"
 #include "net/stream.h"
+#include "server/connection_limits.h"
 
 namespace porthole::server {
 
@@ -35,8 +36,11 @@ class proxy_pool {
   /// Asks for the initial connections.
   void start();
 
-  /// A connection that registered with RegProxy.
-  void add(std::unique_ptr<net::tls_stream> conn);
+  /// A connection that registered with RegProxy, with the count of its
+  /// address's connections it keeps while pooled. Returns how many pooled
+  /// connections were closed as surplus: the pool holds at most its target
+  /// plus the takers waiting, whatever the client sends.
+  std::size_t add(std::unique_ptr<net::tls_stream> conn, ip_connection_counts::slot counted = {});
 
   /// The oldest ready connection, waiting for one until `deadline`; nullptr
   /// on the deadline or when the pool is closed.
@@ -46,8 +50,9 @@ class proxy_pool {
   void close();
 
   /// Drops connections idle for longer than the limit and asks for
-  /// replacements; the control session calls this periodically.
-  void expire_idle();
+  /// replacements; the control session calls this periodically. Returns how
+  /// many were dropped.
+  std::size_t expire_idle();
 
   std::size_t ready() const { return idle_.size(); }
   int target() const { return opts_.target; }
@@ -57,6 +62,7 @@ class proxy_pool {
     std::uint64_t id;
     std::unique_ptr<net::tls_stream> stream;
     clock::time_point since;
+    ip_connection_counts::slot counted;
   };
 
   net::asio::awaitable<void> watch(std::uint64_t id, net::tls_stream* stream);

@@ -26,7 +26,15 @@ using net::tcp;
 
 namespace {
 
-constexpr auto handshake_timeout = std::chrono::seconds(10);
+// Bounds the length of a client-sent id in a log line: RegProxy may carry up
+// to a whole control frame of it.
+std::string shown_id(std::string_view id) {
+  constexpr std::size_t max_shown = 64;
+  if (id.size() <= max_shown) {
+    return std::string(id);
+  }
+  return std::string(id.substr(0, max_shown)) + "... (" + std::to_string(id.size()) + " bytes)";
+}
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -52,6 +60,17 @@ proto::new_tunnel refusal(std::string error) {
   return {"", "", "", std::move(error)};
 }
 
+// "is already registered" is ngrokd 1.7's wording, which users and scripts know.
+std::string taken_message(std::string_view url, claim_result why) {
+  std::string text = "The tunnel " + std::string(url) + " is already registered";
+  if (why == claim_result::held_elsewhere) {
+    return text +
+           ": it is held for another client that disconnected and may come back; it is free "
+           "again once that client's reconnect grace period ends.";
+  }
+  return text + " by another client.";
+}
+
 std::string peer_of(const tcp::socket& s) {
   net::error_code ec;
   auto ep = s.remote_endpoint(ec);
@@ -61,14 +80,7 @@ std::string peer_of(const tcp::socket& s) {
 std::string ip_of(const tcp::socket& s) {
   net::error_code ec;
   auto ep = s.remote_endpoint(ec);
-  if (ec) {
-    return "unknown";
-  }
-  auto addr = ep.address();
-  if (addr.is_v6() && addr.to_v6().is_v4_mapped()) {
-    return asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6()).to_string();
-  }
-  return addr.to_string();
+  return ec ? "unknown" : ip_string(ep);
 }
 
 }  // namespace
@@ -87,8 +99,18 @@ struct server::tcp_endpoint {
 };
 
 server::server(asio::io_context& ioc, server_config cfg)
-    : ioc_(ioc), cfg_(std::move(cfg)), registry_(std::make_unique<in_memory_registry>()) {
+    : ioc_(ioc),
+      cfg_(std::move(cfg)),
+      registry_(std::make_unique<in_memory_registry>()),
+      tunnel_ips_(cfg_.max_tunnel_conns_per_ip),
+      public_ips_(cfg_.max_public_conns_per_ip),
+      handshakes_(cfg_.max_handshakes) {
   cfg_.domain = lower(cfg_.domain);
+  names_.domain = cfg_.domain;
+  for (const std::string& pattern : cfg_.allowed_hostnames) {
+    names_.allowed.push_back(lower(pattern));
+  }
+  names_.allow_any = cfg_.allow_any_hostname;
 }
 
 server::~server() = default;
@@ -207,43 +229,78 @@ asio::awaitable<void> server::accept_loop(listener& l) {
     sock.set_option(tcp::no_delay(true), ignored);
     sock.set_option(asio::socket_base::keep_alive(true), ignored);
     const std::string peer = peer_of(sock);
+    const bool tunnel_port = l.what == listener::kind::tunnel;
+    ip_connection_counts::slot counted =
+        (tunnel_port ? tunnel_ips_ : public_ips_).acquire(ip_of(sock));
+    if (!counted) {
+      // Closed at once, before any TLS work: a flood from one address costs
+      // an accept and a close per connection.
+      refuse_over_ip_limit(
+          sock, tunnel_port ? "tunnel" : "public",
+          tunnel_port ? cfg_.max_tunnel_conns_per_ip : cfg_.max_public_conns_per_ip,
+          tunnel_port ? "--max-tunnel-conns-per-ip" : "--max-public-conns-per-ip");
+      continue;
+    }
     switch (l.what) {
       case listener::kind::http:
-        net::spawn(ioc_.get_executor(), serve_plain_http(std::move(sock)), "public http " + peer);
+        net::spawn(ioc_.get_executor(), serve_plain_http(std::move(sock), std::move(counted)),
+                   "public http " + peer);
         break;
       case listener::kind::tunnel_and_https:
-        net::spawn(ioc_.get_executor(), serve_tls(std::move(sock), false, false),
+        net::spawn(ioc_.get_executor(),
+                   serve_tls(std::move(sock), std::move(counted), false, false),
                    "connection " + peer);
         break;
       case listener::kind::tunnel:
-        net::spawn(ioc_.get_executor(), serve_tls(std::move(sock), true, false),
+        net::spawn(ioc_.get_executor(), serve_tls(std::move(sock), std::move(counted), true, false),
                    "tunnel connection " + peer);
         break;
       case listener::kind::https:
-        net::spawn(ioc_.get_executor(), serve_tls(std::move(sock), false, true),
+        net::spawn(ioc_.get_executor(), serve_tls(std::move(sock), std::move(counted), false, true),
                    "public https " + peer);
         break;
     }
   }
 }
 
-asio::awaitable<void> server::serve_plain_http(tcp::socket sock) {
+void server::refuse_over_ip_limit(tcp::socket& sock, std::string_view port, std::size_t limit,
+                                  std::string_view flag) {
+  const std::string peer = peer_of(sock);
+  const std::string ip = ip_of(sock);
+  net::error_code ignored;
+  sock.close(ignored);
+  if (auto skipped = ip_limit_log_.admit()) {
+    spdlog::warn("{}: refused: {} connections from {} are open on the {} port (the limit, {}){}",
+                 peer, limit, ip, port, flag, suppressed_note(*skipped));
+  }
+}
+
+asio::awaitable<void> server::serve_plain_http(tcp::socket sock,
+                                               ip_connection_counts::slot counted_ip) {
   active_guard counted(active_);
   const std::string ip = ip_of(sock);
   co_await serve_public_http(*this, sock, "http", ip);
 }
 
-asio::awaitable<void> server::serve_tls(tcp::socket sock, bool tunnel_only, bool public_only) {
+asio::awaitable<void> server::serve_tls(tcp::socket sock, ip_connection_counts::slot counted_ip,
+                                        bool tunnel_only, bool public_only) {
   active_guard counted(active_);
   const std::string peer = peer_of(sock);
   const std::string ip = ip_of(sock);
   auto stream = std::make_unique<net::tls_stream>(std::move(sock), *tls_);
-  asio::steady_timer timer(ioc_, handshake_timeout);
+  handshake_slots::slot pending = handshakes_.enter(stream->next_layer(), peer);
+  asio::steady_timer timer(ioc_, cfg_.tls_handshake_timeout);
   auto result =
       co_await (stream->async_handshake(asio::ssl::stream_base::server, net::use_nothrow) ||
                 timer.async_wait(net::use_nothrow));
+  if (pending.cut_off()) {
+    co_return;
+  }
   if (result.index() == 1) {
-    spdlog::debug("{}: TLS handshake timed out", peer);
+    if (auto skipped = handshake_timeout_log_.admit()) {
+      spdlog::info("{}: TLS handshake not done within {}s; closing{}", peer,
+                   cfg_.tls_handshake_timeout.count(), suppressed_note(*skipped));
+    }
     co_return;
   }
   if (auto [ec] = std::get<0>(result); ec) {
@@ -254,8 +311,19 @@ asio::awaitable<void> server::serve_tls(tcp::socket sock, bool tunnel_only, bool
   const bool tunnel_protocol =
       tunnel_only || (!public_only && sni_is_tunnel_client(sni, cfg_.domain));
   if (tunnel_protocol) {
-    co_await serve_tunnel_client(std::move(stream));
+    if (!tunnel_only) {
+      // On a port shared with public HTTPS the connection counted as public
+      // until its SNI said otherwise; tunnel clients have their own bound.
+      counted_ip = tunnel_ips_.acquire(ip);
+      if (!counted_ip) {
+        refuse_over_ip_limit(stream->next_layer(), "tunnel", cfg_.max_tunnel_conns_per_ip,
+                             "--max-tunnel-conns-per-ip");
+        co_return;
+      }
+    }
+    co_await serve_tunnel_client(std::move(stream), std::move(pending), std::move(counted_ip));
   } else {
+    pending.leave();
     co_await serve_public_http(*this, *stream, "https", ip);
   }
 }
@@ -274,21 +342,33 @@ bool server::token_ok(std::string_view token) const {
   return ok;
 }
 
-asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_stream> stream) {
+asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_stream> stream,
+                                                  handshake_slots::slot pending,
+                                                  ip_connection_counts::slot counted_ip) {
   const std::string peer = peer_of(stream->next_layer());
   net::frame_reader reader;
   asio::steady_timer timer(ioc_, cfg_.first_message_timeout);
   auto first = co_await (reader.read(*stream) || timer.async_wait(net::use_nothrow));
+  if (pending.cut_off()) {
+    net::close_stream(*stream);
+    co_return;
+  }
+  pending.leave();
   if (first.index() == 1) {
-    spdlog::warn("{}: sent no message within {}s; closing", peer,
-                 cfg_.first_message_timeout.count());
+    if (auto skipped = first_message_log_.admit()) {
+      spdlog::warn("{}: sent no message within {}s; closing{}", peer,
+                   cfg_.first_message_timeout.count(), suppressed_note(*skipped));
+    }
     net::close_stream(*stream);
     co_return;
   }
   auto [ec, msg] = std::get<0>(std::move(first));
   if (ec) {
     if (ec != asio::error::eof) {
-      spdlog::warn("{}: bad first message: {}; closing", peer, ec.message());
+      if (auto skipped = bad_first_log_.admit()) {
+        spdlog::warn("{}: bad first message: {}; closing{}", peer, ec.message(),
+                     suppressed_note(*skipped));
+      }
     }
     net::close_stream(*stream);
     co_return;
@@ -297,24 +377,44 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
   if (auto* reg = std::get_if<proto::reg_proxy>(&msg)) {
     auto session = find_session(reg->client_id);
     if (!session) {
-      spdlog::debug("{}: RegProxy for unknown client {}; closing", peer, reg->client_id);
+      // The client id is the proxy connection's only credential: an id no
+      // live client has is refused, whoever sends it.
+      if (auto skipped = reg_proxy_log_.admit()) {
+        spdlog::warn("{}: RegProxy for unknown client id '{}'; closing{}", peer,
+                     shown_id(reg->client_id), suppressed_note(*skipped));
+      }
       net::close_stream(*stream);
       co_return;
     }
     if (!reader.take_buffered().empty()) {
-      spdlog::warn("{}: sent bytes after RegProxy before StartProxy; closing", peer);
+      if (auto skipped = bad_first_log_.admit()) {
+        spdlog::warn("{}: sent bytes after RegProxy before StartProxy; closing{}", peer,
+                     suppressed_note(*skipped));
+      }
       net::close_stream(*stream);
       co_return;
     }
-    session->pool().add(std::move(stream));
+    const std::size_t surplus = session->pool().add(std::move(stream), std::move(counted_ip));
+    if (surplus > 0) {
+      if (auto skipped = surplus_log_.admit()) {
+        spdlog::warn(
+            "{}: client {} has more proxy connections than its pool of {} (and takers); closed "
+            "{} surplus{}",
+            peer, session->client_id(), session->pool().target(), surplus,
+            suppressed_note(*skipped));
+      }
+    }
     co_return;
   }
 
   if (auto* reg = std::get_if<proto::reg_mux>(&msg)) {
     auto session = find_session(reg->client_id);
     if (!session || !session->mux_granted()) {
-      spdlog::warn("{}: RegMux for {} client {}; closing", peer,
-                   session ? "a base-protocol" : "unknown", reg->client_id);
+      if (auto skipped = reg_proxy_log_.admit()) {
+        spdlog::warn("{}: RegMux for {} client '{}'; closing{}", peer,
+                     session ? "a base-protocol" : "unknown", shown_id(reg->client_id),
+                     suppressed_note(*skipped));
+      }
       net::close_stream(*stream);
       co_return;
     }
@@ -324,13 +424,18 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
 
   auto* auth = std::get_if<proto::auth>(&msg);
   if (!auth) {
-    spdlog::warn("{}: first message was {}, not Auth or RegProxy; closing", peer,
-                 proto::type_name(msg));
+    if (auto skipped = bad_first_log_.admit()) {
+      spdlog::warn("{}: first message was {}, not Auth or RegProxy; closing{}", peer,
+                   proto::type_name(msg), suppressed_note(*skipped));
+    }
     net::close_stream(*stream);
     co_return;
   }
   if (auth->version != proto::protocol_version) {
-    spdlog::warn("{}: client speaks protocol version '{}', not 2; refused", peer, auth->version);
+    if (auto skipped = bad_first_log_.admit()) {
+      spdlog::warn("{}: client speaks protocol version '{}', not 2; refused{}", peer,
+                   shown_id(auth->version), suppressed_note(*skipped));
+    }
     std::string refusal_frame = proto::encode_framed(proto::auth_resp{
         "", "", "",
         "Incompatible versions. Server " + std::string(proto::mm_version) + ", client " +
@@ -340,7 +445,9 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
     co_return;
   }
   if (!token_ok(auth->user)) {
-    spdlog::warn("{}: client refused: invalid authtoken", peer);
+    if (auto skipped = bad_first_log_.admit()) {
+      spdlog::warn("{}: client refused: invalid authtoken{}", peer, suppressed_note(*skipped));
+    }
     std::string refusal_frame =
         proto::encode_framed(proto::auth_resp{"", "", "", "invalid authtoken", std::nullopt});
     co_await net::write_message(*stream, std::move(refusal_frame));
@@ -353,8 +460,11 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
   }
 
   // A client id is kept across reconnects, but only by the token that made it.
+  // It is the credential of the client's proxy connections, so one a client
+  // brings must be at least as long as the server's own (128 random bits in
+  // hex); the porthole and ngrok clients bring back the id they were given.
   std::string client_id = auth->client_id;
-  const bool id_ok = !client_id.empty() && client_id.size() <= 64 &&
+  const bool id_ok = client_id.size() >= 32 && client_id.size() <= 64 &&
                      std::all_of(client_id.begin(), client_id.end(), [](char c) {
                        return std::isalnum(static_cast<unsigned char>(c));
                      });
@@ -453,17 +563,14 @@ std::vector<proto::new_tunnel> server::open_tunnels(const std::shared_ptr<contro
 
   const std::string& client_id = session->client_id();
   std::string host;
-  if (!req.hostname.empty()) {
-    if (!valid_hostname(req.hostname)) {
-      return {refusal("Invalid hostname '" + req.hostname + "'.")};
+  if (!req.hostname.empty() || !req.subdomain.empty()) {
+    // Hostname wins over Subdomain, as in ngrokd 1.7.
+    host_choice chosen = req.hostname.empty() ? choose_subdomain(req.subdomain, names_)
+                                              : choose_hostname(req.hostname, names_);
+    if (!chosen.error.empty()) {
+      return {refusal(std::move(chosen.error))};
     }
-    host = lower(req.hostname);
-  } else if (!req.subdomain.empty()) {
-    if (!valid_subdomain(req.subdomain)) {
-      return {refusal("Invalid subdomain '" + req.subdomain +
-                      "': use letters, digits and '-', at most 63 per label.")};
-    }
-    host = lower(req.subdomain) + "." + cfg_.domain;
+    host = std::move(chosen.host);
   } else {
     // A reconnecting client gets back the random name it had.
     for (const std::string& held : registry_->held_by(client_id)) {
@@ -500,12 +607,11 @@ std::vector<proto::new_tunnel> server::open_tunnels(const std::shared_ptr<contro
     }
     const std::string url = make_url(scheme, host, port);
     const std::string key = route_key(scheme, host);
-    if (!registry_->claim(key, client_id)) {
+    if (const claim_result got = registry_->claim(key, client_id); got != claim_result::claimed) {
       for (const auto& k : claimed) {
         registry_->release(k, client_id, tunnel_registry::clock::now());
       }
-      spdlog::info("client {}: refused {}: in use by another client", client_id, url);
-      return {refusal("The tunnel " + url + " is already registered.")};
+      return {refusal(taken_message(url, got))};
     }
     claimed.push_back(key);
     replies.push_back({req.req_id, url, scheme, ""});
@@ -562,9 +668,12 @@ std::optional<proto::new_tunnel> server::open_tcp_tunnel(
   std::string last_error;
   for (std::uint16_t port : candidates) {
     const std::string tentative = "tcp://" + cfg_.domain + ":" + std::to_string(port);
-    if (port != 0 && !registry_->claim(tentative, client_id)) {
-      last_error = "The tunnel " + tentative + " is already registered.";
-      continue;
+    if (port != 0) {
+      if (const claim_result got = registry_->claim(tentative, client_id);
+          got != claim_result::claimed) {
+        last_error = taken_message(tentative, got);
+        continue;
+      }
     }
     net::tcp::endpoint ep;
     try {
@@ -600,9 +709,11 @@ std::optional<proto::new_tunnel> server::open_tcp_tunnel(
     }
     const std::uint16_t bound = acceptor.local_endpoint().port();
     const std::string url = "tcp://" + cfg_.domain + ":" + std::to_string(bound);
-    if (port == 0 && !registry_->claim(url, client_id)) {
-      last_error = "The tunnel " + url + " is already registered.";
-      continue;
+    if (port == 0) {
+      if (const claim_result got = registry_->claim(url, client_id); got != claim_result::claimed) {
+        last_error = taken_message(url, got);
+        continue;
+      }
     }
     auto t = std::make_shared<tunnel>(tunnel{url, "tcp", "", "", session});
     auto ep_state = std::make_shared<tcp_endpoint>(tcp_endpoint{t, std::move(acceptor)});
@@ -612,7 +723,6 @@ std::optional<proto::new_tunnel> server::open_tcp_tunnel(
     spdlog::info("client {}: tunnel up: {}", client_id, url);
     return proto::new_tunnel{req.req_id, url, "tcp", ""};
   }
-  spdlog::info("client {}: tcp tunnel refused: {}", client_id, last_error);
   return refusal(last_error);
 }
 

@@ -13,6 +13,7 @@
 #include "net/stream.h"
 #include "proto/messages.h"
 #include "server/config.h"
+#include "server/connection_limits.h"
 #include "server/tunnel.h"
 #include "server/tunnel_registry.h"
 
@@ -74,9 +75,16 @@ class server {
 
   void listen(listener& l);
   net::asio::awaitable<void> accept_loop(listener& l);
-  net::asio::awaitable<void> serve_tls(net::tcp::socket sock, bool tunnel_only, bool public_only);
-  net::asio::awaitable<void> serve_plain_http(net::tcp::socket sock);
-  net::asio::awaitable<void> serve_tunnel_client(std::unique_ptr<net::tls_stream> stream);
+  net::asio::awaitable<void> serve_tls(net::tcp::socket sock, ip_connection_counts::slot counted_ip,
+                                       bool tunnel_only, bool public_only);
+  net::asio::awaitable<void> serve_plain_http(net::tcp::socket sock,
+                                              ip_connection_counts::slot counted_ip);
+  net::asio::awaitable<void> serve_tunnel_client(std::unique_ptr<net::tls_stream> stream,
+                                                 handshake_slots::slot pending,
+                                                 ip_connection_counts::slot counted_ip);
+  /// Closes a connection over its address's limit and logs it (rate-limited).
+  void refuse_over_ip_limit(net::tcp::socket& sock, std::string_view port, std::size_t limit,
+                            std::string_view flag);
   net::asio::awaitable<void> serve_tcp_tunnel(std::shared_ptr<tcp_endpoint> ep);
   net::asio::awaitable<void> proxy_tcp(std::shared_ptr<tunnel> t, net::tcp::socket public_conn);
   std::optional<proto::new_tunnel> open_tcp_tunnel(const std::shared_ptr<control_session>& session,
@@ -88,6 +96,16 @@ class server {
   server_config cfg_;
   std::unique_ptr<net::asio::ssl::context> tls_;
   std::unique_ptr<tunnel_registry> registry_;
+  hostname_policy names_;
+  ip_connection_counts tunnel_ips_;  ///< open connections per address, tunnel port
+  ip_connection_counts public_ips_;  ///< open connections per address, public ports
+  handshake_slots handshakes_;       ///< connections not yet past their first message
+  log_throttle ip_limit_log_;
+  log_throttle handshake_timeout_log_;
+  log_throttle first_message_log_;
+  log_throttle bad_first_log_;
+  log_throttle reg_proxy_log_;
+  log_throttle surplus_log_;
   std::vector<std::unique_ptr<listener>> listeners_;
   std::uint16_t http_port_ = 0;
   std::uint16_t https_port_ = 0;

@@ -51,7 +51,11 @@ std::string make_url(std::string_view scheme, std::string_view host, std::uint16
 }
 
 bool valid_subdomain(std::string_view s) {
-  if (s.empty() || s.size() > 200) {
+  return valid_label(s);
+}
+
+bool valid_hostname(std::string_view s) {
+  if (s.empty() || s.size() > 253) {
     return false;
   }
   std::size_t start = 0;
@@ -65,10 +69,6 @@ bool valid_subdomain(std::string_view s) {
     }
     start = dot + 1;
   }
-}
-
-bool valid_hostname(std::string_view s) {
-  return valid_subdomain(s);
 }
 
 std::string random_subdomain() {

@@ -38,11 +38,11 @@ inline bool sni_is_tunnel_client(std::string_view sni, std::string_view domain) 
 /// "scheme://host" plus ":port" unless the port is the scheme's default.
 std::string make_url(std::string_view scheme, std::string_view host, std::uint16_t port);
 
-/// True for a DNS label sequence fit to be a subdomain: letters, digits and
-/// '-', labels of 1..63 characters not starting or ending with '-'.
+/// True for one DNS label as a subdomain: 1..63 letters, digits and '-',
+/// not starting or ending with '-' (no dots: see hostname_policy).
 bool valid_subdomain(std::string_view s);
 
-/// True for a host name fit to be asked for with Hostname.
+/// True for a DNS name: dot-separated valid labels, at most 253 characters.
 bool valid_hostname(std::string_view s);
 
 /// A random subdomain of 8 lower-case hex digits.

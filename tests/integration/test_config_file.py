@@ -243,8 +243,17 @@ def test_a_refused_tunnel_does_not_stop_the_others(home, tmp_path, server, http_
     assert client.running
 
 
+@pytest.fixture
+def example_server(start_portholed, tcp_range):
+    """tcp_server that also lets clients have the hostname example.com (outside its domain)."""
+    low, high = tcp_range
+    return start_portholed("--tcp-bind-addr", "127.0.0.1", "--tcp-ports", f"{low}-{high}",
+                           "--allow-hostname", "example.com")
+
+
 def test_the_ngrok_13_example_starts_its_four_tunnels_and_each_carries_traffic(
-        home, tmp_path, tcp_server, http_backend, tcp_echo):
+        home, tmp_path, example_server, http_backend, tcp_echo):
+    tcp_server = example_server
     # The announcement's file, its ports pointed at the test's backends.
     text = (NGROK_13_EXAMPLE.replace("4000", str(http_backend.port))
             .replace("8080", str(http_backend.port)).replace("9090", str(http_backend.port))

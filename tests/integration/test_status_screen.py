@@ -182,7 +182,7 @@ tunnels:
     term.run_and_record(porthole(server, "--config", config, "start", "web", "api"), "run")
     # The server's words, wrapped in the value column.
     term.wait_for(r"^Refused +web \(http\): The tunnel http://taken\.localhost:\d+ is already"
-                  r"\s+registered\.$")
+                  r"\s+registered\s+by\s+another\s+client\.$")
     screen = term.wait_for(r"^Forwarding +http://free\.").string
     assert field(screen, "Tunnel Status") == ["online"]
     assert curl(f"http://free.localhost:{server.http_port}/hello").status == 200

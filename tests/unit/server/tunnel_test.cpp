@@ -24,8 +24,29 @@ TEST(RouteKey, IsSchemeAndHostWithoutPort) {
 TEST(Subdomain, AcceptsDnsLabels) {
   EXPECT_TRUE(valid_subdomain("foo"));
   EXPECT_TRUE(valid_subdomain("my-app2"));
-  EXPECT_TRUE(valid_subdomain("a.b"));
   EXPECT_TRUE(valid_subdomain(std::string(63, 'x')));
+}
+
+TEST(Subdomain, IsOneLabelWithoutDots) {
+  EXPECT_FALSE(valid_subdomain("a.b"));
+}
+
+TEST(Hostname, AcceptsDotSeparatedLabelsUpTo253Characters) {
+  EXPECT_TRUE(valid_hostname("a.b.example.com"));
+  std::string name = std::string(63, 'a') + "." + std::string(63, 'b') + "." +
+                     std::string(63, 'c') + "." + std::string(61, 'd');
+  ASSERT_EQ(name.size(), 253u);
+  EXPECT_TRUE(valid_hostname(name));
+  EXPECT_FALSE(valid_hostname(name + "d"));
+}
+
+TEST(Hostname, RefusesEmptyLabelsAndBadCharacters) {
+  EXPECT_FALSE(valid_hostname(""));
+  EXPECT_FALSE(valid_hostname("a..b"));
+  EXPECT_FALSE(valid_hostname(".a"));
+  EXPECT_FALSE(valid_hostname("a."));
+  EXPECT_FALSE(valid_hostname("a_b.example.com"));
+  EXPECT_FALSE(valid_hostname("-a.example.com"));
 }
 
 TEST(Subdomain, RefusesWhatIsNotADnsName) {
