@@ -102,9 +102,9 @@ def start_porthole(home: Path, transport):
             server_addr = server_addr or server.tunnel_addr
             trust_ca = trust_ca or server.ca
         assert server_addr, "start_porthole needs server= or server_addr="
+        kw.setdefault("home", home)  # another home: another user's client (its own session)
         client = harness.start_client(mode, target, *args, *harness.transport_args(transport),
-                                      server_addr=server_addr, trust_ca=trust_ca, home=home,
-                                      **kw)
+                                      server_addr=server_addr, trust_ca=trust_ca, **kw)
         if kw.get("wait_up", True):
             harness.await_transport(client, transport, server)
         return client

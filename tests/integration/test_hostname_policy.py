@@ -9,10 +9,10 @@ import pytest
 from harness import curl
 
 
-def refused(start_porthole, server, backend, *args) -> str:
+def refused(start_porthole, server, backend, *args, **kw) -> str:
     """Starts a client that the server must refuse; returns what it printed."""
     client = start_porthole("http", f"127.0.0.1:{backend.port}", "--proto", "http", *args,
-                            server=server, wait_up=False)
+                            server=server, wait_up=False, **kw)
     assert client.proc.wait_exit() != 0
     text = client.proc.text()
     assert "Forwarding " not in text
@@ -103,19 +103,21 @@ def test_a_subdomain_is_case_folded(server, http_backend, start_porthole):
 
 
 def test_a_url_held_for_a_disconnected_client_is_refused_naming_it(server, http_backend,
-                                                                   start_porthole):
+                                                                   start_porthole, tmp_path):
     first = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--proto", "http",
                            "--subdomain", "held", server=server)
     mark = server.proc.mark()
     first.proc.kill()  # gone without giving its URL back: it is held for its return
     server.proc.wait_for(r"tunnel down: http://held\.localhost", since=mark)
-    text = refused(start_porthole, server, http_backend, "--subdomain", "held")
+    # Another user's client (its own home, so not the first one's resumed session).
+    text = refused(start_porthole, server, http_backend, "--subdomain", "held",
+                   home=tmp_path / "another-home")
     assert (f"The tunnel http://held.localhost:{server.http_port} is already registered: it is "
             "held for another client that disconnected and may come back") in text, text
 
 
 def test_a_tcp_port_held_for_a_disconnected_client_is_refused_naming_it(tcp_server, tcp_echo,
-                                                                        start_porthole):
+                                                                        start_porthole, tmp_path):
     server = tcp_server
     first = start_porthole("tcp", f"127.0.0.1:{tcp_echo.port}", server=server)
     [url] = first.urls
@@ -124,7 +126,7 @@ def test_a_tcp_port_held_for_a_disconnected_client_is_refused_naming_it(tcp_serv
     first.proc.kill()
     server.proc.wait_for(rf"tunnel down: {re.escape(url)}", since=mark)
     second = start_porthole("tcp", f"127.0.0.1:{tcp_echo.port}", "--remote-port", port,
-                            server=server, wait_up=False)
+                            server=server, wait_up=False, home=tmp_path / "another-home")
     assert second.proc.wait_exit() != 0
     text = second.proc.text()
     assert (f"The tunnel {url} is already registered: it is held for another client that "
