@@ -179,6 +179,11 @@ int main(int argc, char** argv) {
                  "Tunnels one client may have open")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
+  app.add_option("--max-conns-per-client", cfg.max_conns_per_client,
+                 "Public connections one client may have open at once, over all its tunnels "
+                 "(HTTP gets 503 beyond, TCP is closed); 0: no limit")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{0}, std::size_t{10000000}));
   app.add_option("--max-pool-size", cfg.max_pool_size,
                  "Most proxy connections a client may ask to keep ready")
       ->capture_default_str()

@@ -299,7 +299,10 @@ class Suite:
                 # A fresh server and client: memory deltas are this workload's own.
                 srv = services.start_portholed(self.sup, self.bindir, self.tmp,
                                                name="portholed-scale",
-                                               extra=["--read-header-timeout", "60"])
+                                               # 10,000 connections through one client:
+                                               # past the default per-client limit (4096).
+                                               extra=["--read-header-timeout", "60",
+                                                      "--max-conns-per-client", "0"])
                 cli = services.start_porthole(self.sup, self.bindir, srv, "http",
                                               self.nginx.port, subdomain="s",
                                               name="porthole-scale")

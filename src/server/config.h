@@ -29,6 +29,10 @@ struct server_config {
   int pool_size = 10;  ///< proxy connections kept ready per client (the most a client may ask for)
   int max_pool_size = 64;                    ///< cap on what a client may ask for in its extension
   std::size_t max_tunnels_per_client = 256;  ///< ReqTunnel beyond gets a NewTunnel error
+  /// Public connections proxied to one client at once (over all its tunnels);
+  /// beyond, HTTP gets 503 and TCP is closed. Each may hold a mux stream's
+  /// window (1 MiB) of buffered data. 0: no limit.
+  std::size_t max_conns_per_client = 4096;
   bool mux = true;                           ///< grant the "mux" extension to clients that offer it
   seconds tls_handshake_timeout{10};         ///< tunnel port and public HTTPS
   seconds first_message_timeout{10};         ///< Auth, RegProxy or RegMux after the handshake

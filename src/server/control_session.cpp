@@ -178,6 +178,19 @@ asio::awaitable<void> control_session::heartbeat_watch() {
   }
 }
 
+std::optional<public_conn_slot> control_session::admit_public(std::string_view public_peer,
+                                                              std::string_view url) {
+  const std::size_t limit = server_.config().max_conns_per_client;
+  if (limit == 0 || *public_conns_ < limit) {
+    return public_conn_slot(public_conns_);
+  }
+  if (auto skipped = conn_limit_log_.admit()) {
+    spdlog::warn("{}: refused public connection from {}: client {} has {} open (the limit){}", url,
+                 public_peer, client_id_, *public_conns_, suppressed_note(*skipped));
+  }
+  return std::nullopt;
+}
+
 asio::awaitable<std::unique_ptr<net::channel>> start_proxy(
     std::shared_ptr<tunnel> t, std::string client_addr, std::string first_bytes,
     std::chrono::steady_clock::time_point deadline) {

@@ -4,6 +4,8 @@
 
 #include <deque>
 #include <memory>
+#include <optional>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -28,6 +30,25 @@ class server;
 net::asio::awaitable<std::unique_ptr<net::channel>> start_proxy(
     std::shared_ptr<tunnel> t, std::string client_addr, std::string first_bytes,
     std::chrono::steady_clock::time_point deadline);
+
+/// One public connection proxied to a client, counted against the client's
+/// max_conns_per_client while it lives.
+class public_conn_slot {
+ public:
+  explicit public_conn_slot(std::shared_ptr<std::size_t> count) : count_(std::move(count)) {
+    ++*count_;
+  }
+  public_conn_slot(public_conn_slot&& o) noexcept = default;
+  public_conn_slot& operator=(public_conn_slot&& o) noexcept = default;
+  ~public_conn_slot() {
+    if (count_) {
+      --*count_;
+    }
+  }
+
+ private:
+  std::shared_ptr<std::size_t> count_;
+};
 
 class control_session : public std::enable_shared_from_this<control_session> {
  public:
@@ -60,6 +81,11 @@ class control_session : public std::enable_shared_from_this<control_session> {
   std::vector<std::shared_ptr<tunnel>>& tunnels() { return tunnels_; }
   bool closed() const { return closed_; }
 
+  /// A slot for one more public connection, or nullopt (logged, at most once
+  /// a second) when the client already has max_conns_per_client.
+  std::optional<public_conn_slot> admit_public(std::string_view public_peer, std::string_view url);
+  std::size_t public_conns() const { return *public_conns_; }
+
  private:
   net::asio::awaitable<void> read_loop();
   net::asio::awaitable<void> write_loop();
@@ -80,6 +106,8 @@ class control_session : public std::enable_shared_from_this<control_session> {
   std::chrono::steady_clock::time_point last_heard_;
   bool closed_ = false;
   log_throttle refusal_log_;
+  std::shared_ptr<std::size_t> public_conns_ = std::make_shared<std::size_t>(0);
+  log_throttle conn_limit_log_;
 };
 
 }  // namespace porthole::server

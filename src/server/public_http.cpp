@@ -294,6 +294,17 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
 
   // Starts a proxy connection with the first request's head in the same write.
   asio::awaitable<bool> open_proxy(const std::shared_ptr<tunnel>& t) {
+    if (auto session = t->session.lock()) {
+      conn_slot_ = session->admit_public(client_addr(), t->url);
+      if (!conn_slot_) {
+        out_.clear();
+        const std::string why = "Tunnel " + t->host +
+                                " has as many open connections as its server allows; try again "
+                                "later.";
+        co_await reply_local(503, "Service Unavailable", why, false);
+        co_return false;
+      }
+    }
     auto conn = co_await porthole::server::start_proxy(t, client_addr(), std::exchange(out_, {}),
                                                        clock::now() + cfg_.proxy_wait_timeout);
     if (conn) {
@@ -647,6 +658,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
   http::request_parser req_;
   http::response_parser resp_;
   std::unique_ptr<net::channel> proxy_;
+  std::optional<public_conn_slot> conn_slot_;  ///< counts this connection against its client
   std::shared_ptr<tunnel> tunnel_;
   byte_buffer in_;  // public bytes not yet parsed
   net::read_size in_size_;

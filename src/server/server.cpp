@@ -747,6 +747,13 @@ asio::awaitable<void> server::serve_tcp_tunnel(std::shared_ptr<tcp_endpoint> ep)
 asio::awaitable<void> server::proxy_tcp(std::shared_ptr<tunnel> t, tcp::socket public_conn) {
   active_guard counted(active_);
   const std::string peer = peer_of(public_conn);
+  std::optional<public_conn_slot> slot;
+  if (auto session = t->session.lock()) {
+    slot = session->admit_public(peer, t->url);
+  }
+  if (!slot) {
+    co_return;  // refused (logged), or the client is gone: the connection closes
+  }
   auto conn =
       co_await start_proxy(t, peer, {}, std::chrono::steady_clock::now() + cfg_.proxy_wait_timeout);
   if (conn) {

@@ -440,3 +440,50 @@ def test_tunnel_clients_on_a_port_shared_with_https_have_the_tunnel_ports_limit(
         assert (r.returncode, r.status, r.body) == (0, 200, b"hello"), r.stderr
     finally:
         close_all(socks)
+
+
+@pytest.mark.parametrize("transport", harness.TRANSPORTS, indirect=True)
+def test_public_connections_past_the_clients_limit_get_503_and_a_freed_slot_is_reused(
+        transport, start_portholed, http_backend, start_porthole):
+    server = start_portholed("--max-conns-per-client", "3")
+    client = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "busy",
+                            "--proto", "http", server=server)
+    host = f"busy.localhost:{server.http_port}"
+    request = f"GET /hello HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+
+    def ask(sock: socket.socket) -> bytes:
+        sock.sendall(request)
+        got = b""
+        while b"\r\n\r\n" not in got or not got.endswith((b"hello", b"</html>\n", b"later.")):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        return got
+
+    # Three keep-alive connections, each answered and held open: the limit.
+    held = []
+    for _ in range(3):
+        s = socket.create_connection(("127.0.0.1", server.http_port), timeout=20)
+        held.append(s)
+        assert ask(s).startswith(b"HTTP/1.1 200 "), "a connection within the limit"
+    mark = server.proc.mark()
+    with socket.create_connection(("127.0.0.1", server.http_port), timeout=20) as fourth:
+        answer = ask(fourth)
+    assert answer.startswith(b"HTTP/1.1 503 "), answer[:200]
+    assert b"busy.localhost" in answer and b"as many open connections" in answer, answer
+    server.proc.wait_for(r"http://busy\.localhost:\d+: refused public connection from "
+                         r"127\.0\.0\.1:\d+: client \w+ has 3 open \(the limit\)", since=mark)
+    # The held ones still work; one closed frees its slot for a newcomer.
+    assert ask(held[0]).startswith(b"HTTP/1.1 200 ")
+    held.pop().close()
+    deadline = time.monotonic() + 15
+    while True:
+        with socket.create_connection(("127.0.0.1", server.http_port), timeout=20) as again:
+            answer = ask(again)
+        if answer.startswith(b"HTTP/1.1 200 ") or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)  # the server has not yet seen the close: no event to wait on
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+    close_all(held)
+    assert client.proc.running and server.proc.running
