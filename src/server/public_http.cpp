@@ -111,11 +111,12 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
       const http::parse_result r = req_.parse(view(in_));
       if (r.error) {
         const bool too_large = r.error == boost::beast::http::error::header_limit;
-        co_await reply_local(too_large ? 431 : 400,
-                             too_large ? "Request Header Fields Too Large" : "Bad Request",
-                             too_large ? "The request head is larger than this server accepts."
-                                       : "The request is not valid HTTP/1.1: " + r.error.message(),
-                             false);
+        // Named, not a conditional's temporary in the co_await: GCC 12 destroys
+        // such a temporary twice (once moved into the callee's frame).
+        std::string reason = too_large ? "Request Header Fields Too Large" : "Bad Request";
+        std::string message = too_large ? "The request head is larger than this server accepts."
+                                        : "The request is not valid HTTP/1.1: " + r.error.message();
+        co_await reply_local(too_large ? 431 : 400, std::move(reason), std::move(message), false);
         co_return finish();
       }
       if (r.consumed == 0 && !r.head_complete && !r.message_complete) {
