@@ -63,7 +63,9 @@ def test_screen_shows_status_tunnels_and_requests_newest_first(server, http_back
     url = f"http://screen.localhost:{server.http_port}"
     assert curl(f"{url}/echo/first-request").status == 200
     assert curl(f"{url}/no-such-page").status == 404
-    screen = term.wait_for(r"^GET +/echo/first-request +200 OK +\d").string
+    # The newer request's row is drawn last: once it shows, both do.
+    term.wait_for(r"^GET +/echo/first-request +200 OK +\d")
+    screen = term.wait_for(r"^GET +/no-such-page +404 ").string
     rows = [l for l in screen.splitlines() if re.match(r"^GET +/", l)]
     assert re.match(r"^GET +/no-such-page +404 ", rows[0]), rows  # newest first
     assert re.match(r"^GET +/echo/first-request +200 OK +[\d.]+ (ms|s)$", rows[1]), rows
