@@ -136,12 +136,24 @@ def sanitizer_log_options(report_dir: Path) -> dict[str, str]:
             for var in SANITIZER_OPTION_VARS}
 
 
-def sanitizer_reports(report_dir: Path) -> list[str]:
-    """The reports written in `report_dir` (see sanitizer_log_options)."""
-    if not report_dir.is_dir():
-        return []
-    return [f"{f.name}:\n{f.read_text('utf-8', 'replace')}"
-            for f in sorted(report_dir.iterdir()) if f.is_file()]
+# UndefinedBehaviorSanitizer, unlike the others, ignores log_path in GCC 12's
+# runtime and writes to stderr: "file:line:col: runtime error: ...".
+UBSAN_REPORT = re.compile(r"^\S+:\d+:\d+: runtime error: ", re.M)
+
+
+def sanitizer_reports(report_dir: Path, objs: Iterable = ()) -> list[str]:
+    """The reports written in `report_dir` (see sanitizer_log_options), and
+    the UBSan reports in the output of `objs` (what a test started and
+    stopped: each with .name and, once stopped, .final_output())."""
+    reports = []
+    if report_dir.is_dir():
+        reports += [f"{f.name}:\n{f.read_text('utf-8', 'replace')}"
+                    for f in sorted(report_dir.iterdir()) if f.is_file()]
+    for obj in objs:
+        text = obj.final_output() if hasattr(obj, "final_output") else ""
+        if m := UBSAN_REPORT.search(text):
+            reports.append(f"{obj.name}:\n{text[m.start():]}")
+    return reports
 
 
 # --------------------------------------------------------------------------
@@ -236,6 +248,10 @@ class Process:
 
     def text(self, stream: str | None = None) -> str:
         return "\n".join(self.lines(stream))
+
+    def final_output(self) -> str:
+        """Its stderr (for sanitizer reports)."""
+        return self.text("stderr")
 
     def mark(self) -> int:
         """A position in the captured output; pass it as since= to wait_for."""
