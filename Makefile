@@ -2,8 +2,9 @@
 BUILD ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
+SANITIZE ?= OFF
 
-.PHONY: all deps build test unit integration demo bench soak format clean
+.PHONY: all deps build test unit integration test-asan test-tsan demo bench soak format clean
 
 all: build
 
@@ -11,7 +12,8 @@ deps:
 	@scripts/install-deps
 
 build: deps
-	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) >/dev/null
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
+	  -DPORTHOLE_SANITIZE=$(SANITIZE) >/dev/null
 	@ninja -C $(BUILD) -j $(JOBS)
 
 test: build
@@ -22,6 +24,15 @@ unit: build
 
 integration: build
 	@cd $(BUILD) && ctest --output-on-failure -L integration
+
+# Every test, unit and integration, against a build with sanitizers: build-asan/
+# (AddressSanitizer, LeakSanitizer, UndefinedBehaviorSanitizer) and build-tsan/
+# (ThreadSanitizer). Any report fails the test it happens in (docs/TESTING.md).
+test-asan:
+	@$(MAKE) --no-print-directory test BUILD=build-asan SANITIZE=address
+
+test-tsan:
+	@$(MAKE) --no-print-directory test BUILD=build-tsan SANITIZE=thread
 
 demo: build
 	@scripts/demo $(BUILD)/bin
@@ -44,4 +55,4 @@ format:
 	@git ls-files '*.cpp' '*.h' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) build-asan build-tsan

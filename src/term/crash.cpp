@@ -37,6 +37,17 @@ constexpr std::size_t alt_stack_size = 256 * 1024;
 constexpr int max_frames = 64;
 constexpr unsigned report_alarm_seconds = 10;  // a hung report still ends the program
 
+// A build with AddressSanitizer or ThreadSanitizer leaves the fatal signals and
+// the alternate signal stacks to the sanitizer: its own handlers report an
+// invalid access with what this one cannot know (the allocation, the other
+// thread), and replacing them would hide that report. Uncaught exceptions are
+// still reported here. See docs/TESTING.md.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool sanitizer_owns_signals = true;
+#else
+constexpr bool sanitizer_owns_signals = false;
+#endif
+
 // Set once by install_crash_handler, read by the handlers.
 crash_report_info* report_info = nullptr;
 
@@ -506,6 +517,10 @@ void install_crash_handler(const char* argv0, crash_report_info info) {
   backtrace(warm_up, 2);  // loads the unwinder now, not in a handler
   dl_iterate_phdr(&list_module, nullptr);
   prepare_thread_for_crash_reports();
+  std::set_terminate(&on_terminate);
+  if (sanitizer_owns_signals) {
+    return;
+  }
 
   struct sigaction sa {};
   sa.sa_sigaction = &on_fatal_signal;
@@ -517,11 +532,12 @@ void install_crash_handler(const char* argv0, crash_report_info info) {
   for (int signo : fatal_signals) {
     sigaction(signo, &sa, nullptr);
   }
-  std::set_terminate(&on_terminate);
 }
 
 void prepare_thread_for_crash_reports() {
-  thread_local alt_stack stack;
+  if (!sanitizer_owns_signals) {
+    thread_local alt_stack stack;
+  }
 }
 
 void guard_terminal(int fd, const termios* saved, std::string_view leave) {

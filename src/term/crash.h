@@ -22,6 +22,8 @@ struct crash_report_info {
 /// Installs the handlers for the fatal signals and std::terminate. Call once,
 /// at the start of main, before any other thread starts: it also gives the
 /// calling thread an alternate signal stack, so a stack overflow is reported.
+/// In a build with AddressSanitizer or ThreadSanitizer only std::terminate is
+/// handled: the fatal signals and alternate stacks stay the sanitizer's.
 void install_crash_handler(const char* argv0, crash_report_info info);
 
 /// Gives the calling thread an alternate signal stack (a thread that may

@@ -33,8 +33,23 @@ def pytest_runtest_makereport(item, call):
             rep.sections.append((f"{rep.when}: {obj.name}", text))
 
 
+@pytest.fixture
+def _sanitizer_reports(tmp_path: Path, monkeypatch):
+    """In a sanitized build, any report from any program the test ran (portholed
+    and porthole, in a pipe or a terminal) fails the test once all are stopped.
+    The programs write their reports to files (log_path), not to stderr."""
+    report_dir = tmp_path / "sanitizer-reports"
+    report_dir.mkdir()
+    for var, value in harness.sanitizer_log_options(report_dir).items():
+        monkeypatch.setenv(var, value)
+    yield
+    reports = harness.sanitizer_reports(report_dir, harness.registered())
+    if reports:
+        pytest.fail(f"{len(reports)} sanitizer report(s):\n" + "\n".join(reports), pytrace=False)
+
+
 @pytest.fixture(autouse=True)
-def _stop_everything_at_teardown():
+def _stop_everything_at_teardown(_sanitizer_reports):
     harness.reset_registry()
     yield
     errors = harness.stop_all()

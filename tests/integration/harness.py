@@ -8,6 +8,7 @@ captured lines can be shown when the test fails.
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import re
@@ -29,6 +30,16 @@ DOMAIN = "localhost"
 
 # Log level of the programs under test; PORTHOLE_TEST_LOG_LEVEL=debug for more.
 LOG_LEVEL = os.environ.get("PORTHOLE_TEST_LOG_LEVEL", "info")
+
+# Every deadline below is multiplied by PORTHOLE_TEST_TIME_SCALE (default 1),
+# for slower builds: the sanitized ones set it (tests/integration/CMakeLists.txt).
+TIME_SCALE = float(os.environ.get("PORTHOLE_TEST_TIME_SCALE") or 1)
+
+
+def scaled(seconds: float) -> float:
+    """A deadline of the tests, in seconds, for this build (see TIME_SCALE)."""
+    return seconds * TIME_SCALE
+
 
 # Default deadlines (seconds).
 STARTUP_TIMEOUT = 30.0
@@ -94,6 +105,55 @@ def clean_env(home: Path | None = None,
         else:
             env[k] = v
     return env
+
+
+# --------------------------------------------------------------------------
+# Sanitizers (make test-asan, make test-tsan; see docs/TESTING.md)
+# --------------------------------------------------------------------------
+
+SANITIZER_OPTION_VARS = ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS")
+
+
+@functools.cache
+def sanitizer() -> str | None:
+    """"address" or "thread" when portholed and porthole were built with
+    PORTHOLE_SANITIZE (read from the sanitizer library they load), else None."""
+    p = subprocess.run(["readelf", "-d", str(binary("portholed"))], capture_output=True,
+                       text=True, timeout=30)
+    if "libasan.so" in p.stdout:
+        return "address"
+    if "libtsan.so" in p.stdout:
+        return "thread"
+    return None
+
+
+def sanitizer_log_options(report_dir: Path) -> dict[str, str]:
+    """The sanitizers' option variables of the environment, with log_path added:
+    every report of a program started with them lands in a file of
+    `report_dir` (report.<pid>), whatever the program does with its stderr."""
+    log_path = f"log_path={report_dir / 'report'}"
+    return {var: f"{os.environ[var]}:{log_path}" if os.environ.get(var) else log_path
+            for var in SANITIZER_OPTION_VARS}
+
+
+# UndefinedBehaviorSanitizer, unlike the others, ignores log_path in GCC 12's
+# runtime and writes to stderr: "file:line:col: runtime error: ...".
+UBSAN_REPORT = re.compile(r"^\S+:\d+:\d+: runtime error: ", re.M)
+
+
+def sanitizer_reports(report_dir: Path, objs: Iterable = ()) -> list[str]:
+    """The reports written in `report_dir` (see sanitizer_log_options), and
+    the UBSan reports in the output of `objs` (what a test started and
+    stopped: each with .name and, once stopped, .final_output())."""
+    reports = []
+    if report_dir.is_dir():
+        reports += [f"{f.name}:\n{f.read_text('utf-8', 'replace')}"
+                    for f in sorted(report_dir.iterdir()) if f.is_file()]
+    for obj in objs:
+        text = obj.final_output() if hasattr(obj, "final_output") else ""
+        if m := UBSAN_REPORT.search(text):
+            reports.append(f"{obj.name}:\n{text[m.start():]}")
+    return reports
 
 
 # --------------------------------------------------------------------------
@@ -189,6 +249,10 @@ class Process:
     def text(self, stream: str | None = None) -> str:
         return "\n".join(self.lines(stream))
 
+    def final_output(self) -> str:
+        """Its stderr (for sanitizer reports)."""
+        return self.text("stderr")
+
     def mark(self) -> int:
         """A position in the captured output; pass it as since= to wait_for."""
         with self._cond:
@@ -213,6 +277,7 @@ class Process:
         """Waits until `count` lines after `since` match `pattern` (re.search).
         Fails at once if the process has exited and its output is all read."""
         rx = re.compile(pattern)
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
@@ -243,6 +308,7 @@ class Process:
 
     def wait_exit(self, timeout: float = EXIT_TIMEOUT) -> int:
         """Waits for the process to exit by itself and for its output to be read."""
+        timeout = scaled(timeout)
         try:
             rc = self.popen.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -275,7 +341,7 @@ class Process:
         if self.popen.poll() is None:
             self.popen.send_signal(signal.SIGTERM)
             try:
-                self.popen.wait(grace)
+                self.popen.wait(scaled(grace))
             except subprocess.TimeoutExpired:
                 self.popen.send_signal(signal.SIGKILL)
                 self.popen.wait(10)
@@ -307,6 +373,7 @@ class LogFile:
     def wait_for_all(self, pattern: str, count: int, timeout: float = 10.0) -> list[re.Match]:
         """Waits until `count` lines match `pattern` (re.search), polling the file."""
         rx = re.compile(pattern)
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         while True:
             found = [m for line in self.text().splitlines() if (m := rx.search(line))]

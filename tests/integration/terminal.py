@@ -13,7 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from harness import WaitTimeout, clean_env, register, require_program
+from harness import WaitTimeout, clean_env, register, require_program, scaled
 
 PROMPT = "porthole-test$ "
 
@@ -30,6 +30,7 @@ class Terminal:
         self.socket = self.workdir / "tmux.sock"
         self._tmux = str(require_program("tmux"))
         self._last_screen = ""
+        self._final_history = ""
         shell_env = clean_env(home, env)
         shell_env.pop("TMUX", None)
         # bash resets PS1 from the environment as root: set it on the command line.
@@ -86,6 +87,7 @@ class Terminal:
         """Waits until the screen (or, with history, the normal screen and its
         scrollback) matches `pattern` (re.search, multiline)."""
         rx = re.compile(pattern, re.MULTILINE)
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         while True:
             text = self.history() if history else self.screen()
@@ -118,7 +120,7 @@ class Terminal:
         shell printed it and saved the terminal's modes after it."""
         m = self.wait_for(rf"^{re.escape(tag)}-EXIT=(\d+)\s*$", timeout, history=True)
         after = self.stty_file(tag, "after")
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         while not (after.exists() and after.stat().st_size > 0):
             if time.monotonic() >= deadline:
                 raise WaitTimeout(f"the shell did not save `stty -a` after {tag}")
@@ -140,6 +142,14 @@ class Terminal:
         except Exception as e:  # the server may be gone
             return f"(tmux gone: {e!r}); the last screen read:\n{self._last_screen}"
 
+    def final_output(self) -> str:
+        """The scrollback as it was when stopped (for sanitizer reports)."""
+        return self._final_history
+
     def stop(self) -> None:
+        try:
+            self._final_history = self.history()
+        except Exception:  # tmux gone already
+            pass
         subprocess.run([self._tmux, "-S", str(self.socket), "kill-server"],
                        capture_output=True, timeout=15)
