@@ -3,7 +3,7 @@ BUILD ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build test unit integration demo bench format clean
+.PHONY: all deps build test unit integration demo bench fuzz format clean
 
 all: build
 
@@ -29,6 +29,17 @@ demo: build
 bench: build
 	@scripts/install-deps --bench
 	@bench/run $(BUILD)/bin
+
+# libFuzzer targets (fuzz/README.md), built with clang in their own directory;
+# each runs for FUZZ_SECONDS over a scratch corpus in $(FUZZ_BUILD).
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+fuzz:
+	@scripts/install-deps --fuzz
+	@cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_CXX_COMPILER=clang++-14 -DPORTHOLE_FUZZ=ON \
+	  -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" >/dev/null
+	@ninja -C $(FUZZ_BUILD) -j $(JOBS) fuzz
+	@FUZZ_BUILD=$(abspath $(FUZZ_BUILD)) FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz
 
 format:
 	@git ls-files '*.cpp' '*.h' | xargs clang-format -i
