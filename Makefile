@@ -4,7 +4,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 SANITIZE ?= OFF
 
-.PHONY: all deps build test unit integration test-asan test-tsan demo bench soak format clean
+.PHONY: all deps build test unit integration test-asan test-tsan demo bench soak fuzz format clean
 
 all: build
 
@@ -50,6 +50,17 @@ soak: build
 	@cd tests/integration && PORTHOLE_BIN_DIR=$(abspath $(BUILD))/bin /usr/bin/python3 -m pytest \
 	  -q -s -p no:cacheprovider -o faulthandler_timeout=0 -m soak
 	@bench/soak $(BUILD)/bin
+
+# libFuzzer targets (fuzz/README.md), built with clang in their own directory;
+# each runs for FUZZ_SECONDS over a scratch corpus in $(FUZZ_BUILD).
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+fuzz:
+	@scripts/install-deps --fuzz
+	@cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_CXX_COMPILER=clang++-14 -DPORTHOLE_FUZZ=ON \
+	  -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" >/dev/null
+	@ninja -C $(FUZZ_BUILD) -j $(JOBS) fuzz
+	@FUZZ_BUILD=$(abspath $(FUZZ_BUILD)) FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz
 
 format:
 	@git ls-files '*.cpp' '*.h' | xargs clang-format -i

@@ -2,6 +2,8 @@
 
 #include <pwd.h>
 #include <unistd.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/parser.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -13,6 +15,7 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -199,6 +202,29 @@ std::string without_password(const std::string& url) {
   return url.substr(0, colon + 1) + "***" + url.substr(at);
 }
 
+std::string escape_controls(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte >= 0x20 && byte != 0x7f) {
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else {
+      static constexpr char digits[] = "0123456789abcdef";
+      out += "\\x";
+      out += digits[byte >> 4];
+      out += digits[byte & 0xf];
+    }
+  }
+  return out;
+}
+
 void replace_all(std::string& text, const std::string& from, const std::string& to) {
   if (from.empty() || from == to) {
     return;
@@ -220,6 +246,57 @@ struct entry {
   YAML::Mark value_mark() const { return value.IsNull() ? key_node.Mark() : value.Mark(); }
 };
 
+// Takes the events of a YAML document and keeps only where its first node is.
+class first_node_mark final : public YAML::EventHandler {
+ public:
+  std::optional<YAML::Mark> mark;
+
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& at, YAML::anchor_t) override { keep(at); }
+  void OnAlias(const YAML::Mark& at, YAML::anchor_t) override { keep(at); }
+  void OnScalar(const YAML::Mark& at, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    keep(at);
+  }
+  void OnSequenceStart(const YAML::Mark& at, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    keep(at);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& at, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    keep(at);
+  }
+  void OnMapEnd() override {}
+
+ private:
+  void keep(const YAML::Mark& at) {
+    if (!mark) {
+      mark = at;
+    }
+  }
+};
+
+// Where a second YAML document in `yaml` starts, if there is one. Not
+// YAML::LoadAll(): yaml-cpp 0.7's loops forever, allocating, on some invalid
+// input such as ",:" (its parser returns an empty document without moving on;
+// yaml-cpp PR #1319, fixed after 0.8). One document more than the first is
+// all that needs reading. Throws YAML::Exception on a syntax error.
+std::optional<YAML::Mark> second_document_at(const std::string& yaml) {
+  std::istringstream in(yaml);
+  YAML::Parser parser(in);
+  first_node_mark first;
+  if (!parser.HandleNextDocument(first)) {
+    return std::nullopt;
+  }
+  first_node_mark second;
+  if (!parser.HandleNextDocument(second)) {
+    return std::nullopt;
+  }
+  return second.mark.value_or(YAML::Mark::null_mark());
+}
+
 // Reads one configuration text; every error it throws names the place.
 class config_parser {
  public:
@@ -228,21 +305,23 @@ class config_parser {
   config_file parse(std::string_view text) {
     config_file out;
     out.path = file_;
-    std::vector<YAML::Node> documents;
+    YAML::Node root;
+    std::optional<YAML::Mark> second_document;
     try {
-      documents = YAML::LoadAll(std::string(text));
+      const std::string yaml(text);
+      root = YAML::Load(yaml);
+      second_document = second_document_at(yaml);
     } catch (const YAML::ParserException& e) {
       fail(e.mark, "YAML syntax error: " + e.msg);
     } catch (const YAML::Exception& e) {
       fail(e.mark, "cannot read YAML: " + e.msg);
     }
-    if (documents.size() > 1) {
-      fail(documents[1].Mark(), "expected one YAML document, found a second one here");
+    if (second_document) {
+      fail(*second_document, "expected one YAML document, found a second one here");
     }
-    if (documents.empty() || documents[0].IsNull()) {
+    if (root.IsNull()) {
       return out;
     }
-    const YAML::Node& root = documents[0];
     if (!root.IsMap()) {
       fail(root.Mark(),
            "expected a map of settings (" + join(top_level_keys) + "), got " + describe(root));
@@ -574,6 +653,8 @@ class config_parser {
 };
 
 }  // namespace
+
+config_error::config_error(std::string_view what) : runtime_error(escape_controls(what)) {}
 
 const named_tunnel* config_file::find(std::string_view name) const {
   const auto it = std::find_if(tunnels.begin(), tunnels.end(),

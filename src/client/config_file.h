@@ -18,7 +18,10 @@ namespace porthole::client {
 /// line for the user: "FILE:LINE:COLUMN: what is wrong and what was expected"
 /// (just "FILE: ..." when the problem is not at one place in the file).
 struct config_error : std::runtime_error {
-  using runtime_error::runtime_error;
+  /// Control characters in `what` (a key or value quoted from the file) are
+  /// written as escapes ("\n", "\x1b"), so the message stays one line and
+  /// cannot drive the terminal it is printed on.
+  explicit config_error(std::string_view what);
 };
 
 /// One entry under `tunnels:`, with one spec per protocol in its `proto` map

@@ -465,6 +465,30 @@ TEST(ConfigFileError, SecondYamlDocument) {
             "porthole.yml:3:1: expected one YAML document, found a second one here");
 }
 
+// Found by fuzz/config_fuzz.cpp (fuzz/corpus/config/crash-newline-in-key.yml):
+// text quoted from the file could break the message over lines, or carry
+// terminal escapes to the screen it is printed on.
+TEST(ConfigFileError, ControlCharactersQuotedFromTheFileAreEscaped) {
+  EXPECT_EQ(
+      error_of("tunnels:\n  \"we\\nb\": {proto: {http: 1}}\n  \"we\\nb\": {proto: {http: 2}}\n"),
+      "porthole.yml:3:3: tunnel 'we\\nb' given twice (first on line 2)");
+  EXPECT_EQ(error_of("log_level: \"\\e[31mred\\r\\t\\x7f\"\n"),
+            "porthole.yml:1:12: 'log_level' must be one of trace, debug, info, warn, error (got "
+            "'\\x1b[31mred\\r\\t\\x7f')");
+}
+
+// Found by fuzz/config_fuzz.cpp (fuzz/corpus/config/crash-yaml-cpp-loadall-loop*):
+// yaml-cpp 0.7's LoadAll() never returns on this, filling memory.
+TEST(ConfigFileError, TextThatLoopsYamlCppIsAnError) {
+  EXPECT_THAT(error_of(",:"), HasSubstr("porthole.yml:"));
+  EXPECT_THAT(error_of("tunnels: {}\n,:"), HasSubstr("porthole.yml:"));
+}
+
+TEST(ConfigFileError, EmptySecondYamlDocument) {
+  EXPECT_EQ(error_of("log: none\n---\n"),
+            "porthole.yml:3:1: expected one YAML document, found a second one here");
+}
+
 // ---- reading files ----
 
 TEST(LoadConfigFile, ReadsAFile) {
@@ -533,6 +557,11 @@ TEST(SelectTunnels, UnknownNameListsTheDefinedOnes) {
 TEST(SelectTunnels, UnknownNameInAFileWithoutTunnels) {
   EXPECT_EQ(select_error(parse(""), {"blog"}),
             "porthole.yml: no tunnel named 'blog' (the file defines none)");
+}
+
+TEST(SelectTunnels, ControlCharactersInANameAreEscaped) {
+  EXPECT_EQ(select_error(parse(""), {"a\nb\x1b"}),
+            "porthole.yml: no tunnel named 'a\\nb\\x1b' (the file defines none)");
 }
 
 TEST(SelectTunnels, NameAskedForTwice) {
