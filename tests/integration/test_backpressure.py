@@ -15,7 +15,7 @@ import pytest
 
 import harness
 from backends import stream_sha256
-from faults import Download, RSSSampler, report, usage
+from faults import MEMORY_IS_MEANINGFUL, Download, RSSSampler, report, usage
 
 MIB = 1024 * 1024
 
@@ -40,8 +40,9 @@ def slow_reader(server, client, size: int, rate: float) -> dict:
         settled = rss[len(rss) // 5:]
         figures[name] = (f"{start[name]} -> {end[name]}, RSS min/max after warm-up "
                          f"{min(settled) / 1024:.1f}/{max(settled) / 1024:.1f} MiB")
-        assert max(settled) - min(settled) < 24 * 1024, (name, min(settled), max(settled))
-        assert max(rss) - start[name].rss_kib < 48 * 1024, (name, start[name], max(rss))
+        if MEMORY_IS_MEANINGFUL:
+            assert max(settled) - min(settled) < 24 * 1024, (name, min(settled), max(settled))
+            assert max(rss) - start[name].rss_kib < 48 * 1024, (name, start[name], max(rss))
     return figures
 
 

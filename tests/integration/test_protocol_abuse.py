@@ -487,3 +487,58 @@ def test_public_connections_past_the_clients_limit_get_503_and_a_freed_slot_is_r
     assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
     close_all(held)
     assert client.proc.running and server.proc.running
+
+
+def test_tcp_connections_past_the_clients_limit_are_closed_and_counted_once_gone(
+        start_portholed, tcp_echo, start_porthole):
+    server = start_portholed("--max-conns-per-client", "2", "--tcp-bind-addr", "127.0.0.1")
+    client = start_porthole("tcp", f"127.0.0.1:{tcp_echo.port}", server=server)
+    port = int(client.urls[0].rsplit(":", 1)[1])
+
+    def echoes(sock: socket.socket) -> bool:
+        got = b""
+        try:
+            sock.sendall(b"ping")
+            while len(got) < 4:
+                chunk = sock.recv(4)
+                if not chunk:
+                    return False
+                got += chunk
+        except ConnectionError:
+            return False  # closed by the server (a reset)
+        return got == b"ping"
+
+    held = [socket.create_connection(("127.0.0.1", port), timeout=20) for _ in range(2)]
+    assert all(echoes(s) for s in held)
+    mark = server.proc.mark()
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as third:
+        assert not echoes(third), "a connection past the limit was carried"
+    server.proc.wait_for(r"tcp://localhost:\d+: refused public connection from 127\.0\.0\.1:\d+: "
+                         r"client \w+ has 2 open \(the limit\)", since=mark)
+    assert all(echoes(s) for s in held)
+    close_all(held)
+    assert client.proc.running and server.proc.running
+
+
+def test_a_client_that_stops_reading_its_control_connection_is_dropped(abuse_server, honest):
+    # Pings answered with Pongs it never reads: once its socket buffers are
+    # full, the Pongs queue up in the server, at most 4096 of them.
+    server = abuse_server
+    mark = server.proc.mark()
+    conn, client_id = auth_conn(server)
+    conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    batch = ngrok1.PING * 1000
+    sent = 0
+    try:
+        while sent < 2_000_000:
+            try:
+                conn.send(batch)
+            except OSError:
+                break  # closed by the server: what this test waits for
+            sent += 1000
+        server.proc.wait_for(rf"client {client_id}: 4096 messages queued and unread; closing its "
+                             r"control connection", since=mark, timeout=20)
+    finally:
+        conn.close()
+    tunnel_works(honest.url())
+    assert server.proc.running
