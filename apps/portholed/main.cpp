@@ -12,6 +12,7 @@
 #include <functional>
 #include <iostream>
 
+#include "http/message_parser.h"
 #include "log/logging.h"
 #include "net/memory.h"
 #include "server/server.h"
@@ -135,11 +136,11 @@ int main(int argc, char** argv) {
   app.add_option("--header-limit", cfg.header_limit,
                  "Bytes a public request head may have (431 beyond)")
       ->capture_default_str()
-      ->check(CLI::Range(std::size_t{1024}, std::size_t{1024 * 1024}));
+      ->check(CLI::Range(std::size_t{1024}, porthole::http::max_header_limit));
   app.add_option("--max-header-fields", cfg.max_header_fields,
                  "Header fields a public request head may have (431 beyond)")
       ->capture_default_str()
-      ->check(CLI::Range(std::size_t{1}, std::size_t{10000}));
+      ->check(CLI::Range(std::size_t{1}, porthole::http::max_max_fields));
   int response_timeout = static_cast<int>(cfg.response_timeout.count());
   app.add_option("--response-timeout", response_timeout,
                  "Seconds a public request may wait on a silent tunnel for its response (504 "

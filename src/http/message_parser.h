@@ -21,6 +21,17 @@ struct parser_limits {
   std::size_t max_fields = 100;          ///< a request head with more fields is refused (431)
 };
 
+/// The most an operator may raise portholed's bounds on a public request head
+/// to (--header-limit, --max-header-fields).
+inline constexpr std::size_t max_header_limit = 1024 * 1024;
+inline constexpr std::size_t max_max_fields = 10000;
+
+/// Bounds for a parser that reads heads portholed forwarded (the client's
+/// capture), not heads from the public: whatever the server's flags let
+/// through, plus what add_forwarded_fields adds (X-Forwarded-For, -Proto and
+/// -Host, whose value repeats Host's, so at most the head's size again).
+inline constexpr parser_limits forwarded_limits{2 * max_header_limit + 4096, max_max_fields + 3};
+
 /// A header field as it appeared on the wire.
 struct field {
   std::string name;

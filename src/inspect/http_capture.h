@@ -99,7 +99,7 @@ class http_capture {
 
   http_capture_options options_;
   sink on_exchange_;
-  http::request_parser requests_;
+  http::request_parser requests_{http::forwarded_limits};  ///< reads what the server forwarded
   http::response_parser responses_;
   std::string request_bytes_;   ///< request bytes held: not yet consumed by the parser
   std::string response_bytes_;  ///< response bytes held: not yet consumed by the parser
