@@ -241,6 +241,10 @@ class HTTPBackend:
             lines = list(self.httpd._log)
         return f"127.0.0.1:{self.port}, {self.connections} connection(s)\n" + "\n".join(lines)
 
+    def hits(self, request_line: str) -> int:
+        """How many times it answered `request_line` (e.g. "GET /echo/x")."""
+        return self.log_text().count(f'"{request_line} HTTP/1.1"')
+
     def stop(self) -> None:
         self.httpd.released.set()
         if self.thread.is_alive():

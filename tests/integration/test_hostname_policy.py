@@ -35,8 +35,8 @@ def test_a_hostname_outside_the_domain_is_refused_by_default(server, http_backen
     text = refused(start_porthole, server, http_backend, "--hostname", "www.example.org")
     assert ("Hostname www.example.org is outside this server's domain localhost; ask for a "
             "subdomain, or ask the operator to allow it (--allow-hostname).") in text, text
-    assert re.search(r"ReqTunnel refused: Hostname www\.example\.org is outside",
-                     server.proc.text())
+    # The server's log is read by another thread: wait for the line.
+    server.proc.wait_for(r"ReqTunnel refused: Hostname www\.example\.org is outside")
 
 
 def test_an_allowed_hostname_outside_the_domain_is_served(start_portholed, http_backend,

@@ -12,10 +12,6 @@ import pytest
 from harness import curl
 
 
-def backend_hits(backend, request_line: str) -> int:
-    return backend.log_text().count(f'"{request_line} HTTP/1.1"')
-
-
 @pytest.fixture
 def inspected(server, http_backend, start_porthole, tmp_path):
     client = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "sec",
@@ -89,10 +85,10 @@ def test_own_host_names_are_served(host, inspected):
 
 def test_replay_with_foreign_host_is_refused_and_nothing_is_replayed(inspected, http_backend):
     _, addr = inspected
-    before = backend_hits(http_backend, "GET /echo/captured")
+    before = http_backend.hits("GET /echo/captured")
     r = replay(addr, "Host: evil.example")
     assert r.status == 403 and b"DNS rebinding" in r.body
-    assert backend_hits(http_backend, "GET /echo/captured") == before
+    assert http_backend.hits("GET /echo/captured") == before
 
 
 @pytest.mark.parametrize("headers", [
@@ -108,21 +104,21 @@ def test_replay_with_foreign_host_is_refused_and_nothing_is_replayed(inspected, 
 def test_cross_origin_replay_is_refused_and_nothing_is_replayed(headers, content_type, inspected,
                                                                 http_backend):
     _, addr = inspected
-    before = backend_hits(http_backend, "GET /echo/captured")
+    before = http_backend.hits("GET /echo/captured")
     r = replay(addr, *[h.format(addr=addr) for h in headers], content_type=content_type)
     assert r.status == 403, (r.status, r.body)
     assert b"cross-origin POST refused" in r.body
     assert r.header("access-control-allow-origin") is None
-    assert backend_hits(http_backend, "GET /echo/captured") == before
+    assert http_backend.hits("GET /echo/captured") == before
 
 
 def test_same_origin_replay_is_served(inspected, http_backend):
     _, addr = inspected
-    before = backend_hits(http_backend, "GET /echo/captured")
+    before = http_backend.hits("GET /echo/captured")
     r = replay(addr, f"Origin: http://{addr}", "Sec-Fetch-Site: same-origin")
     assert r.status == 201, (r.status, r.body)
     deadline = time.monotonic() + 10
-    while backend_hits(http_backend, "GET /echo/captured") == before:
+    while http_backend.hits("GET /echo/captured") == before:
         assert time.monotonic() < deadline, "the replay never reached the backend"
         time.sleep(0.05)
 
