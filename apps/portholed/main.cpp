@@ -15,6 +15,7 @@
 #include "http/message_parser.h"
 #include "log/logging.h"
 #include "net/memory.h"
+#include "net/sd_notify.h"
 #include "server/server.h"
 #include "term/crash.h"
 
@@ -240,6 +241,8 @@ int main(int argc, char** argv) {
     porthole::server::server srv(ioc, cfg);
     srv.start();
     porthole::net::start_memory_trim(ioc.get_executor(), std::chrono::seconds(5));
+    // Every listener is bound: a Type=notify unit is started now.
+    porthole::net::sd_notify("READY=1");
 
     boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
     boost::asio::steady_timer drain(ioc);
@@ -249,6 +252,7 @@ int main(int argc, char** argv) {
         return;
       }
       spdlog::info("received {}; shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+      porthole::net::sd_notify("STOPPING=1");
       srv.stop();
       // Connections in flight get up to two seconds to finish.
       const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
