@@ -4,7 +4,8 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 SANITIZE ?= OFF
 
-.PHONY: all deps build test unit integration test-asan test-tsan demo bench soak fuzz format clean
+.PHONY: all deps build test unit integration test-asan test-tsan demo bench soak fuzz format clean \
+  package test-package test-selfhost
 
 all: build
 
@@ -61,6 +62,21 @@ fuzz:
 	  -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" >/dev/null
 	@ninja -C $(FUZZ_BUILD) -j $(JOBS) fuzz
 	@FUZZ_BUILD=$(abspath $(FUZZ_BUILD)) FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz
+
+# Debian packages (CPack, cmake/Packaging.cmake): $(BUILD)/porthole_<version>_<arch>.deb
+# and $(BUILD)/portholed_<version>_<arch>.deb.
+package: build
+	@scripts/install-deps --package
+	@cd $(BUILD) && cpack -G DEB >/dev/null && ls -1 $(abspath $(BUILD))/*.deb
+
+# The packages installed, used and removed in a fresh Debian 12 root
+# (debootstrap; about a minute, the first time a few more).
+test-package: package
+	@tests/package/test-debs $(BUILD)
+
+# docs/SELF-HOSTING.md followed step by step, in a fresh Debian 12 root.
+test-selfhost: package
+	@tests/selfhost/test-guide $(BUILD)
 
 format:
 	@git ls-files '*.cpp' '*.h' | xargs clang-format -i
