@@ -113,10 +113,17 @@ class config_reader {
                              " (keys are the long flags of portholed --help, without '--')");
       }
       CLI::Option& opt = *known->second;
-      if (opt.count() > 0 || it->second.IsNull()) {
-        continue;  // the command line wins; a key without a value changes nothing
+      if (it->second.IsNull()) {
+        continue;  // a key without a value changes nothing
       }
-      feed(name, opt, key, it->second);
+      const bool on_command_line = opt.count() > 0;
+      const auto values = values_of(name, opt, it->second);
+      if (on_command_line) {
+        continue;  // the command line wins (the value's shape is checked all the same)
+      }
+      for (const auto& [text, at] : values) {
+        give(name, opt, text, at);
+      }
     }
   }
 
@@ -125,11 +132,12 @@ class config_reader {
     config::fail_at(file_, at, what);
   }
 
-  void feed(const std::string& name, CLI::Option& opt, const YAML::Node& key,
-            const YAML::Node& value) const {
+  // The value(s) of a key as the option takes them, each with its place.
+  std::vector<std::pair<std::string, YAML::Mark>> values_of(const std::string& name,
+                                                            const CLI::Option& opt,
+                                                            const YAML::Node& value) const {
     if (value.IsMap()) {
-      fail(value.Mark(), name + ": expected " +
-                             std::string(is_list(opt) ? "a value or a list" : "a value") +
+      fail(value.Mark(), name + ": expected " + (is_list(opt) ? "a value or a list" : "a value") +
                              " (got " + config::describe(value) + ")");
     }
     if (is_flag(opt)) {
@@ -137,25 +145,24 @@ class config_reader {
       if (!value.IsScalar() || !YAML::convert<bool>::decode(value, on)) {
         fail(value.Mark(), name + ": expected true or false (got " + config::describe(value) + ")");
       }
-      give(name, opt, on ? "true" : "false", value.Mark());
-      return;
+      return {{on ? "true" : "false", value.Mark()}};
     }
-    if (value.IsSequence()) {
-      if (!is_list(opt)) {
-        fail(value.Mark(),
-             name + ": expected one value, not a list (only repeatable flags take lists)");
-      }
-      for (const YAML::Node& item : value) {
-        if (!item.IsScalar()) {
-          fail(item.Mark(),
-               name + ": expected a value in the list (got " + config::describe(item) + ")");
-        }
-        give(name, opt, item.Scalar(), item.Mark());
-      }
-      return;
+    if (!value.IsSequence()) {
+      return {{value.Scalar(), value.Mark()}};
     }
-    (void)key;
-    give(name, opt, value.Scalar(), value.Mark());
+    if (!is_list(opt)) {
+      fail(value.Mark(),
+           name + ": expected one value, not a list (only repeatable flags take lists)");
+    }
+    std::vector<std::pair<std::string, YAML::Mark>> out;
+    for (const YAML::Node& item : value) {
+      if (!item.IsScalar()) {
+        fail(item.Mark(),
+             name + ": expected a value in the list (got " + config::describe(item) + ")");
+      }
+      out.emplace_back(item.Scalar(), item.Mark());
+    }
+    return out;
   }
 
   // One value, as if given on the command line: the option's validators and

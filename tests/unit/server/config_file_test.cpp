@@ -78,6 +78,13 @@ TEST(ServerConfigFile, TheCommandLineWinsOverTheFile) {
   EXPECT_EQ(f.max_pool_size, 7);
 }
 
+TEST(ServerConfigFile, AKeyTheCommandLineOverridesMustStillHaveTheRightShape) {
+  server_flags f;
+  f.parse({"--dev"});
+  EXPECT_EQ(f.error("dev: maybe\n"),
+            "/etc/porthole/portholed.yml:1:6: dev: expected true or false (got 'maybe')");
+}
+
 TEST(ServerConfigFile, AnEmptyFileOrOneOfCommentsChangesNothing) {
   server_flags f;
   f.parse({});
