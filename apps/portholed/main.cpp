@@ -69,7 +69,7 @@ void raise_open_file_limit() {
 std::string check_hostname_pattern(const std::string& pattern) {
   const std::string name = pattern.starts_with("*.") ? pattern.substr(2) : pattern;
   if (!porthole::server::valid_hostname(name)) {
-    return "--allow-hostname wants a host name or *.suffix (got '" + pattern + "')";
+    return "wants a host name or *.suffix (got '" + pattern + "')";
   }
   return {};
 }
@@ -134,7 +134,7 @@ int main(int argc, char** argv) {
         try {
           parse_port_range(text, scratch);
         } catch (const std::runtime_error& e) {
-          return std::string(e.what());
+          return std::string(e.what()).substr(std::string_view("--tcp-ports ").size());
         }
         return std::string();
       });

@@ -179,10 +179,6 @@ class config_reader {
       if (why.starts_with(flag)) {
         why.erase(0, flag.size());
       }
-      // and the program's own checks "--tcp-ports wants LOW-HIGH ...".
-      if (why.starts_with(flag.substr(0, flag.size() - 2) + " ")) {
-        why.erase(0, flag.size() - 1);
-      }
       fail(at, name + ": " + why);
     }
   }
