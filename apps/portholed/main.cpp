@@ -16,6 +16,7 @@
 #include "log/logging.h"
 #include "net/memory.h"
 #include "net/sd_notify.h"
+#include "server/config_file.h"
 #include "server/server.h"
 #include "term/crash.h"
 
@@ -65,12 +66,13 @@ void raise_open_file_limit() {
   }
 }
 
-void check_hostname_pattern(const std::string& pattern) {
+// A validator: "" or what is wrong, so that a value from --config is checked where it stands.
+std::string check_hostname_pattern(const std::string& pattern) {
   const std::string name = pattern.starts_with("*.") ? pattern.substr(2) : pattern;
   if (!porthole::server::valid_hostname(name)) {
-    throw std::runtime_error("--allow-hostname wants a host name or *.suffix (got '" + pattern +
-                             "')");
+    return "wants a host name or *.suffix (got '" + pattern + "')";
   }
+  return {};
 }
 
 std::string default_state_dir() {
@@ -119,14 +121,24 @@ int main(int argc, char** argv) {
                "Development mode: create (once) a private CA and a certificate for the domain in "
                "--state-dir");
   app.add_option("--state-dir", state_dir, "Where --dev keeps its CA and certificate")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->type_name("DIR");
   app.add_option("--authtokens", authtokens_file,
                  "File of accepted authtokens, one per line; without it any client is accepted")
       ->check(CLI::ExistingFile);
   app.add_option("--tcp-bind-addr", cfg.tcp_bind_addr,
                  "Address TCP tunnels listen on (default: all interfaces)");
   app.add_option("--tcp-ports", tcp_ports,
-                 "LOW-HIGH range for server-chosen TCP tunnel ports (default: any)");
+                 "LOW-HIGH range for server-chosen TCP tunnel ports (default: any)")
+      ->check([](const std::string& text) {
+        porthole::server::server_config scratch;
+        try {
+          parse_port_range(text, scratch);
+        } catch (const std::runtime_error& e) {
+          return std::string(e.what()).substr(std::string_view("--tcp-ports ").size());
+        }
+        return std::string();
+      });
   app.add_option("--pool-size", cfg.pool_size, "Proxy connections kept ready per client")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
@@ -196,13 +208,16 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 86400));
   app.add_option("--allow-hostname", cfg.allowed_hostnames,
-                 "A Hostname outside --domain clients may ask for: NAME or *.SUFFIX (repeatable)");
+                 "A Hostname outside --domain clients may ask for: NAME or *.SUFFIX (repeatable)")
+      ->check(check_hostname_pattern);
   app.add_flag("--allow-any-hostname", cfg.allow_any_hostname,
                "Let clients ask for any Hostname, as ngrokd 1.7 did (never --domain itself)");
   bool no_mux = false;
   app.add_flag("--no-mux", no_mux,
                "Do not grant porthole clients the multiplexed connection; use proxy connections");
   porthole::log::add_options(app, log_target, log_level);
+  porthole::server::config_options config;
+  porthole::server::add_config_options(app, config);
 
   try {
     app.parse(argc, argv);
@@ -211,6 +226,13 @@ int main(int argc, char** argv) {
   }
 
   try {
+    if (!config.file.empty()) {
+      porthole::server::apply_config_file(app, config.file);
+    }
+    if (config.print) {
+      std::cout << porthole::server::effective_config(app);
+      return 0;
+    }
     porthole::log::configure(log_target, log_level);
     cfg.state_dir = state_dir;
     cfg.mux = !no_mux;
@@ -221,9 +243,6 @@ int main(int argc, char** argv) {
     cfg.tls_handshake_timeout = std::chrono::seconds(handshake_timeout);
     cfg.first_message_timeout = std::chrono::seconds(first_message_timeout);
     cfg.pool_idle_timeout = std::chrono::seconds(pool_idle_timeout);
-    for (const std::string& pattern : cfg.allowed_hostnames) {
-      check_hostname_pattern(pattern);
-    }
     raise_open_file_limit();
     cfg.max_pool_size = std::max(cfg.max_pool_size, cfg.pool_size);
     if (!authtokens_file.empty()) {

@@ -11,18 +11,12 @@
 #include <vector>
 
 #include "client/config.h"
+#include "config/yaml_file.h"
 
 namespace porthole::client {
 
-/// A configuration file that cannot be read or is not valid. what() is one
-/// line for the user: "FILE:LINE:COLUMN: what is wrong and what was expected"
-/// (just "FILE: ..." when the problem is not at one place in the file).
-struct config_error : std::runtime_error {
-  /// Control characters in `what` (a key or value quoted from the file) are
-  /// written as escapes ("\n", "\x1b"), so the message stays one line and
-  /// cannot drive the terminal it is printed on.
-  explicit config_error(std::string_view what);
-};
+/// A configuration file that cannot be read or is not valid: "FILE:LINE:COLUMN: ...".
+using config_error = config::config_error;
 
 /// One entry under `tunnels:`, with one spec per protocol in its `proto` map
 /// (in the order written there), all named after the entry.

@@ -14,6 +14,7 @@ void add_options(CLI::App& app, std::string& target, std::string& level) {
   app.add_option("--log", target,
                  "Log to stdout, stderr, none, or a file (the last one given wins)")
       ->capture_default_str()
+      ->type_name("stdout|stderr|none|FILE")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("--log-level", level,
                  "trace, debug, info, warn or error (the last one given wins)")
