@@ -382,7 +382,9 @@ std::string server::reserved_refusal(const control_session& session, std::string
   if (!host.ends_with(suffix)) {
     return "";
   }
-  const std::string_view label = host.substr(0, host.size() - suffix.size());
+  // A name below a reserved one (--allow-any-hostname) could set its cookies.
+  std::string_view label = host.substr(0, host.size() - suffix.size());
+  label = label.substr(label.rfind('.') + 1);
   const std::string holder = tokens_->reserved_by(label);
   if (holder.empty() || (session.account() && session.account()->who().key == holder)) {
     return "";

@@ -151,6 +151,17 @@ def test_reserved_subdomain_goes_to_its_token_only(state, start_portholed, http_
     assert (r.returncode, r.status, r.body) == (0, 200, b"hello"), r.stderr
 
 
+def test_names_below_a_reserved_subdomain_go_to_its_token_only(state, start_portholed,
+                                                              http_backend, start_porthole):
+    add_token(state, "--subdomains", "blog")
+    other = add_token(state)
+    server = start_portholed("--allow-any-hostname", state_dir=state)
+    thief = http_client(start_porthole, server, http_backend, other, "--hostname",
+                        "x.blog.localhost", wait_up=False)
+    assert thief.proc.wait_exit() != 0
+    assert "subdomain blog is reserved" in thief.proc.text("stderr")
+
+
 def test_tunnel_limit_counts_every_client_of_the_token(state, start_portholed, http_backend,
                                                        start_porthole):
     token = add_token(state, "--max-tunnels", "1")
