@@ -19,6 +19,7 @@
 #include "server/config_file.h"
 #include "server/server.h"
 #include "term/crash.h"
+#include "token_command.h"
 
 namespace {
 
@@ -75,11 +76,6 @@ std::string check_hostname_pattern(const std::string& pattern) {
   return {};
 }
 
-std::string default_state_dir() {
-  const char* home = std::getenv("HOME");
-  return std::string(home != nullptr && *home != '\0' ? home : ".") + "/.porthole";
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -89,7 +85,7 @@ int main(int argc, char** argv) {
   std::string tcp_ports;
   std::string log_target = "stderr";
   std::string log_level = "info";
-  std::string state_dir = default_state_dir();
+  std::string state_dir = porthole::portholed::default_state_dir();
   int read_header_timeout = static_cast<int>(cfg.read_header_timeout.count());
   int grace = static_cast<int>(cfg.reconnect_grace.count());
 
@@ -120,11 +116,13 @@ int main(int argc, char** argv) {
   app.add_flag("--dev", cfg.dev,
                "Development mode: create (once) a private CA and a certificate for the domain in "
                "--state-dir");
-  app.add_option("--state-dir", state_dir, "Where --dev keeps its CA and certificate")
+  app.add_option("--state-dir", state_dir,
+                 "Where --dev keeps its CA and certificate, and tokens.db (`portholed token`)")
       ->capture_default_str()
       ->type_name("DIR");
   app.add_option("--authtokens", authtokens_file,
-                 "File of accepted authtokens, one per line; without it any client is accepted")
+                 "File of accepted authtokens, one per line, besides tokens.db's (with neither, "
+                 "any client is accepted)")
       ->check(CLI::ExistingFile);
   app.add_option("--tcp-bind-addr", cfg.tcp_bind_addr,
                  "Address TCP tunnels listen on (default: all interfaces)");
@@ -218,11 +216,15 @@ int main(int argc, char** argv) {
   porthole::log::add_options(app, log_target, log_level);
   porthole::server::config_options config;
   porthole::server::add_config_options(app, config);
+  porthole::portholed::token_cli tokens(app, cfg, state_dir);
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  }
+  if (tokens.chosen()) {
+    return tokens.run();
   }
 
   try {

@@ -20,7 +20,7 @@ struct server_config {
   std::filesystem::path tls_cert;
   std::filesystem::path tls_key;
   bool dev = false;
-  std::filesystem::path state_dir;      ///< where --dev keeps its CA and certificate
+  std::filesystem::path state_dir;      ///< --dev's CA and certificate, tokens.db
   std::vector<std::string> authtokens;  ///< empty: any client is accepted
   bool require_authtoken = false;       ///< true when an authtoken file was given
   std::string tcp_bind_addr;            ///< empty: all interfaces
@@ -33,6 +33,16 @@ struct server_config {
   /// beyond, HTTP gets 503 and TCP is closed. Each may hold a mux stream's
   /// window (1 MiB) of buffered data. 0: no limit.
   std::size_t max_conns_per_client = 4096;
+  /// Bounds on all the live clients of one authtoken together (tokens.db and
+  /// --authtokens tokens alike; `portholed token add --max-...` sets a token's
+  /// own). Beyond, ReqTunnel gets a NewTunnel error, a public HTTP connection
+  /// 503 and a TCP one is closed. 0: no limit.
+  std::size_t max_tunnels_per_token = 256;
+  std::size_t max_tcp_ports_per_token = 16;
+  std::size_t max_conns_per_token = 4096;
+  /// How often tokens.db is checked for changes (revoked tokens' clients are
+  /// closed) and last-used times are written.
+  std::chrono::milliseconds token_poll_interval{1000};
   bool mux = true;                           ///< grant the "mux" extension to clients that offer it
   seconds tls_handshake_timeout{10};         ///< tunnel port and public HTTPS
   seconds first_message_timeout{10};         ///< Auth, RegProxy or RegMux after the handshake

@@ -181,12 +181,25 @@ asio::awaitable<void> control_session::heartbeat_watch() {
 std::optional<public_conn_slot> control_session::admit_public(std::string_view public_peer,
                                                               std::string_view url) {
   const std::size_t limit = server_.config().max_conns_per_client;
-  if (limit == 0 || *public_conns_ < limit) {
+  if (limit != 0 && *public_conns_ >= limit) {
+    if (auto skipped = conn_limit_log_.admit()) {
+      spdlog::warn("{}: refused public connection from {}: client {} has {} open (the limit){}",
+                   url, public_peer, client_id_, *public_conns_, suppressed_note(*skipped));
+    }
+    return std::nullopt;
+  }
+  if (!account_) {
     return public_conn_slot(public_conns_);
   }
-  if (auto skipped = conn_limit_log_.admit()) {
-    spdlog::warn("{}: refused public connection from {}: client {} has {} open (the limit){}", url,
-                 public_peer, client_id_, *public_conns_, suppressed_note(*skipped));
+  if (auto token_count = account_->admit_conn()) {
+    return public_conn_slot(public_conns_, std::move(token_count));
+  }
+  if (auto skipped = account_->conn_limit_log.admit()) {
+    spdlog::warn(
+        "{}: refused public connection from {}: the clients of {} have {} open (the limit, {}){}",
+        url, public_peer, account_->who().label, account_->conns(),
+        account_->who().own_conns ? "its own --max-conns" : "--max-conns-per-token",
+        suppressed_note(*skipped));
   }
   return std::nullopt;
 }

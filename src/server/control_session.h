@@ -17,6 +17,7 @@
 #include "proto/messages.h"
 #include "server/connection_limits.h"
 #include "server/proxy_pool.h"
+#include "server/token_limits.h"
 #include "server/tunnel.h"
 
 namespace porthole::server {
@@ -32,11 +33,16 @@ net::asio::awaitable<std::unique_ptr<net::channel>> start_proxy(
     std::chrono::steady_clock::time_point deadline);
 
 /// One public connection proxied to a client, counted against the client's
-/// max_conns_per_client while it lives.
+/// max_conns_per_client (and its token's max_conns, if any) while it lives.
 class public_conn_slot {
  public:
-  explicit public_conn_slot(std::shared_ptr<std::size_t> count) : count_(std::move(count)) {
+  explicit public_conn_slot(std::shared_ptr<std::size_t> count,
+                            std::shared_ptr<std::size_t> token_count = nullptr)
+      : count_(std::move(count)), token_count_(std::move(token_count)) {
     ++*count_;
+    if (token_count_) {
+      ++*token_count_;
+    }
   }
   public_conn_slot(public_conn_slot&& o) noexcept = default;
   public_conn_slot& operator=(public_conn_slot&& o) noexcept = default;
@@ -44,10 +50,14 @@ class public_conn_slot {
     if (count_) {
       --*count_;
     }
+    if (token_count_) {
+      --*token_count_;
+    }
   }
 
  private:
   std::shared_ptr<std::size_t> count_;
+  std::shared_ptr<std::size_t> token_count_;
 };
 
 class control_session : public std::enable_shared_from_this<control_session> {
@@ -86,6 +96,11 @@ class control_session : public std::enable_shared_from_this<control_session> {
   std::optional<public_conn_slot> admit_public(std::string_view public_peer, std::string_view url);
   std::size_t public_conns() const { return *public_conns_; }
 
+  /// The authtoken the client authenticated with; nullptr on a server that
+  /// takes any client.
+  const std::shared_ptr<token_account>& account() const { return account_; }
+  void set_account(std::shared_ptr<token_account> a) { account_ = std::move(a); }
+
  private:
   net::asio::awaitable<void> read_loop();
   net::asio::awaitable<void> write_loop();
@@ -108,6 +123,7 @@ class control_session : public std::enable_shared_from_this<control_session> {
   log_throttle refusal_log_;
   std::shared_ptr<std::size_t> public_conns_ = std::make_shared<std::size_t>(0);
   log_throttle conn_limit_log_;
+  std::shared_ptr<token_account> account_;
 };
 
 }  // namespace porthole::server

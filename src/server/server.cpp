@@ -1,6 +1,5 @@
 #include "server/server.h"
 
-#include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -105,6 +104,10 @@ server::server(asio::io_context& ioc, server_config cfg)
       tunnel_ips_(cfg_.max_tunnel_conns_per_ip),
       public_ips_(cfg_.max_public_conns_per_ip),
       handshakes_(cfg_.max_handshakes) {
+  tokens_ = std::make_unique<authtokens>(
+      cfg_.authtokens, cfg_.state_dir / "tokens.db",
+      token_limits{cfg_.max_tunnels_per_token, cfg_.max_tcp_ports_per_token,
+                   cfg_.max_conns_per_token});
   cfg_.domain = lower(cfg_.domain);
   names_.domain = cfg_.domain;
   for (const std::string& pattern : cfg_.allowed_hostnames) {
@@ -136,9 +139,14 @@ void server::start() {
   if (dev) {
     net::enable_dev_leaf_minting(*tls_, *dev, cfg_.domain);
   }
-  if (!cfg_.require_authtoken) {
-    spdlog::warn("no --authtokens file: any client may open tunnels on this server");
+  tokens_->refresh();
+  if (!tokens_->required()) {
+    spdlog::warn(
+        "no --authtokens file and no tokens in {}: any client may open tunnels on this "
+        "server",
+        tokens_->db_path().string());
   }
+  net::spawn(ioc_.get_executor(), watch_tokens(), "tokens");
 
   auto add = [this](listener::kind what, const std::string& addr,
                     std::string_view name) -> listener& {
@@ -328,18 +336,61 @@ asio::awaitable<void> server::serve_tls(tcp::socket sock, ip_connection_counts::
   }
 }
 
-bool server::token_ok(std::string_view token) const {
-  if (!cfg_.require_authtoken) {
-    return true;
+asio::awaitable<void> server::watch_tokens() {
+  asio::steady_timer tick(ioc_);
+  while (!stopping_) {
+    tick.expires_after(cfg_.token_poll_interval);
+    co_await tick.async_wait(net::use_nothrow);
+    if (stopping_) {
+      co_return;
+    }
+    if (tokens_->refresh()) {
+      std::vector<std::shared_ptr<control_session>> revoked;
+      for (auto& [id, weak] : sessions_) {
+        auto s = weak.lock();
+        if (s && !s->closed() && s->account() && !tokens_->live(s->account()->who())) {
+          revoked.push_back(std::move(s));
+        }
+      }
+      for (auto& s : revoked) {
+        spdlog::warn("client {}: {} was revoked; closing its control connection", s->client_id(),
+                     s->account()->who().label);
+        s->close();
+      }
+    }
+    tokens_->flush_uses();
+    std::erase_if(accounts_, [](const auto& a) { return a.second.expired(); });
   }
-  bool ok = false;
-  // Every token is compared, in constant time, so timing tells nothing.
-  for (const std::string& t : cfg_.authtokens) {
-    const bool match =
-        t.size() == token.size() && CRYPTO_memcmp(t.data(), token.data(), token.size()) == 0;
-    ok = ok || match;
+}
+
+std::shared_ptr<token_account> server::account_for(const token_identity& who) {
+  if (who.key.empty()) {
+    return nullptr;
   }
-  return ok;
+  if (auto it = accounts_.find(who.key); it != accounts_.end()) {
+    if (auto a = it->second.lock()) {
+      return a;
+    }
+  }
+  auto a = std::make_shared<token_account>(who);
+  accounts_[who.key] = a;
+  return a;
+}
+
+std::string server::reserved_refusal(const control_session& session, std::string_view host) const {
+  const std::string suffix = "." + cfg_.domain;
+  if (!host.ends_with(suffix)) {
+    return "";
+  }
+  // A name below a reserved one (--allow-any-hostname) could set its cookies.
+  std::string_view label = host.substr(0, host.size() - suffix.size());
+  label = label.substr(label.rfind('.') + 1);
+  const std::string holder = tokens_->reserved_by(label);
+  if (holder.empty() || (session.account() && session.account()->who().key == holder)) {
+    return "";
+  }
+  return "The subdomain " + std::string(label) +
+         " is reserved for another authtoken on this server.";
 }
 
 asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_stream> stream,
@@ -444,7 +495,9 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
     net::close_stream(*stream);
     co_return;
   }
-  if (!token_ok(auth->user)) {
+  tokens_->refresh();
+  const std::optional<token_identity> who = tokens_->check(auth->user);
+  if (!who) {
     if (auto skipped = bad_first_log_.admit()) {
       spdlog::warn("{}: client refused: invalid authtoken{}", peer, suppressed_note(*skipped));
     }
@@ -503,6 +556,11 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
   auto session = std::make_shared<control_session>(*this, std::move(stream), std::move(reader),
                                                    client_id, pool_size, mux_granted, peer);
   sessions_[client_id] = session;
+  if (auto account = account_for(*who)) {
+    account->sessions.push_back(session);
+    session->set_account(std::move(account));
+    tokens_->record_use(*who);
+  }
   spdlog::info("client {} connected from {} ({} {}/{}{})", client_id, peer,
                auth->ext ? "porthole " + auth->ext->version : "ngrok " + auth->mm_version, auth->os,
                auth->arch, auth->ext ? "" : ", base protocol");
@@ -553,7 +611,14 @@ std::vector<proto::new_tunnel> server::open_tunnels(const std::shared_ptr<contro
       return {refusal("Unsupported protocol '" + p + "': this server offers http, https and tcp.")};
     }
   }
-  if (std::find(protocols.begin(), protocols.end(), "tcp") != protocols.end()) {
+  const bool tcp = std::find(protocols.begin(), protocols.end(), "tcp") != protocols.end();
+  if (const auto& account = session->account()) {
+    std::string why = tunnel_limit_refusal(account->who(), account->usage(), protocols.size(), tcp);
+    if (!why.empty()) {
+      return {refusal(std::move(why))};
+    }
+  }
+  if (tcp) {
     if (protocols.size() != 1) {
       return {refusal("Protocol tcp cannot be combined with others in one tunnel.")};
     }
@@ -570,6 +635,9 @@ std::vector<proto::new_tunnel> server::open_tunnels(const std::shared_ptr<contro
     if (!chosen.error.empty()) {
       return {refusal(std::move(chosen.error))};
     }
+    if (std::string why = reserved_refusal(*session, chosen.host); !why.empty()) {
+      return {refusal(std::move(why))};
+    }
     host = std::move(chosen.host);
   } else {
     // A reconnecting client gets back the random name it had.
@@ -578,14 +646,15 @@ std::vector<proto::new_tunnel> server::open_tunnels(const std::shared_ptr<contro
       const std::string scheme = held.substr(0, sep);
       const std::string held_host = held.substr(sep + 3);
       if (std::find(protocols.begin(), protocols.end(), scheme) != protocols.end() &&
-          held_host.ends_with("." + cfg_.domain)) {
+          held_host.ends_with("." + cfg_.domain) && reserved_refusal(*session, held_host).empty()) {
         host = held_host;
         break;
       }
     }
     for (int attempt = 0; host.empty() && attempt < 16; ++attempt) {
-      std::string candidate = random_subdomain() + "." + cfg_.domain;
-      bool free = true;
+      const std::string label = random_subdomain();
+      std::string candidate = label + "." + cfg_.domain;
+      bool free = tokens_->reserved_by(label).empty();
       for (const std::string& p : protocols) {
         free = free && !http_routes_.contains(route_key(p, candidate));
       }

@@ -12,6 +12,7 @@
 
 #include "net/stream.h"
 #include "proto/messages.h"
+#include "server/authtokens.h"
 #include "server/config.h"
 #include "server/connection_limits.h"
 #include "server/tunnel.h"
@@ -89,13 +90,19 @@ class server {
   net::asio::awaitable<void> proxy_tcp(std::shared_ptr<tunnel> t, net::tcp::socket public_conn);
   std::optional<proto::new_tunnel> open_tcp_tunnel(const std::shared_ptr<control_session>& session,
                                                    const proto::req_tunnel& req);
-  bool token_ok(std::string_view token) const;
+  /// Follows tokens.db: closes the clients of revoked tokens, writes last-used times.
+  net::asio::awaitable<void> watch_tokens();
+  std::shared_ptr<token_account> account_for(const token_identity& who);
+  /// The NewTunnel error if `host` is a subdomain another token reserved, else "".
+  std::string reserved_refusal(const control_session& session, std::string_view host) const;
   net::asio::awaitable<void> forget_client_later(std::string client_id);
 
   net::asio::io_context& ioc_;
   server_config cfg_;
   std::unique_ptr<net::asio::ssl::context> tls_;
   std::unique_ptr<tunnel_registry> registry_;
+  std::unique_ptr<authtokens> tokens_;
+  std::map<std::string, std::weak_ptr<token_account>, std::less<>> accounts_;  ///< by token key
   hostname_policy names_;
   ip_connection_counts tunnel_ips_;  ///< open connections per address, tunnel port
   ip_connection_counts public_ips_;  ///< open connections per address, public ports
