@@ -260,12 +260,13 @@ int main(int argc, char** argv) {
 
     boost::asio::io_context ioc(1);
     porthole::server::server srv(ioc, cfg);
+    // Before start() logs "ready": a SIGTERM from then on is a clean shutdown.
+    boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
     srv.start();
     porthole::net::start_memory_trim(ioc.get_executor(), std::chrono::seconds(5));
     // Every listener is bound: a Type=notify unit is started now.
     porthole::net::sd_notify("READY=1");
 
-    boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
     boost::asio::steady_timer drain(ioc);
     std::function<void()> drain_check;
     signals.async_wait([&](const boost::system::error_code& ec, int sig) {
