@@ -86,6 +86,7 @@ int main(int argc, char** argv) {
   std::string tcp_ports;
   std::string log_target = "stderr";
   std::string log_level = "info";
+  std::string log_format = "text";
   std::string state_dir = default_state_dir();
   int read_header_timeout = static_cast<int>(cfg.read_header_timeout.count());
   int grace = static_cast<int>(cfg.reconnect_grace.count());
@@ -201,7 +202,11 @@ int main(int argc, char** argv) {
   bool no_mux = false;
   app.add_flag("--no-mux", no_mux,
                "Do not grant porthole clients the multiplexed connection; use proxy connections");
-  porthole::log::add_options(app, log_target, log_level);
+  app.add_option("--admin-addr", cfg.admin_addr,
+                 "Admin endpoint: GET /metrics (Prometheus) and /healthz, [HOST]:PORT (\"\" "
+                 "disables)")
+      ->capture_default_str();
+  porthole::log::add_options(app, log_target, log_level, &log_format);
 
   try {
     app.parse(argc, argv);
@@ -210,7 +215,7 @@ int main(int argc, char** argv) {
   }
 
   try {
-    porthole::log::configure(log_target, log_level);
+    porthole::log::configure(log_target, log_level, nullptr, log_format);
     cfg.state_dir = state_dir;
     cfg.mux = !no_mux;
     cfg.ping_timeout = std::chrono::seconds(heartbeat_timeout);
@@ -248,7 +253,7 @@ int main(int argc, char** argv) {
       if (ec) {
         return;
       }
-      spdlog::info("received {}; shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+      porthole::log::info("shutting down", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
       srv.stop();
       // Connections in flight get up to two seconds to finish.
       const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
@@ -266,7 +271,7 @@ int main(int argc, char** argv) {
     return 0;
   } catch (const std::exception& e) {
     if (log_target != "stderr") {
-      spdlog::error("{}", e.what());
+      porthole::log::error("portholed cannot run", {{"error", e.what()}});
     }
     std::cerr << "portholed: " << e.what() << "\n";
     return 1;

@@ -1,7 +1,6 @@
 #include "server/server.h"
 
 #include <openssl/crypto.h>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -10,11 +9,13 @@
 #include <charconv>
 #include <random>
 
+#include "log/event.h"
 #include "net/address.h"
 #include "net/frame_io.h"
 #include "net/relay.h"
 #include "net/spawn.h"
 #include "net/tls.h"
+#include "server/admin.h"
 #include "server/control_session.h"
 #include "server/public_http.h"
 
@@ -83,6 +84,33 @@ std::string ip_of(const tcp::socket& s) {
   return ec ? "unknown" : ip_string(ep);
 }
 
+std::string seconds_text(std::chrono::seconds s) {
+  return std::to_string(s.count()) + "s";
+}
+
+public_protocol protocol_of(std::string_view scheme) {
+  if (scheme == "http") {
+    return public_protocol::http;
+  }
+  return scheme == "https" ? public_protocol::https : public_protocol::tcp;
+}
+
+// Counts a TCP tunnel's bytes as they move, so a long connection shows in
+// the counters before it ends.
+class byte_counter final : public net::relay_observer {
+ public:
+  explicit byte_counter(std::shared_ptr<metrics> m) : m_(std::move(m)) {}
+  void to_near(std::string_view bytes) noexcept override {
+    m_->out(public_protocol::tcp) += bytes.size();
+  }
+  void to_tunnel(std::string_view bytes) noexcept override {
+    m_->in(public_protocol::tcp) += bytes.size();
+  }
+
+ private:
+  std::shared_ptr<metrics> m_;
+};
+
 }  // namespace
 
 /// A bound listening socket and what it serves.
@@ -123,8 +151,9 @@ void server::start() {
     dev = net::ensure_dev_certificates(cfg_.state_dir, cfg_.domain);
     cert = dev->server_cert;
     key = dev->server_key;
-    spdlog::info("dev CA certificate: {}", dev->ca_cert.string());
-    spdlog::info("clients must trust it: porthole --trust-ca {} ...", dev->ca_cert.string());
+    log::info("dev CA certificate", {{"path", dev->ca_cert.string()}});
+    log::info("clients must trust the dev CA: porthole --trust-ca PATH ...",
+              {{"path", dev->ca_cert.string()}});
   }
   if (cert.empty() || key.empty()) {
     throw std::runtime_error(
@@ -137,7 +166,7 @@ void server::start() {
     net::enable_dev_leaf_minting(*tls_, *dev, cfg_.domain);
   }
   if (!cfg_.require_authtoken) {
-    spdlog::warn("no --authtokens file: any client may open tunnels on this server");
+    log::warn("no --authtokens file: any client may open tunnels on this server");
   }
 
   auto add = [this](listener::kind what, const std::string& addr,
@@ -173,22 +202,52 @@ void server::start() {
     const std::string where = net::to_string(l->acceptor.local_endpoint());
     switch (l->what) {
       case listener::kind::tunnel_and_https:
-        spdlog::info("listening for tunnel clients on {}", where);
-        spdlog::info("listening for public https on {}", where);
+        log::info("listening for tunnel clients", {{"addr", where}});
+        log::info("listening for public https", {{"addr", where}});
         break;
       case listener::kind::tunnel:
-        spdlog::info("listening for tunnel clients on {}", where);
+        log::info("listening for tunnel clients", {{"addr", where}});
         break;
       case listener::kind::https:
-        spdlog::info("listening for public https on {}", where);
+        log::info("listening for public https", {{"addr", where}});
         break;
       case listener::kind::http:
-        spdlog::info("listening for public http on {}", where);
+        log::info("listening for public http", {{"addr", where}});
         break;
     }
     net::spawn(ioc_.get_executor(), accept_loop(*l), "listener " + where);
   }
-  spdlog::info("portholed ready: domain {}", cfg_.domain);
+  if (!cfg_.admin_addr.empty()) {
+    admin_ = std::make_unique<admin_endpoint>(
+        ioc_.get_executor(), cfg_.admin_addr,
+        admin_endpoint::handlers{[this] { return metrics_page(); }, [this] { return !stopping_; }});
+    admin_->start();
+  }
+  log::info("portholed ready", {{"domain", cfg_.domain}, {"version", PORTHOLE_VERSION}});
+}
+
+std::optional<tcp::endpoint> server::admin_endpoint_address() const {
+  if (!admin_) {
+    return std::nullopt;
+  }
+  return admin_->endpoint();
+}
+
+// The gauges of what the server holds are counted when asked for: the maps
+// are small, and nothing can drift.
+std::string server::metrics_page() {
+  metrics& m = *metrics_;
+  m.clients = 0;
+  for (const auto& [id, weak] : sessions_) {
+    const auto s = weak.lock();
+    m.clients += s && !s->closed() ? 1 : 0;
+  }
+  m.tunnels = {};
+  for (const auto& [key, t] : http_routes_) {
+    ++m.tunnels_of(protocol_of(t->protocol));
+  }
+  m.tunnels_of(public_protocol::tcp) = tcp_endpoints_.size();
+  return render_metrics(m, read_process_stats(), PORTHOLE_VERSION);
 }
 
 void server::stop() {
@@ -209,7 +268,7 @@ void server::stop() {
   for (auto& s : live) {
     s->close();
   }
-  spdlog::info("portholed stopped: {} client(s) disconnected", live.size());
+  log::info("portholed stopped", {{"clients_disconnected", live.size()}});
 }
 
 asio::awaitable<void> server::accept_loop(listener& l) {
@@ -220,7 +279,7 @@ asio::awaitable<void> server::accept_loop(listener& l) {
         co_return;
       }
       // Out of file descriptors and the like: log, breathe, go on.
-      spdlog::warn("accept failed: {}", ec.message());
+      log::warn("accept failed", {{"error", ec.message()}});
       asio::steady_timer pause(ioc_, std::chrono::milliseconds(100));
       co_await pause.async_wait(net::use_nothrow);
       continue;
@@ -269,15 +328,22 @@ void server::refuse_over_ip_limit(tcp::socket& sock, std::string_view port, std:
   const std::string ip = ip_of(sock);
   net::error_code ignored;
   sock.close(ignored);
+  metrics_->count(error_kind::limit);
   if (auto skipped = ip_limit_log_.admit()) {
-    spdlog::warn("{}: refused: {} connections from {} are open on the {} port (the limit, {}){}",
-                 peer, limit, ip, port, flag, suppressed_note(*skipped));
+    log::warn("connection refused: its address has as many open as allowed",
+              {{"peer", peer},
+               {"ip", ip},
+               {"port", port},
+               {"limit", limit},
+               {"flag", flag},
+               {"suppressed", log::if_nonzero(*skipped)}});
   }
 }
 
 asio::awaitable<void> server::serve_plain_http(tcp::socket sock,
                                                ip_connection_counts::slot counted_ip) {
   active_guard counted(active_);
+  public_conn_count in_metrics(metrics_, public_protocol::http);
   const std::string ip = ip_of(sock);
   co_await serve_public_http(*this, sock, "http", ip);
 }
@@ -294,17 +360,22 @@ asio::awaitable<void> server::serve_tls(tcp::socket sock, ip_connection_counts::
       co_await (stream->async_handshake(asio::ssl::stream_base::server, net::use_nothrow) ||
                 timer.async_wait(net::use_nothrow));
   if (pending.cut_off()) {
+    metrics_->count(error_kind::limit);
     co_return;
   }
   if (result.index() == 1) {
+    metrics_->count(error_kind::tls_handshake);
     if (auto skipped = handshake_timeout_log_.admit()) {
-      spdlog::info("{}: TLS handshake not done within {}s; closing{}", peer,
-                   cfg_.tls_handshake_timeout.count(), suppressed_note(*skipped));
+      log::info("TLS handshake not done in time; closing",
+                {{"peer", peer},
+                 {"timeout", seconds_text(cfg_.tls_handshake_timeout)},
+                 {"suppressed", log::if_nonzero(*skipped)}});
     }
     co_return;
   }
   if (auto [ec] = std::get<0>(result); ec) {
-    spdlog::debug("{}: TLS handshake failed: {}", peer, ec.message());
+    metrics_->count(error_kind::tls_handshake);
+    log::debug("TLS handshake failed", {{"peer", peer}, {"error", ec.message()}});
     co_return;
   }
   const std::string sni = net::server_name(stream->native_handle());
@@ -324,6 +395,7 @@ asio::awaitable<void> server::serve_tls(tcp::socket sock, ip_connection_counts::
     co_await serve_tunnel_client(std::move(stream), std::move(pending), std::move(counted_ip));
   } else {
     pending.leave();
+    public_conn_count in_metrics(metrics_, public_protocol::https);
     co_await serve_public_http(*this, *stream, "https", ip);
   }
 }
@@ -355,9 +427,12 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
   }
   pending.leave();
   if (first.index() == 1) {
+    metrics_->count(error_kind::first_message_timeout);
     if (auto skipped = first_message_log_.admit()) {
-      spdlog::warn("{}: sent no message within {}s; closing{}", peer,
-                   cfg_.first_message_timeout.count(), suppressed_note(*skipped));
+      log::warn("tunnel connection sent no message in time; closing",
+                {{"peer", peer},
+                 {"timeout", seconds_text(cfg_.first_message_timeout)},
+                 {"suppressed", log::if_nonzero(*skipped)}});
     }
     net::close_stream(*stream);
     co_return;
@@ -365,31 +440,38 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
   auto [ec, msg] = std::get<0>(std::move(first));
   if (ec) {
     if (ec != asio::error::eof) {
+      metrics_->count(error_kind::bad_first_message);
       if (auto skipped = bad_first_log_.admit()) {
-        spdlog::warn("{}: bad first message: {}; closing{}", peer, ec.message(),
-                     suppressed_note(*skipped));
+        log::warn("bad first message; closing", {{"peer", peer},
+                                                 {"error", ec.message()},
+                                                 {"suppressed", log::if_nonzero(*skipped)}});
       }
     }
     net::close_stream(*stream);
     co_return;
   }
+  ++metrics_->messages_in[proto::type_name(msg)];
 
   if (auto* reg = std::get_if<proto::reg_proxy>(&msg)) {
     auto session = find_session(reg->client_id);
     if (!session) {
       // The client id is the proxy connection's only credential: an id no
       // live client has is refused, whoever sends it.
+      metrics_->count(error_kind::bad_first_message);
       if (auto skipped = reg_proxy_log_.admit()) {
-        spdlog::warn("{}: RegProxy for unknown client id '{}'; closing{}", peer,
-                     shown_id(reg->client_id), suppressed_note(*skipped));
+        log::warn("RegProxy for unknown client id; closing",
+                  {{"peer", peer},
+                   {"id", shown_id(reg->client_id)},
+                   {"suppressed", log::if_nonzero(*skipped)}});
       }
       net::close_stream(*stream);
       co_return;
     }
     if (!reader.take_buffered().empty()) {
+      metrics_->count(error_kind::bad_first_message);
       if (auto skipped = bad_first_log_.admit()) {
-        spdlog::warn("{}: sent bytes after RegProxy before StartProxy; closing{}", peer,
-                     suppressed_note(*skipped));
+        log::warn("proxy connection sent bytes after RegProxy before StartProxy; closing",
+                  {{"peer", peer}, {"suppressed", log::if_nonzero(*skipped)}});
       }
       net::close_stream(*stream);
       co_return;
@@ -397,11 +479,12 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
     const std::size_t surplus = session->pool().add(std::move(stream), std::move(counted_ip));
     if (surplus > 0) {
       if (auto skipped = surplus_log_.admit()) {
-        spdlog::warn(
-            "{}: client {} has more proxy connections than its pool of {} (and takers); closed "
-            "{} surplus{}",
-            peer, session->client_id(), session->pool().target(), surplus,
-            suppressed_note(*skipped));
+        log::warn("client has more proxy connections than its pool (and takers); closed the surplus",
+                  {{"peer", peer},
+                   {"client", session->client_id()},
+                   {"pool", session->pool().target()},
+                   {"closed", surplus},
+                   {"suppressed", log::if_nonzero(*skipped)}});
       }
     }
     co_return;
@@ -410,10 +493,13 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
   if (auto* reg = std::get_if<proto::reg_mux>(&msg)) {
     auto session = find_session(reg->client_id);
     if (!session || !session->mux_granted()) {
+      metrics_->count(error_kind::bad_first_message);
       if (auto skipped = reg_proxy_log_.admit()) {
-        spdlog::warn("{}: RegMux for {} client '{}'; closing{}", peer,
-                     session ? "a base-protocol" : "unknown", shown_id(reg->client_id),
-                     suppressed_note(*skipped));
+        log::warn("RegMux refused; closing",
+                  {{"peer", peer},
+                   {"id", shown_id(reg->client_id)},
+                   {"reason", session ? "base-protocol client" : "unknown client id"},
+                   {"suppressed", log::if_nonzero(*skipped)}});
       }
       net::close_stream(*stream);
       co_return;
@@ -424,17 +510,24 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
 
   auto* auth = std::get_if<proto::auth>(&msg);
   if (!auth) {
+    metrics_->count(error_kind::bad_first_message);
     if (auto skipped = bad_first_log_.admit()) {
-      spdlog::warn("{}: first message was {}, not Auth or RegProxy; closing{}", peer,
-                   proto::type_name(msg), suppressed_note(*skipped));
+      log::warn("first message not Auth, RegProxy or RegMux; closing",
+                {{"peer", peer},
+                 {"type", proto::type_name(msg)},
+                 {"suppressed", log::if_nonzero(*skipped)}});
     }
     net::close_stream(*stream);
     co_return;
   }
   if (auth->version != proto::protocol_version) {
+    metrics_->count(error_kind::version_refused);
+    ++metrics_->messages_out["AuthResp"];
     if (auto skipped = bad_first_log_.admit()) {
-      spdlog::warn("{}: client speaks protocol version '{}', not 2; refused{}", peer,
-                   shown_id(auth->version), suppressed_note(*skipped));
+      log::warn("client refused: protocol version not 2",
+                {{"peer", peer},
+                 {"version", shown_id(auth->version)},
+                 {"suppressed", log::if_nonzero(*skipped)}});
     }
     std::string refusal_frame = proto::encode_framed(proto::auth_resp{
         "", "", "",
@@ -445,8 +538,11 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
     co_return;
   }
   if (!token_ok(auth->user)) {
+    metrics_->count(error_kind::auth_refused);
+    ++metrics_->messages_out["AuthResp"];
     if (auto skipped = bad_first_log_.admit()) {
-      spdlog::warn("{}: client refused: invalid authtoken{}", peer, suppressed_note(*skipped));
+      log::warn("client refused: invalid authtoken",
+                {{"peer", peer}, {"suppressed", log::if_nonzero(*skipped)}});
     }
     std::string refusal_frame =
         proto::encode_framed(proto::auth_resp{"", "", "", "invalid authtoken", std::nullopt});
@@ -472,8 +568,8 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
     client_id = random_client_id();
   }
   if (auto old = find_session(client_id)) {
-    spdlog::info("client {} reconnected from {}; replacing its old control connection", client_id,
-                 peer);
+    log::info("client reconnected; replacing its old control connection",
+              {{"client", client_id}, {"peer", peer}});
     old->close();
   }
   client_tokens_[client_id] = auth->user;
@@ -503,9 +599,13 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
   auto session = std::make_shared<control_session>(*this, std::move(stream), std::move(reader),
                                                    client_id, pool_size, mux_granted, peer);
   sessions_[client_id] = session;
-  spdlog::info("client {} connected from {} ({} {}/{}{})", client_id, peer,
-               auth->ext ? "porthole " + auth->ext->version : "ngrok " + auth->mm_version, auth->os,
-               auth->arch, auth->ext ? "" : ", base protocol");
+  log::info("client connected",
+            {{"client", client_id},
+             {"peer", peer},
+             {"agent", auth->ext ? "porthole " + auth->ext->version : "ngrok " + auth->mm_version},
+             {"os", auth->os},
+             {"arch", auth->arch},
+             {"protocol", auth->ext ? "porthole" : "base"}});
   co_await session->run(resp);
   if (auto it = sessions_.find(client_id); it != sessions_.end() && it->second.lock() == session) {
     sessions_.erase(it);
@@ -623,8 +723,11 @@ std::vector<proto::new_tunnel> server::open_tunnels(const std::shared_ptr<contro
     auto& mine = session->tunnels();
     std::erase_if(mine, [&](const auto& old) { return old->url == t->url; });
     mine.push_back(t);
-    spdlog::info("client {}: tunnel up: {}{}", client_id, t->url,
-                 t->http_auth.empty() ? "" : " (basic auth)");
+    log::info("tunnel up", {{"url", t->url},
+                            {"client", client_id},
+                            {"proto", t->protocol},
+                            {"peer", session->peer()},
+                            {"basic_auth", !t->http_auth.empty()}});
   }
   return replies;
 }
@@ -720,7 +823,8 @@ std::optional<proto::new_tunnel> server::open_tcp_tunnel(
     tcp_endpoints_[url] = ep_state;
     session->tunnels().push_back(t);
     net::spawn(ioc_.get_executor(), serve_tcp_tunnel(ep_state), "tcp tunnel " + url);
-    spdlog::info("client {}: tunnel up: {}", client_id, url);
+    log::info("tunnel up",
+              {{"url", url}, {"client", client_id}, {"proto", "tcp"}, {"peer", session->peer()}});
     return proto::new_tunnel{req.req_id, url, "tcp", ""};
   }
   return refusal(last_error);
@@ -733,7 +837,7 @@ asio::awaitable<void> server::serve_tcp_tunnel(std::shared_ptr<tcp_endpoint> ep)
       if (ec == asio::error::operation_aborted || !ep->acceptor.is_open()) {
         co_return;
       }
-      spdlog::warn("{}: accept failed: {}", ep->t->url, ec.message());
+      log::warn("accept failed", {{"url", ep->t->url}, {"error", ec.message()}});
       asio::steady_timer pause(ioc_, std::chrono::milliseconds(100));
       co_await pause.async_wait(net::use_nothrow);
       continue;
@@ -746,6 +850,7 @@ asio::awaitable<void> server::serve_tcp_tunnel(std::shared_ptr<tcp_endpoint> ep)
 
 asio::awaitable<void> server::proxy_tcp(std::shared_ptr<tunnel> t, tcp::socket public_conn) {
   active_guard counted(active_);
+  public_conn_count in_metrics(metrics_, public_protocol::tcp);
   const std::string peer = peer_of(public_conn);
   std::optional<public_conn_slot> slot;
   if (auto session = t->session.lock()) {
@@ -757,12 +862,18 @@ asio::awaitable<void> server::proxy_tcp(std::shared_ptr<tunnel> t, tcp::socket p
   auto conn =
       co_await start_proxy(t, peer, {}, std::chrono::steady_clock::now() + cfg_.proxy_wait_timeout);
   if (conn) {
-    const auto totals = co_await net::relay(public_conn, *conn, {}, cfg_.tcp_idle_timeout, false);
-    spdlog::debug("{}: {} closed ({} bytes in, {} out)", t->url, peer, totals.near_to_tunnel,
-                  totals.tunnel_to_near);
+    byte_counter bytes(metrics_);
+    const auto totals =
+        co_await net::relay(public_conn, *conn, {}, cfg_.tcp_idle_timeout, false, &bytes);
+    log::debug("public connection closed", {{"url", t->url},
+                                            {"peer", peer},
+                                            {"bytes_in", totals.near_to_tunnel},
+                                            {"bytes_out", totals.tunnel_to_near}});
     co_return;
   }
-  spdlog::warn("{}: no proxy connection from the client in time; dropping {}", t->url, peer);
+  metrics_->count(error_kind::proxy_timeout);
+  log::warn("no proxy connection from the client in time; dropping the public connection",
+            {{"url", t->url}, {"peer", peer}});
 }
 
 void server::drop_tunnel(control_session& session, const tunnel& t,
@@ -782,7 +893,7 @@ void server::drop_tunnel(control_session& session, const tunnel& t,
     }
     registry_->release(key, session.client_id(), hold_until);
   }
-  spdlog::info("client {}: tunnel down: {}", session.client_id(), t.url);
+  log::info("tunnel down", {{"url", t.url}, {"client", session.client_id()}, {"proto", t.protocol}});
 }
 
 void server::close_tunnels(control_session& session) {
@@ -798,8 +909,8 @@ void server::close_tunnel(control_session& session, std::string_view url) {
   auto& mine = session.tunnels();
   auto it = std::find_if(mine.begin(), mine.end(), [&](const auto& t) { return t->url == url; });
   if (it == mine.end()) {
-    spdlog::debug("client {}: CloseTunnel for {}, which it does not have; ignored",
-                  session.client_id(), url);
+    log::debug("CloseTunnel for a tunnel the client does not have; ignored",
+               {{"client", session.client_id()}, {"url", url}});
     return;
   }
   const std::shared_ptr<tunnel> t = *it;

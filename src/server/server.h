@@ -14,11 +14,13 @@
 #include "proto/messages.h"
 #include "server/config.h"
 #include "server/connection_limits.h"
+#include "server/metrics.h"
 #include "server/tunnel.h"
 #include "server/tunnel_registry.h"
 
 namespace porthole::server {
 
+class admin_endpoint;
 class control_session;
 
 /// The server. Everything runs on one io_context thread.
@@ -67,6 +69,13 @@ class server {
   /// Public and tunnel connections being served now.
   std::size_t active_connections() const { return active_; }
 
+  /// The counts /metrics shows; shared with what may outlive the server.
+  metrics& counters() { return *metrics_; }
+  const std::shared_ptr<metrics>& shared_counters() const { return metrics_; }
+
+  /// The admin endpoint's address, if it is enabled (after start()).
+  std::optional<net::tcp::endpoint> admin_endpoint_address() const;
+
  private:
   struct listener;
   void drop_tunnel(control_session& session, const tunnel& t,
@@ -90,6 +99,7 @@ class server {
   std::optional<proto::new_tunnel> open_tcp_tunnel(const std::shared_ptr<control_session>& session,
                                                    const proto::req_tunnel& req);
   bool token_ok(std::string_view token) const;
+  std::string metrics_page();
   net::asio::awaitable<void> forget_client_later(std::string client_id);
 
   net::asio::io_context& ioc_;
@@ -116,6 +126,8 @@ class server {
       client_tokens_;  ///< client id -> token it authenticated with
   bool stopping_ = false;
   std::size_t active_ = 0;
+  std::shared_ptr<metrics> metrics_ = std::make_shared<metrics>();
+  std::unique_ptr<admin_endpoint> admin_;
 
   /// Counts a connection while it is served.
   struct active_guard {
