@@ -170,12 +170,12 @@ std::string utc_time(spdlog::log_clock::time_point t) {
 
 class line_formatter final : public spdlog::formatter {
  public:
-  explicit line_formatter(format f) : format_(f) {}
+  explicit line_formatter(log::format f) : format_(f) {}
 
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
     const std::string_view payload(msg.payload.data(), msg.payload.size());
     std::string line;
-    if (format_ == format::text) {
+    if (format_ == log::format::text) {
       line = utc_time(msg.time);
       line += ' ';
       line += level_name(msg.level);
@@ -203,7 +203,7 @@ class line_formatter final : public spdlog::formatter {
   }
 
  private:
-  format format_;
+  log::format format_;
 };
 
 }  // namespace

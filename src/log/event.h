@@ -35,6 +35,7 @@ struct field {
   field(std::string_view k, bool v) : key(k), value(v) {}
   field(std::string_view k, double v) : key(k), value(v) {}
   field(std::string_view k, omitted) : key(k), value(omitted{}) {}
+  field(std::string_view k, value_type v) : key(k), value(v) {}
   template <class T>
     requires(std::is_integral_v<T> && !std::is_same_v<T, bool> && !std::is_same_v<T, char>)
   field(std::string_view k, T v) : key(k) {

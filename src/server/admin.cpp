@@ -104,7 +104,7 @@ struct admin_endpoint::state : std::enable_shared_from_this<state> {
       auto [ec, n] = co_await http::async_read(stream, buffer, parser, net::use_nothrow);
       if (ec) {
         if (ec == http::error::header_limit || ec == http::error::body_limit ||
-            ec.category() == http::error::bad_target.category()) {
+            ec.category() == http::make_error_code(http::error::bad_target).category()) {
           http::response<http::string_body> res{http::status::bad_request, 11};
           res.set(http::field::content_type, "text/plain; charset=utf-8");
           res.body() = "bad request: " + ec.message() + "\n";
