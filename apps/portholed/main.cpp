@@ -253,7 +253,7 @@ int main(int argc, char** argv) {
       if (ec) {
         return;
       }
-      porthole::log::info("shutting down", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
+      spdlog::info("received {}; shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
       srv.stop();
       // Connections in flight get up to two seconds to finish.
       const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
@@ -271,7 +271,7 @@ int main(int argc, char** argv) {
     return 0;
   } catch (const std::exception& e) {
     if (log_target != "stderr") {
-      porthole::log::error("portholed cannot run", {{"error", e.what()}});
+      spdlog::error("{}", e.what());
     }
     std::cerr << "portholed: " << e.what() << "\n";
     return 1;

@@ -1,6 +1,7 @@
 #include "server/server.h"
 
 #include <openssl/crypto.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -9,7 +10,6 @@
 #include <charconv>
 #include <random>
 
-#include "log/event.h"
 #include "net/address.h"
 #include "net/frame_io.h"
 #include "net/relay.h"
@@ -84,10 +84,6 @@ std::string ip_of(const tcp::socket& s) {
   return ec ? "unknown" : ip_string(ep);
 }
 
-std::string seconds_text(std::chrono::seconds s) {
-  return std::to_string(s.count()) + "s";
-}
-
 public_protocol protocol_of(std::string_view scheme) {
   if (scheme == "http") {
     return public_protocol::http;
@@ -151,9 +147,8 @@ void server::start() {
     dev = net::ensure_dev_certificates(cfg_.state_dir, cfg_.domain);
     cert = dev->server_cert;
     key = dev->server_key;
-    log::info("dev CA certificate", {{"path", dev->ca_cert.string()}});
-    log::info("clients must trust the dev CA: porthole --trust-ca PATH ...",
-              {{"path", dev->ca_cert.string()}});
+    spdlog::info("dev CA certificate: {}", dev->ca_cert.string());
+    spdlog::info("clients must trust it: porthole --trust-ca {} ...", dev->ca_cert.string());
   }
   if (cert.empty() || key.empty()) {
     throw std::runtime_error(
@@ -166,7 +161,7 @@ void server::start() {
     net::enable_dev_leaf_minting(*tls_, *dev, cfg_.domain);
   }
   if (!cfg_.require_authtoken) {
-    log::warn("no --authtokens file: any client may open tunnels on this server");
+    spdlog::warn("no --authtokens file: any client may open tunnels on this server");
   }
 
   auto add = [this](listener::kind what, const std::string& addr,
@@ -202,17 +197,17 @@ void server::start() {
     const std::string where = net::to_string(l->acceptor.local_endpoint());
     switch (l->what) {
       case listener::kind::tunnel_and_https:
-        log::info("listening for tunnel clients", {{"addr", where}});
-        log::info("listening for public https", {{"addr", where}});
+        spdlog::info("listening for tunnel clients on {}", where);
+        spdlog::info("listening for public https on {}", where);
         break;
       case listener::kind::tunnel:
-        log::info("listening for tunnel clients", {{"addr", where}});
+        spdlog::info("listening for tunnel clients on {}", where);
         break;
       case listener::kind::https:
-        log::info("listening for public https", {{"addr", where}});
+        spdlog::info("listening for public https on {}", where);
         break;
       case listener::kind::http:
-        log::info("listening for public http", {{"addr", where}});
+        spdlog::info("listening for public http on {}", where);
         break;
     }
     net::spawn(ioc_.get_executor(), accept_loop(*l), "listener " + where);
@@ -223,7 +218,7 @@ void server::start() {
         admin_endpoint::handlers{[this] { return metrics_page(); }, [this] { return !stopping_; }});
     admin_->start();
   }
-  log::info("portholed ready", {{"domain", cfg_.domain}, {"version", PORTHOLE_VERSION}});
+  spdlog::info("portholed ready: domain {}", cfg_.domain);
 }
 
 std::optional<tcp::endpoint> server::admin_endpoint_address() const {
@@ -268,7 +263,7 @@ void server::stop() {
   for (auto& s : live) {
     s->close();
   }
-  log::info("portholed stopped", {{"clients_disconnected", live.size()}});
+  spdlog::info("portholed stopped: {} client(s) disconnected", live.size());
 }
 
 asio::awaitable<void> server::accept_loop(listener& l) {
@@ -279,7 +274,7 @@ asio::awaitable<void> server::accept_loop(listener& l) {
         co_return;
       }
       // Out of file descriptors and the like: log, breathe, go on.
-      log::warn("accept failed", {{"error", ec.message()}});
+      spdlog::warn("accept failed: {}", ec.message());
       asio::steady_timer pause(ioc_, std::chrono::milliseconds(100));
       co_await pause.async_wait(net::use_nothrow);
       continue;
@@ -330,13 +325,8 @@ void server::refuse_over_ip_limit(tcp::socket& sock, std::string_view port, std:
   sock.close(ignored);
   metrics_->count(error_kind::limit);
   if (auto skipped = ip_limit_log_.admit()) {
-    log::warn("connection refused: its address has as many open as allowed",
-              {{"peer", peer},
-               {"ip", ip},
-               {"port", port},
-               {"limit", limit},
-               {"flag", flag},
-               {"suppressed", log::if_nonzero(*skipped)}});
+    spdlog::warn("{}: refused: {} connections from {} are open on the {} port (the limit, {}){}",
+                 peer, limit, ip, port, flag, suppressed_note(*skipped));
   }
 }
 
@@ -366,16 +356,14 @@ asio::awaitable<void> server::serve_tls(tcp::socket sock, ip_connection_counts::
   if (result.index() == 1) {
     metrics_->count(error_kind::tls_handshake);
     if (auto skipped = handshake_timeout_log_.admit()) {
-      log::info("TLS handshake not done in time; closing",
-                {{"peer", peer},
-                 {"timeout", seconds_text(cfg_.tls_handshake_timeout)},
-                 {"suppressed", log::if_nonzero(*skipped)}});
+      spdlog::info("{}: TLS handshake not done within {}s; closing{}", peer,
+                   cfg_.tls_handshake_timeout.count(), suppressed_note(*skipped));
     }
     co_return;
   }
   if (auto [ec] = std::get<0>(result); ec) {
     metrics_->count(error_kind::tls_handshake);
-    log::debug("TLS handshake failed", {{"peer", peer}, {"error", ec.message()}});
+    spdlog::debug("{}: TLS handshake failed: {}", peer, ec.message());
     co_return;
   }
   const std::string sni = net::server_name(stream->native_handle());
@@ -429,10 +417,8 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
   if (first.index() == 1) {
     metrics_->count(error_kind::first_message_timeout);
     if (auto skipped = first_message_log_.admit()) {
-      log::warn("tunnel connection sent no message in time; closing",
-                {{"peer", peer},
-                 {"timeout", seconds_text(cfg_.first_message_timeout)},
-                 {"suppressed", log::if_nonzero(*skipped)}});
+      spdlog::warn("{}: sent no message within {}s; closing{}", peer,
+                   cfg_.first_message_timeout.count(), suppressed_note(*skipped));
     }
     net::close_stream(*stream);
     co_return;
@@ -442,9 +428,8 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
     if (ec != asio::error::eof) {
       metrics_->count(error_kind::bad_first_message);
       if (auto skipped = bad_first_log_.admit()) {
-        log::warn("bad first message; closing", {{"peer", peer},
-                                                 {"error", ec.message()},
-                                                 {"suppressed", log::if_nonzero(*skipped)}});
+        spdlog::warn("{}: bad first message: {}; closing{}", peer, ec.message(),
+                     suppressed_note(*skipped));
       }
     }
     net::close_stream(*stream);
@@ -459,10 +444,8 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
       // live client has is refused, whoever sends it.
       metrics_->count(error_kind::bad_first_message);
       if (auto skipped = reg_proxy_log_.admit()) {
-        log::warn("RegProxy for unknown client id; closing",
-                  {{"peer", peer},
-                   {"id", shown_id(reg->client_id)},
-                   {"suppressed", log::if_nonzero(*skipped)}});
+        spdlog::warn("{}: RegProxy for unknown client id '{}'; closing{}", peer,
+                     shown_id(reg->client_id), suppressed_note(*skipped));
       }
       net::close_stream(*stream);
       co_return;
@@ -470,8 +453,8 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
     if (!reader.take_buffered().empty()) {
       metrics_->count(error_kind::bad_first_message);
       if (auto skipped = bad_first_log_.admit()) {
-        log::warn("proxy connection sent bytes after RegProxy before StartProxy; closing",
-                  {{"peer", peer}, {"suppressed", log::if_nonzero(*skipped)}});
+        spdlog::warn("{}: sent bytes after RegProxy before StartProxy; closing{}", peer,
+                     suppressed_note(*skipped));
       }
       net::close_stream(*stream);
       co_return;
@@ -479,12 +462,11 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
     const std::size_t surplus = session->pool().add(std::move(stream), std::move(counted_ip));
     if (surplus > 0) {
       if (auto skipped = surplus_log_.admit()) {
-        log::warn("client has more proxy connections than its pool (and takers); closed the surplus",
-                  {{"peer", peer},
-                   {"client", session->client_id()},
-                   {"pool", session->pool().target()},
-                   {"closed", surplus},
-                   {"suppressed", log::if_nonzero(*skipped)}});
+        spdlog::warn(
+            "{}: client {} has more proxy connections than its pool of {} (and takers); closed "
+            "{} surplus{}",
+            peer, session->client_id(), session->pool().target(), surplus,
+            suppressed_note(*skipped));
       }
     }
     co_return;
@@ -495,11 +477,9 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
     if (!session || !session->mux_granted()) {
       metrics_->count(error_kind::bad_first_message);
       if (auto skipped = reg_proxy_log_.admit()) {
-        log::warn("RegMux refused; closing",
-                  {{"peer", peer},
-                   {"id", shown_id(reg->client_id)},
-                   {"reason", session ? "base-protocol client" : "unknown client id"},
-                   {"suppressed", log::if_nonzero(*skipped)}});
+        spdlog::warn("{}: RegMux for {} client '{}'; closing{}", peer,
+                     session ? "a base-protocol" : "unknown", shown_id(reg->client_id),
+                     suppressed_note(*skipped));
       }
       net::close_stream(*stream);
       co_return;
@@ -512,10 +492,8 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
   if (!auth) {
     metrics_->count(error_kind::bad_first_message);
     if (auto skipped = bad_first_log_.admit()) {
-      log::warn("first message not Auth, RegProxy or RegMux; closing",
-                {{"peer", peer},
-                 {"type", proto::type_name(msg)},
-                 {"suppressed", log::if_nonzero(*skipped)}});
+      spdlog::warn("{}: first message was {}, not Auth or RegProxy; closing{}", peer,
+                   proto::type_name(msg), suppressed_note(*skipped));
     }
     net::close_stream(*stream);
     co_return;
@@ -524,10 +502,8 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
     metrics_->count(error_kind::version_refused);
     ++metrics_->messages_out["AuthResp"];
     if (auto skipped = bad_first_log_.admit()) {
-      log::warn("client refused: protocol version not 2",
-                {{"peer", peer},
-                 {"version", shown_id(auth->version)},
-                 {"suppressed", log::if_nonzero(*skipped)}});
+      spdlog::warn("{}: client speaks protocol version '{}', not 2; refused{}", peer,
+                   shown_id(auth->version), suppressed_note(*skipped));
     }
     std::string refusal_frame = proto::encode_framed(proto::auth_resp{
         "", "", "",
@@ -541,8 +517,7 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
     metrics_->count(error_kind::auth_refused);
     ++metrics_->messages_out["AuthResp"];
     if (auto skipped = bad_first_log_.admit()) {
-      log::warn("client refused: invalid authtoken",
-                {{"peer", peer}, {"suppressed", log::if_nonzero(*skipped)}});
+      spdlog::warn("{}: client refused: invalid authtoken{}", peer, suppressed_note(*skipped));
     }
     std::string refusal_frame =
         proto::encode_framed(proto::auth_resp{"", "", "", "invalid authtoken", std::nullopt});
@@ -568,8 +543,8 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
     client_id = random_client_id();
   }
   if (auto old = find_session(client_id)) {
-    log::info("client reconnected; replacing its old control connection",
-              {{"client", client_id}, {"peer", peer}});
+    spdlog::info("client {} reconnected from {}; replacing its old control connection", client_id,
+                 peer);
     old->close();
   }
   client_tokens_[client_id] = auth->user;
@@ -599,13 +574,9 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
   auto session = std::make_shared<control_session>(*this, std::move(stream), std::move(reader),
                                                    client_id, pool_size, mux_granted, peer);
   sessions_[client_id] = session;
-  log::info("client connected",
-            {{"client", client_id},
-             {"peer", peer},
-             {"agent", auth->ext ? "porthole " + auth->ext->version : "ngrok " + auth->mm_version},
-             {"os", auth->os},
-             {"arch", auth->arch},
-             {"protocol", auth->ext ? "porthole" : "base"}});
+  spdlog::info("client {} connected from {} ({} {}/{}{})", client_id, peer,
+               auth->ext ? "porthole " + auth->ext->version : "ngrok " + auth->mm_version, auth->os,
+               auth->arch, auth->ext ? "" : ", base protocol");
   co_await session->run(resp);
   if (auto it = sessions_.find(client_id); it != sessions_.end() && it->second.lock() == session) {
     sessions_.erase(it);
@@ -723,11 +694,8 @@ std::vector<proto::new_tunnel> server::open_tunnels(const std::shared_ptr<contro
     auto& mine = session->tunnels();
     std::erase_if(mine, [&](const auto& old) { return old->url == t->url; });
     mine.push_back(t);
-    log::info("tunnel up", {{"url", t->url},
-                            {"client", client_id},
-                            {"proto", t->protocol},
-                            {"peer", session->peer()},
-                            {"basic_auth", !t->http_auth.empty()}});
+    spdlog::info("client {}: tunnel up: {}{}", client_id, t->url,
+                 t->http_auth.empty() ? "" : " (basic auth)");
   }
   return replies;
 }
@@ -823,8 +791,7 @@ std::optional<proto::new_tunnel> server::open_tcp_tunnel(
     tcp_endpoints_[url] = ep_state;
     session->tunnels().push_back(t);
     net::spawn(ioc_.get_executor(), serve_tcp_tunnel(ep_state), "tcp tunnel " + url);
-    log::info("tunnel up",
-              {{"url", url}, {"client", client_id}, {"proto", "tcp"}, {"peer", session->peer()}});
+    spdlog::info("client {}: tunnel up: {}", client_id, url);
     return proto::new_tunnel{req.req_id, url, "tcp", ""};
   }
   return refusal(last_error);
@@ -837,7 +804,7 @@ asio::awaitable<void> server::serve_tcp_tunnel(std::shared_ptr<tcp_endpoint> ep)
       if (ec == asio::error::operation_aborted || !ep->acceptor.is_open()) {
         co_return;
       }
-      log::warn("accept failed", {{"url", ep->t->url}, {"error", ec.message()}});
+      spdlog::warn("{}: accept failed: {}", ep->t->url, ec.message());
       asio::steady_timer pause(ioc_, std::chrono::milliseconds(100));
       co_await pause.async_wait(net::use_nothrow);
       continue;
@@ -865,15 +832,12 @@ asio::awaitable<void> server::proxy_tcp(std::shared_ptr<tunnel> t, tcp::socket p
     byte_counter bytes(metrics_);
     const auto totals =
         co_await net::relay(public_conn, *conn, {}, cfg_.tcp_idle_timeout, false, &bytes);
-    log::debug("public connection closed", {{"url", t->url},
-                                            {"peer", peer},
-                                            {"bytes_in", totals.near_to_tunnel},
-                                            {"bytes_out", totals.tunnel_to_near}});
+    spdlog::debug("{}: {} closed ({} bytes in, {} out)", t->url, peer, totals.near_to_tunnel,
+                  totals.tunnel_to_near);
     co_return;
   }
   metrics_->count(error_kind::proxy_timeout);
-  log::warn("no proxy connection from the client in time; dropping the public connection",
-            {{"url", t->url}, {"peer", peer}});
+  spdlog::warn("{}: no proxy connection from the client in time; dropping {}", t->url, peer);
 }
 
 void server::drop_tunnel(control_session& session, const tunnel& t,
@@ -893,7 +857,7 @@ void server::drop_tunnel(control_session& session, const tunnel& t,
     }
     registry_->release(key, session.client_id(), hold_until);
   }
-  log::info("tunnel down", {{"url", t.url}, {"client", session.client_id()}, {"proto", t.protocol}});
+  spdlog::info("client {}: tunnel down: {}", session.client_id(), t.url);
 }
 
 void server::close_tunnels(control_session& session) {
@@ -909,8 +873,8 @@ void server::close_tunnel(control_session& session, std::string_view url) {
   auto& mine = session.tunnels();
   auto it = std::find_if(mine.begin(), mine.end(), [&](const auto& t) { return t->url == url; });
   if (it == mine.end()) {
-    log::debug("CloseTunnel for a tunnel the client does not have; ignored",
-               {{"client", session.client_id()}, {"url", url}});
+    spdlog::debug("client {}: CloseTunnel for {}, which it does not have; ignored",
+                  session.client_id(), url);
     return;
   }
   const std::shared_ptr<tunnel> t = *it;
