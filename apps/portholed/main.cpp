@@ -204,8 +204,9 @@ int main(int argc, char** argv) {
                "Do not grant porthole clients the multiplexed connection; use proxy connections");
   app.add_option("--admin-addr", cfg.admin_addr,
                  "Admin endpoint: GET /metrics (Prometheus) and /healthz, [HOST]:PORT (\"\" "
-                 "disables)")
-      ->capture_default_str();
+                 "disables; the last one given wins)")
+      ->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   porthole::log::add_options(app, log_target, log_level, &log_format);
 
   try {

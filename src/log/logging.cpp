@@ -52,8 +52,12 @@ void configure(const std::string& target, const std::string& level,
       throw std::runtime_error("cannot open log file " + target + ": " + e.what());
     }
   }
-  logger->set_formatter(
-      make_line_formatter(format == "json" ? log::format::json : log::format::text));
+  if (format == "json") {
+    logger->set_formatter(make_line_formatter(log::format::json));
+  } else {
+    // The text lines keep the pattern they always had: scripts and tests read them.
+    logger->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%l] %v");
+  }
   if (problems) {
     // The status screen shows a problem's text; it keeps its own formatter.
     problems->set_level(std::max(lvl, spdlog::level::warn));
