@@ -216,7 +216,7 @@ std::string render_metrics(const metrics& m, const process_stats& p, std::string
   }
 
   e.family("porthole_errors_total", "counter",
-           "Refusals and failures, by kind (see docs/OPERATIONS.md).");
+           "Refusals and failures, by kind (see docs/CONFIG.md).");
   for (std::size_t i = 0; i < error_kinds; ++i) {
     e.sample("porthole_errors_total", {{"kind", name_of(static_cast<error_kind>(i))}},
              m.errors[i]);

@@ -87,6 +87,21 @@ def test_pool_transport_counts_pool_hits_or_misses(server, http_backend, start_p
     assert m['porthole_control_messages_total{type="RegProxy",direction="in"}'] >= 1
 
 
+def test_silent_client_and_refused_tunnel_are_counted(start_portholed, http_backend,
+                                                       start_porthole):
+    server = start_portholed("--heartbeat-timeout", "2")
+    start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "rare",
+                   "--proto", "http", "--heartbeat-interval", "30", server=server)
+    server.proc.wait_for(r"no heartbeat for 2s", timeout=10)
+    # Another client asks for a name outside the domain: refused, and counted.
+    start_porthole("http", f"127.0.0.1:{http_backend.port}", "--hostname", "www.example.org",
+                   server=server, wait_up=False)
+    server.proc.wait_for(r"ReqTunnel refused", timeout=10)
+    m = scrape(server)
+    assert m['porthole_errors_total{kind="heartbeat_timeout"}'] >= 1
+    assert m['porthole_errors_total{kind="tunnel_refused"}'] >= 1
+
+
 def test_healthz_is_ok_other_paths_404_other_methods_405(server):
     r = admin(server, "/healthz")
     assert (r.status, r.body) == (200, b"ok\n")
