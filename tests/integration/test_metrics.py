@@ -3,6 +3,8 @@ text format, GET /healthz; and --log-format json."""
 
 import json
 import re
+import socket
+import subprocess
 
 import harness
 from backends import echo_through
@@ -113,6 +115,22 @@ def test_admin_endpoint_can_be_disabled(start_portholed):
     server = start_portholed("--admin-addr", "")
     assert server.admin_port is None
     assert "listening for admin" not in server.proc.text()
+
+
+def test_admin_port_in_use_is_a_clear_fatal_error(tmp_path):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        p = subprocess.run([str(harness.binary("portholed")), "--dev", "--state-dir",
+                            str(tmp_path / "state"), "--http-addr", "127.0.0.1:0",
+                            "--https-addr", "127.0.0.1:0", "--tunnel-addr", "127.0.0.1:0",
+                            "--admin-addr", f"127.0.0.1:{port}"],
+                           capture_output=True, text=True, timeout=30,
+                           env=harness.clean_env(tmp_path / "home"))
+    assert p.returncode == 1, p
+    assert f"cannot listen for the admin endpoint on 127.0.0.1:{port}: Address already in use" \
+        in p.stderr, p.stderr
 
 
 def test_text_log_quotes_a_value_with_a_space(server):
