@@ -85,6 +85,7 @@ int main(int argc, char** argv) {
   std::string tcp_ports;
   std::string log_target = "stderr";
   std::string log_level = "info";
+  std::string log_format = "text";
   std::string state_dir = porthole::portholed::default_state_dir();
   int read_header_timeout = static_cast<int>(cfg.read_header_timeout.count());
   int grace = static_cast<int>(cfg.reconnect_grace.count());
@@ -213,7 +214,12 @@ int main(int argc, char** argv) {
   bool no_mux = false;
   app.add_flag("--no-mux", no_mux,
                "Do not grant porthole clients the multiplexed connection; use proxy connections");
-  porthole::log::add_options(app, log_target, log_level);
+  app.add_option("--admin-addr", cfg.admin_addr,
+                 "Admin endpoint: GET /metrics (Prometheus) and /healthz, [HOST]:PORT (\"\" "
+                 "disables; the last one given wins)")
+      ->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  porthole::log::add_options(app, log_target, log_level, &log_format);
   porthole::server::config_options config;
   porthole::server::add_config_options(app, config);
   porthole::portholed::token_cli tokens(app, cfg, state_dir);
@@ -235,7 +241,7 @@ int main(int argc, char** argv) {
       std::cout << porthole::server::effective_config(app);
       return 0;
     }
-    porthole::log::configure(log_target, log_level);
+    porthole::log::configure(log_target, log_level, nullptr, log_format);
     cfg.state_dir = state_dir;
     cfg.mux = !no_mux;
     cfg.ping_timeout = std::chrono::seconds(heartbeat_timeout);

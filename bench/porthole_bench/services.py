@@ -185,6 +185,7 @@ def start_portholed(sup: Supervisor, bindir: Path, tmp: Path, name: str = "porth
             "--http-addr", f"127.0.0.1:{http_port}",
             "--https-addr", f"127.0.0.1:{tunnel_port}",
             "--tunnel-addr", f"127.0.0.1:{tunnel_port}",
+            "--admin-addr", "127.0.0.1:0",
             "--log", "stderr", *(extra or [])]
     proc = sup.start(name, [bindir / "portholed", *args])
     proc.wait_for(r"portholed ready", timeout=20)

@@ -10,7 +10,7 @@
 
 namespace porthole::log {
 
-void add_options(CLI::App& app, std::string& target, std::string& level) {
+void add_options(CLI::App& app, std::string& target, std::string& level, std::string* format) {
   app.add_option("--log", target,
                  "Log to stdout, stderr, none, or a file (the last one given wins)")
       ->capture_default_str()
@@ -20,10 +20,20 @@ void add_options(CLI::App& app, std::string& target, std::string& level) {
                  "trace, debug, info, warn or error (the last one given wins)")
       ->capture_default_str()
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  if (format != nullptr) {
+    app.add_option("--log-format", *format,
+                   "text (time, level, message, key=value fields) or json (one object per line)")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"text", "json"}))
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  }
 }
 
 void configure(const std::string& target, const std::string& level,
-               std::shared_ptr<spdlog::sinks::sink> problems) {
+               std::shared_ptr<spdlog::sinks::sink> problems, const std::string& format) {
+  if (format != "text" && format != "json") {
+    throw std::invalid_argument("unknown log format '" + format + "' (use text or json)");
+  }
   const auto lvl = spdlog::level::from_str(level);
   if (lvl == spdlog::level::off && level != "off") {
     throw std::invalid_argument("unknown log level '" + level +
@@ -43,8 +53,14 @@ void configure(const std::string& target, const std::string& level,
       throw std::runtime_error("cannot open log file " + target + ": " + e.what());
     }
   }
-  logger->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%l] %v");
+  if (format == "json") {
+    logger->set_formatter(make_line_formatter(log::format::json));
+  } else {
+    // The text lines keep the pattern they always had: scripts and tests read them.
+    logger->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%l] %v");
+  }
   if (problems) {
+    // The status screen shows a problem's text; it keeps its own formatter.
     problems->set_level(std::max(lvl, spdlog::level::warn));
     logger->sinks().push_back(std::move(problems));
   }

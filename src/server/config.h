@@ -17,6 +17,7 @@ struct server_config {
   std::string http_addr = ":80";     ///< public HTTP; empty disables it
   std::string https_addr = ":443";   ///< public HTTPS; empty disables it
   std::string tunnel_addr = ":443";  ///< tunnel clients; may equal https_addr (routed by SNI)
+  std::string admin_addr = "127.0.0.1:9180";  ///< /metrics and /healthz; empty disables it
   std::filesystem::path tls_cert;
   std::filesystem::path tls_key;
   bool dev = false;

@@ -57,6 +57,7 @@ void control_session::send(const proto::message& m) {
     close();
     return;
   }
+  ++server_.counters().messages_out[proto::type_name(m)];
   outbox_.push_back(proto::encode_framed(m));
   outbox_ready_.notify();
 }
@@ -106,6 +107,7 @@ asio::awaitable<void> control_session::read_loop() {
       co_return;
     }
     last_heard_ = std::chrono::steady_clock::now();
+    ++server_.counters().messages_in[proto::type_name(msg)];
     if (std::holds_alternative<proto::ping>(msg)) {
       send(proto::pong{});
     } else if (auto* req = std::get_if<proto::req_tunnel>(&msg)) {
@@ -114,6 +116,7 @@ asio::awaitable<void> control_session::read_loop() {
         // client with several tunnels tell which one was refused.
         reply.req_id = req->req_id;
         if (!reply.error.empty()) {
+          server_.counters().count(error_kind::tunnel_refused);
           // The client stays connected: a refused request costs it nothing
           // else, and the log shows a flood of them without being one.
           if (auto skipped = refusal_log_.admit()) {
@@ -166,6 +169,7 @@ asio::awaitable<void> control_session::heartbeat_watch() {
       co_return;
     }
     if (std::chrono::steady_clock::now() - last_heard_ > ping_timeout) {
+      server_.counters().count(error_kind::heartbeat_timeout);
       spdlog::warn("client {}: no heartbeat for {}s; closing its control connection", client_id_,
                    ping_timeout.count());
       co_return;
@@ -182,6 +186,7 @@ std::optional<public_conn_slot> control_session::admit_public(std::string_view p
                                                               std::string_view url) {
   const std::size_t limit = server_.config().max_conns_per_client;
   if (limit != 0 && *public_conns_ >= limit) {
+    server_.counters().count(error_kind::limit);
     if (auto skipped = conn_limit_log_.admit()) {
       spdlog::warn("{}: refused public connection from {}: client {} has {} open (the limit){}",
                    url, public_peer, client_id_, *public_conns_, suppressed_note(*skipped));
@@ -194,6 +199,7 @@ std::optional<public_conn_slot> control_session::admit_public(std::string_view p
   if (auto token_count = account_->admit_conn()) {
     return public_conn_slot(public_conns_, std::move(token_count));
   }
+  server_.counters().count(error_kind::limit);
   if (auto skipped = account_->conn_limit_log.admit()) {
     spdlog::warn(
         "{}: refused public connection from {}: the clients of {} have {} open (the limit, {}){}",
@@ -202,6 +208,10 @@ std::optional<public_conn_slot> control_session::admit_public(std::string_view p
         suppressed_note(*skipped));
   }
   return std::nullopt;
+}
+
+metrics& control_session::counters() {
+  return server_.counters();
 }
 
 asio::awaitable<std::unique_ptr<net::channel>> start_proxy(
@@ -213,6 +223,7 @@ asio::awaitable<std::unique_ptr<net::channel>> start_proxy(
       co_return nullptr;
     }
     if (auto mux = session->mux()) {
+      ++session->counters().pool_hits;
       // A stream: no round trip, no handshake, the first bytes right behind OPEN.
       std::unique_ptr<net::channel> stream = mux->open(proto::start_proxy{t->url, client_addr});
       if (!first_bytes.empty()) {
@@ -226,10 +237,14 @@ asio::awaitable<std::unique_ptr<net::channel>> start_proxy(
   }
   const std::string start =
       proto::encode_framed(proto::start_proxy{t->url, std::move(client_addr)}) + first_bytes;
-  for (;;) {
+  for (bool first_try = true;; first_try = false) {
     auto session = t->session.lock();
     if (!session || session->closed()) {
       co_return nullptr;
+    }
+    if (first_try) {
+      ++(session->pool().ready() > 0 ? session->counters().pool_hits
+                                     : session->counters().pool_misses);
     }
     auto conn = co_await session->pool().take(deadline);
     if (!conn) {

@@ -22,6 +22,7 @@
 
 namespace porthole::server {
 
+struct metrics;
 class server;
 
 /// Takes a proxy connection from the pool of the client serving `t` and
@@ -78,6 +79,9 @@ class control_session : public std::enable_shared_from_this<control_session> {
   void close();
 
   proxy_pool& pool() { return pool_; }
+
+  /// The server's counters (/metrics).
+  metrics& counters();
 
   /// Serves the client's multiplexed connection (extension "mux") until it
   /// ends; a newer one replaces an older one.

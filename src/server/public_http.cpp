@@ -111,6 +111,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
         cfg_(srv.config()),
         public_(stream),
         scheme_(std::move(scheme)),
+        protocol_(scheme_ == "https" ? public_protocol::https : public_protocol::http),
         client_ip_(std::move(client_ip)),
         req_(http::parser_limits{cfg_.header_limit, cfg_.max_header_fields}),
         resp_(http::parser_limits{64 * 1024}),
@@ -168,6 +169,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
           req_.release();  // between requests: hold nothing while idle
         }
         auto [ec, n] = co_await read_more(public_, in_, in_size_);
+        server_.counters().in(protocol_) += n;
         if (n > 0) {
           touch();
           head_byte_seen_ = true;
@@ -250,6 +252,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
                                  "expected back shortly.",
                              false, "Retry-After: 5\r\n");
       } else {
+        server_.counters().count(error_kind::tunnel_not_found);
         co_await reply_local(404, "Not Found", "Tunnel " + host + " not found", false);
       }
       co_return false;
@@ -266,6 +269,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
     if (!t->http_auth.empty()) {
       const auto authorization = h.find("authorization");
       if (!authorization || !http::basic_auth_matches(*authorization, t->http_auth)) {
+        server_.counters().count(error_kind::basic_auth_refused);
         discard_ = true;
         close_after = !h.keep_alive;
         co_await reply_local(401, "Unauthorized", "This tunnel requires a user name and password.",
@@ -323,6 +327,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
       co_return true;
     }
     out_.clear();
+    server_.counters().count(error_kind::proxy_timeout);
     co_await reply_local(
         502, "Bad Gateway",
         "Tunnel " + t->host + " is not reachable: its client gave no connection in time.", false);
@@ -349,6 +354,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
       }
       byte_buffer chunk;
       auto [ec, n] = co_await read_more(public_, chunk, in_size_);
+      server_.counters().in(protocol_) += n;
       if (n > 0) {
         touch();
         out_ += view(chunk);
@@ -382,6 +388,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
   // byte of the service's answer to it has been sent yet).
   asio::awaitable<void> refuse(net::error_code ec, bool in_body) {
     const unsigned status = http::status_of(ec);
+    server_.counters().count(error_kind::bad_request);
     spdlog::warn("{}: public {} request refused: status={} rule={} ({}); closing", client_addr(),
                  scheme_, status, rule_of(ec), ec.message());
     std::string message = ec == boost::beast::http::error::header_limit
@@ -409,7 +416,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
       co_return;  // the client already has part of an answer; it can only be cut
     }
     const std::string response = http::error_response(status, reason, message, false);
-    co_await asio::async_write(public_, asio::buffer(response), net::use_nothrow);
+    co_await write_public(asio::buffer(response));
   }
 
   // Answers a request here, after every response owed before it.
@@ -422,7 +429,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
     }
     spdlog::debug("{} {} {}: {}", client_ip_, status, reason, message);
     const std::string response = http::error_response(status, reason, message, keep_alive, extra);
-    auto [ec, n] = co_await asio::async_write(public_, asio::buffer(response), net::use_nothrow);
+    auto [ec, n] = co_await write_public(asio::buffer(response));
     if (ec) {
       closed_ = true;
     }
@@ -458,20 +465,21 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
         std::size_t completed = 0;
         const bool valid = parse_responses(rbuf, wbuf, completed);
         if (!valid) {
+          server_.counters().count(error_kind::bad_response);
           spdlog::warn("{}: the local service's response is not valid HTTP ({}); closing",
                        tunnel_->url, resp_error_.message());
           if (!wbuf.empty()) {
-            co_await asio::async_write(public_, asio::buffer(wbuf), net::use_nothrow);
+            co_await write_public(asio::buffer(wbuf));
           }
           if (!response_started_ && pending_ > completed && !refused_) {
             const std::string response = http::error_response(
                 502, "Bad Gateway", "The local service's response is not valid HTTP.", false);
-            co_await asio::async_write(public_, asio::buffer(response), net::use_nothrow);
+            co_await write_public(asio::buffer(response));
           }
           break;
         }
         auto [wec, written] =
-            co_await asio::async_write(public_, asio::buffer(wbuf), net::use_nothrow);
+            co_await write_public(asio::buffer(wbuf));
         if (wec) {
           break;
         }
@@ -553,7 +561,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
               : http::error_response(502, "Bad Gateway",
                                      "The tunnel's client closed the connection without an answer.",
                                      false);
-      co_await asio::async_write(public_, asio::buffer(response), net::use_nothrow);
+      co_await write_public(asio::buffer(response));
     }
   }
 
@@ -598,6 +606,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
       // which says so with a 504 (it alone writes to the public side while
       // responses are owed); the connection closes after, or at the latest
       // when the timer fires again.
+      server_.counters().count(error_kind::response_timeout);
       spdlog::info("{}: no answer from the local service within {}s; 504", tunnel_->url,
                    cfg_.response_timeout.count());
       response_timed_out_ = clock::now();
@@ -606,6 +615,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
       return;
     }
     if (head_started_ && pending_ == 0 && !closed_) {
+      server_.counters().count(error_kind::header_timeout);
       spdlog::warn("{}: public {} request head not complete within {}s: status={}; closing",
                    client_addr(), scheme_, cfg_.read_header_timeout.count(),
                    head_byte_seen_ ? "408" : "none");
@@ -627,7 +637,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
   asio::awaitable<void> answer_timeout() {
     const std::string response = http::error_response(
         408, "Request Timeout", "The request head did not arrive in time.", false);
-    co_await asio::async_write(public_, asio::buffer(response), net::use_nothrow);
+    co_await write_public(asio::buffer(response));
     if (!done_) {
       close_all();
     }
@@ -644,6 +654,13 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
 
   void touch() { last_activity_ = clock::now(); }
 
+  // Writes to the public side, counting the bytes for /metrics.
+  asio::awaitable<std::tuple<net::error_code, std::size_t>> write_public(asio::const_buffer b) {
+    auto [ec, n] = co_await asio::async_write(public_, b, net::use_nothrow);
+    server_.counters().out(protocol_) += n;
+    co_return std::tuple{ec, n};
+  }
+
   std::string client_addr() const {
     net::error_code ec;
     auto ep = net::lowest_socket(public_).remote_endpoint(ec);
@@ -654,6 +671,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
   const server_config& cfg_;
   Stream& public_;
   std::string scheme_;
+  public_protocol protocol_;
   std::string client_ip_;
   http::request_parser req_;
   http::response_parser resp_;

@@ -14,6 +14,7 @@
 #include "net/relay.h"
 #include "net/spawn.h"
 #include "net/tls.h"
+#include "server/admin.h"
 #include "server/control_session.h"
 #include "server/public_http.h"
 
@@ -81,6 +82,29 @@ std::string ip_of(const tcp::socket& s) {
   auto ep = s.remote_endpoint(ec);
   return ec ? "unknown" : ip_string(ep);
 }
+
+public_protocol protocol_of(std::string_view scheme) {
+  if (scheme == "http") {
+    return public_protocol::http;
+  }
+  return scheme == "https" ? public_protocol::https : public_protocol::tcp;
+}
+
+// Counts a TCP tunnel's bytes as they move, so a long connection shows in
+// the counters before it ends.
+class byte_counter final : public net::relay_observer {
+ public:
+  explicit byte_counter(std::shared_ptr<metrics> m) : m_(std::move(m)) {}
+  void to_near(std::string_view bytes) noexcept override {
+    m_->out(public_protocol::tcp) += bytes.size();
+  }
+  void to_tunnel(std::string_view bytes) noexcept override {
+    m_->in(public_protocol::tcp) += bytes.size();
+  }
+
+ private:
+  std::shared_ptr<metrics> m_;
+};
 
 }  // namespace
 
@@ -196,7 +220,37 @@ void server::start() {
     }
     net::spawn(ioc_.get_executor(), accept_loop(*l), "listener " + where);
   }
+  if (!cfg_.admin_addr.empty()) {
+    admin_ = std::make_unique<admin_endpoint>(
+        ioc_.get_executor(), cfg_.admin_addr,
+        admin_endpoint::handlers{[this] { return metrics_page(); }, [this] { return !stopping_; }});
+    admin_->start();
+  }
   spdlog::info("portholed ready: domain {}", cfg_.domain);
+}
+
+std::optional<tcp::endpoint> server::admin_endpoint_address() const {
+  if (!admin_) {
+    return std::nullopt;
+  }
+  return admin_->endpoint();
+}
+
+// The gauges of what the server holds are counted when asked for: the maps
+// are small, and nothing can drift.
+std::string server::metrics_page() {
+  metrics& m = *metrics_;
+  m.clients = 0;
+  for (const auto& [id, weak] : sessions_) {
+    const auto s = weak.lock();
+    m.clients += s && !s->closed() ? 1 : 0;
+  }
+  m.tunnels = {};
+  for (const auto& [key, t] : http_routes_) {
+    ++m.tunnels_of(protocol_of(t->protocol));
+  }
+  m.tunnels_of(public_protocol::tcp) = tcp_endpoints_.size();
+  return render_metrics(m, read_process_stats(), PORTHOLE_VERSION);
 }
 
 void server::stop() {
@@ -277,6 +331,7 @@ void server::refuse_over_ip_limit(tcp::socket& sock, std::string_view port, std:
   const std::string ip = ip_of(sock);
   net::error_code ignored;
   sock.close(ignored);
+  metrics_->count(error_kind::limit);
   if (auto skipped = ip_limit_log_.admit()) {
     spdlog::warn("{}: refused: {} connections from {} are open on the {} port (the limit, {}){}",
                  peer, limit, ip, port, flag, suppressed_note(*skipped));
@@ -286,6 +341,7 @@ void server::refuse_over_ip_limit(tcp::socket& sock, std::string_view port, std:
 asio::awaitable<void> server::serve_plain_http(tcp::socket sock,
                                                ip_connection_counts::slot counted_ip) {
   active_guard counted(active_);
+  public_conn_count in_metrics(metrics_, public_protocol::http);
   const std::string ip = ip_of(sock);
   co_await serve_public_http(*this, sock, "http", ip);
 }
@@ -302,9 +358,11 @@ asio::awaitable<void> server::serve_tls(tcp::socket sock, ip_connection_counts::
       co_await (stream->async_handshake(asio::ssl::stream_base::server, net::use_nothrow) ||
                 timer.async_wait(net::use_nothrow));
   if (pending.cut_off()) {
+    metrics_->count(error_kind::limit);
     co_return;
   }
   if (result.index() == 1) {
+    metrics_->count(error_kind::tls_handshake);
     if (auto skipped = handshake_timeout_log_.admit()) {
       spdlog::info("{}: TLS handshake not done within {}s; closing{}", peer,
                    cfg_.tls_handshake_timeout.count(), suppressed_note(*skipped));
@@ -312,6 +370,7 @@ asio::awaitable<void> server::serve_tls(tcp::socket sock, ip_connection_counts::
     co_return;
   }
   if (auto [ec] = std::get<0>(result); ec) {
+    metrics_->count(error_kind::tls_handshake);
     spdlog::debug("{}: TLS handshake failed: {}", peer, ec.message());
     co_return;
   }
@@ -332,6 +391,7 @@ asio::awaitable<void> server::serve_tls(tcp::socket sock, ip_connection_counts::
     co_await serve_tunnel_client(std::move(stream), std::move(pending), std::move(counted_ip));
   } else {
     pending.leave();
+    public_conn_count in_metrics(metrics_, public_protocol::https);
     co_await serve_public_http(*this, *stream, "https", ip);
   }
 }
@@ -406,6 +466,7 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
   }
   pending.leave();
   if (first.index() == 1) {
+    metrics_->count(error_kind::first_message_timeout);
     if (auto skipped = first_message_log_.admit()) {
       spdlog::warn("{}: sent no message within {}s; closing{}", peer,
                    cfg_.first_message_timeout.count(), suppressed_note(*skipped));
@@ -416,6 +477,7 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
   auto [ec, msg] = std::get<0>(std::move(first));
   if (ec) {
     if (ec != asio::error::eof) {
+      metrics_->count(error_kind::bad_first_message);
       if (auto skipped = bad_first_log_.admit()) {
         spdlog::warn("{}: bad first message: {}; closing{}", peer, ec.message(),
                      suppressed_note(*skipped));
@@ -424,12 +486,14 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
     net::close_stream(*stream);
     co_return;
   }
+  ++metrics_->messages_in[proto::type_name(msg)];
 
   if (auto* reg = std::get_if<proto::reg_proxy>(&msg)) {
     auto session = find_session(reg->client_id);
     if (!session) {
       // The client id is the proxy connection's only credential: an id no
       // live client has is refused, whoever sends it.
+      metrics_->count(error_kind::bad_first_message);
       if (auto skipped = reg_proxy_log_.admit()) {
         spdlog::warn("{}: RegProxy for unknown client id '{}'; closing{}", peer,
                      shown_id(reg->client_id), suppressed_note(*skipped));
@@ -438,6 +502,7 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
       co_return;
     }
     if (!reader.take_buffered().empty()) {
+      metrics_->count(error_kind::bad_first_message);
       if (auto skipped = bad_first_log_.admit()) {
         spdlog::warn("{}: sent bytes after RegProxy before StartProxy; closing{}", peer,
                      suppressed_note(*skipped));
@@ -461,6 +526,7 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
   if (auto* reg = std::get_if<proto::reg_mux>(&msg)) {
     auto session = find_session(reg->client_id);
     if (!session || !session->mux_granted()) {
+      metrics_->count(error_kind::bad_first_message);
       if (auto skipped = reg_proxy_log_.admit()) {
         spdlog::warn("{}: RegMux for {} client '{}'; closing{}", peer,
                      session ? "a base-protocol" : "unknown", shown_id(reg->client_id),
@@ -475,6 +541,7 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
 
   auto* auth = std::get_if<proto::auth>(&msg);
   if (!auth) {
+    metrics_->count(error_kind::bad_first_message);
     if (auto skipped = bad_first_log_.admit()) {
       spdlog::warn("{}: first message was {}, not Auth or RegProxy; closing{}", peer,
                    proto::type_name(msg), suppressed_note(*skipped));
@@ -483,6 +550,8 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
     co_return;
   }
   if (auth->version != proto::protocol_version) {
+    metrics_->count(error_kind::version_refused);
+    ++metrics_->messages_out["AuthResp"];
     if (auto skipped = bad_first_log_.admit()) {
       spdlog::warn("{}: client speaks protocol version '{}', not 2; refused{}", peer,
                    shown_id(auth->version), suppressed_note(*skipped));
@@ -498,6 +567,8 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
   tokens_->refresh();
   const std::optional<token_identity> who = tokens_->check(auth->user);
   if (!who) {
+    metrics_->count(error_kind::auth_refused);
+    ++metrics_->messages_out["AuthResp"];
     if (auto skipped = bad_first_log_.admit()) {
       spdlog::warn("{}: client refused: invalid authtoken{}", peer, suppressed_note(*skipped));
     }
@@ -815,6 +886,7 @@ asio::awaitable<void> server::serve_tcp_tunnel(std::shared_ptr<tcp_endpoint> ep)
 
 asio::awaitable<void> server::proxy_tcp(std::shared_ptr<tunnel> t, tcp::socket public_conn) {
   active_guard counted(active_);
+  public_conn_count in_metrics(metrics_, public_protocol::tcp);
   const std::string peer = peer_of(public_conn);
   std::optional<public_conn_slot> slot;
   if (auto session = t->session.lock()) {
@@ -826,11 +898,14 @@ asio::awaitable<void> server::proxy_tcp(std::shared_ptr<tunnel> t, tcp::socket p
   auto conn =
       co_await start_proxy(t, peer, {}, std::chrono::steady_clock::now() + cfg_.proxy_wait_timeout);
   if (conn) {
-    const auto totals = co_await net::relay(public_conn, *conn, {}, cfg_.tcp_idle_timeout, false);
+    byte_counter bytes(metrics_);
+    const auto totals =
+        co_await net::relay(public_conn, *conn, {}, cfg_.tcp_idle_timeout, false, &bytes);
     spdlog::debug("{}: {} closed ({} bytes in, {} out)", t->url, peer, totals.near_to_tunnel,
                   totals.tunnel_to_near);
     co_return;
   }
+  metrics_->count(error_kind::proxy_timeout);
   spdlog::warn("{}: no proxy connection from the client in time; dropping {}", t->url, peer);
 }
 

@@ -15,11 +15,13 @@
 #include "server/authtokens.h"
 #include "server/config.h"
 #include "server/connection_limits.h"
+#include "server/metrics.h"
 #include "server/tunnel.h"
 #include "server/tunnel_registry.h"
 
 namespace porthole::server {
 
+class admin_endpoint;
 class control_session;
 
 /// The server. Everything runs on one io_context thread.
@@ -68,6 +70,13 @@ class server {
   /// Public and tunnel connections being served now.
   std::size_t active_connections() const { return active_; }
 
+  /// The counts /metrics shows; shared with what may outlive the server.
+  metrics& counters() { return *metrics_; }
+  const std::shared_ptr<metrics>& shared_counters() const { return metrics_; }
+
+  /// The admin endpoint's address, if it is enabled (after start()).
+  std::optional<net::tcp::endpoint> admin_endpoint_address() const;
+
  private:
   struct listener;
   void drop_tunnel(control_session& session, const tunnel& t,
@@ -95,6 +104,7 @@ class server {
   std::shared_ptr<token_account> account_for(const token_identity& who);
   /// The NewTunnel error if `host` is a subdomain another token reserved, else "".
   std::string reserved_refusal(const control_session& session, std::string_view host) const;
+  std::string metrics_page();
   net::asio::awaitable<void> forget_client_later(std::string client_id);
 
   net::asio::io_context& ioc_;
@@ -123,6 +133,8 @@ class server {
       client_tokens_;  ///< client id -> token it authenticated with
   bool stopping_ = false;
   std::size_t active_ = 0;
+  std::shared_ptr<metrics> metrics_ = std::make_shared<metrics>();
+  std::unique_ptr<admin_endpoint> admin_;
 
   /// Counts a connection while it is served.
   struct active_guard {

@@ -407,6 +407,7 @@ class Server:
     tunnel_port: int
     ca: Path
     extra_args: list[str] = field(default_factory=list)
+    admin_port: int | None = None  # the admin endpoint (/metrics, /healthz)
 
     @property
     def tunnel_addr(self) -> str:
@@ -428,7 +429,8 @@ def start_server(*extra: str, state_dir: Path, home: Path, domain: str = DOMAIN,
         argv.append("--dev")
     argv += ["--domain", domain, "--state-dir", state_dir,
              "--http-addr", http_addr, "--https-addr", https_addr,
-             "--tunnel-addr", tunnel_addr, "--log", "stderr", "--log-level", LOG_LEVEL]
+             "--tunnel-addr", tunnel_addr, "--admin-addr", "127.0.0.1:0",
+             "--log", "stderr", "--log-level", LOG_LEVEL]
     if authtokens is not None:
         tokens_file = state_dir.parent / f"{name}-authtokens.txt"
         tokens_file.write_text("".join(t + "\n" for t in authtokens))
@@ -459,7 +461,8 @@ def start_server(*extra: str, state_dir: Path, home: Path, domain: str = DOMAIN,
         m = re.search(r"dev CA certificate: (\S+)", proc.text())
         if m:
             ca = Path(m[1])
-    return Server(proc, state_dir, domain, http_port, https_port, tunnel_port, ca, list(extra))
+    return Server(proc, state_dir, domain, http_port, https_port, tunnel_port, ca, list(extra),
+                  port_of("admin"))
 
 
 TUNNEL_UP = r"Forwarding (?P<url>\S+) -> (?P<local>\S+)"

@@ -22,7 +22,8 @@ def run(tmp_path, name: str, *args) -> Process:
 def server_args(tmp_path):
     """Where a portholed that wrongly starts would listen: loopback, OS ports."""
     return ["--state-dir", tmp_path / "state", "--http-addr", "127.0.0.1:0",
-            "--https-addr", "127.0.0.1:0", "--tunnel-addr", "127.0.0.1:0", "--log", "stderr"]
+            "--https-addr", "127.0.0.1:0", "--tunnel-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
+            "--log", "stderr"]
 
 
 # --------------------------------------------------------------------------
