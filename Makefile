@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 SANITIZE ?= OFF
 
 .PHONY: all deps build test unit integration test-asan test-tsan demo bench soak fuzz format clean \
-  package test-package test-selfhost
+  package test-package test-selfhost cross test-cross dist test-dist
 
 all: build
 
@@ -78,8 +78,33 @@ test-package: package
 test-selfhost: package
 	@tests/selfhost/test-guide $(BUILD)
 
+# Linux ARM (docs/CROSS.md): ARCH=arm64 or armhf, cross-compiled into
+# build-$(ARCH)/ with cmake/toolchain-$(ARCH).cmake; programs run under qemu-user.
+ARCH ?= arm64
+cross:
+	@scripts/install-deps --cross $(ARCH)
+	@cmake -S . -B build-$(ARCH) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
+	  -DCMAKE_TOOLCHAIN_FILE=cmake/toolchain-$(ARCH).cmake >/dev/null
+	@ninja -C build-$(ARCH) -j $(JOBS)
+
+# Unit tests under qemu (ctest), every integration test with the ARM programs,
+# then mixed runs: ARM client with the x86-64 server and the other way round.
+MIXED_TESTS ?= test_http.py test_tcp.py test_https.py test_websocket.py test_proxy_pool.py test_transport.py
+test-cross: cross build
+	@scripts/test-cross $(ARCH) $(abspath build-$(ARCH))/bin $(abspath $(BUILD))/bin $(MIXED_TESTS)
+
+# Release archives in build-dist/ for amd64, arm64 and armhf, with SHA256SUMS.
+dist: build
+	@$(MAKE) --no-print-directory cross ARCH=arm64
+	@$(MAKE) --no-print-directory cross ARCH=armhf
+	@scripts/dist build-dist amd64=$(BUILD)/bin arm64=build-arm64/bin armhf=build-armhf/bin
+
+# Each archive unpacked into a fresh Debian 12 root of its architecture.
+test-dist: dist
+	@tests/dist/test-archives build-dist
+
 format:
 	@git ls-files '*.cpp' '*.h' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) build-asan build-tsan
+	rm -rf $(BUILD) build-asan build-tsan build-arm64 build-armhf build-dist

@@ -482,7 +482,7 @@ __attribute__((noinline)) void crash_by_illegal_instruction() {
 #elif defined(__aarch64__)
   asm volatile(".inst 0x00000000");  // udf #0
 #elif defined(__arm__)
-  asm volatile(".inst 0xe7f000f0");  // udf
+  asm volatile("udf #0");  // ARM or Thumb-2 (Debian armhf builds Thumb-2)
 #endif
   raise(SIGILL);
 }

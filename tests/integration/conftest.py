@@ -1,6 +1,8 @@
 """Fixtures of porthole's integration tests.
 
-Binaries come from $PORTHOLE_BIN_DIR (default <repo>/build/bin). Every process,
+Binaries come from $PORTHOLE_BIN_DIR (default <repo>/build/bin); for mixed runs
+$PORTHOLE_SERVER_BIN_DIR and $PORTHOLE_CLIENT_BIN_DIR override it for portholed and
+porthole. Every process,
 backend and socket server a test starts is registered in harness and stopped at
 the test's teardown; when a test fails, the captured output of each is added to
 the failure report.

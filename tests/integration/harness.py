@@ -62,8 +62,14 @@ def bin_dir() -> Path:
     return Path(os.environ.get("PORTHOLE_BIN_DIR") or REPO / "build" / "bin")
 
 
+# Mixed runs (make test-cross) take the server and the client from different
+# builds, e.g. an ARM client against the x86-64 server.
+_BIN_DIR_VARS = {"portholed": "PORTHOLE_SERVER_BIN_DIR", "porthole": "PORTHOLE_CLIENT_BIN_DIR"}
+
+
 def binary(name: str) -> Path:
-    path = bin_dir() / name
+    own = os.environ.get(_BIN_DIR_VARS.get(name, ""))
+    path = (Path(own) if own else bin_dir()) / name
     if not (path.is_file() and os.access(path, os.X_OK)):
         import pytest
         pytest.fail(f"{name} not found at {path}: build the project first, or set "
