@@ -35,32 +35,38 @@ bool needs_quotes(std::string_view v) {
   return false;
 }
 
+// The escape of a quote, a backslash or a control character, shared by the
+// text and JSON forms; `hex` is the form of the other control characters.
+void append_escaped(std::string& out, unsigned char c, const char* hex) {
+  switch (c) {
+    case '"':
+      out += "\\\"";
+      break;
+    case '\\':
+      out += "\\\\";
+      break;
+    case '\n':
+      out += "\\n";
+      break;
+    case '\r':
+      out += "\\r";
+      break;
+    case '\t':
+      out += "\\t";
+      break;
+    default:
+      if (c < 0x20 || c == 0x7f) {
+        out += fmt::format(fmt::runtime(hex), c);
+      } else {
+        out += static_cast<char>(c);
+      }
+  }
+}
+
 void append_quoted(std::string& out, std::string_view v) {
   out += '"';
   for (const unsigned char c : v) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          out += fmt::format("\\x{:02x}", c);
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
+    append_escaped(out, c, "\\x{:02x}");
   }
   out += '"';
 }
@@ -109,29 +115,7 @@ void append_json_string(std::string& out, std::string_view s) {
       }
       continue;
     }
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          out += fmt::format("\\u{:04x}", c);
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
+    append_escaped(out, c, "\\u{:04x}");
     ++i;
   }
   out += '"';
