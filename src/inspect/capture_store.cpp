@@ -265,7 +265,7 @@ struct capture_store::impl {
       throw std::invalid_argument("capture store " + path + ": keep must be at least 1");
     }
     keep = static_cast<std::int64_t>(
-        std::min<std::size_t>(k, std::numeric_limits<std::int64_t>::max()));
+        std::min<std::uint64_t>(k, std::numeric_limits<std::int64_t>::max()));
     bool in_memory = path == ":memory:";
     if (!in_memory) {
       auto dir = std::filesystem::path(path).parent_path();
@@ -609,7 +609,7 @@ std::vector<exchange> capture_store::list(std::size_t limit, std::optional<std::
     s.bind_null(1);
   }
   s.bind(2, static_cast<std::int64_t>(
-                std::min<std::size_t>(limit, std::numeric_limits<std::int64_t>::max())));
+                std::min<std::uint64_t>(limit, std::numeric_limits<std::int64_t>::max())));
   std::vector<exchange> found;
   while (s.step()) {
     found.push_back(impl_->read_exchange(s.get(), with_bodies));
