@@ -1,6 +1,5 @@
 // portholed: the tunnel server. Parses the command line, wires, runs.
 
-#include <spdlog/spdlog.h>
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
@@ -13,6 +12,7 @@
 #include <iostream>
 
 #include "http/message_parser.h"
+#include "log/event.h"
 #include "log/logging.h"
 #include "net/memory.h"
 #include "net/sd_notify.h"
@@ -279,7 +279,7 @@ int main(int argc, char** argv) {
       if (ec) {
         return;
       }
-      spdlog::info("received {}; shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+      porthole::log::info("shutting down", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
       porthole::net::sd_notify("STOPPING=1");
       srv.stop();
       // Connections in flight get up to two seconds to finish.
@@ -298,7 +298,7 @@ int main(int argc, char** argv) {
     return 0;
   } catch (const std::exception& e) {
     if (log_target != "stderr") {
-      spdlog::error("{}", e.what());
+      porthole::log::error("portholed stopped on an error", {{"error", e.what()}});
     }
     std::cerr << "portholed: " << e.what() << "\n";
     return 1;

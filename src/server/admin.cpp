@@ -148,7 +148,7 @@ void admin_endpoint::start() {
   state_->acceptor.emplace(net::bind_acceptor(state_->ex, ep, "the admin endpoint"));
   state_->bound = state_->acceptor->local_endpoint();
   const std::string where = net::to_string(state_->bound);
-  log::info("listening for admin on " + where, {{"paths", "/metrics /healthz"}});
+  log::info("listening for admin", {{"addr", where}, {"paths", "/metrics /healthz"}});
   if (!state_->bound.address().is_loopback()) {
     log::warn(
         "admin endpoint not on loopback: whoever can reach this address can read the server's "

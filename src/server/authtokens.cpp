@@ -1,11 +1,12 @@
 #include "server/authtokens.h"
 
 #include <openssl/crypto.h>
-#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <chrono>
+
+#include "log/event.h"
 
 namespace porthole::server {
 namespace {
@@ -43,7 +44,8 @@ bool authtokens::refresh() {
       reserved_.clear();
       ids_.clear();
       ever_had_tokens_ = false;
-      spdlog::warn("{} was removed: its tokens are no longer accepted", db_path_.string());
+      log::warn("the tokens database was removed: its tokens are no longer accepted",
+                {{"path", db_path_.string()}});
       return true;
     }
     if (!store_ || st.st_dev != dev_ || st.st_ino != ino_) {
@@ -65,8 +67,10 @@ bool authtokens::refresh() {
       throw;
     }
     if (auto skipped = error_log_.admit()) {
-      spdlog::error("cannot read the tokens: {}; keeping the ones read before{}", e.what(),
-                    suppressed_note(*skipped));
+      log::error("cannot read the tokens; keeping the ones read before",
+                 {{"path", db_path_.string()},
+                  {"error", e.what()},
+                  {"suppressed", log::if_nonzero(*skipped)}});
     }
     return false;
   }
@@ -86,8 +90,8 @@ void authtokens::reload() {
     std::string hash = r.hash;
     by_hash_.emplace(std::move(hash), std::move(r));
   }
-  spdlog::info("{}: {} token(s){}", db_path_.string(), by_hash_.size(),
-               required() ? "; clients must bring one" : "");
+  log::info(required() ? "tokens read; clients must bring one" : "tokens read",
+            {{"path", db_path_.string()}, {"tokens", by_hash_.size()}});
 }
 
 token_identity authtokens::identity_of(const token_record& r) const {
@@ -164,8 +168,8 @@ void authtokens::flush_uses() {
       written = store_->touch(it->first, it->second);
     } catch (const std::exception& e) {
       if (auto skipped = error_log_.admit()) {
-        spdlog::warn("cannot record when a token was last used: {}{}", e.what(),
-                     suppressed_note(*skipped));
+        log::warn("cannot record when a token was last used",
+                  {{"error", e.what()}, {"suppressed", log::if_nonzero(*skipped)}});
       }
     }
     it = written ? uses_.erase(it) : std::next(it);

@@ -1,6 +1,6 @@
 #include "server/connection_limits.h"
 
-#include <spdlog/spdlog.h>
+#include "log/event.h"
 
 namespace porthole::server {
 
@@ -13,11 +13,8 @@ std::optional<std::size_t> log_throttle::admit(clock::time_point now) {
   return std::exchange(suppressed_, 0);
 }
 
-std::string suppressed_note(std::size_t suppressed) {
-  if (suppressed == 0) {
-    return "";
-  }
-  return " (" + std::to_string(suppressed) + " more not logged since the last such line)";
+std::string seconds_text(std::chrono::seconds s) {
+  return std::to_string(s.count()) + "s";
 }
 
 std::string ip_string(const net::tcp::endpoint& ep) {
@@ -100,10 +97,14 @@ handshake_slots::slot handshake_slots::enter(net::tcp::socket& sock, std::string
     oldest->sock->shutdown(net::tcp::socket::shutdown_both, ignored);
     oldest->sock->cancel(ignored);
     if (auto skipped = state_->throttle.admit()) {
-      spdlog::warn(
-          "{}: {} connections are in their TLS handshake or first message (the limit, "
-          "--max-handshakes); cutting off the oldest, {}{}",
-          peer, state_->limit, oldest->peer, suppressed_note(*skipped));
+      log::warn(
+          "connections in their TLS handshake or first message at the limit; cutting off "
+          "the oldest",
+          {{"peer", peer},
+           {"limit", state_->limit},
+           {"flag", "--max-handshakes"},
+           {"oldest", oldest->peer},
+           {"suppressed", log::if_nonzero(*skipped)}});
     }
   }
   auto e = std::make_shared<entry>(entry{&sock, std::move(peer)});

@@ -25,7 +25,7 @@ class log_throttle {
   explicit log_throttle(clock::duration window = std::chrono::seconds(1)) : window_(window) {}
 
   /// nullopt: do not log this event. Otherwise log it, with the number of
-  /// events not logged since the last line (see suppressed_note).
+  /// events not logged since the last line (a log line's `suppressed` field).
   std::optional<std::size_t> admit(clock::time_point now = clock::now());
 
  private:
@@ -34,8 +34,8 @@ class log_throttle {
   std::size_t suppressed_ = 0;
 };
 
-/// "" or " (N more not logged since the last such line)", for a log line.
-std::string suppressed_note(std::size_t suppressed);
+/// "30s": a timeout as log lines show it.
+std::string seconds_text(std::chrono::seconds s);
 
 /// The IPv4 form of a v4-mapped IPv6 address, for counting and logging.
 std::string ip_string(const net::tcp::endpoint& ep);

@@ -1,10 +1,9 @@
 #include "server/control_session.h"
 
-#include <spdlog/spdlog.h>
-
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/write.hpp>
 
+#include "log/event.h"
 #include "server/server.h"
 
 namespace porthole::server {
@@ -43,7 +42,7 @@ asio::awaitable<void> control_session::run(proto::auth_resp resp) {
   pool_.start();
   co_await (read_loop() || write_loop() || heartbeat_watch());
   close();
-  spdlog::info("client {} from {} disconnected", client_id_, peer_);
+  log::info("client disconnected", {{"client", client_id_}, {"peer", peer_}});
 }
 
 void control_session::send(const proto::message& m) {
@@ -52,8 +51,8 @@ void control_session::send(const proto::message& m) {
   }
   if (outbox_.size() >= max_outbox) {
     // The client stopped reading its control connection.
-    spdlog::warn("client {}: {} messages queued and unread; closing its control connection",
-                 client_id_, outbox_.size());
+    log::warn("messages queued and unread; closing the client's control connection",
+              {{"client", client_id_}, {"queued", outbox_.size()}});
     close();
     return;
   }
@@ -86,12 +85,12 @@ asio::awaitable<void> control_session::serve_mux(std::unique_ptr<net::tls_stream
   auto session = std::make_shared<mux::session>(std::move(conn), mux::session::role::server,
                                                 std::move(initial));
   mux_ = session;
-  spdlog::info("client {}: multiplexed connection up", client_id_);
+  log::info("multiplexed connection up", {{"client", client_id_}});
   co_await session->run();
   if (mux_ == session) {
     mux_.reset();
     if (!closed_) {
-      spdlog::warn("client {}: multiplexed connection lost; using proxy connections", client_id_);
+      log::warn("multiplexed connection lost; using proxy connections", {{"client", client_id_}});
     }
   }
 }
@@ -101,8 +100,8 @@ asio::awaitable<void> control_session::read_loop() {
     auto [ec, msg] = co_await reader_.read(*stream_);
     if (ec) {
       if (ec != asio::error::eof && ec != asio::error::operation_aborted && !closed_) {
-        spdlog::warn("client {} from {}: control connection ended: {}", client_id_, peer_,
-                     ec.message());
+        log::warn("control connection ended",
+                  {{"client", client_id_}, {"peer", peer_}, {"error", ec.message()}});
       }
       co_return;
     }
@@ -120,8 +119,10 @@ asio::awaitable<void> control_session::read_loop() {
           // The client stays connected: a refused request costs it nothing
           // else, and the log shows a flood of them without being one.
           if (auto skipped = refusal_log_.admit()) {
-            spdlog::info("client {} from {}: ReqTunnel refused: {}{}", client_id_, peer_,
-                         reply.error, suppressed_note(*skipped));
+            log::info("ReqTunnel refused", {{"client", client_id_},
+                                            {"peer", peer_},
+                                            {"reason", reply.error},
+                                            {"suppressed", log::if_nonzero(*skipped)}});
           }
         }
         send(reply);
@@ -131,8 +132,8 @@ asio::awaitable<void> control_session::read_loop() {
     } else if (std::holds_alternative<proto::pong>(msg)) {
       // A client may answer our silence with Pong; nothing to do.
     } else {
-      spdlog::warn("client {} from {}: unexpected {} on the control connection; closing it",
-                   client_id_, peer_, proto::type_name(msg));
+      log::warn("unexpected message on the control connection; closing it",
+                {{"client", client_id_}, {"peer", peer_}, {"type", proto::type_name(msg)}});
       co_return;
     }
   }
@@ -170,14 +171,15 @@ asio::awaitable<void> control_session::heartbeat_watch() {
     }
     if (std::chrono::steady_clock::now() - last_heard_ > ping_timeout) {
       server_.counters().count(error_kind::heartbeat_timeout);
-      spdlog::warn("client {}: no heartbeat for {}s; closing its control connection", client_id_,
-                   ping_timeout.count());
+      log::warn("no heartbeat in time; closing the client's control connection",
+                {{"client", client_id_}, {"timeout", seconds_text(ping_timeout)}});
       co_return;
     }
     if (const std::size_t idle = pool_.expire_idle(); idle > 0) {
-      spdlog::debug(
-          "client {}: closed {} proxy connection(s) unused for {}s; asking for fresh ones",
-          client_id_, idle, server_.config().pool_idle_timeout.count());
+      log::debug("closed unused proxy connections; asking for fresh ones",
+                 {{"client", client_id_},
+                  {"closed", idle},
+                  {"idle_timeout", seconds_text(server_.config().pool_idle_timeout)}});
     }
   }
 }
@@ -188,8 +190,13 @@ std::optional<public_conn_slot> control_session::admit_public(std::string_view p
   if (limit != 0 && *public_conns_ >= limit) {
     server_.counters().count(error_kind::limit);
     if (auto skipped = conn_limit_log_.admit()) {
-      spdlog::warn("{}: refused public connection from {}: client {} has {} open (the limit){}",
-                   url, public_peer, client_id_, *public_conns_, suppressed_note(*skipped));
+      log::warn("public connection refused: the client has its limit open",
+                {{"url", url},
+                 {"peer", public_peer},
+                 {"client", client_id_},
+                 {"open", *public_conns_},
+                 {"flag", "--max-conns-per-client"},
+                 {"suppressed", log::if_nonzero(*skipped)}});
     }
     return std::nullopt;
   }
@@ -201,11 +208,14 @@ std::optional<public_conn_slot> control_session::admit_public(std::string_view p
   }
   server_.counters().count(error_kind::limit);
   if (auto skipped = account_->conn_limit_log.admit()) {
-    spdlog::warn(
-        "{}: refused public connection from {}: the clients of {} have {} open (the limit, {}){}",
-        url, public_peer, account_->who().label, account_->conns(),
-        account_->who().own_conns ? "its own --max-conns" : "--max-conns-per-token",
-        suppressed_note(*skipped));
+    log::warn(
+        "public connection refused: the token's clients have its limit open",
+        {{"url", url},
+         {"peer", public_peer},
+         {"token", account_->who().label},
+         {"open", account_->conns()},
+         {"flag", account_->who().own_conns ? "its own --max-conns" : "--max-conns-per-token"},
+         {"suppressed", log::if_nonzero(*skipped)}});
   }
   return std::nullopt;
 }
@@ -254,8 +264,8 @@ asio::awaitable<std::unique_ptr<net::channel>> start_proxy(
     if (!ec) {
       co_return std::make_unique<net::tls_channel>(std::move(conn));
     }
-    spdlog::debug("{}: pooled proxy connection was stale ({}); taking another", t->url,
-                  ec.message());
+    log::debug("pooled proxy connection was stale; taking another",
+               {{"url", t->url}, {"error", ec.message()}});
     net::close_stream(*conn);
   }
 }

@@ -1,7 +1,5 @@
 #include "server/public_http.h"
 
-#include <spdlog/spdlog.h>
-
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
@@ -12,10 +10,12 @@
 #include "http/error.h"
 #include "http/forwarding.h"
 #include "http/message_parser.h"
+#include "log/event.h"
 #include "net/event.h"
 #include "net/frame_io.h"
 #include "net/read_size.h"
 #include "net/spawn.h"
+#include "server/connection_limits.h"
 #include "server/control_session.h"
 #include "server/server.h"
 
@@ -389,8 +389,11 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
   asio::awaitable<void> refuse(net::error_code ec, bool in_body) {
     const unsigned status = http::status_of(ec);
     server_.counters().count(error_kind::bad_request);
-    spdlog::warn("{}: public {} request refused: status={} rule={} ({}); closing", client_addr(),
-                 scheme_, status, rule_of(ec), ec.message());
+    log::warn("public request refused; closing", {{"peer", client_addr()},
+                                                  {"scheme", scheme_},
+                                                  {"status", status},
+                                                  {"rule", rule_of(ec)},
+                                                  {"error", ec.message()}});
     std::string message = ec == boost::beast::http::error::header_limit
                               ? "The request head is larger than this server accepts."
                               : "The request is not valid HTTP/1.1: " + ec.message() + ".";
@@ -427,7 +430,8 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
     if (closed_) {
       co_return;
     }
-    spdlog::debug("{} {} {}: {}", client_ip_, status, reason, message);
+    log::debug("error response",
+               {{"ip", client_ip_}, {"status", status}, {"reason", reason}, {"message", message}});
     const std::string response = http::error_response(status, reason, message, keep_alive, extra);
     auto [ec, n] = co_await write_public(asio::buffer(response));
     if (ec) {
@@ -466,8 +470,8 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
         const bool valid = parse_responses(rbuf, wbuf, completed);
         if (!valid) {
           server_.counters().count(error_kind::bad_response);
-          spdlog::warn("{}: the local service's response is not valid HTTP ({}); closing",
-                       tunnel_->url, resp_error_.message());
+          log::warn("the local service's response is not valid HTTP; closing",
+                    {{"url", tunnel_->url}, {"error", resp_error_.message()}});
           if (!wbuf.empty()) {
             co_await write_public(asio::buffer(wbuf));
           }
@@ -478,8 +482,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
           }
           break;
         }
-        auto [wec, written] =
-            co_await write_public(asio::buffer(wbuf));
+        auto [wec, written] = co_await write_public(asio::buffer(wbuf));
         if (wec) {
           break;
         }
@@ -607,8 +610,8 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
       // responses are owed); the connection closes after, or at the latest
       // when the timer fires again.
       server_.counters().count(error_kind::response_timeout);
-      spdlog::info("{}: no answer from the local service within {}s; 504", tunnel_->url,
-                   cfg_.response_timeout.count());
+      log::info("no answer from the local service in time; 504",
+                {{"url", tunnel_->url}, {"timeout", seconds_text(cfg_.response_timeout)}});
       response_timed_out_ = clock::now();
       proxy_->close();
       rearm();
@@ -616,9 +619,11 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
     }
     if (head_started_ && pending_ == 0 && !closed_) {
       server_.counters().count(error_kind::header_timeout);
-      spdlog::warn("{}: public {} request head not complete within {}s: status={}; closing",
-                   client_addr(), scheme_, cfg_.read_header_timeout.count(),
-                   head_byte_seen_ ? "408" : "none");
+      log::warn("public request head not complete in time; closing",
+                {{"peer", client_addr()},
+                 {"scheme", scheme_},
+                 {"timeout", seconds_text(cfg_.read_header_timeout)},
+                 {"status", head_byte_seen_ ? "408" : "none"}});
       if (!head_byte_seen_) {
         close_all();  // nothing was asked: nothing to answer
         return;

@@ -1,7 +1,5 @@
 #include "server/server.h"
 
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/v6_only.hpp>
@@ -9,6 +7,7 @@
 #include <charconv>
 #include <random>
 
+#include "log/event.h"
 #include "net/address.h"
 #include "net/frame_io.h"
 #include "net/relay.h"
@@ -150,8 +149,8 @@ void server::start() {
     dev = net::ensure_dev_certificates(cfg_.state_dir, cfg_.domain);
     cert = dev->server_cert;
     key = dev->server_key;
-    spdlog::info("dev CA certificate: {}", dev->ca_cert.string());
-    spdlog::info("clients must trust it: porthole --trust-ca {} ...", dev->ca_cert.string());
+    log::info("dev CA certificate; clients must trust it (porthole --trust-ca PATH ...)",
+              {{"path", dev->ca_cert.string()}});
   }
   if (cert.empty() || key.empty()) {
     throw std::runtime_error(
@@ -165,10 +164,8 @@ void server::start() {
   }
   tokens_->refresh();
   if (!tokens_->required()) {
-    spdlog::warn(
-        "no --authtokens file and no tokens in {}: any client may open tunnels on this "
-        "server",
-        tokens_->db_path().string());
+    log::warn("any client may open tunnels on this server: no --authtokens file and no tokens",
+              {{"tokens_db", tokens_->db_path().string()}});
   }
   net::spawn(ioc_.get_executor(), watch_tokens(), "tokens");
 
@@ -205,17 +202,17 @@ void server::start() {
     const std::string where = net::to_string(l->acceptor.local_endpoint());
     switch (l->what) {
       case listener::kind::tunnel_and_https:
-        spdlog::info("listening for tunnel clients on {}", where);
-        spdlog::info("listening for public https on {}", where);
+        log::info("listening for tunnel clients", {{"addr", where}});
+        log::info("listening for public https", {{"addr", where}});
         break;
       case listener::kind::tunnel:
-        spdlog::info("listening for tunnel clients on {}", where);
+        log::info("listening for tunnel clients", {{"addr", where}});
         break;
       case listener::kind::https:
-        spdlog::info("listening for public https on {}", where);
+        log::info("listening for public https", {{"addr", where}});
         break;
       case listener::kind::http:
-        spdlog::info("listening for public http on {}", where);
+        log::info("listening for public http", {{"addr", where}});
         break;
     }
     net::spawn(ioc_.get_executor(), accept_loop(*l), "listener " + where);
@@ -226,7 +223,7 @@ void server::start() {
         admin_endpoint::handlers{[this] { return metrics_page(); }, [this] { return !stopping_; }});
     admin_->start();
   }
-  spdlog::info("portholed ready: domain {}", cfg_.domain);
+  log::info("portholed ready", {{"domain", cfg_.domain}});
 }
 
 std::optional<tcp::endpoint> server::admin_endpoint_address() const {
@@ -271,7 +268,7 @@ void server::stop() {
   for (auto& s : live) {
     s->close();
   }
-  spdlog::info("portholed stopped: {} client(s) disconnected", live.size());
+  log::info("portholed stopped", {{"clients_disconnected", live.size()}});
 }
 
 asio::awaitable<void> server::accept_loop(listener& l) {
@@ -282,7 +279,7 @@ asio::awaitable<void> server::accept_loop(listener& l) {
         co_return;
       }
       // Out of file descriptors and the like: log, breathe, go on.
-      spdlog::warn("accept failed: {}", ec.message());
+      log::warn("accept failed", {{"error", ec.message()}});
       asio::steady_timer pause(ioc_, std::chrono::milliseconds(100));
       co_await pause.async_wait(net::use_nothrow);
       continue;
@@ -333,8 +330,13 @@ void server::refuse_over_ip_limit(tcp::socket& sock, std::string_view port, std:
   sock.close(ignored);
   metrics_->count(error_kind::limit);
   if (auto skipped = ip_limit_log_.admit()) {
-    spdlog::warn("{}: refused: {} connections from {} are open on the {} port (the limit, {}){}",
-                 peer, limit, ip, port, flag, suppressed_note(*skipped));
+    log::warn("connection refused: the address has its limit open",
+              {{"peer", peer},
+               {"ip", ip},
+               {"listener", port},
+               {"limit", limit},
+               {"flag", flag},
+               {"suppressed", log::if_nonzero(*skipped)}});
   }
 }
 
@@ -364,14 +366,16 @@ asio::awaitable<void> server::serve_tls(tcp::socket sock, ip_connection_counts::
   if (result.index() == 1) {
     metrics_->count(error_kind::tls_handshake);
     if (auto skipped = handshake_timeout_log_.admit()) {
-      spdlog::info("{}: TLS handshake not done within {}s; closing{}", peer,
-                   cfg_.tls_handshake_timeout.count(), suppressed_note(*skipped));
+      log::info("TLS handshake not done in time; closing",
+                {{"peer", peer},
+                 {"timeout", seconds_text(cfg_.tls_handshake_timeout)},
+                 {"suppressed", log::if_nonzero(*skipped)}});
     }
     co_return;
   }
   if (auto [ec] = std::get<0>(result); ec) {
     metrics_->count(error_kind::tls_handshake);
-    spdlog::debug("{}: TLS handshake failed: {}", peer, ec.message());
+    log::debug("TLS handshake failed", {{"peer", peer}, {"error", ec.message()}});
     co_return;
   }
   const std::string sni = net::server_name(stream->native_handle());
@@ -413,8 +417,8 @@ asio::awaitable<void> server::watch_tokens() {
         }
       }
       for (auto& s : revoked) {
-        spdlog::warn("client {}: {} was revoked; closing its control connection", s->client_id(),
-                     s->account()->who().label);
+        log::warn("token revoked; closing its client's control connection",
+                  {{"client", s->client_id()}, {"token", s->account()->who().label}});
         s->close();
       }
     }
@@ -468,8 +472,10 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
   if (first.index() == 1) {
     metrics_->count(error_kind::first_message_timeout);
     if (auto skipped = first_message_log_.admit()) {
-      spdlog::warn("{}: sent no message within {}s; closing{}", peer,
-                   cfg_.first_message_timeout.count(), suppressed_note(*skipped));
+      log::warn("no first message in time; closing",
+                {{"peer", peer},
+                 {"timeout", seconds_text(cfg_.first_message_timeout)},
+                 {"suppressed", log::if_nonzero(*skipped)}});
     }
     net::close_stream(*stream);
     co_return;
@@ -479,8 +485,9 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
     if (ec != asio::error::eof) {
       metrics_->count(error_kind::bad_first_message);
       if (auto skipped = bad_first_log_.admit()) {
-        spdlog::warn("{}: bad first message: {}; closing{}", peer, ec.message(),
-                     suppressed_note(*skipped));
+        log::warn(
+            "bad first message; closing",
+            {{"peer", peer}, {"error", ec.message()}, {"suppressed", log::if_nonzero(*skipped)}});
       }
     }
     net::close_stream(*stream);
@@ -495,8 +502,10 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
       // live client has is refused, whoever sends it.
       metrics_->count(error_kind::bad_first_message);
       if (auto skipped = reg_proxy_log_.admit()) {
-        spdlog::warn("{}: RegProxy for unknown client id '{}'; closing{}", peer,
-                     shown_id(reg->client_id), suppressed_note(*skipped));
+        log::warn("RegProxy for an unknown client; closing",
+                  {{"peer", peer},
+                   {"client", shown_id(reg->client_id)},
+                   {"suppressed", log::if_nonzero(*skipped)}});
       }
       net::close_stream(*stream);
       co_return;
@@ -504,8 +513,8 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
     if (!reader.take_buffered().empty()) {
       metrics_->count(error_kind::bad_first_message);
       if (auto skipped = bad_first_log_.admit()) {
-        spdlog::warn("{}: sent bytes after RegProxy before StartProxy; closing{}", peer,
-                     suppressed_note(*skipped));
+        log::warn("bytes after RegProxy before StartProxy; closing",
+                  {{"peer", peer}, {"suppressed", log::if_nonzero(*skipped)}});
       }
       net::close_stream(*stream);
       co_return;
@@ -513,11 +522,12 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
     const std::size_t surplus = session->pool().add(std::move(stream), std::move(counted_ip));
     if (surplus > 0) {
       if (auto skipped = surplus_log_.admit()) {
-        spdlog::warn(
-            "{}: client {} has more proxy connections than its pool of {} (and takers); closed "
-            "{} surplus{}",
-            peer, session->client_id(), session->pool().target(), surplus,
-            suppressed_note(*skipped));
+        log::warn("more proxy connections than the client's pool (and takers); closed the surplus",
+                  {{"peer", peer},
+                   {"client", session->client_id()},
+                   {"pool", session->pool().target()},
+                   {"surplus", surplus},
+                   {"suppressed", log::if_nonzero(*skipped)}});
       }
     }
     co_return;
@@ -528,9 +538,11 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
     if (!session || !session->mux_granted()) {
       metrics_->count(error_kind::bad_first_message);
       if (auto skipped = reg_proxy_log_.admit()) {
-        spdlog::warn("{}: RegMux for {} client '{}'; closing{}", peer,
-                     session ? "a base-protocol" : "unknown", shown_id(reg->client_id),
-                     suppressed_note(*skipped));
+        log::warn(session ? "RegMux for a base-protocol client; closing"
+                          : "RegMux for an unknown client; closing",
+                  {{"peer", peer},
+                   {"client", shown_id(reg->client_id)},
+                   {"suppressed", log::if_nonzero(*skipped)}});
       }
       net::close_stream(*stream);
       co_return;
@@ -543,8 +555,10 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
   if (!auth) {
     metrics_->count(error_kind::bad_first_message);
     if (auto skipped = bad_first_log_.admit()) {
-      spdlog::warn("{}: first message was {}, not Auth or RegProxy; closing{}", peer,
-                   proto::type_name(msg), suppressed_note(*skipped));
+      log::warn("first message is not Auth, RegProxy or RegMux; closing",
+                {{"peer", peer},
+                 {"type", proto::type_name(msg)},
+                 {"suppressed", log::if_nonzero(*skipped)}});
     }
     net::close_stream(*stream);
     co_return;
@@ -553,8 +567,10 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
     metrics_->count(error_kind::version_refused);
     ++metrics_->messages_out["AuthResp"];
     if (auto skipped = bad_first_log_.admit()) {
-      spdlog::warn("{}: client speaks protocol version '{}', not 2; refused{}", peer,
-                   shown_id(auth->version), suppressed_note(*skipped));
+      log::warn("client refused: its protocol version is not 2",
+                {{"peer", peer},
+                 {"version", shown_id(auth->version)},
+                 {"suppressed", log::if_nonzero(*skipped)}});
     }
     std::string refusal_frame = proto::encode_framed(proto::auth_resp{
         "", "", "",
@@ -570,7 +586,8 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
     metrics_->count(error_kind::auth_refused);
     ++metrics_->messages_out["AuthResp"];
     if (auto skipped = bad_first_log_.admit()) {
-      spdlog::warn("{}: client refused: invalid authtoken{}", peer, suppressed_note(*skipped));
+      log::warn("client refused: invalid authtoken",
+                {{"peer", peer}, {"suppressed", log::if_nonzero(*skipped)}});
     }
     std::string refusal_frame =
         proto::encode_framed(proto::auth_resp{"", "", "", "invalid authtoken", std::nullopt});
@@ -596,8 +613,8 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
     client_id = random_client_id();
   }
   if (auto old = find_session(client_id)) {
-    spdlog::info("client {} reconnected from {}; replacing its old control connection", client_id,
-                 peer);
+    log::info("client reconnected; replacing its old control connection",
+              {{"client", client_id}, {"peer", peer}});
     old->close();
   }
   client_tokens_[client_id] = auth->user;
@@ -632,9 +649,13 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
     session->set_account(std::move(account));
     tokens_->record_use(*who);
   }
-  spdlog::info("client {} connected from {} ({} {}/{}{})", client_id, peer,
-               auth->ext ? "porthole " + auth->ext->version : "ngrok " + auth->mm_version, auth->os,
-               auth->arch, auth->ext ? "" : ", base protocol");
+  log::info("client connected",
+            {{"client", client_id},
+             {"peer", peer},
+             {"agent", auth->ext ? "porthole " + auth->ext->version : "ngrok " + auth->mm_version},
+             {"os", auth->os},
+             {"arch", auth->arch},
+             {"protocol", auth->ext ? "porthole" : "base"}});
   co_await session->run(resp);
   if (auto it = sessions_.find(client_id); it != sessions_.end() && it->second.lock() == session) {
     sessions_.erase(it);
@@ -763,8 +784,10 @@ std::vector<proto::new_tunnel> server::open_tunnels(const std::shared_ptr<contro
     auto& mine = session->tunnels();
     std::erase_if(mine, [&](const auto& old) { return old->url == t->url; });
     mine.push_back(t);
-    spdlog::info("client {}: tunnel up: {}{}", client_id, t->url,
-                 t->http_auth.empty() ? "" : " (basic auth)");
+    log::info("tunnel up", {{"client", client_id},
+                            {"url", t->url},
+                            {"auth", t->http_auth.empty() ? log::field::value_type(log::omitted{})
+                                                          : std::string_view("basic")}});
   }
   return replies;
 }
@@ -860,7 +883,7 @@ std::optional<proto::new_tunnel> server::open_tcp_tunnel(
     tcp_endpoints_[url] = ep_state;
     session->tunnels().push_back(t);
     net::spawn(ioc_.get_executor(), serve_tcp_tunnel(ep_state), "tcp tunnel " + url);
-    spdlog::info("client {}: tunnel up: {}", client_id, url);
+    log::info("tunnel up", {{"client", client_id}, {"url", url}});
     return proto::new_tunnel{req.req_id, url, "tcp", ""};
   }
   return refusal(last_error);
@@ -873,7 +896,7 @@ asio::awaitable<void> server::serve_tcp_tunnel(std::shared_ptr<tcp_endpoint> ep)
       if (ec == asio::error::operation_aborted || !ep->acceptor.is_open()) {
         co_return;
       }
-      spdlog::warn("{}: accept failed: {}", ep->t->url, ec.message());
+      log::warn("accept failed", {{"url", ep->t->url}, {"error", ec.message()}});
       asio::steady_timer pause(ioc_, std::chrono::milliseconds(100));
       co_await pause.async_wait(net::use_nothrow);
       continue;
@@ -901,12 +924,15 @@ asio::awaitable<void> server::proxy_tcp(std::shared_ptr<tunnel> t, tcp::socket p
     byte_counter bytes(metrics_);
     const auto totals =
         co_await net::relay(public_conn, *conn, {}, cfg_.tcp_idle_timeout, false, &bytes);
-    spdlog::debug("{}: {} closed ({} bytes in, {} out)", t->url, peer, totals.near_to_tunnel,
-                  totals.tunnel_to_near);
+    log::debug("public connection closed", {{"url", t->url},
+                                            {"peer", peer},
+                                            {"bytes_in", totals.near_to_tunnel},
+                                            {"bytes_out", totals.tunnel_to_near}});
     co_return;
   }
   metrics_->count(error_kind::proxy_timeout);
-  spdlog::warn("{}: no proxy connection from the client in time; dropping {}", t->url, peer);
+  log::warn("no proxy connection from the client in time; dropping the public connection",
+            {{"url", t->url}, {"peer", peer}});
 }
 
 void server::drop_tunnel(control_session& session, const tunnel& t,
@@ -926,7 +952,7 @@ void server::drop_tunnel(control_session& session, const tunnel& t,
     }
     registry_->release(key, session.client_id(), hold_until);
   }
-  spdlog::info("client {}: tunnel down: {}", session.client_id(), t.url);
+  log::info("tunnel down", {{"client", session.client_id()}, {"url", t.url}});
 }
 
 void server::close_tunnels(control_session& session) {
@@ -942,8 +968,8 @@ void server::close_tunnel(control_session& session, std::string_view url) {
   auto& mine = session.tunnels();
   auto it = std::find_if(mine.begin(), mine.end(), [&](const auto& t) { return t->url == url; });
   if (it == mine.end()) {
-    spdlog::debug("client {}: CloseTunnel for {}, which it does not have; ignored",
-                  session.client_id(), url);
+    log::debug("CloseTunnel for a tunnel the client does not have; ignored",
+               {{"client", session.client_id()}, {"url", url}});
     return;
   }
   const std::shared_ptr<tunnel> t = *it;

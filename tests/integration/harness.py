@@ -446,7 +446,8 @@ def start_server(*extra: str, state_dir: Path, home: Path, domain: str = DOMAIN,
     proc.wait_for(r"portholed ready", timeout)
 
     def port_of(what: str) -> int | None:
-        rx = re.compile(rf"listening for {what} on {_ADDR}")
+        # The text line, or its JSON form (--log-format json).
+        rx = re.compile(rf"listening for {what}(?: addr=|\",\"addr\":\"){_ADDR}")
         for text in proc.lines():
             m = rx.search(text)
             if m:
@@ -458,13 +459,13 @@ def start_server(*extra: str, state_dir: Path, home: Path, domain: str = DOMAIN,
     https_port = port_of("public https")
     if tunnel_port is None or http_port is None:
         raise WaitTimeout("portholed said it was ready but did not log "
-                          "'listening for tunnel clients on ...' and 'listening for public http "
-                          f"on ...'; its output:\n{proc._tail()}")
+                          "'listening for tunnel clients addr=...' and 'listening for public "
+                          f"http addr=...'; its output:\n{proc._tail()}")
     if https_port is None:  # one listener for tunnel clients and public https
         https_port = tunnel_port
     ca = state_dir / "ca.pem"
     if dev:
-        m = re.search(r"dev CA certificate: (\S+)", proc.text())
+        m = re.search(r"dev CA certificate;.*(?: path=|\"path\":\")([^\s\"]+)", proc.text())
         if m:
             ca = Path(m[1])
     return Server(proc, state_dir, domain, http_port, https_port, tunnel_port, ca, list(extra),
@@ -488,7 +489,7 @@ TRANSPORTS = ("mux", "pool")
 
 def server_mux_up_line(client_id: str) -> str:
     """The pattern of portholed's line once a client's multiplexed connection is up."""
-    return rf"client {re.escape(client_id)}: multiplexed connection up"
+    return rf"multiplexed connection up client={re.escape(client_id)}"
 
 
 @dataclass

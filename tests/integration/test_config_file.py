@@ -179,7 +179,7 @@ def test_start_opens_named_tunnels_over_one_connection(home, tmp_path, tcp_serve
     # One control connection carried all three.
     assert len(client.wait_for_all(harness.CONNECTED, 1)) == 1
     assert len(tcp_server.proc.lines()) and \
-        sum("connected from" in ln for ln in tcp_server.proc.lines()) == 1
+        sum("client connected" in ln for ln in tcp_server.proc.lines()) == 1
     assert "Forwarding http://unused" not in client.text()
 
 
@@ -319,7 +319,7 @@ def test_sighup_adds_removes_and_changes_tunnels_leaving_the_others_alone(
     changed = curl(server.url("change") + "/echo/moved", "-u", "u:p")
     assert changed.status == 200 and changed.body == b"moved"
     assert other.connections >= 1
-    server.proc.wait_for(r"tunnel down: http://drop\.")
+    server.proc.wait_for(r"tunnel down .*url=http://drop\.")
 
 
 def test_a_bad_file_on_reload_is_reported_and_tunnels_stay(home, tmp_path, server, http_backend):

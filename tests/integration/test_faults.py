@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import re
 import socket
 import threading
 import time
@@ -82,7 +83,7 @@ def test_killed_client_started_again_resumes_its_session_and_random_url(server, 
     first_id = first.client_id
     mark = server.proc.mark()
     first.proc.kill()
-    server.proc.wait_for(r"tunnel down: " + url, timeout=15, since=mark)
+    server.proc.wait_for(r"tunnel down .*url=" + re.escape(url), timeout=15, since=mark)
 
     again = start_porthole(*args, server=server)
     assert again.urls == [url]
@@ -103,7 +104,7 @@ def test_killed_tcp_client_started_again_gets_the_port_the_server_chose(start_po
     url = first.url("tcp")
     mark = server.proc.mark()
     first.proc.kill()
-    server.proc.wait_for(r"tunnel down: " + url, timeout=15, since=mark)
+    server.proc.wait_for(r"tunnel down .*url=" + re.escape(url), timeout=15, since=mark)
     again = start_porthole("tcp", f"127.0.0.1:{tcp_echo.port}", server=server)
     assert again.urls == [url]
     data = harness.deterministic_bytes(65536, seed=9)

@@ -205,8 +205,8 @@ def assert_refused(server, c: RawHTTP, scheme: str, status: int, rule: str) -> N
     assert resp.header("Connection") == "close"
     assert c.closed_by_peer(5), "the connection must be closed after a refusal"
     port = c.local_addr[1]
-    line = server.proc.wait_for(rf"127\.0\.0\.1:{port}: public {scheme} request refused: "
-                                rf"status={status} rule={rule} ")
+    line = server.proc.wait_for(rf"public request refused; closing peer=127\.0\.0\.1:{port} "
+                                rf"scheme={scheme} status={status} rule={rule} ")
     assert len(refusals_of(server, port)) == 1, f"logged more than once: {line}"
 
 
@@ -269,7 +269,7 @@ def test_bad_chunked_body_is_refused_with_400_and_the_service_connection_dropped
         resp = c.read_response()
         assert resp.status == 400
         assert c.closed_by_peer(5)
-    server.proc.wait_for(rf"public http request refused: status=400 rule={rule}")
+    server.proc.wait_for(rf"public request refused;.* scheme=http status=400 rule={rule} ")
     assert b"SMUGGLED" not in recorder.received
     assert_tunnel_serves(server, tunnel)
 

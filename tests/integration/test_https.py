@@ -10,8 +10,8 @@ from harness import TRANSPORTS, curl, os_port
 
 
 def test_dev_mode_logs_its_ca_certificate(server):
-    m = re.search(r"dev CA certificate: (\S+)", server.proc.text())
-    assert m, "portholed --dev must log 'dev CA certificate: <path>'"
+    m = re.search(r"dev CA certificate;.* path=(\S+)", server.proc.text())
+    assert m, "portholed --dev must log 'dev CA certificate; ... path=<path>'"
     ca = Path(m[1])
     assert ca.resolve() == (server.state_dir / "ca.pem").resolve()
     assert ca.read_text().startswith("-----BEGIN CERTIFICATE-----")

@@ -81,7 +81,7 @@ def outage(lan: Lan, start_porthole, seconds: float, client_flags=()) -> dict:
     t_cut = time.monotonic()
     client.proc.wait_for(r"no Pong from the server", timeout=seconds + 10, since=c_mark)
     t_client_saw = time.monotonic() - t_cut
-    lan.server.proc.wait_for(r"no heartbeat for", timeout=seconds + 40, since=s_mark)
+    lan.server.proc.wait_for(r"no heartbeat in time", timeout=seconds + 40, since=s_mark)
     t_server_saw = time.monotonic() - t_cut
     # While it is away, its URL says so.
     r = curl(f"{url}/hello")

@@ -94,7 +94,7 @@ def test_silent_client_and_refused_tunnel_are_counted(start_portholed, http_back
     server = start_portholed("--heartbeat-timeout", "2")
     start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "rare",
                    "--proto", "http", "--heartbeat-interval", "30", server=server)
-    server.proc.wait_for(r"no heartbeat for 2s", timeout=10)
+    server.proc.wait_for(r"no heartbeat in time;.* timeout=2s", timeout=10)
     # Another client asks for a name outside the domain: refused, and counted.
     start_porthole("http", f"127.0.0.1:{http_backend.port}", "--hostname", "www.example.org",
                    server=server, wait_up=False)
@@ -134,9 +134,18 @@ def test_admin_port_in_use_is_a_clear_fatal_error(tmp_path):
 
 
 def test_text_log_quotes_a_value_with_a_space(server):
-    line = next(l for l in server.proc.lines() if "listening for admin on" in l)
-    assert re.search(r'\[info\] listening for admin on 127\.0\.0\.1:\d+ paths="/metrics /healthz"$',
+    line = next(l for l in server.proc.lines() if "listening for admin" in l)
+    assert re.search(r'\[info\] listening for admin addr=127\.0\.0\.1:\d+ paths="/metrics /healthz"$',
                      line), line
+
+
+def test_text_log_lines_are_a_message_then_key_value_fields(server, http_tunnel):
+    """Each event: a fixed message, then the values as key=value (logfmt)."""
+    [client] = re.findall(r"client connected client=(\w+) peer=127\.0\.0\.1:\d+ "
+                          r'agent="porthole [^"]+" os=\w+ arch=\w+ protocol=porthole$',
+                          server.proc.text(), re.M)
+    server.proc.wait_for(rf"tunnel up client={client} url={re.escape(http_tunnel.url())}( |$)")
+    assert re.search(r"\[info\] portholed ready domain=localhost$", server.proc.text(), re.M)
 
 
 def test_json_log_is_one_object_per_line(start_portholed):
@@ -148,5 +157,8 @@ def test_json_log_is_one_object_per_line(start_portholed):
         assert {"time", "level", "msg"} <= e.keys(), e
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", e["time"]), e
     assert any(e["msg"].startswith("portholed ready") and e["level"] == "info" for e in events)
-    admin_line = next(e for e in events if e["msg"].startswith("listening for admin on"))
+    admin_line = next(e for e in events if e["msg"] == "listening for admin")
     assert admin_line["paths"] == "/metrics /healthz"
+    assert re.fullmatch(r"127\.0\.0\.1:\d+", admin_line["addr"]), admin_line
+    ready = next(e for e in events if e["msg"] == "portholed ready")
+    assert ready["domain"] == "localhost", ready

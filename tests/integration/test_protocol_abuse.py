@@ -134,18 +134,20 @@ def test_2000_half_open_tls_connections_from_one_address_are_bounded(abuse_serve
     socks += open_from("127.0.0.2", server.tunnel_port, 1000, PARTIAL_CLIENT_HELLO)
     try:
         # Beyond the per-address limit (256), connections are closed at once.
-        server.proc.wait_for(r"127\.0\.0\.2:\d+: refused: 256 connections from 127\.0\.0\.2 are "
-                             r"open on the tunnel port \(the limit, --max-tunnel-conns-per-ip\)",
+        server.proc.wait_for(r"connection refused: the address has its limit open "
+                             r"peer=127\.0\.0\.2:\d+ ip=127\.0\.0\.2 listener=tunnel limit=256 "
+                             r"flag=--max-tunnel-conns-per-ip",
                              since=mark)
         tunnel_works(url)  # during
         assert fd_count(server.proc.pid) <= base + 256 + 32
         # The rest when their handshake deadline (3 s) passes.
         still_open = wait_all_closed(socks, 3 + 5)
         assert not still_open, f"{len(still_open)} of 2000 still open after {time.monotonic() - t0:.1f}s"
-        server.proc.wait_for(r"127\.0\.0\.2:\d+: TLS handshake not done within 3s; closing",
+        server.proc.wait_for(r"TLS handshake not done in time; closing peer=127\.0\.0\.2:\d+ "
+                             r"timeout=3s",
                              since=mark)
         # A flood of 2000 gives a few lines, not thousands.
-        refusals = [l for l in server.proc.lines(since=mark) if "refused: 256 connections" in l]
+        refusals = [l for l in server.proc.lines(since=mark) if "address has its limit open" in l]
         assert 1 <= len(refusals) <= 20, len(refusals)
     finally:
         close_all(socks)
@@ -166,7 +168,8 @@ def test_half_open_connections_to_public_https_are_closed_at_the_handshake_deadl
         tunnel_works(url)
         still_open = wait_all_closed(socks, 15)
         assert not still_open, f"{len(still_open)} of 400 still open"
-        server.proc.wait_for(r"127\.0\.0\.3:\d+: TLS handshake not done within 3s", since=mark)
+        server.proc.wait_for(r"TLS handshake not done in time; closing peer=127\.0\.0\.3:\d+ "
+                             r"timeout=3s", since=mark)
     finally:
         close_all(socks)
     assert wait_fds_at_most(server.proc.pid, base + 4, 10) <= base + 4
@@ -185,8 +188,8 @@ def test_public_connections_over_the_per_address_limit_are_refused_at_once(start
         refused = wait_all_closed(socks[50:], 5)
         assert not refused, f"{len(refused)} of the 30 over the limit still open"
         assert len(wait_all_closed(socks[:50], 0.5)) == 50, "connections within the limit closed"
-        server.proc.wait_for(r"127\.0\.0\.4:\d+: refused: 50 connections from 127\.0\.0\.4 are "
-                             r"open on the public port", since=mark)
+        server.proc.wait_for(r"address has its limit open peer=127\.0\.0\.4:\d+ ip=127\.0\.0\.4 "
+                             r"listener=public limit=50 ", since=mark)
         tunnel_works(honest.url())  # other addresses are not affected
     finally:
         close_all(socks)
@@ -203,9 +206,9 @@ def test_a_full_handshake_table_cuts_off_the_oldest_so_new_clients_get_in(
     for i in range(3):
         socks += open_from(f"127.0.0.{10 + i}", server.tunnel_port, 100, PARTIAL_CLIENT_HELLO)
     try:
-        server.proc.wait_for(r"100 connections are in their TLS handshake or first message "
-                             r"\(the limit, --max-handshakes\); cutting off the oldest, "
-                             r"127\.0\.0\.1\d:\d+", since=mark)
+        server.proc.wait_for(r"connections in their TLS handshake or first message at the limit; "
+                             r"cutting off the oldest peer=\S+ limit=100 flag=--max-handshakes "
+                             r"oldest=127\.0\.0\.1\d:\d+", since=mark)
         # The 200 oldest are cut off long before their 60 s deadline.
         assert not wait_all_closed(socks[:200], 10)
         assert fd_count(server.proc.pid) <= base + 100 + 16
@@ -250,7 +253,8 @@ def test_clients_that_never_send_auth_are_closed_at_the_first_message_deadline(a
     try:
         tunnel_works(url)
         assert not wait_all_closed(socks, 3 + 5)
-        server.proc.wait_for(r"127\.0\.0\.6:\d+: sent no message within 3s; closing", since=mark)
+        server.proc.wait_for(r"no first message in time; closing peer=127\.0\.0\.6:\d+ timeout=3s",
+                             since=mark)
     finally:
         close_all(socks)
     assert wait_fds_at_most(server.proc.pid, base + 4, 10) <= base + 4
@@ -263,8 +267,8 @@ def test_an_oversized_frame_after_auth_ends_that_control_connection(abuse_server
     conn, client_id = auth_conn(server)
     conn.send(struct.pack("<q", 2**40) + b'{"Type":"Ping","Payload":{')
     try:
-        server.proc.wait_for(rf"client {client_id} from 127\.0\.0\.5:\d+: control connection "
-                             r"ended: ", since=mark)
+        server.proc.wait_for(rf"control connection ended client={client_id} "
+                             r"peer=127\.0\.0\.5:\d+ error=", since=mark)
         assert not wait_all_closed([conn.sock], 5)
     finally:
         conn.close()
@@ -277,8 +281,9 @@ def test_an_unexpected_message_after_auth_closes_the_session_with_a_reason(abuse
     conn, client_id = auth_conn(server)
     conn.send(ngrok1.start_proxy("http://honest.localhost", "1.2.3.4:5"))
     try:
-        server.proc.wait_for(rf"client {client_id} from 127\.0\.0\.5:\d+: unexpected StartProxy "
-                             r"on the control connection; closing it", since=mark)
+        server.proc.wait_for(r"unexpected message on the control connection; closing it "
+                             rf"client={client_id} peer=127\.0\.0\.5:\d+ type=StartProxy",
+                             since=mark)
         assert not wait_all_closed([conn.sock], 5)
     finally:
         conn.close()
@@ -311,13 +316,13 @@ def test_1000_req_tunnels_get_errors_past_the_limit_and_the_client_stays(abuse_s
         conn.send(ngrok1.PING)
         while conn.read_frame()["Type"] != "Pong":
             pass
-        lines = [l for l in server.proc.lines(since=mark) if "ReqTunnel refused: Too many" in l]
+        lines = [l for l in server.proc.lines(since=mark) if 'ReqTunnel refused' in l and 'reason="Too many' in l]
         assert 1 <= len(lines) <= 20, len(lines)
-        assert re.search(rf"client {client_id} from 127\.0\.0\.5:\d+: ReqTunnel refused: Too "
-                         r"many tunnels", lines[0])
+        assert re.search(rf"ReqTunnel refused client={client_id} peer=127\.0\.0\.5:\d+ "
+                         r'reason="Too many tunnels', lines[0])
     finally:
         conn.close()
-    server.proc.wait_for(rf"client {client_id} from \S+ disconnected", since=mark)
+    server.proc.wait_for(rf"client disconnected client={client_id} ", since=mark)
     assert wait_fds_at_most(server.proc.pid, base + 4, 10) <= base + 4
     tunnel_works(url)  # after
 
@@ -330,8 +335,8 @@ def test_reg_proxy_with_an_unknown_client_id_is_refused_and_logged(abuse_server,
     try:
         s.sendall(ngrok1.reg_proxy(bogus))
         assert not wait_all_closed([s], 5)
-        server.proc.wait_for(rf"127\.0\.0\.7:\d+: RegProxy for unknown client id '{bogus}'; "
-                             r"closing", since=mark)
+        server.proc.wait_for(rf"RegProxy for an unknown client; closing peer=127\.0\.0\.7:\d+ "
+                             rf"client={bogus}", since=mark)
     finally:
         s.close()
     # A huge id is refused as well, and never copied whole into the log (its
@@ -359,7 +364,7 @@ def test_a_client_cannot_choose_a_guessable_id_to_share_with_its_proxies(abuse_s
         s.sendall(ngrok1.reg_proxy("victim"))
         assert not wait_all_closed([s], 5)
         s.close()
-        server.proc.wait_for(r"RegProxy for unknown client id 'victim'", since=mark)
+        server.proc.wait_for(r"RegProxy for an unknown client; closing .* client=victim", since=mark)
     finally:
         conn.close()
 
@@ -405,8 +410,9 @@ def test_surplus_and_idle_proxy_connections_are_closed(start_portholed, http_bac
             s = tls_from(server, "127.0.0.5")
             s.sendall(ngrok1.reg_proxy(client_id))
             proxies.append(s)
-        server.proc.wait_for(rf"127\.0\.0\.5:\d+: client {client_id} has more proxy connections "
-                             r"than its pool of 10 \(and takers\); closed 1 surplus", since=mark)
+        server.proc.wait_for(r"more proxy connections than the client's pool \(and takers\); closed "
+                             rf"the surplus peer=127\.0\.0\.5:\d+ client={client_id} pool=10 "
+                             r"surplus=1", since=mark)
         assert len(wait_all_closed(proxies[:90], 5)) == 0
         conn.send(ngrok1.PING)
         tunnel_works(url)  # during
@@ -431,8 +437,8 @@ def test_tunnel_clients_on_a_port_shared_with_https_have_the_tunnel_ports_limit(
     # Tunnel clients by SNI (the server's own name): 20 are let in, the rest closed.
     socks = [tls_from(server, "127.0.0.9") for _ in range(30)]
     try:
-        server.proc.wait_for(r"127\.0\.0\.9:\d+: refused: 20 connections from 127\.0\.0\.9 are "
-                             r"open on the tunnel port", since=mark)
+        server.proc.wait_for(r"address has its limit open peer=127\.0\.0\.9:\d+ ip=127\.0\.0\.9 "
+                             r"listener=tunnel limit=20 ", since=mark)
         assert not wait_all_closed(socks[20:], 5)
         # Public HTTPS on the same port, from the same address, is not counted with them.
         r = curl(f"{honest.url('https')}{HONEST_PATH}", "--interface", "127.0.0.9",
@@ -472,8 +478,9 @@ def test_public_connections_past_the_clients_limit_get_503_and_a_freed_slot_is_r
         answer = ask(fourth)
     assert answer.startswith(b"HTTP/1.1 503 "), answer[:200]
     assert b"busy.localhost" in answer and b"as many open connections" in answer, answer
-    server.proc.wait_for(r"http://busy\.localhost:\d+: refused public connection from "
-                         r"127\.0\.0\.1:\d+: client \w+ has 3 open \(the limit\)", since=mark)
+    server.proc.wait_for(r"public connection refused: the client has its limit open "
+                         r"url=http://busy\.localhost:\d+ peer=127\.0\.0\.1:\d+ client=\w+ open=3 ",
+                         since=mark)
     # The held ones still work; one closed frees its slot for a newcomer.
     assert ask(held[0]).startswith(b"HTTP/1.1 200 ")
     held.pop().close()
@@ -513,8 +520,9 @@ def test_tcp_connections_past_the_clients_limit_are_closed_and_counted_once_gone
     mark = server.proc.mark()
     with socket.create_connection(("127.0.0.1", port), timeout=20) as third:
         assert not echoes(third), "a connection past the limit was carried"
-    server.proc.wait_for(r"tcp://localhost:\d+: refused public connection from 127\.0\.0\.1:\d+: "
-                         r"client \w+ has 2 open \(the limit\)", since=mark)
+    server.proc.wait_for(r"public connection refused: the client has its limit open "
+                         r"url=tcp://localhost:\d+ peer=127\.0\.0\.1:\d+ client=\w+ open=2 ",
+                         since=mark)
     assert all(echoes(s) for s in held)
     close_all(held)
     assert client.proc.running and server.proc.running
@@ -536,8 +544,8 @@ def test_a_client_that_stops_reading_its_control_connection_is_dropped(abuse_ser
             except OSError:
                 break  # closed by the server: what this test waits for
             sent += 1000
-        server.proc.wait_for(rf"client {client_id}: 4096 messages queued and unread; closing its "
-                             r"control connection", since=mark, timeout=20)
+        server.proc.wait_for(r"messages queued and unread; closing the client's control connection "
+                             rf"client={client_id} queued=4096", since=mark, timeout=20)
     finally:
         conn.close()
     tunnel_works(honest.url())

@@ -156,7 +156,7 @@ def test_cut_client_keeps_its_subdomain_during_grace_and_gets_it_back(server, fo
     assert forwarder.cut() >= 1
     first.proc.wait_for(r"lost connection to server|reconnecting", timeout=15,
                         since=before_client)
-    server.proc.wait_for(r"tunnel down: http://keep\.localhost", timeout=15,
+    server.proc.wait_for(r"tunnel down .*url=http://keep\.localhost", timeout=15,
                          since=before_server)
 
     # While the first client is away, its URL says so rather than "not found".

@@ -28,9 +28,9 @@ def test_ready_once_listening_then_stopping_on_sigterm(tmp_path, home):
                     "--log", "stderr"], name="portholed", env=env)
 
     assert sock.recv(256) == b"READY=1"
-    # Ready means bound: the public HTTP port answers at once.
-    m = re.search(r"listening for public http on \S+:(\d+)", proc.text())
-    assert m, proc.text()
+    # Ready means bound: the public HTTP port answers at once. (The line was
+    # written before READY=1; it is waited for only as the test reads it.)
+    m = proc.wait_for(r"listening for public http addr=\S+:(\d+)")
     with socket.create_connection(("127.0.0.1", int(m[1])), timeout=5) as conn:
         conn.sendall(b"GET / HTTP/1.1\r\nHost: nobody.localhost\r\n\r\n")
         assert conn.recv(64).startswith(b"HTTP/1.1 404")

@@ -36,11 +36,11 @@ for what, flag in (("tunnel clients", "--tunnel-addr"), ("public http", "--http-
                    ("public https", "--https-addr")):
     s, port = listen(opt(flag))
     socks.append(s)
-    log(f"listening for {what} on 127.0.0.1:{port}")
+    log(f"listening for {what} addr=127.0.0.1:{port}")
 state = opt("--state-dir")
 os.makedirs(state, exist_ok=True)
 open(os.path.join(state, "ca.pem"), "w").write("-----BEGIN CERTIFICATE-----\n")
-log(f"dev CA certificate: {os.path.join(state, 'ca.pem')}")
+log(f"dev CA certificate; clients must trust it path={os.path.join(state, 'ca.pem')}")
 log("portholed ready")
 time.sleep(3600)
 '''

@@ -47,7 +47,7 @@ def start_from_config(tmp_path: Path, config: Path, *flags: str) -> harness.Serv
     proc = Process([binary("portholed"), "--config", config, *flags],
                    env=clean_env(tmp_path / "home"), cwd=cwd)
     proc.wait_for(r"portholed ready", harness.STARTUP_TIMEOUT)
-    ports = {what: int(re.search(rf"listening for {what} on {harness._ADDR}", proc.text())["port"])
+    ports = {what: int(re.search(rf"listening for {what} addr={harness._ADDR}", proc.text())["port"])
              for what in ("tunnel clients", "public http")}
     state_dir = config.parent / "state"
     return harness.Server(proc, state_dir, "cfg.test", ports["public http"], 0,

@@ -43,7 +43,7 @@ def test_client_exits_0_on_signal_with_a_tunnel_up(sig, server, http_tunnel):
     rc = http_tunnel.proc.wait_exit(timeout=STOP_WITHIN)
     # A crash at exit shows as a negative code (killed by SIGSEGV) or 139.
     assert rc == 0, f"porthole exited with {rc} on {sig.name}"
-    server.proc.wait_for(r"tunnel down: ", timeout=10)
+    server.proc.wait_for(r"tunnel down client=", timeout=10)
 
 
 @pytest.mark.parametrize("transport", ["mux", "pool"], indirect=True)

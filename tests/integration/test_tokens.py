@@ -104,7 +104,7 @@ def test_revoking_a_token_drops_its_live_client_and_refuses_it_again(
     kept = http_client(start_porthole, server, http_backend, keep, home=state.parent / "home2")
     r = token_cmd(state, "revoke", "leaked")
     assert r.returncode == 0, r.stderr
-    server.proc.wait_for(r"token \d+ 'leaked' was revoked; closing", timeout=scaled(10))
+    server.proc.wait_for(r"token revoked; closing .* token=\"token \d+ 'leaked'\"", timeout=scaled(10))
     assert doomed.proc.wait_exit(timeout=scaled(30)) != 0
     assert "invalid authtoken" in doomed.proc.text("stderr")
     assert kept.proc.running
@@ -197,8 +197,8 @@ def test_connection_limit_of_a_token_answers_503_beyond(state, start_portholed, 
         assert r.status == 200
         over = curl(f"{client.url()}/hello")
         assert (over.returncode, over.status) == (0, 503), over.stderr
-        server.proc.wait_for(r"the clients of token \d+ have 1 open \(the limit, its own "
-                             r"--max-conns\)")
+        server.proc.wait_for(r"the token's clients have its limit open .* token=\"token \d+"
+                             r"[^\"]*\" open=1 flag=\"its own --max-conns\"")
     # The held connection is gone: the next one gets through.
     deadline = time.monotonic() + scaled(10)
     while curl(f"{client.url()}/hello").status != 200:

@@ -19,9 +19,9 @@ TEST(LogThrottle, LogsTheFirstEventOfAWindowAndCountsTheRest) {
   EXPECT_EQ(t.admit(t0 + 3s), 0u);
 }
 
-TEST(LogThrottle, TellsHowManyWereNotLogged) {
-  EXPECT_EQ(suppressed_note(0), "");
-  EXPECT_EQ(suppressed_note(7), " (7 more not logged since the last such line)");
+TEST(SecondsText, ShowsATimeoutAsLogLinesDo) {
+  EXPECT_EQ(seconds_text(0s), "0s");
+  EXPECT_EQ(seconds_text(30s), "30s");
 }
 
 TEST(IpConnectionCounts, RefusesAnAddressAtItsLimitAndNoOther) {
