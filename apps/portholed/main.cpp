@@ -230,6 +230,16 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   if (tokens.chosen()) {
+    // `portholed --config FILE token ...` manages the tokens of the state
+    // directory FILE names, as the server that reads FILE does.
+    if (!config.file.empty() && !tokens.state_dir_given()) {
+      try {
+        porthole::server::apply_config_file(app, config.file);
+      } catch (const std::exception& e) {
+        std::cerr << "portholed: " << e.what() << "\n";
+        return 1;
+      }
+    }
     return tokens.run();
   }
 

@@ -193,6 +193,15 @@ bool token_cli::chosen() const {
   return opt_->token->parsed();
 }
 
+bool token_cli::state_dir_given() const {
+  for (const CLI::App* sub : {opt_->add, opt_->list, opt_->revoke}) {
+    if (sub->parsed() && sub->count("--state-dir") > 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
 int token_cli::run() {
   options& o = *opt_;
   try {

@@ -25,6 +25,9 @@ class token_cli {
   /// True if the command line chose a `token` subcommand.
   bool chosen() const;
 
+  /// True if the chosen subcommand was given its own --state-dir.
+  bool state_dir_given() const;
+
   /// Runs the chosen subcommand; the process's exit status.
   int run();
 

@@ -235,6 +235,31 @@ def test_state_directory_from_systemd_is_the_default(tmp_path):
     assert (state / "tokens.db").is_file()
 
 
+def test_token_commands_use_the_state_dir_of_the_config_file(tmp_path):
+    """`portholed --config FILE token ...` works on the tokens of the server that reads FILE;
+    a --state-dir given to the subcommand still wins."""
+    conf = tmp_path / "portholed.yml"
+    conf.write_text("domain: tunnel.example.com\nstate-dir: from-config\n")
+    env = clean_env(tmp_path / "home")
+
+    def portholed(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([binary("portholed"), *args], capture_output=True, text=True,
+                              timeout=scaled(30), env=env)
+
+    r = portholed("--config", conf, "token", "add", "--name", "laptop")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "from-config" / "tokens.db").is_file()
+    assert "laptop" in portholed("--config", conf, "token", "list").stdout
+    r = portholed("--config", conf, "token", "add", "--name", "other", "--state-dir",
+                  tmp_path / "given")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "given" / "tokens.db").is_file()
+    assert "other" not in portholed("--config", conf, "token", "list").stdout
+    conf.write_text("state-dir: [not, one]\n")
+    r = portholed("--config", conf, "token", "list")
+    assert r.returncode == 1 and "portholed.yml:1:" in r.stderr and "state-dir" in r.stderr, r.stderr
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root can create a file for another user")
 def test_root_gives_a_new_database_to_the_owner_of_the_state_dir(state):
     state.mkdir()
