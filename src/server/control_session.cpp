@@ -234,6 +234,7 @@ asio::awaitable<std::unique_ptr<net::channel>> start_proxy(
     }
     if (auto mux = session->mux()) {
       ++session->counters().pool_hits;
+      ++session->counters().messages_out["StartProxy"];  // in the stream's OPEN frame
       // A stream: no round trip, no handshake, the first bytes right behind OPEN.
       std::unique_ptr<net::channel> stream = mux->open(proto::start_proxy{t->url, client_addr});
       if (!first_bytes.empty()) {
@@ -262,6 +263,7 @@ asio::awaitable<std::unique_ptr<net::channel>> start_proxy(
     }
     auto [ec, n] = co_await asio::async_write(*conn, asio::buffer(start), net::use_nothrow);
     if (!ec) {
+      ++session->counters().messages_out["StartProxy"];
       co_return std::make_unique<net::tls_channel>(std::move(conn));
     }
     log::debug("pooled proxy connection was stale; taking another",

@@ -3,6 +3,7 @@ text format, GET /healthz; and --log-format json."""
 
 import json
 import re
+import signal
 import socket
 import subprocess
 
@@ -69,6 +70,9 @@ def test_metrics_count_tunnels_connections_bytes_and_refusals(start_portholed, t
     assert m['porthole_control_messages_total{type="Auth",direction="in"}'] == 3
     assert m['porthole_control_messages_total{type="ReqTunnel",direction="in"}'] == 2
     assert m['porthole_control_messages_total{type="AuthResp",direction="out"}'] == 3
+    # Each public connection was announced once, on a stream or a proxy connection.
+    assert (m['porthole_control_messages_total{type="StartProxy",direction="out"}'] ==
+            m["porthole_proxy_pool_hits_total"] + m["porthole_proxy_pool_misses_total"])
     assert m["process_open_fds"] > 0
 
     # A host no tunnel serves is counted as such.
@@ -87,6 +91,8 @@ def test_pool_transport_counts_pool_hits_or_misses(server, http_backend, start_p
     assert m["porthole_proxy_pool_hits_total"] + m["porthole_proxy_pool_misses_total"] == 3
     assert m['porthole_control_messages_total{type="ReqProxy",direction="out"}'] >= 1
     assert m['porthole_control_messages_total{type="RegProxy",direction="in"}'] >= 1
+    # One StartProxy per public connection, on the proxy connection it takes.
+    assert m['porthole_control_messages_total{type="StartProxy",direction="out"}'] == 3
 
 
 def test_silent_client_and_refused_tunnel_are_counted(start_portholed, http_backend,
@@ -109,6 +115,23 @@ def test_healthz_is_ok_other_paths_404_other_methods_405(server):
     assert (r.status, r.body) == (200, b"ok\n")
     assert admin(server, "/nope").status == 404
     assert admin(server, "/metrics", "-X", "POST").status == 405
+
+
+def test_healthz_is_503_while_the_server_stops(start_portholed):
+    """After SIGTERM portholed drains its public connections (up to 2 s); a load
+    balancer asking /healthz meanwhile is told to send no more."""
+    server = start_portholed()
+    assert admin(server, "/healthz").status == 200
+    # A public connection with half a request keeps the drain going.
+    held = socket.create_connection(("127.0.0.1", server.http_port), timeout=5)
+    held.sendall(b"GET / HTTP/1.1\r\n")
+    mark = server.proc.mark()
+    server.proc.popen.send_signal(signal.SIGTERM)
+    server.proc.wait_for(r"shutting down signal=SIGTERM", since=mark)
+    r = admin(server, "/healthz")
+    assert (r.status, r.body) == (503, b"shutting down\n"), r
+    assert server.proc.wait_exit() == 0
+    held.close()
 
 
 def test_admin_endpoint_can_be_disabled(start_portholed):
