@@ -133,6 +133,20 @@ def sanitizer() -> str | None:
     return None
 
 
+# ELF e_machine of the programs this machine runs natively.
+_HOST_MACHINE = {"x86_64": 62, "aarch64": 183, "armv7l": 40, "armv8l": 40}
+
+
+@functools.cache
+def emulated(name: str) -> bool:
+    """True when `name` (portholed or porthole) is built for another CPU than
+    this machine's and so runs under qemu-user (make test-cross)."""
+    with open(binary(name), "rb") as f:
+        header = f.read(20)
+    host = _HOST_MACHINE.get(os.uname().machine)
+    return host is not None and int.from_bytes(header[18:20], "little") != host
+
+
 def sanitizer_log_options(report_dir: Path) -> dict[str, str]:
     """The sanitizers' option variables of the environment, with log_path added:
     every report of a program started with them lands in a file of

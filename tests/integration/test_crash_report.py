@@ -60,9 +60,14 @@ def check_report(text: str, kind: str) -> None:
     frames = re.findall(r"^ +#(\d+) +0x[0-9a-f]+ +(\S.*)$", text, re.M)
     assert len(frames) >= 3, text
     assert [int(n) for n, _ in frames] == list(range(len(frames)))
-    assert any(frame in f for _, f in frames), f"no frame of {frame} in:\n{text}"
-    if kind not in ("thread-exception", "stack-overflow"):  # whose traces end elsewhere
-        assert any(re.search(r"\bmain\b", f) for _, f in frames), text
+    if harness.emulated("porthole"):
+        # Under qemu-user the symbolizer finds no names (docs/CROSS.md): the
+        # frames are offsets into the program, which addr2line resolves.
+        assert any(re.search(r"porthole\+0x[0-9a-f]+", f) for _, f in frames), text
+    else:
+        assert any(frame in f for _, f in frames), f"no frame of {frame} in:\n{text}"
+        if kind not in ("thread-exception", "stack-overflow"):  # whose traces end elsewhere
+            assert any(re.search(r"\bmain\b", f) for _, f in frames), text
     assert re.search(rf"This is a bug in porthole, not something you did\. Please report it at "
                      r"https?://\S+ and include: .*this whole report, from \"porthole " + v +
                      r" crashed\" to here;", flat), text
