@@ -575,7 +575,8 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
     std::string refusal_frame = proto::encode_framed(proto::auth_resp{
         "", "", "",
         "Incompatible versions. Server " + std::string(proto::mm_version) + ", client " +
-            auth->mm_version + ". Use an ngrok 1.x compatible client."});
+            auth->mm_version + ". Use an ngrok 1.x compatible client.",
+        std::nullopt});
     co_await net::write_message(*stream, std::move(refusal_frame));
     net::close_stream(*stream);
     co_return;
