@@ -12,13 +12,16 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <charconv>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <exception>
+#include <fstream>
 #include <memory>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <typeinfo>
 
@@ -79,6 +82,7 @@ std::atomic<pid_t> drawing_thread{0};
 
 // The thread writing the report, 0 before any.
 std::atomic<pid_t> reporting_thread{0};
+std::atomic<int> reported_signal{0};  // what the report is about (SIGABRT for std::terminate)
 
 // A report, built in a fixed buffer and written to stderr as it fills.
 class report_writer {
@@ -216,6 +220,22 @@ void die_by(int signo) {
   _exit(128 + signo);
 }
 
+void write_footer(report_writer& out);
+
+// The report's alarm: the stack trace hung (seen with qemu-arm's signal
+// frames). The report ends with how to report the bug, and the program dies of
+// the signal it crashed with.
+void on_report_timeout(int) {
+  {
+    report_writer out;
+    out.text("  ... (the stack trace did not finish within ")
+        .number(report_alarm_seconds)
+        .text(" s)\n");
+    write_footer(out);
+  }
+  die_by(reported_signal.load());
+}
+
 // True for the first thread to crash. A second thread that crashes meanwhile
 // waits for the first report to end the process; a crash inside the report
 // ends it at once.
@@ -223,6 +243,11 @@ bool claim_report(int signo) {
   pid_t none = 0;
   const pid_t me = this_thread();
   if (reporting_thread.compare_exchange_strong(none, me)) {
+    reported_signal.store(signo);
+    struct sigaction sa {};
+    sa.sa_handler = &on_report_timeout;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, nullptr);
     alarm(report_alarm_seconds);
     return true;
   }
@@ -242,6 +267,30 @@ const module* module_of(std::uintptr_t addr) {
     }
   }
   return nullptr;
+}
+
+// absl::Symbolize finds a frame's object through /proc/self/task/<tid>/maps.
+// qemu-user emulates /proc/self/maps but not that file, which then lists
+// qemu's own mappings: the symbolizer finds no names there, and for a 32-bit
+// guest it can spin until the report's alarm. It is used only if that file
+// holds the program's first mapping; otherwise frames are offsets only.
+bool symbolizer_usable = true;
+
+bool task_maps_describe_this_program() {
+  if (module_count == 0) {
+    return true;
+  }
+  std::ifstream maps("/proc/self/task/" + std::to_string(this_thread()) + "/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    std::uintptr_t start = 0;
+    const char* end = line.data() + line.size();
+    if (std::from_chars(line.data(), end, start, 16).ec == std::errc() &&
+        start == modules[0].start) {
+      return true;
+    }
+  }
+  return false;
 }
 
 int list_module(dl_phdr_info* info, std::size_t, void*) {
@@ -289,6 +338,10 @@ int list_module(dl_phdr_info* info, std::size_t, void*) {
 // looked up one byte back so that a call at a function's end names the caller.
 __attribute__((noinline)) void write_stack_trace(report_writer& out, std::uintptr_t fault_pc,
                                                  int skip) {
+  // What is written so far is out before the unwinder runs: if it never
+  // returns, the report's alarm still finds the header on the screen.
+  out.text("Stack trace (most recent call first):\n");
+  out.flush();
   void* frames[max_frames];
   const int depth = backtrace(frames, max_frames);
   int first = skip;
@@ -300,12 +353,12 @@ __attribute__((noinline)) void write_stack_trace(report_writer& out, std::uintpt
       }
     }
   }
-  out.text("Stack trace (most recent call first):\n");
   for (int i = first, n = 0; i < depth; ++i, ++n) {
     const auto addr = reinterpret_cast<std::uintptr_t>(frames[i]);
     const std::uintptr_t lookup = addr == fault_pc ? addr : addr - 1;
     char name[1024];
-    const bool named = absl::Symbolize(reinterpret_cast<const void*>(lookup), name, sizeof name);
+    const bool named = symbolizer_usable &&
+                       absl::Symbolize(reinterpret_cast<const void*>(lookup), name, sizeof name);
     out.text("  #").number(n).text(n < 10 ? "  " : " ").hex(addr, 12).text("  ");
     // A name the demangler gave up on stays mangled, and can be long.
     constexpr std::size_t longest_name = 160;
@@ -516,6 +569,7 @@ void install_crash_handler(const char* argv0, crash_report_info info) {
   void* warm_up[2];
   backtrace(warm_up, 2);  // loads the unwinder now, not in a handler
   dl_iterate_phdr(&list_module, nullptr);
+  symbolizer_usable = task_maps_describe_this_program();
   prepare_thread_for_crash_reports();
   std::set_terminate(&on_terminate);
   if (sanitizer_owns_signals) {

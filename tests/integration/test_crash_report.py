@@ -58,13 +58,16 @@ def check_report(text: str, kind: str) -> None:
     assert re.search(rf"porthole {v} crashed: {first_line}", flat), text
     assert "Stack trace (most recent call first):" in text, text
     frames = re.findall(r"^ +#(\d+) +0x[0-9a-f]+ +(\S.*)$", text, re.M)
-    assert len(frames) >= 3, text
     assert [int(n) for n, _ in frames] == list(range(len(frames)))
     if harness.emulated("porthole"):
-        # Under qemu-user the symbolizer finds no names (docs/CROSS.md): the
-        # frames are offsets into the program, which addr2line resolves.
-        assert any(re.search(r"porthole\+0x[0-9a-f]+", f) for _, f in frames), text
+        # Under qemu-user (docs/CROSS.md) the frames are offsets into the
+        # program, without names; with qemu-arm the unwinder does not get
+        # through qemu's signal frame, and the report's alarm ends the trace.
+        if "(the stack trace did not finish within 10 s)" not in text:
+            assert len(frames) >= 3, text
+            assert any(re.search(r"porthole\+0x[0-9a-f]+", f) for _, f in frames), text
     else:
+        assert len(frames) >= 3, text
         assert any(frame in f for _, f in frames), f"no frame of {frame} in:\n{text}"
         if kind not in ("thread-exception", "stack-overflow"):  # whose traces end elsewhere
             assert any(re.search(r"\bmain\b", f) for _, f in frames), text
