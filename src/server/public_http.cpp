@@ -1,5 +1,7 @@
 #include "server/public_http.h"
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
@@ -27,8 +29,8 @@ using clock = std::chrono::steady_clock;
 namespace {
 
 constexpr std::size_t flush_threshold = 64 * 1024;
-// After a response time-out, how long the 504 may take to go out before the
-// connection is closed anyway.
+// After a time-out, how long its answer (504, 408) may take to go out before
+// the connection is closed anyway.
 constexpr auto timeout_answer_time = std::chrono::seconds(5);
 
 using byte_buffer = boost::beast::flat_buffer;
@@ -77,20 +79,25 @@ void release_if_empty(byte_buffer& b) {
 }
 
 // Reads what is available from `s` onto the end of `buf` (no zero-filling).
+// `cancel` ends the read early (operation_aborted), leaving `s` usable.
 template <class Stream>
 asio::awaitable<std::tuple<net::error_code, std::size_t>> read_more(Stream& s, byte_buffer& buf,
-                                                                    net::read_size& size) {
+                                                                    net::read_size& size,
+                                                                    asio::cancellation_slot cancel) {
+  const auto token = [cancel] {
+    return asio::as_tuple(asio::bind_cancellation_slot(cancel, asio::use_awaitable));
+  };
   if constexpr (std::is_same_v<Stream, net::tcp::socket>) {
     // An idle keep-alive connection holds no buffer while it waits. (A TLS
     // stream cannot wait this way: Asio keeps read-ahead ciphertext hidden.)
     if (buf.size() == 0) {
-      auto [wec] = co_await s.async_wait(net::tcp::socket::wait_read, net::use_nothrow);
+      auto [wec] = co_await s.async_wait(net::tcp::socket::wait_read, token());
       if (wec) {
         co_return std::tuple{wec, std::size_t{0}};
       }
     }
   }
-  auto [ec, n] = co_await s.async_read_some(buf.prepare(size.next()), net::use_nothrow);
+  auto [ec, n] = co_await s.async_read_some(buf.prepare(size.next()), token());
   buf.commit(n);
   size.update(n);
   co_return std::tuple{ec, n};
@@ -99,23 +106,33 @@ asio::awaitable<std::tuple<net::error_code, std::size_t>> read_more(Stream& s, b
 // One public connection. Two pumps run at once: requests (public -> proxy),
 // in run(), and responses (proxy -> public), in a coroutine of its own from
 // the first forwarded request on; a timer enforces the time-outs. Responses
-// are counted so that an answer the edge gives itself (401, 421, 431, ...)
-// goes out only after every earlier response: `pending_` counts requests
+// are counted so that an answer the edge gives itself (401, 408, 421, 431,
+// ...) goes out only after every earlier response: `pending_` counts requests
 // forwarded whose responses are not yet fully written to the public side, and
 // only the response pump writes to the public side while it is non-zero.
+//
+// Lifetimes (docs/SECURITY.md, "Coroutines and what they touch"): the session
+// owns the public stream, and everything that runs on its behalf shares the
+// session: the response pump's completion handler and the timer's handler
+// hold `self`. run() returns only once the response pump has ended, and the
+// timer never starts a coroutine: it cancels the request pump's read and
+// lets that pump write the 408 itself. So nothing of the connection is in
+// flight when run() returns, and nothing it touches can be freed under it.
 template <class Stream>
 class public_http_session : public std::enable_shared_from_this<public_http_session<Stream>> {
  public:
-  public_http_session(server& srv, Stream& stream, std::string scheme, std::string client_ip)
+  public_http_session(server& srv, std::unique_ptr<Stream> stream, std::string scheme,
+                      std::string client_ip)
       : server_(srv),
         cfg_(srv.config()),
-        public_(stream),
+        stream_(std::move(stream)),
+        public_(*stream_),
         scheme_(std::move(scheme)),
         protocol_(scheme_ == "https" ? public_protocol::https : public_protocol::http),
         client_ip_(std::move(client_ip)),
         req_(http::parser_limits{cfg_.header_limit, cfg_.max_header_fields}),
         resp_(http::parser_limits{64 * 1024}),
-        timer_(stream.get_executor()) {}
+        timer_(public_.get_executor()) {}
 
   asio::awaitable<void> run() {
     touch();
@@ -141,6 +158,11 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
 
   asio::awaitable<void> request_pump() {
     for (;;) {
+      if (head_timed_out_) {
+        co_await reply_local(408, "Request Timeout", "The request head did not arrive in time.",
+                             false);
+        co_return finish();
+      }
       if (switched_) {
         co_await raw_public_to_proxy();
         co_return;
@@ -168,8 +190,14 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
         if (in_.size() == 0 && req_.at_message_start()) {
           req_.release();  // between requests: hold nothing while idle
         }
-        auto [ec, n] = co_await read_more(public_, in_, in_size_);
+        if (head_timed_out_) {
+          continue;  // timed out while flushing: no read to cancel
+        }
+        auto [ec, n] = co_await read_more(public_, in_, in_size_, read_cancel_.slot());
         server_.counters().in(protocol_) += n;
+        if (head_timed_out_) {
+          continue;  // answered at the top of the loop
+        }
         if (n > 0) {
           touch();
           head_byte_seen_ = true;
@@ -353,7 +381,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
         co_return finish();
       }
       byte_buffer chunk;
-      auto [ec, n] = co_await read_more(public_, chunk, in_size_);
+      auto [ec, n] = co_await read_more(public_, chunk, in_size_, {});
       server_.counters().in(protocol_) += n;
       if (n > 0) {
         touch();
@@ -573,8 +601,8 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
   // When the connection times out: the head's deadline while a head is
   // arriving, else the idle limit (longer while a response is owed).
   clock::time_point deadline() const {
-    if (response_timed_out_) {
-      return *response_timed_out_ + timeout_answer_time;
+    if (timed_out_at_) {
+      return *timed_out_at_ + timeout_answer_time;
     }
     if (head_started_) {
       return *head_started_ + cfg_.read_header_timeout;
@@ -603,8 +631,11 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
   }
 
   void time_out() {
-    if (pending_ > 0 && !response_started_ && !switched_ && proxy_ && !closed_ &&
-        !response_timed_out_) {
+    if (timed_out_at_) {
+      close_all();  // its answer did not go out in time
+      return;
+    }
+    if (pending_ > 0 && !response_started_ && !switched_ && proxy_ && !closed_) {
       // No answer in time. Ending the proxy side ends the response pump,
       // which says so with a 504 (it alone writes to the public side while
       // responses are owed); the connection closes after, or at the latest
@@ -612,7 +643,8 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
       server_.counters().count(error_kind::response_timeout);
       log::info("no answer from the local service in time; 504",
                 {{"url", tunnel_->url}, {"timeout", seconds_text(cfg_.response_timeout)}});
-      response_timed_out_ = clock::now();
+      response_timed_out_ = true;
+      timed_out_at_ = clock::now();
       proxy_->close();
       rearm();
       return;
@@ -628,24 +660,15 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
         close_all();  // nothing was asked: nothing to answer
         return;
       }
-      asio::co_spawn(timer_.get_executor(), answer_timeout(),
-                     [self = this->shared_from_this()](std::exception_ptr e) {
-                       if (e) {
-                         net::log_escaped(e, "public http time-out");
-                       }
-                     });
+      // The request pump, the one writer of local answers, says 408: its
+      // read ends here (partial cancellation leaves the stream usable).
+      head_timed_out_ = true;
+      timed_out_at_ = clock::now();
+      read_cancel_.emit(asio::cancellation_type::partial);
+      rearm();
       return;
     }
     close_all();
-  }
-
-  asio::awaitable<void> answer_timeout() {
-    const std::string response = http::error_response(
-        408, "Request Timeout", "The request head did not arrive in time.", false);
-    co_await write_public(asio::buffer(response));
-    if (!done_) {
-      close_all();
-    }
   }
 
   void close_all() {
@@ -674,7 +697,8 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
 
   server& server_;
   const server_config& cfg_;
-  Stream& public_;
+  std::unique_ptr<Stream> stream_;  ///< the public connection, owned here
+  Stream& public_;                  ///< *stream_
   std::string scheme_;
   public_protocol protocol_;
   std::string client_ip_;
@@ -699,7 +723,10 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
   bool head_byte_seen_ = false;  // the client has sent something
   net::error_code resp_error_;   // why the service's response was not valid HTTP
   std::optional<clock::time_point> head_started_;
-  std::optional<clock::time_point> response_timed_out_;  ///< when the 504 was decided
+  bool response_timed_out_ = false;  // no answer from the service in time: a 504 is owed
+  bool head_timed_out_ = false;      // the head did not come in time: a 408 is owed
+  std::optional<clock::time_point> timed_out_at_;  ///< when the 504 or 408 was decided
+  asio::cancellation_signal read_cancel_;          ///< ends the request pump's read
   clock::time_point last_activity_;
   net::event answered_;
   net::event response_done_;
@@ -708,17 +735,18 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
 
 }  // namespace
 
-asio::awaitable<void> serve_public_http(server& srv, net::tcp::socket& stream, std::string scheme,
+asio::awaitable<void> serve_public_http(server& srv, net::tcp::socket stream, std::string scheme,
                                         std::string client_ip) {
   auto session = std::make_shared<public_http_session<net::tcp::socket>>(
-      srv, stream, std::move(scheme), std::move(client_ip));
+      srv, std::make_unique<net::tcp::socket>(std::move(stream)), std::move(scheme),
+      std::move(client_ip));
   co_await session->run();
 }
 
-asio::awaitable<void> serve_public_http(server& srv, net::tls_stream& stream, std::string scheme,
-                                        std::string client_ip) {
+asio::awaitable<void> serve_public_http(server& srv, std::unique_ptr<net::tls_stream> stream,
+                                        std::string scheme, std::string client_ip) {
   auto session = std::make_shared<public_http_session<net::tls_stream>>(
-      srv, stream, std::move(scheme), std::move(client_ip));
+      srv, std::move(stream), std::move(scheme), std::move(client_ip));
   co_await session->run();
 }
 

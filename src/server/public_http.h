@@ -3,6 +3,7 @@
 // tunnel, checked against the tunnel's basic auth, given X-Forwarded-* fields
 // and carried over one proxy connection of the tunnel's client.
 
+#include <memory>
 #include <string>
 
 #include "net/stream.h"
@@ -12,9 +13,11 @@ namespace porthole::server {
 class server;
 
 /// Serves one public connection until it closes. `scheme` is "http" or "https".
-net::asio::awaitable<void> serve_public_http(server& srv, net::tcp::socket& stream,
+/// The connection is the session's: whatever runs on its behalf shares it, and
+/// nothing of it is still in flight when this returns.
+net::asio::awaitable<void> serve_public_http(server& srv, net::tcp::socket stream,
                                              std::string scheme, std::string client_ip);
-net::asio::awaitable<void> serve_public_http(server& srv, net::tls_stream& stream,
+net::asio::awaitable<void> serve_public_http(server& srv, std::unique_ptr<net::tls_stream> stream,
                                              std::string scheme, std::string client_ip);
 
 }  // namespace porthole::server

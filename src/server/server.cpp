@@ -345,7 +345,7 @@ asio::awaitable<void> server::serve_plain_http(tcp::socket sock,
   active_guard counted(active_);
   public_conn_count in_metrics(metrics_, public_protocol::http);
   const std::string ip = ip_of(sock);
-  co_await serve_public_http(*this, sock, "http", ip);
+  co_await serve_public_http(*this, std::move(sock), "http", ip);
 }
 
 asio::awaitable<void> server::serve_tls(tcp::socket sock, ip_connection_counts::slot counted_ip,
@@ -396,7 +396,7 @@ asio::awaitable<void> server::serve_tls(tcp::socket sock, ip_connection_counts::
   } else {
     pending.leave();
     public_conn_count in_metrics(metrics_, public_protocol::https);
-    co_await serve_public_http(*this, *stream, "https", ip);
+    co_await serve_public_http(*this, std::move(stream), "https", ip);
   }
 }
 
