@@ -273,7 +273,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
     const std::string host = http::routing_host(*host_field);
     auto t = server_.find_http_tunnel(scheme_, host);
     if (!t) {
-      if (server_.http_tunnel_reconnecting(scheme_, host)) {
+      if (server_.http_tunnel_reconnecting(host)) {
         co_await reply_local(503, "Service Unavailable",
                              "Tunnel " + host +
                                  " is reconnecting: its client lost the connection and is "

@@ -733,49 +733,39 @@ std::vector<proto::new_tunnel> server::open_tunnels(const std::shared_ptr<contro
     }
     host = std::move(chosen.host);
   } else {
-    // A reconnecting client gets back the random name it had.
-    for (const std::string& held : registry_->held_by(client_id)) {
-      const auto sep = held.find("://");
-      const std::string scheme = held.substr(0, sep);
-      const std::string held_host = held.substr(sep + 3);
-      if (std::find(protocols.begin(), protocols.end(), scheme) != protocols.end() &&
-          held_host.ends_with("." + cfg_.domain) && reserved_refusal(*session, held_host).empty()) {
-        host = held_host;
+    // A reconnecting client gets back the random name it had for a scheme it asks for.
+    for (const auto& held : registry_->held_by(client_id)) {
+      const bool same_scheme = std::any_of(protocols.begin(), protocols.end(), [&](const auto& p) {
+        return std::find(held.schemes.begin(), held.schemes.end(), p) != held.schemes.end();
+      });
+      if (same_scheme && held.name.ends_with("." + cfg_.domain) &&
+          reserved_refusal(*session, held.name).empty()) {
+        host = held.name;
         break;
       }
     }
     for (int attempt = 0; host.empty() && attempt < 16; ++attempt) {
       const std::string label = random_subdomain();
       std::string candidate = label + "." + cfg_.domain;
-      bool free = tokens_->reserved_by(label).empty();
-      for (const std::string& p : protocols) {
-        free = free && !http_routes_.contains(route_key(p, candidate));
-      }
-      if (free) {
+      if (tokens_->reserved_by(label).empty() && registry_->is_free(candidate)) {
         host = candidate;
       }
     }
   }
 
-  std::vector<proto::new_tunnel> replies;
-  std::vector<std::string> claimed;
   for (const std::string& scheme : protocols) {
-    const std::uint16_t port = scheme == "http" ? http_port_ : https_port_;
-    if (port == 0) {
-      for (const auto& key : claimed) {
-        registry_->release(key, client_id, tunnel_registry::clock::now());
-      }
+    if ((scheme == "http" ? http_port_ : https_port_) == 0) {
       return {refusal("This server has no public " + scheme + " listener.")};
     }
-    const std::string url = make_url(scheme, host, port);
-    const std::string key = route_key(scheme, host);
-    if (const claim_result got = registry_->claim(key, client_id); got != claim_result::claimed) {
-      for (const auto& k : claimed) {
-        registry_->release(k, client_id, tunnel_registry::clock::now());
-      }
+  }
+  // A name is one client's in every scheme: the first claim decides for all.
+  std::vector<proto::new_tunnel> replies;
+  for (const std::string& scheme : protocols) {
+    const std::string url = make_url(scheme, host, scheme == "http" ? http_port_ : https_port_);
+    if (const claim_result got = registry_->claim(host, scheme, client_id);
+        got != claim_result::claimed) {
       return {refusal(taken_message(url, got))};
     }
-    claimed.push_back(key);
     replies.push_back({req.req_id, url, scheme, ""});
   }
   for (std::size_t i = 0; i < protocols.size(); ++i) {
@@ -810,11 +800,12 @@ std::optional<proto::new_tunnel> server::open_tcp_tunnel(
     // A client that lost its connection (or was started again, resuming its
     // session) gets back the port it had, as it does a random name.
     const std::string prefix = "tcp://" + cfg_.domain + ":";
-    for (const std::string& held : registry_->held_by(client_id)) {
+    for (const auto& held : registry_->held_by(client_id)) {
       std::uint16_t port = 0;
-      const char* end = held.data() + held.size();
-      if (held.starts_with(prefix) &&
-          std::from_chars(held.data() + prefix.size(), end, port).ptr == end && port != 0) {
+      const std::string& name = held.name;
+      const char* end = name.data() + name.size();
+      if (name.starts_with(prefix) &&
+          std::from_chars(name.data() + prefix.size(), end, port).ptr == end && port != 0) {
         candidates.push_back(port);
       }
     }
@@ -833,7 +824,7 @@ std::optional<proto::new_tunnel> server::open_tcp_tunnel(
   for (std::uint16_t port : candidates) {
     const std::string tentative = "tcp://" + cfg_.domain + ":" + std::to_string(port);
     if (port != 0) {
-      if (const claim_result got = registry_->claim(tentative, client_id);
+      if (const claim_result got = registry_->claim(tentative, "tcp", client_id);
           got != claim_result::claimed) {
         last_error = taken_message(tentative, got);
         continue;
@@ -865,7 +856,7 @@ std::optional<proto::new_tunnel> server::open_tcp_tunnel(
     }
     if (ec) {
       if (port != 0) {
-        registry_->release(tentative, client_id, tunnel_registry::clock::now());
+        registry_->release(tentative, "tcp", client_id, tunnel_registry::clock::now());
       }
       last_error =
           "Remote port " + std::to_string(port) + " is not available: " + ec.message() + ".";
@@ -874,7 +865,8 @@ std::optional<proto::new_tunnel> server::open_tcp_tunnel(
     const std::uint16_t bound = acceptor.local_endpoint().port();
     const std::string url = "tcp://" + cfg_.domain + ":" + std::to_string(bound);
     if (port == 0) {
-      if (const claim_result got = registry_->claim(url, client_id); got != claim_result::claimed) {
+      if (const claim_result got = registry_->claim(url, "tcp", client_id);
+          got != claim_result::claimed) {
         last_error = taken_message(url, got);
         continue;
       }
@@ -945,13 +937,13 @@ void server::drop_tunnel(control_session& session, const tunnel& t,
       it->second->acceptor.close(ignored);
       tcp_endpoints_.erase(it);
     }
-    registry_->release(t.url, session.client_id(), hold_until);
+    registry_->release(t.url, "tcp", session.client_id(), hold_until);
   } else {
     const std::string key = route_key(t.protocol, t.host);
     if (auto it = http_routes_.find(key); it != http_routes_.end() && it->second.get() == &t) {
       http_routes_.erase(it);
     }
-    registry_->release(key, session.client_id(), hold_until);
+    registry_->release(t.host, t.protocol, session.client_id(), hold_until);
   }
   log::info("tunnel down", {{"client", session.client_id()}, {"url", t.url}});
 }

@@ -44,11 +44,9 @@ class server {
   /// The tunnel an HTTP request for `host` (routing name) under `scheme` goes to.
   std::shared_ptr<tunnel> find_http_tunnel(std::string_view scheme, std::string_view host) const;
 
-  /// True if the tunnel for `host` is away: its client disconnected and its
-  /// URL is held for it during the reconnect grace period.
-  bool http_tunnel_reconnecting(std::string_view scheme, std::string_view host) const {
-    return registry_->is_held(route_key(scheme, host));
-  }
+  /// True if the tunnels of `host` are away: their client disconnected and
+  /// the name is held for it during the reconnect grace period.
+  bool http_tunnel_reconnecting(std::string_view host) const { return registry_->is_held(host); }
 
   /// Registers the tunnels a ReqTunnel asks for; returns one NewTunnel per
   /// protocol (or one with Error set).

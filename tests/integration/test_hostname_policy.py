@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from harness import curl
+from harness import TUNNEL_UP, curl
 
 
 def refused(start_porthole, server, backend, *args, **kw) -> str:
@@ -131,3 +131,56 @@ def test_a_tcp_port_held_for_a_disconnected_client_is_refused_naming_it(tcp_serv
     text = second.proc.text()
     assert (f"The tunnel {url} is already registered: it is held for another client that "
             "disconnected and may come back") in text, text
+
+
+def test_another_client_cannot_take_the_other_scheme_of_a_name(server, http_backend,
+                                                               start_porthole, tmp_path):
+    # Issue 16, finding 2: a name is one client's across http and https.
+    first = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "myapp",
+                           "--proto", "https", server=server)
+    assert first.urls == [f"https://myapp.localhost:{server.https_port}"]
+    text = refused(start_porthole, server, http_backend, "--subdomain", "myapp",
+                   home=tmp_path / "another-home")
+    assert (f"The tunnel http://myapp.localhost:{server.http_port} is already registered by "
+            "another client.") in text, text
+    # Nobody serves http://myapp: it is not found, not another client's service.
+    r = curl(f"http://myapp.localhost:{server.http_port}/hello")
+    assert r.status == 404, (r.status, r.body[:300])
+
+
+def test_another_client_cannot_take_the_other_scheme_of_a_held_random_name(
+        server, http_backend, start_porthole, tmp_path):
+    first = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--proto", "https",
+                           server=server)
+    host = first.url("https").split("://", 1)[1].split(":")[0]
+    mark = server.proc.mark()
+    first.proc.kill()  # its random name is held for its return
+    server.proc.wait_for(rf"tunnel down .*url=https://{re.escape(host)}", since=mark)
+    text = refused(start_porthole, server, http_backend, "--subdomain", host.split(".")[0],
+                   home=tmp_path / "another-home")
+    assert (f"The tunnel http://{host}:{server.http_port} is already registered: it is held for "
+            "another client that disconnected and may come back") in text, text
+    # While it is away, both schemes of its name say it is reconnecting.
+    r = curl(f"http://{host}:{server.http_port}/hello")
+    assert r.status == 503 and b"reconnecting" in r.body, (r.status, r.body[:300])
+
+
+def test_one_client_may_serve_the_two_schemes_of_its_name_in_two_tunnels(
+        server, http_backend, start_porthole, tmp_path):
+    config = tmp_path / "porthole.yml"
+    config.write_text(f"""tunnels:
+  secure:
+    subdomain: both
+    proto: {{https: {http_backend.port}}}
+  plain:
+    subdomain: both
+    proto: {{http: {http_backend.port}}}
+""")
+    client = start_porthole("start", "--all", "--config", str(config), server=server,
+                            wait_up=False)
+    ups = client.proc.wait_for_all(TUNNEL_UP, 2, timeout=20)
+    assert sorted(m["url"] for m in ups) == [f"http://both.localhost:{server.http_port}",
+                                             f"https://both.localhost:{server.https_port}"]
+    hello(f"http://both.localhost:{server.http_port}")
+    r = curl(f"https://both.localhost:{server.https_port}/hello", cacert=server.ca)
+    assert (r.returncode, r.status, r.body) == (0, 200, b"hello"), r.stderr

@@ -7,90 +7,129 @@ namespace {
 
 using namespace std::chrono_literals;
 
-TEST(TunnelRegistry, GivesAFreeUrlToTheFirstClient) {
-  in_memory_registry r;
-  EXPECT_EQ(r.claim("http://foo.example.com", "a"), claim_result::claimed);
+constexpr auto foo = "foo.example.com";
+
+tunnel_registry::clock::time_point later() {
+  return tunnel_registry::clock::now() + 60s;
 }
 
-TEST(TunnelRegistry, RefusesAUrlLiveForAnotherClient) {
+TEST(TunnelRegistry, GivesAFreeNameToTheFirstClient) {
   in_memory_registry r;
-  ASSERT_EQ(r.claim("http://foo.example.com", "a"), claim_result::claimed);
-  EXPECT_NE(r.claim("http://foo.example.com", "b"), claim_result::claimed);
+  EXPECT_EQ(r.claim(foo, "http", "a"), claim_result::claimed);
 }
 
-TEST(TunnelRegistry, LetsTheOwnerClaimAgain) {
+TEST(TunnelRegistry, RefusesANameLiveForAnotherClient) {
   in_memory_registry r;
-  ASSERT_EQ(r.claim("http://foo.example.com", "a"), claim_result::claimed);
-  EXPECT_EQ(r.claim("http://foo.example.com", "a"), claim_result::claimed);
+  ASSERT_EQ(r.claim(foo, "http", "a"), claim_result::claimed);
+  EXPECT_EQ(r.claim(foo, "http", "b"), claim_result::live_elsewhere);
 }
 
-TEST(TunnelRegistry, HoldsAReleasedUrlForItsClientDuringTheGracePeriod) {
+TEST(TunnelRegistry, RefusesTheOtherSchemeOfANameToAnotherClient) {
   in_memory_registry r;
-  ASSERT_EQ(r.claim("http://foo.example.com", "a"), claim_result::claimed);
-  r.release("http://foo.example.com", "a", tunnel_registry::clock::now() + 60s);
-  EXPECT_NE(r.claim("http://foo.example.com", "b"), claim_result::claimed);
-  EXPECT_EQ(r.claim("http://foo.example.com", "a"), claim_result::claimed);
+  ASSERT_EQ(r.claim(foo, "https", "a"), claim_result::claimed);
+  EXPECT_EQ(r.claim(foo, "http", "b"), claim_result::live_elsewhere);
 }
 
-TEST(TunnelRegistry, FreesAUrlReleasedWithoutGrace) {
+TEST(TunnelRegistry, RefusesTheOtherSchemeOfAHeldNameToAnotherClient) {
   in_memory_registry r;
-  ASSERT_EQ(r.claim("http://foo.example.com", "a"), claim_result::claimed);
-  r.release("http://foo.example.com", "a", tunnel_registry::clock::now());
-  EXPECT_EQ(r.claim("http://foo.example.com", "b"), claim_result::claimed);
+  ASSERT_EQ(r.claim(foo, "https", "a"), claim_result::claimed);
+  r.release(foo, "https", "a", later());
+  EXPECT_EQ(r.claim(foo, "http", "b"), claim_result::held_elsewhere);
 }
 
-TEST(TunnelRegistry, FreesAHeldUrlOnceTheGracePeriodEnds) {
+TEST(TunnelRegistry, GivesItsOwnerEveryScheme) {
   in_memory_registry r;
-  ASSERT_EQ(r.claim("http://foo.example.com", "a"), claim_result::claimed);
-  r.release("http://foo.example.com", "a", tunnel_registry::clock::now() + 1ms);
+  ASSERT_EQ(r.claim(foo, "https", "a"), claim_result::claimed);
+  EXPECT_EQ(r.claim(foo, "http", "a"), claim_result::claimed);
+  EXPECT_EQ(r.claim(foo, "https", "a"), claim_result::claimed);
+}
+
+TEST(TunnelRegistry, KeepsTheNameWhileOneOfItsSchemesIsLive) {
+  in_memory_registry r;
+  ASSERT_EQ(r.claim(foo, "http", "a"), claim_result::claimed);
+  ASSERT_EQ(r.claim(foo, "https", "a"), claim_result::claimed);
+  r.release(foo, "http", "a", tunnel_registry::clock::now());  // CloseTunnel of one scheme
+  EXPECT_EQ(r.claim(foo, "http", "b"), claim_result::live_elsewhere);
+  EXPECT_FALSE(r.is_held(foo));
+  EXPECT_FALSE(r.is_free(foo));
+}
+
+TEST(TunnelRegistry, HoldsAReleasedNameForItsClientDuringTheGracePeriod) {
+  in_memory_registry r;
+  ASSERT_EQ(r.claim(foo, "http", "a"), claim_result::claimed);
+  r.release(foo, "http", "a", later());
+  EXPECT_NE(r.claim(foo, "http", "b"), claim_result::claimed);
+  EXPECT_EQ(r.claim(foo, "http", "a"), claim_result::claimed);
+}
+
+TEST(TunnelRegistry, FreesANameReleasedWithoutGrace) {
+  in_memory_registry r;
+  ASSERT_EQ(r.claim(foo, "http", "a"), claim_result::claimed);
+  r.release(foo, "http", "a", tunnel_registry::clock::now());
+  EXPECT_TRUE(r.is_free(foo));
+  EXPECT_EQ(r.claim(foo, "https", "b"), claim_result::claimed);
+}
+
+TEST(TunnelRegistry, FreesAHeldNameOnceTheGracePeriodEnds) {
+  in_memory_registry r;
+  ASSERT_EQ(r.claim(foo, "http", "a"), claim_result::claimed);
+  r.release(foo, "http", "a", tunnel_registry::clock::now() + 1ms);
   const auto until = tunnel_registry::clock::now() + 5ms;
   while (tunnel_registry::clock::now() < until) {
   }
-  EXPECT_EQ(r.claim("http://foo.example.com", "b"), claim_result::claimed);
+  EXPECT_TRUE(r.is_free(foo));
+  EXPECT_EQ(r.claim(foo, "https", "b"), claim_result::claimed);
 }
 
-TEST(TunnelRegistry, IgnoresAReleaseByAClientThatDoesNotOwnTheUrl) {
+TEST(TunnelRegistry, IgnoresAReleaseByAClientThatDoesNotOwnTheName) {
   in_memory_registry r;
-  ASSERT_EQ(r.claim("http://foo.example.com", "a"), claim_result::claimed);
-  r.release("http://foo.example.com", "b", tunnel_registry::clock::now());
-  EXPECT_NE(r.claim("http://foo.example.com", "b"), claim_result::claimed);
+  ASSERT_EQ(r.claim(foo, "http", "a"), claim_result::claimed);
+  r.release(foo, "http", "b", tunnel_registry::clock::now());
+  EXPECT_NE(r.claim(foo, "http", "b"), claim_result::claimed);
 }
 
-TEST(TunnelRegistry, TellsAHeldUrlFromALiveOrFreeOne) {
+TEST(TunnelRegistry, TellsAHeldNameFromALiveOrFreeOne) {
   in_memory_registry r;
-  ASSERT_EQ(r.claim("http://live.example.com", "a"), claim_result::claimed);
-  ASSERT_EQ(r.claim("http://held.example.com", "a"), claim_result::claimed);
-  r.release("http://held.example.com", "a", tunnel_registry::clock::now() + 60s);
-  EXPECT_TRUE(r.is_held("http://held.example.com"));
-  EXPECT_FALSE(r.is_held("http://live.example.com"));
-  EXPECT_FALSE(r.is_held("http://free.example.com"));
+  ASSERT_EQ(r.claim("live.example.com", "http", "a"), claim_result::claimed);
+  ASSERT_EQ(r.claim("held.example.com", "http", "a"), claim_result::claimed);
+  r.release("held.example.com", "http", "a", later());
+  EXPECT_TRUE(r.is_held("held.example.com"));
+  EXPECT_FALSE(r.is_held("live.example.com"));
+  EXPECT_FALSE(r.is_held("free.example.com"));
+  EXPECT_TRUE(r.is_free("free.example.com"));
+  EXPECT_FALSE(r.is_free("held.example.com"));
 }
 
-TEST(TunnelRegistry, ListsOnlyTheHeldUrlsOfAClient) {
+TEST(TunnelRegistry, ListsOnlyTheHeldNamesOfAClientWithTheirSchemes) {
   in_memory_registry r;
-  ASSERT_EQ(r.claim("http://live.example.com", "a"), claim_result::claimed);
-  ASSERT_EQ(r.claim("http://held.example.com", "a"), claim_result::claimed);
-  ASSERT_EQ(r.claim("http://other.example.com", "b"), claim_result::claimed);
-  r.release("http://held.example.com", "a", tunnel_registry::clock::now() + 60s);
-  r.release("http://other.example.com", "b", tunnel_registry::clock::now() + 60s);
-  EXPECT_EQ(r.held_by("a"), std::vector<std::string>{"http://held.example.com"});
+  ASSERT_EQ(r.claim("live.example.com", "http", "a"), claim_result::claimed);
+  ASSERT_EQ(r.claim("held.example.com", "http", "a"), claim_result::claimed);
+  ASSERT_EQ(r.claim("held.example.com", "https", "a"), claim_result::claimed);
+  ASSERT_EQ(r.claim("other.example.com", "http", "b"), claim_result::claimed);
+  r.release("held.example.com", "http", "a", later());
+  r.release("held.example.com", "https", "a", later());
+  r.release("other.example.com", "http", "b", later());
+  const auto held = r.held_by("a");
+  ASSERT_EQ(held.size(), 1u);
+  EXPECT_EQ(held[0].name, "held.example.com");
+  EXPECT_EQ(held[0].schemes, (std::vector<std::string>{"http", "https"}));
 }
 
-TEST(TunnelRegistry, SaysWhetherAnotherClientHasTheUrlLiveOrHeld) {
+TEST(TunnelRegistry, SaysWhetherAnotherClientHasTheNameLiveOrHeld) {
   in_memory_registry r;
-  ASSERT_EQ(r.claim("http://live.example.com", "a"), claim_result::claimed);
-  ASSERT_EQ(r.claim("http://held.example.com", "a"), claim_result::claimed);
-  r.release("http://held.example.com", "a", tunnel_registry::clock::now() + 60s);
-  EXPECT_EQ(r.claim("http://live.example.com", "b"), claim_result::live_elsewhere);
-  EXPECT_EQ(r.claim("http://held.example.com", "b"), claim_result::held_elsewhere);
+  ASSERT_EQ(r.claim("live.example.com", "http", "a"), claim_result::claimed);
+  ASSERT_EQ(r.claim("held.example.com", "http", "a"), claim_result::claimed);
+  r.release("held.example.com", "http", "a", later());
+  EXPECT_EQ(r.claim("live.example.com", "https", "b"), claim_result::live_elsewhere);
+  EXPECT_EQ(r.claim("held.example.com", "https", "b"), claim_result::held_elsewhere);
 }
 
 TEST(TunnelRegistry, RefusesAHeldTcpPortToAnotherClient) {
   in_memory_registry r;
-  ASSERT_EQ(r.claim("tcp://example.com:20001", "a"), claim_result::claimed);
-  r.release("tcp://example.com:20001", "a", tunnel_registry::clock::now() + 60s);
-  EXPECT_EQ(r.claim("tcp://example.com:20001", "b"), claim_result::held_elsewhere);
-  EXPECT_EQ(r.claim("tcp://example.com:20001", "a"), claim_result::claimed);
+  ASSERT_EQ(r.claim("tcp://example.com:20001", "tcp", "a"), claim_result::claimed);
+  r.release("tcp://example.com:20001", "tcp", "a", later());
+  EXPECT_EQ(r.claim("tcp://example.com:20001", "tcp", "b"), claim_result::held_elsewhere);
+  EXPECT_EQ(r.claim("tcp://example.com:20001", "tcp", "a"), claim_result::claimed);
 }
 
 hostname_policy policy(std::vector<std::string> allowed = {}, bool any = false) {
