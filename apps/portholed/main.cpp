@@ -128,7 +128,8 @@ int main(int argc, char** argv) {
   app.add_option("--tcp-bind-addr", cfg.tcp_bind_addr,
                  "Address TCP tunnels listen on (default: all interfaces)");
   app.add_option("--tcp-ports", tcp_ports,
-                 "LOW-HIGH range for server-chosen TCP tunnel ports (default: any)")
+                 "LOW-HIGH: the only ports TCP tunnels may have, asked for or chosen "
+                 "(recommended; default: any port from 1024 up that portholed can bind)")
       ->check([](const std::string& text) {
         porthole::server::server_config scratch;
         try {

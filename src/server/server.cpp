@@ -70,6 +70,18 @@ std::string taken_message(std::string_view url, claim_result why) {
   return text + " by another client.";
 }
 
+// Below it, ports are root's (and other services'): without --tcp-ports a
+// client may ask only for ports from here up.
+constexpr std::uint16_t first_unprivileged_port = 1024;
+
+// Every refusal of a TCP port a client asked for says the same: whether
+// another tunnel holds it, a local service listens on it or the bind was not
+// permitted must not be told apart (that would scan the server's ports).
+std::string port_unavailable(std::uint16_t port) {
+  return "Remote port " + std::to_string(port) +
+         " is not available; ask for another, or for none and the server chooses.";
+}
+
 std::string peer_of(const tcp::socket& s) {
   net::error_code ec;
   auto ep = s.remote_endpoint(ec);
@@ -795,6 +807,11 @@ std::optional<proto::new_tunnel> server::open_tcp_tunnel(
                      std::to_string(cfg_.tcp_port_low) + "-" + std::to_string(cfg_.tcp_port_high) +
                      ").");
     }
+    if (!ranged && req.remote_port < first_unprivileged_port) {
+      return refusal("Remote port " + std::to_string(req.remote_port) +
+                     " is not one this server gives out: without --tcp-ports it gives ports " +
+                     std::to_string(first_unprivileged_port) + "-65535.");
+    }
     candidates.push_back(req.remote_port);
   } else {
     // A client that lost its connection (or was started again, resuming its
@@ -826,7 +843,12 @@ std::optional<proto::new_tunnel> server::open_tcp_tunnel(
     if (port != 0) {
       if (const claim_result got = registry_->claim(tentative, "tcp", client_id);
           got != claim_result::claimed) {
-        last_error = taken_message(tentative, got);
+        log::debug("tcp port refused", {{"client", client_id},
+                                       {"port", port},
+                                       {"error", got == claim_result::live_elsewhere
+                                                     ? "another client's tunnel"
+                                                     : "held for another client"}});
+        last_error = port_unavailable(port);
         continue;
       }
     }
@@ -858,8 +880,10 @@ std::optional<proto::new_tunnel> server::open_tcp_tunnel(
       if (port != 0) {
         registry_->release(tentative, "tcp", client_id, tunnel_registry::clock::now());
       }
-      last_error =
-          "Remote port " + std::to_string(port) + " is not available: " + ec.message() + ".";
+      // Why the bind failed is the server's business: told apart, "in use"
+      // and "permission denied" would map the server's own ports.
+      log::debug("tcp port refused", {{"client", client_id}, {"port", port}, {"error", ec.message()}});
+      last_error = port_unavailable(port);
       continue;
     }
     const std::uint16_t bound = acceptor.local_endpoint().port();
@@ -867,7 +891,7 @@ std::optional<proto::new_tunnel> server::open_tcp_tunnel(
     if (port == 0) {
       if (const claim_result got = registry_->claim(url, "tcp", client_id);
           got != claim_result::claimed) {
-        last_error = taken_message(url, got);
+        last_error = port_unavailable(bound);
         continue;
       }
     }

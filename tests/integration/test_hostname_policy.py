@@ -116,7 +116,7 @@ def test_a_url_held_for_a_disconnected_client_is_refused_naming_it(server, http_
             "held for another client that disconnected and may come back") in text, text
 
 
-def test_a_tcp_port_held_for_a_disconnected_client_is_refused_naming_it(tcp_server, tcp_echo,
+def test_a_tcp_port_held_for_a_disconnected_client_is_refused(tcp_server, tcp_echo,
                                                                         start_porthole, tmp_path):
     server = tcp_server
     first = start_porthole("tcp", f"127.0.0.1:{tcp_echo.port}", server=server)
@@ -129,8 +129,9 @@ def test_a_tcp_port_held_for_a_disconnected_client_is_refused_naming_it(tcp_serv
                             server=server, wait_up=False, home=tmp_path / "another-home")
     assert second.proc.wait_exit() != 0
     text = second.proc.text()
-    assert (f"The tunnel {url} is already registered: it is held for another client that "
-            "disconnected and may come back") in text, text
+    # The same words as for a port anything else holds (see test_tcp.py).
+    assert (f"Remote port {port} is not available; ask for another, or for none and the server "
+            "chooses.") in text, text
 
 
 def test_another_client_cannot_take_the_other_scheme_of_a_name(server, http_backend,

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from backends import TCPEchoBackend, echo_through
-from harness import TRANSPORTS, deterministic_bytes
+from harness import TRANSPORTS, deterministic_bytes, os_port
 
 ONE_MIB = 1024 * 1024
 
@@ -120,3 +120,52 @@ def test_public_client_that_half_closes_still_gets_the_full_echo(tcp_server, tcp
     assert not errors, errors
     assert len(got) == len(data), f"got {len(got)} of {len(data)} bytes back after half-close"
     assert bytes(got) == data
+
+
+# Issue 16, finding 7: a tunnel client must not be able to map the server's
+# listening ports by asking for them.
+
+def refusal_of(start_porthole, server, backend, port: int) -> str:
+    client = start_porthole("tcp", f"127.0.0.1:{backend.port}", "--remote-port", str(port),
+                            server=server, wait_up=False)
+    assert client.proc.wait_exit() != 0
+    assert "Forwarding " not in client.proc.text()
+    m = re.search(r"Remote port \d+ is not[^\n]*", client.proc.text("stderr"))
+    assert m, client.proc.text("stderr")
+    return m[0]
+
+
+@pytest.fixture
+def open_server(start_portholed):
+    """portholed without --tcp-ports: any port a client asks for, on 127.0.0.1."""
+    return start_portholed("--tcp-bind-addr", "127.0.0.1")
+
+
+def test_a_port_a_server_service_listens_on_reads_like_a_port_another_tunnel_holds(
+        open_server, tcp_echo, start_porthole, tmp_path):
+    server = open_server
+    holder = start_porthole("tcp", f"127.0.0.1:{tcp_echo.port}", server=server)
+    held = tcp_port_of(holder.url("tcp"))
+    admin = server.admin_port  # portholed's own loopback-only admin endpoint
+    said = {port: refusal_of(start_porthole, server, tcp_echo, port)
+            for port in (held, admin)}
+    assert said[held] == said[admin].replace(str(admin), str(held)), said
+    assert said[admin] == (f"Remote port {admin} is not available; ask for another, or for "
+                           "none and the server chooses."), said
+
+
+def test_a_privileged_port_is_refused_without_a_range(open_server, tcp_echo, start_porthole):
+    for port in (22, 80, 1023):
+        said = refusal_of(start_porthole, open_server, tcp_echo, port)
+        assert said == (f"Remote port {port} is not one this server gives out: without "
+                        "--tcp-ports it gives ports 1024-65535."), said
+
+
+def test_a_free_unprivileged_port_is_given_without_a_range(open_server, tcp_echo,
+                                                          start_porthole):
+    wanted = os_port()
+    client = start_porthole("tcp", f"127.0.0.1:{tcp_echo.port}", "--remote-port", str(wanted),
+                            server=open_server)
+    assert client.urls == [f"tcp://localhost:{wanted}"]
+    data = deterministic_bytes(64 * 1024, seed=5)
+    assert echo_through(wanted, data) == data
