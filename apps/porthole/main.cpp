@@ -28,6 +28,7 @@
 #include "inspect/exchange_json.h"
 #include "log/logging.h"
 #include "net/address.h"
+#include "net/io_loop.h"
 #include "net/memory.h"
 #include "term/crash.h"
 #include "term/status_board.h"
@@ -253,6 +254,13 @@ class running_client {
     }
   }
 
+  running_client(const running_client&) = delete;
+  running_client& operator=(const running_client&) = delete;
+
+  // Coroutines cut short by stop() are destroyed here, while the agent, the
+  // web interface and the captures they use still exist (net::io_loop).
+  ~running_client() { ioc_.destroy_pending(); }
+
   /// Serves until SIGINT, SIGTERM, q on the status screen, or a fatal error;
   /// returns the exit status.
   int run() {
@@ -276,6 +284,7 @@ class running_client {
                      stop_loop();
                    });
     ioc_.run();
+    ioc_.destroy_pending();
     screen_.reset();  // the terminal as it was, before anything more is said
     if (result_ && result_->exit_code != 0) {
       if (!log_to_stderr_) {
@@ -409,7 +418,7 @@ class running_client {
   // The board first: connections still open when the io_context goes tell it.
   std::shared_ptr<porthole::term::status_board> board_;
   bool log_to_stderr_;
-  asio::io_context ioc_;
+  porthole::net::io_loop ioc_;
   porthole::client::resume_file resume_;  ///< before the agent, which reads it
   porthole::client::agent agent_;
   std::optional<selection> started_;

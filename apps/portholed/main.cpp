@@ -14,6 +14,7 @@
 #include "http/message_parser.h"
 #include "log/event.h"
 #include "log/logging.h"
+#include "net/io_loop.h"
 #include "net/memory.h"
 #include "net/sd_notify.h"
 #include "server/config_file.h"
@@ -275,7 +276,7 @@ int main(int argc, char** argv) {
       throw std::runtime_error("--tls-cert and --tls-key go together");
     }
 
-    boost::asio::io_context ioc(1);
+    porthole::net::io_loop ioc(1);
     porthole::server::server srv(ioc, cfg);
     // Before start() logs "ready": a SIGTERM from then on is a clean shutdown.
     boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
@@ -306,6 +307,9 @@ int main(int argc, char** argv) {
       drain_check();
     });
     ioc.run();
+    // What did not finish draining is destroyed while the server it counts
+    // itself in is alive (see net::io_loop).
+    ioc.destroy_pending();
     return 0;
   } catch (const std::exception& e) {
     if (log_target != "stderr") {

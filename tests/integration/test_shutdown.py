@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from harness import curl
+from harness import curl, scaled
 
 STOP_WITHIN = 5.0  # seconds; the server drains connections for up to 2 s
 
@@ -62,3 +62,60 @@ def test_a_stopped_client_gives_its_url_back_for_the_next_one(server, http_backe
     assert second.urls == first.urls
     r = curl(f"{second.url()}/hello")
     assert (r.returncode, r.status, r.body) == (0, 200, b"hello"), r.stderr
+
+
+def open_requests(server, url: str, paths: list[str]) -> list:
+    """Public connections left in flight: a keep-alive connection that asked
+    nothing, a request whose head never ends, and requests the service has
+    not answered (each path of `paths`), on http and https."""
+    import socket
+    import ssl
+    from urllib.parse import urlsplit
+    host = urlsplit(url).hostname
+    conns = []
+    for scheme, port in (("http", server.http_port), ("https", server.https_port)):
+        for request in [b"", f"GET /x HTTP/1.1\r\nHost: {host}".encode()] + [
+                f"GET {p} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode() for p in paths]:
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            if scheme == "https":
+                ctx = ssl.create_default_context(cafile=str(server.ca))
+                s = ctx.wrap_socket(s, server_hostname=host)
+            s.sendall(request)
+            conns.append(s)
+    return conns
+
+
+def wait_stalls(backend, n: int, timeout: float = 10.0) -> None:
+    """Waits until the backend holds `n` /stall requests unanswered."""
+    deadline = time.monotonic() + scaled(timeout)
+    while backend.log_text().count("stalling") < n:
+        assert time.monotonic() < deadline, backend.log_text()
+        time.sleep(0.05)
+
+
+def test_server_stopped_with_connections_in_flight_exits_0(server, http_backend,
+                                                          start_porthole):
+    # Past the two seconds of draining, what is still in flight is dropped:
+    # coroutines destroyed unfinished must not touch the server they belonged to.
+    tunnel = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "foo",
+                            server=server)
+    conns = open_requests(server, tunnel.url(), ["/stall"])
+    wait_stalls(http_backend, 2)  # one per scheme: the requests are at the service
+    server.proc.popen.send_signal(signal.SIGTERM)
+    rc = server.proc.wait_exit(timeout=STOP_WITHIN)
+    for c in conns:
+        c.close()
+    assert rc == 0, f"portholed exited with {rc}: {server.proc.final_output()[-2000:]}"
+
+
+def test_client_stopped_with_connections_in_flight_exits_0(server, http_backend,
+                                                          start_porthole):
+    tunnel = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "foo",
+                            server=server)
+    conns = open_requests(server, tunnel.url(), ["/stall"])
+    wait_stalls(http_backend, 2)
+    tunnel.proc.popen.send_signal(signal.SIGTERM)
+    rc = tunnel.proc.wait_exit(timeout=STOP_WITHIN + 10)
+    for c in conns:
+        c.close()
+    assert rc == 0, f"porthole exited with {rc}: {tunnel.proc.final_output()[-2000:]}"
