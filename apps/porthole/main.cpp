@@ -24,6 +24,7 @@
 #include "client/inspector.h"
 #include "client/local_api.h"
 #include "client/resume_file.h"
+#include "client/state_directory.h"
 #include "inspect/capture_writer.h"
 #include "inspect/exchange_json.h"
 #include "log/logging.h"
@@ -309,7 +310,7 @@ class running_client {
 
   // Where each client keeps its id for the next run (see resume_file).
   static std::filesystem::path resume_dir() {
-    return porthole::client::default_config_path().parent_path() / ".porthole" / "sessions";
+    return porthole::client::state_directory() / "sessions";
   }
 
   static porthole::client::client_config resumed(porthole::client::client_config cfg,
@@ -384,12 +385,10 @@ class running_client {
     // A client that moved off the default port is a second one on this
     // machine: its history is its own (replay must reach its own tunnels).
     const auto port = api_->endpoint().port();
-    const std::string default_db =
-        (porthole::client::default_config_path().parent_path() / ".porthole" /
-         (inspect_addr == default_inspect_addr && port != 4040
-              ? "captures-" + std::to_string(port) + ".db"
-              : std::string("captures.db")))
-            .string();
+    const std::string default_name = inspect_addr == default_inspect_addr && port != 4040
+                                         ? "captures-" + std::to_string(port) + ".db"
+                                         : std::string("captures.db");
+    const std::string default_db = (porthole::client::state_directory() / default_name).string();
     const std::string db =
         first_of(cl.inspect_db, file ? file->inspect_db : std::nullopt).value_or(default_db);
     const std::size_t keep = file && file->inspect_keep ? *file->inspect_keep : 1000;
@@ -629,6 +628,7 @@ int main(int argc, char** argv) {
                    cfg.proxy->port);
     }
 
+    porthole::client::make_private_directory(porthole::client::state_directory());
     client =
         std::make_unique<running_client>(std::move(cfg), cl, file, inspect_addr,
                                          start->parsed() ? std::optional(started) : std::nullopt,

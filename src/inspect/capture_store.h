@@ -21,7 +21,10 @@ class capture_store {
  public:
   /// Opens the store at `path`, a file (created, with its directory, if
   /// missing; journal in WAL mode) or ":memory:" to keep nothing beyond this
-  /// object. Keeps the newest `keep` exchanges (at least 1). A file written
+  /// object. The file and its -wal, -shm and -journal files are for their
+  /// owner only: created 0600 (folders made for them 0700), or narrowed to
+  /// it with a warning each when group or others could read them (a folder
+  /// that exists is left as it is). Keeps the newest `keep` exchanges (at least 1). A file written
   /// by an older porthole loses its exchanges (logged), not its highest id.
   /// Throws std::invalid_argument for an empty path or `keep` of 0, and
   /// std::runtime_error naming the file when it cannot be opened or created,

@@ -1,7 +1,9 @@
 #include "inspect/export.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "http/ascii.h"
 #include "http/base64.h"
@@ -15,7 +17,10 @@ namespace {
 using json = nlohmann::json;
 
 // `s` as one bash word: '...' when every byte is printable ASCII, else $'...'
-// with escapes, which bash turns back into the same bytes.
+// with escapes, which bash turns back into the same bytes. Nothing in either
+// is expanded. In $'...' a quote and '!' are escapes too, so that a shell
+// scanning for history expansion without knowing $'...' sees no quote end
+// and no '!' there.
 std::string shell_quote(std::string_view s) {
   bool plain = true;
   for (const unsigned char c : s) {
@@ -31,10 +36,9 @@ std::string shell_quote(std::string_view s) {
   }
   out = "$'";
   for (const unsigned char c : s) {
-    if (c == '\'' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c >= 0x20 && c < 0x7f) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c >= 0x20 && c < 0x7f && c != '\'' && c != '!') {
       out += static_cast<char>(c);
     } else {
       static constexpr char hex[] = "0123456789abcdef";
@@ -44,6 +48,52 @@ std::string shell_quote(std::string_view s) {
     }
   }
   return out + "'";
+}
+
+// `bytes` as the single-quoted argument of printf's %b, which writes them
+// back: any byte but printable ASCII, a quote, '!' and a backslash is
+// \0ooo (always three digits, so a digit after it is not taken in), NUL
+// included, which no shell string can hold.
+std::string printf_b_argument(std::string_view bytes) {
+  std::string out = "'";
+  for (const unsigned char c : bytes) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c >= 0x20 && c < 0x7f && c != '\'' && c != '!') {
+      out += static_cast<char>(c);
+    } else {
+      out += "\\0";
+      out += static_cast<char>('0' + (c >> 6));
+      out += static_cast<char>('0' + ((c >> 3) & 7));
+      out += static_cast<char>('0' + (c & 7));
+    }
+  }
+  return out + "'";
+}
+
+// A public URL the command may name: http:// or https:// and a host with its
+// port, nothing more (no user info, path or other scheme for curl to act on).
+bool is_exportable_public_url(std::string_view url) {
+  std::string_view authority;
+  if (url.starts_with("http://")) {
+    authority = url.substr(7);
+  } else if (url.starts_with("https://")) {
+    authority = url.substr(8);
+  } else {
+    return false;
+  }
+  return !authority.empty() && std::all_of(authority.begin(), authority.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           std::string_view(".-_:[]").find(c) != std::string_view::npos;
+  });
+}
+
+// Whether curl -H sends the field as it is. A token name keeps the argument
+// from starting with '@' (curl would read headers from that file) and from
+// holding another ':'; a line break or NUL cannot be sent.
+bool fits_curl_header(std::string_view name, std::string_view value) {
+  return http::is_token(name) &&
+         value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
 }
 
 json name_values(const header_list& headers) {
@@ -109,7 +159,9 @@ long long head_size(std::string_view start_line, const header_list& headers) {
   return static_cast<long long>(n);
 }
 
-std::string http_version(const std::string& v) { return v.empty() ? "HTTP/1.1" : v; }
+std::string http_version(const std::string& v) {
+  return v.empty() ? "HTTP/1.1" : v;
+}
 
 // HAR's content object: the decoded body, as text or base64.
 json content(const header_list& headers, const captured_body& body) {
@@ -137,9 +189,9 @@ json har_entry(const exchange& e) {
       {"httpVersion", http_version(rq.version)},
       {"cookies", request_cookies(rq.headers)},
       {"headers", name_values(rq.headers)},
-      {"queryString",
-       query_pairs(question == std::string::npos ? std::string_view{}
-                                                 : std::string_view(rq.target).substr(question + 1))},
+      {"queryString", query_pairs(question == std::string::npos
+                                      ? std::string_view{}
+                                      : std::string_view(rq.target).substr(question + 1))},
       {"headersSize", head_size(rq.method + " " + rq.target + " " + rq.version, rq.headers)},
       {"bodySize", rq.body.size},
   };
@@ -169,8 +221,8 @@ json har_entry(const exchange& e) {
         {"headers", name_values(rs.headers)},
         {"content", content(rs.headers, rs.body)},
         {"redirectURL", header_value(rs.headers, "location")},
-        {"headersSize", head_size(rs.version + " " + std::to_string(rs.status) + " " + rs.reason,
-                                  rs.headers)},
+        {"headersSize",
+         head_size(rs.version + " " + std::to_string(rs.status) + " " + rs.reason, rs.headers)},
         {"bodySize", rs.body.size},
     };
   } else {
@@ -215,32 +267,76 @@ json har_entry(const exchange& e) {
 
 std::string to_curl(const exchange& e) {
   const captured_request& rq = e.request;
-  std::string out;
+  if (!is_exportable_public_url(e.public_url)) {
+    return "# not exported: the tunnel's public URL " + shell_quote(e.public_url) +
+           " is not http:// or https:// and a host\n";
+  }
+  if (!http::is_token(rq.method)) {
+    return "# not exported: the method " + shell_quote(rq.method) + " is not an HTTP token\n";
+  }
+  std::string notes;
   if (rq.body.truncated) {
-    out += "# the request body was cut at capture: " + std::to_string(rq.body.bytes.size()) +
-           " of " + std::to_string(rq.body.size) + " bytes are sent\n";
+    notes += "# the request body was cut at capture: " + std::to_string(rq.body.bytes.size()) +
+             " of " + std::to_string(rq.body.size) + " bytes are sent\n";
   }
-  out += "curl";
-  if (rq.method == "HEAD") {
-    out += " --head";
+  std::string command = "curl";
+  if (rq.method == "HEAD" && rq.body.size == 0) {
+    command += " --head";
   } else if (rq.method != "GET" || rq.body.size > 0) {
-    out += " -X " + shell_quote(rq.method);
+    command += " -X " + shell_quote(rq.method);
   }
-  out += " " + shell_quote(e.public_url + rq.target);
-  const bool chunked = find_header(rq.headers, "transfer-encoding") != nullptr;
+  // curl sends the path and query of a URL as given only without globbing
+  // ([1-2], {a,b}) and with dot segments kept; it drops a '#' and what
+  // follows. Another target ('#', "*", absolute-form) goes as it is, on its own.
+  const bool in_url = rq.target.starts_with('/') && rq.target.find('#') == std::string::npos;
+  const std::string url = e.public_url + (in_url ? rq.target : std::string("/"));
+  command += " --url " + shell_quote(url);
+  if (!in_url) {
+    command += " --request-target " + shell_quote(rq.target);
+  }
+  if (url.find_first_of("[]{}") != std::string::npos) {
+    command += " --globoff";
+  }
+  if (in_url && rq.target.find("/.") != std::string::npos) {
+    command += " --path-as-is";
+  }
+  if (rq.version == "HTTP/1.0") {
+    command += " --http1.0";
+  }
+
+  std::vector<std::string_view> given;
   for (const auto& [name, value] : rq.headers) {
-    // The server adds the X-Forwarded-* headers again on the way in.
+    // curl sets Host from the URL and Content-Length from the body; the
+    // server adds the X-Forwarded-* headers again on the way in.
     if (http::iequals(name, "host") || http::iequals(name, "content-length") ||
         http::iequals(name, "transfer-encoding") || http::iequals(name, "x-forwarded-for") ||
         http::iequals(name, "x-forwarded-proto") || http::iequals(name, "x-forwarded-host")) {
       continue;
     }
+    if (!fits_curl_header(name, value)) {
+      notes += "# left out, curl cannot send it: the header " + shell_quote(name) + " " +
+               shell_quote(value) + "\n";
+      continue;
+    }
+    given.push_back(name);
     // An empty header is sent with "Name;" (curl drops "Name:").
-    out += " \\\n  -H " + shell_quote(value.empty() ? name + ";" : name + ": " + value);
+    command += " \\\n  -H " + shell_quote(value.empty() ? name + ";" : name + ": " + value);
   }
-  if (rq.body.size > 0) {
+  // "Name:" removes a header curl would add of its own.
+  const bool with_body = rq.body.size > 0;
+  for (const std::string_view own : {"User-Agent", "Accept", "Content-Type", "Expect"}) {
+    const bool added_by_curl = with_body || (own != "Content-Type" && own != "Expect");
+    if (added_by_curl && std::none_of(given.begin(), given.end(), [&](std::string_view name) {
+          return http::iequals(name, own);
+        })) {
+      command += " \\\n  -H '" + std::string(own) + ":'";
+    }
+  }
+
+  std::string pipe;
+  if (with_body) {
     std::string body = rq.body.bytes;
-    if (chunked) {
+    if (find_header(rq.headers, "transfer-encoding") != nullptr) {
       // Only the transfer coding is removed; a content coding stays as sent.
       header_list transfer_only;
       for (const auto& h : rq.headers) {
@@ -250,9 +346,18 @@ std::string to_curl(const exchange& e) {
       }
       body = decoded_body(transfer_only, rq.body).bytes;
     }
-    out += " \\\n  --data-binary " + shell_quote(body);
+    // --data-raw sends its argument as it is (--data-binary would read a
+    // file named after an '@'). No argument holds a NUL, and Linux refuses
+    // one over 128 KiB: such bodies reach curl on its standard input.
+    constexpr std::size_t max_body_argument = 64 * 1024;
+    if (body.size() <= max_body_argument && body.find('\0') == std::string::npos) {
+      command += " \\\n  --data-raw " + shell_quote(body);
+    } else {
+      pipe = "printf '%b' " + printf_b_argument(body) + " | ";
+      command += " \\\n  --data-binary @-";
+    }
   }
-  return out + "\n";
+  return notes + pipe + command + "\n";
 }
 
 json to_har(std::span<const exchange> exchanges, std::string_view creator_version) {

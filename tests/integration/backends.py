@@ -12,6 +12,7 @@ import socketserver
 import struct
 import threading
 import time
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from harness import deterministic_bytes, register
@@ -428,3 +429,66 @@ class DigestAtEOFBackend(_TCPBackend):
 
     name = "digest-at-eof-backend"
     handler = _DigestAtEOFHandler
+
+
+@dataclass
+class RecordedRequest:
+    """One request as a RecordingHTTPBackend read it off the wire."""
+    method: bytes
+    target: bytes
+    version: bytes
+    headers: list[tuple[bytes, bytes]]  # in order, names as sent, values without OWS
+    body: bytes                         # de-chunked when it came chunked
+
+
+class _RecordingHandler(socketserver.StreamRequestHandler):
+    def handle(self):
+        self.server.note(f"connection from {self.client_address}")
+        try:
+            while self._one_request():
+                pass
+        except (OSError, ValueError) as e:
+            self.server.note(f"{self.client_address} failed: {e!r}")
+
+    def _one_request(self) -> bool:
+        line = self.rfile.readline(65536)
+        if not line:
+            return False
+        method, target, version = line.rstrip(b"\r\n").split(b" ")
+        headers = []
+        while (field := self.rfile.readline(65536)) not in (b"\r\n", b"\n", b""):
+            name, _, value = field.rstrip(b"\r\n").partition(b":")
+            headers.append((name, value.strip(b" \t")))
+        lower = {n.lower(): v for n, v in headers}
+        if b"chunked" in lower.get(b"transfer-encoding", b"").lower():
+            body = b"".join(read_chunked(self.rfile))
+        else:
+            body = self.rfile.read(int(lower.get(b"content-length", b"0")))
+        with self.server.recorded_lock:
+            self.server.recorded.append(RecordedRequest(method, target, version, headers, body))
+        self.server.note(f"{method.decode()} {target!r}, {len(headers)} fields, "
+                         f"{len(body)} body bytes")
+        answer = b"recorded %d" % len(body)
+        self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (len(answer), answer))
+        self.wfile.flush()
+        return True
+
+
+class RecordingHTTPBackend(_TCPBackend):
+    """An HTTP/1.1 keep-alive backend that keeps every request byte for byte
+    (request line, header fields in order, body) in .recorded, and answers
+    each with 200 and "recorded <body length>"."""
+
+    name = "recording-http-backend"
+    handler = _RecordingHandler
+
+    def __init__(self):
+        super().__init__()
+        self.server.recorded: list[RecordedRequest] = []
+        self.server.recorded_lock = threading.Lock()
+
+    @property
+    def recorded(self) -> list[RecordedRequest]:
+        with self.server.recorded_lock:
+            return list(self.server.recorded)

@@ -1,6 +1,7 @@
 #include "client/resume_file.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -55,6 +56,16 @@ TEST_F(ResumeFileTest, AnIdSavedByOneRunIsReadByTheNext) {
   resume_file next(dir_, "k");
   ASSERT_TRUE(next.usable());
   EXPECT_EQ(next.client_id(), "0123abcd");
+}
+
+TEST_F(ResumeFileTest, FolderAndFileItMakesAreTheOwnersOnly) {
+  const mode_t mask = ::umask(022);
+  resume_file f(dir_, "k");
+  ::umask(mask);
+  ASSERT_TRUE(f.usable()) << f.why_not();
+  EXPECT_EQ(fs::status(dir_).permissions(), fs::perms::owner_all);
+  EXPECT_EQ(fs::status(dir_ / "k.id").permissions(),
+            fs::perms::owner_read | fs::perms::owner_write);
 }
 
 TEST_F(ResumeFileTest, ASecondClientAliveAtTheSameTimeGetsNothing) {

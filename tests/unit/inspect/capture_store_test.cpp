@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <chrono>
@@ -15,15 +16,18 @@
 #include <vector>
 
 #include "inspect/capture_writer.h"
+#include "support/captured_log.h"
 #include "support/temporary_directory.h"
 
 namespace porthole::inspect {
 namespace {
 
 using namespace std::chrono_literals;
+using porthole::testing::captured_log;
 using porthole::testing::temporary_directory;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 exchange make_exchange(std::string target, std::string tunnel = "web") {
   exchange e;
@@ -247,6 +251,88 @@ TEST(CaptureStore, FileStoreUsesWriteAheadLogging) {
   capture_store store(path);
   store.add(make_exchange("/a"));
   EXPECT_TRUE(std::filesystem::exists(path + "-wal"));
+}
+
+// The permission bits of `path`.
+mode_t mode_of(const std::filesystem::path& path) {
+  struct stat st {};
+  EXPECT_EQ(::stat(path.c_str(), &st), 0) << path;
+  return st.st_mode & 07777;
+}
+
+// The process's umask, set for one test and put back.
+class scoped_umask {
+ public:
+  explicit scoped_umask(mode_t mask) : previous_(::umask(mask)) {}
+  ~scoped_umask() { ::umask(previous_); }
+  scoped_umask(const scoped_umask&) = delete;
+  scoped_umask& operator=(const scoped_umask&) = delete;
+
+ private:
+  mode_t previous_;
+};
+
+TEST(CaptureStore, NewFileItsLogsAndTheFoldersMadeForItAreTheOwnersOnly) {
+  const scoped_umask usual(022);  // files 0644 and folders 0755 unless asked otherwise
+  temporary_directory dir;
+  const auto made = dir.path() / "made";
+  const std::string path = (made / "deeper" / "captures.db").string();
+
+  capture_store store(path);
+  store.add(make_exchange("/a", "web"));
+
+  EXPECT_EQ(mode_of(made), 0700u);
+  EXPECT_EQ(mode_of(made / "deeper"), 0700u);
+  EXPECT_EQ(mode_of(path), 0600u);
+  ASSERT_TRUE(std::filesystem::exists(path + "-wal"));
+  ASSERT_TRUE(std::filesystem::exists(path + "-shm"));
+  EXPECT_EQ(mode_of(path + "-wal"), 0600u);
+  EXPECT_EQ(mode_of(path + "-shm"), 0600u);
+}
+
+TEST(CaptureStore, LooserFilesOfAStoreAreNarrowedWithAWarningEach) {
+  temporary_directory dir;
+  const std::string path = (dir.path() / "captures.db").string();
+  capture_store first(path);  // open: its -wal and -shm stay
+  first.add(make_exchange("/a"));
+  const std::vector<std::string> files = {path, path + "-wal", path + "-shm", path + "-journal"};
+  std::ofstream(path + "-journal").close();  // empty: not a journal SQLite would replay
+  for (const std::string& f : files) {
+    std::filesystem::permissions(f, std::filesystem::perms(0644));
+  }
+  captured_log log;
+
+  capture_store again(path);
+
+  for (const std::string& f : files) {
+    EXPECT_EQ(mode_of(f), 0600u) << f;
+    EXPECT_THAT(log.text(), HasSubstr("[warning] " + f + ": narrowed its mode from 0644 to 0600"));
+  }
+  EXPECT_EQ(again.count(), 1u);
+}
+
+TEST(CaptureStore, StoreThatIsTheOwnersOnlyIsOpenedWithoutAWarning) {
+  temporary_directory dir;
+  const std::string path = (dir.path() / "captures.db").string();
+  capture_store(path).add(make_exchange("/a"));
+  captured_log log;
+
+  capture_store again(path);
+
+  EXPECT_EQ(mode_of(path), 0600u);
+  EXPECT_EQ(log.text(), "");
+}
+
+TEST(CaptureStore, ExistingFolderOfAStoreIsLeftAsItIs) {
+  temporary_directory dir;
+  const auto shared = dir.path() / "shared";
+  std::filesystem::create_directory(shared);
+  std::filesystem::permissions(shared, std::filesystem::perms(01777));  // like /tmp
+
+  capture_store(shared / "captures.db").add(make_exchange("/a"));
+
+  EXPECT_EQ(mode_of(shared), 01777u);
+  EXPECT_EQ(mode_of(shared / "captures.db"), 0600u);
 }
 
 TEST(CaptureStore, MemoryStoreWritesNothingToDisk) {
