@@ -13,8 +13,9 @@ namespace porthole::inspect {
 
 /// A shell command (bash) that sends `e`'s request again to its public URL:
 /// method, target, headers and body as captured. Host, Content-Length and
-/// Transfer-Encoding are left to curl, X-Forwarded-For/Proto/Host to the
-/// server, which adds them again; a chunked body is sent de-chunked.
+/// Transfer-Encoding are left to curl, the forwarding fields
+/// (http::is_edge_field: X-Forwarded-*, Forwarded, X-Real-IP ...) to the
+/// server, which sets them again; a chunked body is sent de-chunked.
 /// Bytes that are not printable are written with bash's $'\xNN' quoting, so
 /// the command sends exactly the captured bytes. A body cut at capture is
 /// sent as far as it was kept, and a comment line before the command says so.
