@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import shutil
 import socket
 import tempfile
 import threading
@@ -217,10 +218,12 @@ class Apache:
                 time.sleep(0.05)
 
     def log_text(self) -> str:
-        return f"{self.conf}:\n{self.conf.read_text()}"
+        return f"{self.conf}:\n{self.conf.read_text() if self.conf.exists() else ''}"
 
     def stop(self) -> None:
         self.proc.stop()
+        if self.dir.name.startswith("porthole-apache-"):
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture
