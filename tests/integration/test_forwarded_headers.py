@@ -66,7 +66,8 @@ def public_request(server: harness.Server, path: str,
 
 
 # ---------------------------------------------------------------------------
-# A WSGI service (the standard library's wsgiref, as Django's runserver)
+# A WSGI service (the standard library's wsgiref, which merges the `_` and
+# `-` spellings of a field into one HTTP_* variable, the first sent first)
 # ---------------------------------------------------------------------------
 
 
