@@ -13,9 +13,13 @@
 //    name a tunnel could register routes to itself, and a route is only
 //    found for a Host header naming that tunnel;
 //  - the rewritten head parses to the same request: same method, target,
-//    version and fields (but X-Forwarded-*), same framing, nothing after it.
+//    version and fields (but the edge's forwarding fields, those the
+//    client's Connection names, and Connection's other options), same
+//    framing, nothing after it; its Connection names no field, and each
+//    forwarding field portholed sets is there once.
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -151,15 +155,49 @@ void check_routing(std::string_view host_field) {
   }
 }
 
-bool is_forwarded_field(const http::field& f) {
-  return http::iequals(f.name, "X-Forwarded-For") || http::iequals(f.name, "X-Forwarded-Proto") ||
-         http::iequals(f.name, "X-Forwarded-Host");
+template <std::size_t N>
+bool is_one_of(std::string_view name, const std::array<std::string_view, N>& names) {
+  return std::any_of(names.begin(), names.end(),
+                     [name](std::string_view n) { return http::iequals(name, n); });
 }
 
-std::vector<http::field> without_forwarded(const std::vector<http::field>& fields) {
+// Connection options the forwarded head keeps, and the fields they name.
+constexpr std::array<std::string_view, 4> end_to_end_options = {"close", "keep-alive", "upgrade",
+                                                                "te"};
+// Fields no Connection option can drop.
+constexpr std::array<std::string_view, 4> framing_fields = {
+    "host", "content-length", "transfer-encoding", "proxy-connection"};
+
+std::vector<std::string> connection_options(const std::vector<http::field>& fields) {
+  std::vector<std::string> options;
+  for (const auto& f : fields) {
+    if (!http::iequals(f.name, "connection")) {
+      continue;
+    }
+    std::string_view list = f.value;
+    while (!list.empty()) {
+      const std::size_t comma = list.find(',');
+      const std::string_view item = http::trim_ows(list.substr(0, comma));
+      if (!item.empty()) {
+        options.emplace_back(item);
+      }
+      list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+    }
+  }
+  return options;
+}
+
+// The fields of a request the service sees as the client sent them: not
+// Connection, not the edge's, not made hop-by-hop by the client's Connection.
+std::vector<http::field> passed_as_sent(const std::vector<http::field>& fields,
+                                        const std::vector<std::string>& hop_by_hop) {
   std::vector<http::field> out;
   for (const auto& f : fields) {
-    if (!is_forwarded_field(f)) {
+    const bool named = std::any_of(hop_by_hop.begin(), hop_by_hop.end(), [&](const std::string& o) {
+      return http::iequals(o, f.name) && !is_one_of(o, end_to_end_options) &&
+             !is_one_of(o, framing_fields);
+    });
+    if (!named && !http::iequals(f.name, "connection") && !http::is_edge_field(f.name)) {
       out.push_back(f);
     }
   }
@@ -186,21 +224,35 @@ void check_forwarding(const http::request_head& h, std::string_view head_bytes,
   const http::request_head& g = again.head();
   FUZZ_CHECK(g.method == h.method && g.target == h.target && g.version == h.version);
   FUZZ_CHECK(g.keep_alive == h.keep_alive && g.upgrade == h.upgrade);
-  FUZZ_CHECK(same_fields(without_forwarded(g.fields), without_forwarded(h.fields)));
-  std::size_t proto = 0;
-  std::size_t host = 0;
+  FUZZ_CHECK(same_fields(passed_as_sent(g.fields, {}),
+                         passed_as_sent(h.fields, connection_options(h.fields))));
+  // The forwarded Connection names no field: a proxy behind the tunnel drops nothing.
+  for (const auto& option : connection_options(g.fields)) {
+    FUZZ_CHECK(is_one_of(option, end_to_end_options));
+  }
+  std::map<std::string, std::size_t> edge_fields;  // lower-case name -> count
   std::string_view last_for;
   for (const auto& f : g.fields) {
-    if (http::iequals(f.name, "X-Forwarded-Proto")) {
-      ++proto;
+    if (!http::is_edge_field(f.name)) {
+      continue;
+    }
+    std::string name = f.name;
+    std::transform(name.begin(), name.end(), name.begin(), http::ascii_lower);
+    ++edge_fields[name];
+    if (name == "x-forwarded-proto") {
       FUZZ_CHECK(f.value == "https");
-    } else if (http::iequals(f.name, "X-Forwarded-Host")) {
-      ++host;
-    } else if (http::iequals(f.name, "X-Forwarded-For")) {
+    } else if (name == "x-real-ip") {
+      FUZZ_CHECK(f.value == "203.0.113.7");
+    } else if (name == "x-forwarded-for") {
       last_for = f.value;
     }
   }
-  FUZZ_CHECK(proto == 1 && host == 1);
+  FUZZ_CHECK(edge_fields.erase("x-forwarded-for") == 1);
+  for (const char* name :
+       {"x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-real-ip", "forwarded"}) {
+    FUZZ_CHECK(edge_fields[name] == 1);
+  }
+  FUZZ_CHECK(edge_fields.size() == 5);
   // The client is the last element of the list (RFC 7239 order).
   FUZZ_CHECK(last_for.ends_with("203.0.113.7"));
 }

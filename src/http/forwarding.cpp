@@ -2,9 +2,11 @@
 
 #include <openssl/crypto.h>
 
+#include <algorithm>
 #include <array>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "http/ascii.h"
 #include "http/base64.h"
@@ -70,24 +72,191 @@ head_line next_line(std::string_view& rest) {
   return line;
 }
 
-enum class forwarded_field { none, for_, proto, host };
+// A field as the client sent it.
+struct raw_field {
+  std::string_view name;   // before the colon (the whole line if it has none)
+  std::string value;       // without surrounding OWS; folded lines joined by a space
+  std::string_view bytes;  // its lines, folded ones included, with their terminators
+};
 
-forwarded_field classify(std::string_view line) {
-  const std::size_t colon = line.find(':');
+struct split_head {
+  std::string_view request_line;  // with its terminator
+  std::vector<raw_field> fields;
+  std::string_view end;  // the empty line and whatever follows; empty if there is none
+};
+
+split_head split(std::string_view head) {
+  split_head s;
+  std::string_view rest = head;
+  next_line(rest);
+  s.request_line = head.substr(0, head.size() - rest.size());
+  while (!rest.empty()) {
+    const std::string_view before = rest;
+    const head_line line = next_line(rest);
+    if (line.content.empty()) {
+      s.end = before;
+      break;
+    }
+    const std::string_view bytes = before.substr(0, before.size() - rest.size());
+    if (is_ows(line.content.front()) && !s.fields.empty()) {
+      // obs-fold: the line continues the field above it.
+      raw_field& f = s.fields.back();
+      f.bytes = {f.bytes.data(), f.bytes.size() + bytes.size()};
+      const std::string_view more = trim_ows(line.content);
+      if (!more.empty()) {
+        f.value += f.value.empty() ? "" : " ";
+        f.value += more;
+      }
+      continue;
+    }
+    const std::size_t colon = line.content.find(':');
+    raw_field f{.name = line.content.substr(0, colon), .value = {}, .bytes = bytes};
+    if (colon != std::string_view::npos) {
+      f.value = trim_ows(line.content.substr(colon + 1));
+    }
+    s.fields.push_back(std::move(f));
+  }
+  return s;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(), ascii_lower);
+  return out;
+}
+
+// Compares names as a CGI server maps them to HTTP_* variables.
+bool same_cgi_name(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) {
+    return false;
+  }
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const char x = a[i] == '_' ? '-' : ascii_lower(a[i]);
+    const char y = b[i] == '_' ? '-' : ascii_lower(b[i]);
+    if (x != y) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Names, other than the X-Forwarded-* family, that applications read for the
+// client's address or the request's scheme (Rack, chi's RealIP,
+// django-ipware, Node's request-ip ...). Lower case, with dashes.
+constexpr std::array<std::string_view, 10> other_edge_fields = {
+    "forwarded",           "x-real-ip",   "x-client-ip",   "client-ip",       "true-client-ip",
+    "x-cluster-client-ip", "x-forwarded", "forwarded-for", "front-end-https", "x-url-scheme",
+};
+
+// Connection options the tunnel carries end to end: the service's connection
+// is the public one stretched, so they mean there what they meant here, and
+// public_http.cpp reads close, keep-alive and upgrade from the same head.
+constexpr std::array<std::string_view, 4> end_to_end_options = {"close", "keep-alive", "upgrade",
+                                                                "te"};
+
+// Fields that frame or route the request: never dropped, whatever Connection
+// says (dropping Content-Length would let the body be read as a request;
+// Beast reads close, keep-alive and upgrade from Proxy-Connection too).
+constexpr std::array<std::string_view, 4> framing_fields = {
+    "host", "content-length", "transfer-encoding", "proxy-connection"};
+
+template <std::size_t N>
+bool is_one_of(std::string_view name, const std::array<std::string_view, N>& names) {
+  return std::any_of(names.begin(), names.end(),
+                     [name](std::string_view n) { return iequals(name, n); });
+}
+
+// Calls `element(token)` for each non-empty element of a comma-separated list.
+template <typename F>
+void for_each_element(std::string_view list, F element) {
+  while (!list.empty()) {
+    const std::size_t comma = list.find(',');
+    const std::string_view item = trim_ows(list.substr(0, comma));
+    if (!item.empty()) {
+      element(item);
+    }
+    list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+  }
+}
+
+// The port of a Host value ("a.example:8080", "[::1]:8080"), or empty.
+std::string_view port_of(std::string_view host) {
+  host = trim_ows(host);
+  std::size_t colon = std::string_view::npos;
+  if (!host.empty() && host.front() == '[') {
+    const std::size_t close = host.find(']');
+    if (close != std::string_view::npos && close + 1 < host.size() && host[close + 1] == ':') {
+      colon = close + 1;
+    }
+  } else if (host.find(':') == host.rfind(':')) {
+    colon = host.find(':');
+  }
   if (colon == std::string_view::npos) {
-    return forwarded_field::none;
+    return {};
   }
-  const std::string_view name = line.substr(0, colon);
-  if (iequals(name, "X-Forwarded-For")) {
-    return forwarded_field::for_;
+  const std::string_view port = host.substr(colon + 1);
+  const bool digits =
+      !port.empty() && port.size() <= 5 &&
+      std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
+  return digits ? port : std::string_view{};
+}
+
+// What X-Forwarded-Port says: the port the client named in Host, else the
+// scheme's.
+std::string_view forwarded_port(const forwarded_for& f) {
+  if (const std::string_view port = port_of(f.host); !port.empty()) {
+    return port;
   }
-  if (iequals(name, "X-Forwarded-Proto")) {
-    return forwarded_field::proto;
+  if (f.proto == "https") {
+    return "443";
   }
-  if (iequals(name, "X-Forwarded-Host")) {
-    return forwarded_field::host;
+  return f.proto == "http" ? "80" : "";
+}
+
+// An RFC 7239 value: a token as it is, anything else a quoted-string.
+void append_forwarded_value(std::string& out, std::string_view value, bool brackets = false) {
+  if (!brackets && is_token(value)) {
+    out.append(value);
+    return;
   }
-  return forwarded_field::none;
+  out += brackets ? "\"[" : "\"";
+  for (const char c : value) {
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+    }
+    if (c != '\r' && c != '\n' && c != '\0') {
+      out.push_back(c);
+    }
+  }
+  out += brackets ? "]\"" : "\"";
+}
+
+// The Forwarded element of this hop (RFC 7239 4): for=, proto=, host=.
+std::string forwarded_element(const forwarded_for& f) {
+  std::string element;
+  auto pair = [&element](std::string_view key) -> std::string& {
+    element += element.empty() ? "" : ";";
+    element += key;
+    element += '=';
+    return element;
+  };
+  if (!f.client_ip.empty()) {
+    // An IPv6 address is written in brackets, hence quoted (RFC 7239 6).
+    append_forwarded_value(pair("for"), f.client_ip, f.client_ip.find(':') != std::string::npos);
+  }
+  if (!f.proto.empty()) {
+    append_forwarded_value(pair("proto"), f.proto);
+  }
+  if (!f.host.empty()) {
+    append_forwarded_value(pair("host"), trim_ows(f.host));
+  }
+  return element;
+}
+
+void append_field(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name).append(": ");
+  append_field_value(out, value);
+  out += "\r\n";
 }
 
 }  // namespace
@@ -133,85 +302,103 @@ bool basic_auth_matches(std::string_view authorization, std::string_view user_pa
   return CRYPTO_memcmp(decoded->data(), user_pass.data(), user_pass.size()) == 0;
 }
 
+bool is_edge_field(std::string_view name) {
+  constexpr std::string_view family = "x-forwarded-";
+  if (name.size() > family.size() && same_cgi_name(name.substr(0, family.size()), family)) {
+    return true;
+  }
+  return std::any_of(other_edge_fields.begin(), other_edge_fields.end(),
+                     [name](std::string_view n) { return same_cgi_name(name, n); });
+}
+
 std::string add_forwarded_fields(std::string_view head, const forwarded_for& f) {
-  // First pass: which X-Forwarded-For line, if any, gets the client appended.
-  // Several are one list (RFC 9110 5.3), so the last one ends it.
-  std::size_t last_for_line = 0;  // 0: none (line 0 is the request line)
-  {
-    std::string_view rest = head;
-    next_line(rest);
-    for (std::size_t index = 1; !rest.empty(); ++index) {
-      const head_line line = next_line(rest);
-      if (line.content.empty()) {
-        break;
-      }
-      if (classify(line.content) == forwarded_field::for_) {
-        last_for_line = index;
-      }
+  const split_head s = split(head);
+
+  // The fields the client made hop-by-hop, lower case, sorted: a head may
+  // hold thousands of fields and of options.
+  std::vector<std::string> hop_by_hop;
+  for (const raw_field& field : s.fields) {
+    if (iequals(field.name, "connection")) {
+      for_each_element(field.value, [&](std::string_view option) {
+        if (!is_one_of(option, end_to_end_options) && !is_one_of(option, framing_fields)) {
+          hop_by_hop.push_back(lower(option));
+        }
+      });
     }
   }
+  std::sort(hop_by_hop.begin(), hop_by_hop.end());
+  hop_by_hop.erase(std::unique(hop_by_hop.begin(), hop_by_hop.end()), hop_by_hop.end());
+  auto is_hop_by_hop = [&](std::string_view name) {
+    return !hop_by_hop.empty() &&
+           std::binary_search(hop_by_hop.begin(), hop_by_hop.end(), lower(name));
+  };
+  auto is_client_for_list = [&](const raw_field& field) {
+    return iequals(field.name, "x-forwarded-for") && !is_hop_by_hop(field.name);
+  };
+  const auto last_for = std::find_if(s.fields.rbegin(), s.fields.rend(), is_client_for_list).base();
 
   std::string out;
-  out.reserve(head.size() + 64 + f.client_ip.size() + f.proto.size() + f.host.size());
-  std::string_view rest = head;
-  const head_line request_line = next_line(rest);
-  out.append(request_line.content).append(request_line.terminator);
-
-  auto append_new_fields = [&] {
-    if (last_for_line == 0 && !f.client_ip.empty()) {
-      out += "X-Forwarded-For: ";
-      append_field_value(out, f.client_ip);
-      out += "\r\n";
-    }
-    if (!f.proto.empty()) {
-      out += "X-Forwarded-Proto: ";
-      append_field_value(out, f.proto);
-      out += "\r\n";
-    }
-    if (!f.host.empty()) {
-      out += "X-Forwarded-Host: ";
-      append_field_value(out, f.host);
-      out += "\r\n";
-    }
-  };
-
-  // A line folded onto a dropped field (obs-fold) is dropped with it; the
-  // client is appended to the last line of the last X-Forwarded-For.
-  bool dropping = false;
-  bool in_last_for = false;
-  for (std::size_t index = 1; !rest.empty(); ++index) {
-    const std::string_view before = rest;
-    const head_line line = next_line(rest);
-    if (line.content.empty()) {
-      append_new_fields();
-      out.append(before);  // the empty line, and whatever the caller left after it
-      return out;
-    }
-    if (!is_ows(line.content.front())) {
-      const forwarded_field kind = classify(line.content);
-      dropping = kind == forwarded_field::proto || kind == forwarded_field::host;
-      in_last_for = index == last_for_line;
-    }
-    if (dropping) {
-      continue;
-    }
-    const bool field_ends = rest.empty() || !is_ows(rest.front());
-    if (in_last_for && field_ends && !f.client_ip.empty()) {
-      std::string_view content = line.content;
-      while (!content.empty() && is_ows(content.back())) {
-        content.remove_suffix(1);
+  out.reserve(head.size() + 160 + 3 * f.client_ip.size() + 2 * f.host.size());
+  out.append(s.request_line);
+  for (auto it = s.fields.begin(); it != s.fields.end(); ++it) {
+    const raw_field& field = *it;
+    if (iequals(field.name, "connection")) {
+      std::string kept;
+      bool all_kept = true;
+      for_each_element(field.value, [&](std::string_view option) {
+        if (is_one_of(option, end_to_end_options)) {
+          kept += kept.empty() ? "" : ", ";
+          kept += option;
+        } else {
+          all_kept = false;
+        }
+      });
+      if (all_kept) {
+        out.append(field.bytes);
+      } else if (!kept.empty()) {
+        append_field(out, field.name, kept);
       }
-      out.append(content);
-      out += (content.empty() || content.back() == ':') ? " " : ", ";
-      append_field_value(out, f.client_ip);
-      out.append(line.terminator.empty() ? std::string_view{"\r\n"} : line.terminator);
       continue;
     }
-    out.append(line.content).append(line.terminator);
+    if (is_hop_by_hop(field.name)) {
+      continue;
+    }
+    if (is_client_for_list(field) && !f.client_ip.empty() && it + 1 == last_for) {
+      // The client's list, then this hop (RFC 7239 order: the last is the nearest).
+      out.append(field.name).append(": ");
+      if (!field.value.empty()) {
+        out.append(field.value).append(", ");
+      }
+      append_field_value(out, f.client_ip);
+      out += "\r\n";
+      continue;
+    }
+    if (is_edge_field(field.name) && !is_client_for_list(field)) {
+      continue;
+    }
+    out.append(field.bytes);
   }
-  // No empty line: not a whole head. Give it the fields and the end it lacks.
-  append_new_fields();
-  out += "\r\n";
+
+  if (last_for == s.fields.begin() && !f.client_ip.empty()) {
+    append_field(out, "X-Forwarded-For", f.client_ip);
+  }
+  if (!f.proto.empty()) {
+    append_field(out, "X-Forwarded-Proto", f.proto);
+  }
+  if (!f.host.empty()) {
+    append_field(out, "X-Forwarded-Host", trim_ows(f.host));
+  }
+  if (const std::string_view port = forwarded_port(f); !port.empty()) {
+    append_field(out, "X-Forwarded-Port", port);
+  }
+  if (!f.client_ip.empty()) {
+    append_field(out, "X-Real-IP", f.client_ip);
+  }
+  if (const std::string element = forwarded_element(f); !element.empty()) {
+    append_field(out, "Forwarded", element);
+  }
+  // No empty line: not a whole head. Give it the end it lacks.
+  out.append(s.end.empty() ? std::string_view{"\r\n"} : s.end);
   return out;
 }
 

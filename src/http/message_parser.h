@@ -28,9 +28,9 @@ inline constexpr std::size_t max_max_fields = 10000;
 
 /// Bounds for a parser that reads heads portholed forwarded (the client's
 /// capture), not heads from the public: whatever the server's flags let
-/// through, plus what add_forwarded_fields adds (X-Forwarded-For, -Proto and
-/// -Host, whose value repeats Host's, so at most the head's size again).
-inline constexpr parser_limits forwarded_limits{2 * max_header_limit + 4096, max_max_fields + 3};
+/// through, plus what add_forwarded_fields adds (six fields; X-Forwarded-Host
+/// and Forwarded repeat Host's value, so at most twice the head's size).
+inline constexpr parser_limits forwarded_limits{3 * max_header_limit + 4096, max_max_fields + 6};
 
 /// A header field as it appeared on the wire.
 struct field {

@@ -8,6 +8,7 @@
 #include "http/ascii.h"
 #include "http/base64.h"
 #include "http/form.h"
+#include "http/forwarding.h"
 #include "inspect/http_capture.h"
 #include "inspect/text.h"
 
@@ -306,11 +307,10 @@ std::string to_curl(const exchange& e) {
 
   std::vector<std::string_view> given;
   for (const auto& [name, value] : rq.headers) {
-    // curl sets Host from the URL and Content-Length from the body; the
-    // server adds the X-Forwarded-* headers again on the way in.
+    // The server sets its forwarding fields again on the way in (and drops
+    // any a client sends but X-Forwarded-For, which would grow).
     if (http::iequals(name, "host") || http::iequals(name, "content-length") ||
-        http::iequals(name, "transfer-encoding") || http::iequals(name, "x-forwarded-for") ||
-        http::iequals(name, "x-forwarded-proto") || http::iequals(name, "x-forwarded-host")) {
+        http::iequals(name, "transfer-encoding") || http::is_edge_field(name)) {
       continue;
     }
     if (!fits_curl_header(name, value)) {

@@ -20,8 +20,9 @@ namespace porthole::inspect {
 ///   target; --globoff and --path-as-is when curl would glob ([], {}) or
 ///   squash dot segments; a target a URL cannot carry ('#', "*",
 ///   absolute-form) goes with --request-target.
-/// - Host, Content-Length and Transfer-Encoding are left to curl,
-///   X-Forwarded-For/Proto/Host to the server, which adds them again; curl's
+/// - Host, Content-Length and Transfer-Encoding are left to curl, the
+///   forwarding fields (http::is_edge_field: X-Forwarded-*, Forwarded,
+///   X-Real-IP ...) to the server, which sets them again; curl's
 ///   own User-Agent, Accept (and with a body Content-Type, Expect) are
 ///   removed ("-H 'Name:'") when the request had none. A header curl cannot
 ///   send as it is (a name that is not a token, which could start with '@'

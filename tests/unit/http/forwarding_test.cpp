@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <string_view>
+#include <vector>
 
+#include "http/ascii.h"
 #include "http/message_parser.h"
 
 namespace porthole::http {
@@ -78,14 +81,41 @@ TEST(BasicAuth, SurroundingWhitespaceIsIgnored) {
 
 const forwarded_for client{.client_ip = "203.0.113.7", .proto = "https", .host = "a.example"};
 
-TEST(AddForwardedFields, AddsAllThreeFieldsBeforeTheEmptyLine) {
+// What the edge adds for `client` after the client's own fields, when the
+// client sent no X-Forwarded-For.
+const std::string edge_fields =
+    "X-Forwarded-For: 203.0.113.7\r\n"
+    "X-Forwarded-Proto: https\r\n"
+    "X-Forwarded-Host: a.example\r\n"
+    "X-Forwarded-Port: 443\r\n"
+    "X-Real-IP: 203.0.113.7\r\n"
+    "Forwarded: for=203.0.113.7;proto=https;host=a.example\r\n";
+
+// The same, when the client's X-Forwarded-For got the client appended.
+const std::string edge_fields_after_a_list =
+    edge_fields.substr(edge_fields.find("X-Forwarded-Proto"));
+
+// The values of every field of `name` in the forwarded head, parsed.
+std::vector<std::string> values_of(const std::string& forwarded, std::string_view name) {
+  request_parser parser;
+  const auto r = parser.parse(forwarded);
+  EXPECT_FALSE(r.error) << r.error.message();
+  EXPECT_TRUE(r.head_complete);
+  std::vector<std::string> values;
+  for (const auto& f : parser.head().fields) {
+    if (iequals(f.name, name)) {
+      values.push_back(f.value);
+    }
+  }
+  return values;
+}
+
+using values = std::vector<std::string>;
+
+TEST(AddForwardedFields, AddsTheEdgesFieldsBeforeTheEmptyLine) {
   const std::string head = "GET / HTTP/1.1\r\nHost: a.example\r\n\r\n";
   EXPECT_EQ(add_forwarded_fields(head, client),
-            "GET / HTTP/1.1\r\nHost: a.example\r\n"
-            "X-Forwarded-For: 203.0.113.7\r\n"
-            "X-Forwarded-Proto: https\r\n"
-            "X-Forwarded-Host: a.example\r\n"
-            "\r\n");
+            "GET / HTTP/1.1\r\nHost: a.example\r\n" + edge_fields + "\r\n");
 }
 
 TEST(AddForwardedFields, AppendsTheClientToAnExistingForwardedFor) {
@@ -93,10 +123,8 @@ TEST(AddForwardedFields, AppendsTheClientToAnExistingForwardedFor) {
       "GET / HTTP/1.1\r\nx-forwarded-for: 10.0.0.1, 10.0.0.2\r\nHost: a.example\r\n\r\n";
   EXPECT_EQ(add_forwarded_fields(head, client),
             "GET / HTTP/1.1\r\nx-forwarded-for: 10.0.0.1, 10.0.0.2, 203.0.113.7\r\n"
-            "Host: a.example\r\n"
-            "X-Forwarded-Proto: https\r\n"
-            "X-Forwarded-Host: a.example\r\n"
-            "\r\n");
+            "Host: a.example\r\n" +
+                edge_fields_after_a_list + "\r\n");
 }
 
 TEST(AddForwardedFields, AppendsToTheLastOfSeveralForwardedForLines) {
@@ -106,7 +134,9 @@ TEST(AddForwardedFields, AppendsToTheLastOfSeveralForwardedForLines) {
   only_ip.client_ip = "203.0.113.7";
   EXPECT_EQ(add_forwarded_fields(head, only_ip),
             "GET / HTTP/1.1\r\nX-Forwarded-For: 10.0.0.1\r\n"
-            "X-Forwarded-For: 10.0.0.2, 203.0.113.7\r\n\r\n");
+            "X-Forwarded-For: 10.0.0.2, 203.0.113.7\r\n"
+            "X-Real-IP: 203.0.113.7\r\n"
+            "Forwarded: for=203.0.113.7\r\n\r\n");
 }
 
 TEST(AddForwardedFields, ReplacesClientSuppliedProtoAndHost) {
@@ -114,12 +144,7 @@ TEST(AddForwardedFields, ReplacesClientSuppliedProtoAndHost) {
       "GET / HTTP/1.1\r\nX-Forwarded-Proto: http\r\nHost: a.example\r\n"
       "X-FORWARDED-HOST: evil.example\r\n\r\n";
   const std::string out = add_forwarded_fields(head, client);
-  EXPECT_EQ(out,
-            "GET / HTTP/1.1\r\nHost: a.example\r\n"
-            "X-Forwarded-For: 203.0.113.7\r\n"
-            "X-Forwarded-Proto: https\r\n"
-            "X-Forwarded-Host: a.example\r\n"
-            "\r\n");
+  EXPECT_EQ(out, "GET / HTTP/1.1\r\nHost: a.example\r\n" + edge_fields + "\r\n");
   EXPECT_EQ(out.find("evil"), std::string::npos);
 }
 
@@ -127,19 +152,18 @@ TEST(AddForwardedFields, DropsTheFoldedLinesOfAReplacedField) {
   const std::string head =
       "GET / HTTP/1.1\r\nX-Forwarded-Host: evil\r\n  .example\r\nAccept: */*\r\n\r\n";
   EXPECT_EQ(add_forwarded_fields(head, client),
-            "GET / HTTP/1.1\r\nAccept: */*\r\n"
-            "X-Forwarded-For: 203.0.113.7\r\n"
-            "X-Forwarded-Proto: https\r\n"
-            "X-Forwarded-Host: a.example\r\n"
-            "\r\n");
+            "GET / HTTP/1.1\r\nAccept: */*\r\n" + edge_fields + "\r\n");
 }
 
 TEST(AddForwardedFields, EmptyProtoAndHostOnlyRemoveClientSuppliedFields) {
-  const std::string head = "GET / HTTP/1.1\r\nX-Forwarded-Proto: https\r\n\r\n";
+  const std::string head =
+      "GET / HTTP/1.1\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Port: 443\r\n\r\n";
   forwarded_for only_ip;
   only_ip.client_ip = "203.0.113.7";
   EXPECT_EQ(add_forwarded_fields(head, only_ip),
-            "GET / HTTP/1.1\r\nX-Forwarded-For: 203.0.113.7\r\n\r\n");
+            "GET / HTTP/1.1\r\nX-Forwarded-For: 203.0.113.7\r\n"
+            "X-Real-IP: 203.0.113.7\r\n"
+            "Forwarded: for=203.0.113.7\r\n\r\n");
 }
 
 TEST(AddForwardedFields, KeepsEveryOtherByteAsItWas) {
@@ -148,7 +172,9 @@ TEST(AddForwardedFields, KeepsEveryOtherByteAsItWas) {
       "Host:a.example\r\n"
       "X-Odd-Spacing:   two  spaces  \r\n"
       "cookie: a=b; c=d\r\n"
-      "X-Forwarded-Protocol: not-the-same-field\r\n";
+      "Connection:  Keep-Alive ,Upgrade\r\n"
+      "Upgrade: websocket\r\n"
+      "X-Forwardedfor: not-the-same-field\r\n";
   const std::string out = add_forwarded_fields(fields + "\r\n", client);
   EXPECT_EQ(out.substr(0, fields.size()), fields);
   EXPECT_EQ(out.substr(out.size() - 4), "\r\n\r\n");
@@ -173,6 +199,201 @@ TEST(AddForwardedFields, ValuesCannotInjectHeaderLines) {
   const forwarded_for hostile{.client_ip = "1.2.3.4", .proto = "https", .host = "a\r\nX-Evil: 1"};
   const std::string out = add_forwarded_fields("GET / HTTP/1.1\r\n\r\n", hostile);
   EXPECT_EQ(out.find("\r\nX-Evil"), std::string::npos);
+}
+
+// The X-Forwarded-Port and Forwarded values
+
+TEST(AddForwardedFields, ForwardedPortIsThePortTheClientNamedInHost) {
+  const forwarded_for f{.client_ip = "203.0.113.7", .proto = "http", .host = "a.example:8080"};
+  const std::string out = add_forwarded_fields("GET / HTTP/1.1\r\nHost: a.example:8080\r\n\r\n", f);
+  EXPECT_EQ(values_of(out, "X-Forwarded-Port"), values{"8080"});
+  EXPECT_EQ(values_of(out, "Forwarded"),
+            values{"for=203.0.113.7;proto=http;host=\"a.example:8080\""});
+}
+
+TEST(AddForwardedFields, ForwardedPortIsTheSchemesWhenHostHasNone) {
+  const forwarded_for f{.client_ip = "203.0.113.7", .proto = "http", .host = "a.example"};
+  EXPECT_EQ(values_of(add_forwarded_fields("GET / HTTP/1.1\r\nHost: a.example\r\n\r\n", f),
+                      "X-Forwarded-Port"),
+            values{"80"});
+}
+
+TEST(AddForwardedFields, ForwardedPortOfAnIpv6Host) {
+  forwarded_for f{.client_ip = "203.0.113.7", .proto = "https", .host = "[::1]:8443"};
+  EXPECT_EQ(values_of(add_forwarded_fields("GET / HTTP/1.1\r\n\r\n", f), "X-Forwarded-Port"),
+            values{"8443"});
+  f.host = "[::1]";
+  EXPECT_EQ(values_of(add_forwarded_fields("GET / HTTP/1.1\r\n\r\n", f), "X-Forwarded-Port"),
+            values{"443"});
+}
+
+TEST(AddForwardedFields, ForwardedQuotesAnIpv6ClientInBrackets) {
+  const forwarded_for f{.client_ip = "2001:db8::7", .proto = "https", .host = "a.example"};
+  const std::string out = add_forwarded_fields("GET / HTTP/1.1\r\n\r\n", f);
+  EXPECT_EQ(values_of(out, "Forwarded"),
+            values{"for=\"[2001:db8::7]\";proto=https;host=a.example"});
+  EXPECT_EQ(values_of(out, "X-Forwarded-For"), values{"2001:db8::7"});
+}
+
+TEST(AddForwardedFields, ForwardedEscapesQuotesInTheHost) {
+  const forwarded_for f{.client_ip = "1.2.3.4", .proto = "https", .host = "a\"b\\c"};
+  EXPECT_EQ(values_of(add_forwarded_fields("GET / HTTP/1.1\r\n\r\n", f), "Forwarded"),
+            values{"for=1.2.3.4;proto=https;host=\"a\\\"b\\\\c\""});
+}
+
+// Fields named in Connection (issue 16, item 4)
+
+TEST(AddForwardedFields, DropsAFieldNamedInConnection) {
+  const std::string head =
+      "GET / HTTP/1.1\r\nHost: a.example\r\nConnection: X-Secret\r\nX-Secret: 1\r\n"
+      "Accept: */*\r\n\r\n";
+  EXPECT_EQ(add_forwarded_fields(head, client),
+            "GET / HTTP/1.1\r\nHost: a.example\r\nAccept: */*\r\n" + edge_fields + "\r\n");
+}
+
+TEST(AddForwardedFields, ConnectionCannotStripTheFieldsTheEdgeSets) {
+  const std::string head =
+      "GET / HTTP/1.1\r\nHost: a.example\r\n"
+      "Connection: X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host\r\n"
+      "X-Forwarded-For: 6.6.6.6\r\n\r\n";
+  const std::string out = add_forwarded_fields(head, client);
+  // The client made its X-Forwarded-For hop-by-hop: the list starts here.
+  EXPECT_EQ(out, "GET / HTTP/1.1\r\nHost: a.example\r\n" + edge_fields + "\r\n");
+  EXPECT_EQ(values_of(out, "Connection"), values{});
+}
+
+TEST(AddForwardedFields, ConnectionKeepsOnlyItsCloseKeepAliveUpgradeAndTeOptions) {
+  const std::string head =
+      "GET / HTTP/1.1\r\nHost: a.example\r\n"
+      "Connection: close, X-Forwarded-Host, x_forwarded_for,TE ,X-Other\r\n"
+      "Connection: Keep-Alive, Forwarded\r\nTE: trailers\r\n\r\n";
+  const std::string out = add_forwarded_fields(head, client);
+  EXPECT_EQ(values_of(out, "Connection"), (values{"close, TE", "Keep-Alive"}));
+  EXPECT_EQ(values_of(out, "TE"), values{"trailers"});
+  EXPECT_EQ(values_of(out, "X-Forwarded-Host"), values{"a.example"});
+}
+
+TEST(AddForwardedFields, ConnectionWithOnlyEndToEndOptionsIsKeptAsSent) {
+  const std::string head =
+      "GET /ws HTTP/1.1\r\nHost: a.example\r\nConnection: keep-alive, Upgrade\r\n"
+      "Upgrade: websocket\r\nKeep-Alive: timeout=5\r\n\r\n";
+  EXPECT_EQ(add_forwarded_fields(head, client),
+            head.substr(0, head.size() - 2) + edge_fields + "\r\n");
+}
+
+TEST(AddForwardedFields, ConnectionOptionsNameFieldsCaseInsensitively) {
+  const std::string head =
+      "GET / HTTP/1.1\r\nConnection: x-secret\r\nX-SECRET: 1\r\nx-Secret: 2\r\n\r\n";
+  EXPECT_EQ(values_of(add_forwarded_fields(head, client), "X-Secret"), values{});
+}
+
+TEST(AddForwardedFields, ConnectionCannotDropTheFieldsThatFrameOrRouteTheRequest) {
+  const std::string head =
+      "POST / HTTP/1.1\r\nHost: a.example\r\nContent-Length: 3\r\n"
+      "Connection: Host, Content-Length, Transfer-Encoding, Connection\r\n\r\n";
+  const std::string out = add_forwarded_fields(head, client);
+  EXPECT_EQ(out,
+            "POST / HTTP/1.1\r\nHost: a.example\r\nContent-Length: 3\r\n" + edge_fields + "\r\n");
+}
+
+TEST(AddForwardedFields, ForwardedRequestFramesAsTheEdgeReadIt) {
+  // What public_http.cpp decides from the client's head (keep-alive, upgrade)
+  // is what the service reads from the forwarded one.
+  const std::string heads[] = {
+      "GET / HTTP/1.1\r\nHost: a\r\nConnection: close, X-Forwarded-For\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: a\r\nConnection: X-Forwarded-Proto\r\n\r\n",
+      "GET / HTTP/1.0\r\nHost: a\r\nConnection: keep-alive, X-Forwarded-Host\r\n\r\n",
+      "GET / HTTP/1.0\r\nHost: a\r\nConnection: X-Real-IP\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, X-Forwarded-For\r\n"
+      "Upgrade: websocket\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: a\r\nConnection: X-Forwarded-For\r\nConnection: upgrade\r\n"
+      "Upgrade: h2c\r\n\r\n",
+      // Beast, portholed's parser, reads Proxy-Connection as it reads Connection.
+      "GET / HTTP/1.1\r\nHost: a\r\nConnection: Proxy-Connection\r\n"
+      "Proxy-Connection: close\r\n\r\n",
+  };
+  for (const std::string& head : heads) {
+    request_parser sent;
+    ASSERT_TRUE(sent.parse(head).head_complete) << head;
+    request_parser forwarded;
+    ASSERT_TRUE(forwarded.parse(add_forwarded_fields(head, client)).head_complete) << head;
+    EXPECT_EQ(forwarded.head().keep_alive, sent.head().keep_alive) << head;
+    EXPECT_EQ(forwarded.head().upgrade, sent.head().upgrade) << head;
+  }
+}
+
+// Other spellings of the edge's fields (issue 16, item 5)
+
+TEST(AddForwardedFields, DropsUnderscoreSpellingsOfTheFieldsTheEdgeSets) {
+  const std::string head =
+      "GET / HTTP/1.1\r\nHost: a.example\r\nX_Forwarded_Proto: http\r\n"
+      "x_forwarded_host: evil.example\r\nX_FORWARDED_PORT: 1\r\nX-Forwarded_For: 6.6.6.6\r\n"
+      "X_Real_IP: 6.6.6.6\r\nx-real_ip: 6.6.6.6\r\n\r\n";
+  EXPECT_EQ(add_forwarded_fields(head, client),
+            "GET / HTTP/1.1\r\nHost: a.example\r\n" + edge_fields + "\r\n");
+}
+
+TEST(AddForwardedFields, UnderscoreForwardedForIsDroppedNotAppendedTo) {
+  const std::string head =
+      "GET / HTTP/1.1\r\nX_Forwarded_For: 6.6.6.6\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n";
+  const std::string out = add_forwarded_fields(head, client);
+  EXPECT_EQ(values_of(out, "X-Forwarded-For"), values{"10.0.0.1, 203.0.113.7"});
+  EXPECT_EQ(out.find("6.6.6.6"), std::string::npos);
+}
+
+TEST(AddForwardedFields, ReplacesClientSuppliedForwardedRealIpAndPort) {
+  const std::string head =
+      "GET / HTTP/1.1\r\nForwarded: for=6.6.6.6;proto=https\r\nX-Real-IP: 6.6.6.6\r\n"
+      "X-Forwarded-Port: 443\r\nforwarded: host=evil.example\r\n\r\n";
+  forwarded_for plain = client;
+  plain.proto = "http";
+  const std::string out = add_forwarded_fields(head, plain);
+  EXPECT_EQ(values_of(out, "Forwarded"), values{"for=203.0.113.7;proto=http;host=a.example"});
+  EXPECT_EQ(values_of(out, "X-Real-IP"), values{"203.0.113.7"});
+  EXPECT_EQ(values_of(out, "X-Forwarded-Port"), values{"80"});
+}
+
+TEST(AddForwardedFields, DropsClientSuppliedSchemeFields) {
+  const std::string head =
+      "GET / HTTP/1.1\r\nX-Forwarded-Scheme: https\r\nX-Forwarded-Ssl: on\r\n"
+      "Front-End-Https: on\r\nX-Url-Scheme: https\r\nX-Forwarded-Protocol: https\r\n"
+      "front_end_https: on\r\n\r\n";
+  EXPECT_EQ(add_forwarded_fields(head, client), "GET / HTTP/1.1\r\n" + edge_fields + "\r\n");
+}
+
+TEST(AddForwardedFields, DropsEveryXForwardedFieldTheClientSends) {
+  const std::string head =
+      "GET / HTTP/1.1\r\nX-Forwarded-Prefix: /admin\r\nX-Forwarded-Server: edge\r\n"
+      "X-Forwarded-Client-Cert: Hash=1\r\nX-Forwarded-User: admin\r\n"
+      "X_Forwarded_Email: a@example.com\r\n\r\n";
+  EXPECT_EQ(add_forwarded_fields(head, client), "GET / HTTP/1.1\r\n" + edge_fields + "\r\n");
+}
+
+TEST(AddForwardedFields, DropsOtherClientAddressFields) {
+  const std::string head =
+      "GET / HTTP/1.1\r\nTrue-Client-IP: 6.6.6.6\r\nX-Client-IP: 6.6.6.6\r\n"
+      "Client-IP: 6.6.6.6\r\nX-Cluster-Client-IP: 6.6.6.6\r\nX-Forwarded: for=6.6.6.6\r\n"
+      "Forwarded-For: 6.6.6.6\r\nX_Client_IP: 6.6.6.6\r\n\r\n";
+  EXPECT_EQ(add_forwarded_fields(head, client), "GET / HTTP/1.1\r\n" + edge_fields + "\r\n");
+}
+
+TEST(AddForwardedFields, KeepsFieldsThatOnlyResembleTheEdgesFields) {
+  const std::string fields =
+      "GET / HTTP/1.1\r\nX-Forwardedfor: 1\r\nX-Forwarding-Proto: 2\r\nReal-IP: 3\r\n"
+      "CF-Connecting-IP: 4\r\nX-Forwarded-: 5\r\nX-Real-IPs: 6\r\n";
+  const std::string out = add_forwarded_fields(fields + "\r\n", client);
+  EXPECT_EQ(out, fields + edge_fields + "\r\n");
+}
+
+TEST(IsEdgeField, ComparesNamesAsCgiVariables) {
+  EXPECT_TRUE(is_edge_field("X-Forwarded-For"));
+  EXPECT_TRUE(is_edge_field("x_forwarded_HOST"));
+  EXPECT_TRUE(is_edge_field("X-Forwarded_Proto"));
+  EXPECT_TRUE(is_edge_field("FORWARDED"));
+  EXPECT_TRUE(is_edge_field("x_real_ip"));
+  EXPECT_FALSE(is_edge_field("X-Forwarded-"));
+  EXPECT_FALSE(is_edge_field("X.Forwarded.For"));
+  EXPECT_FALSE(is_edge_field("Host"));
 }
 
 // error_response

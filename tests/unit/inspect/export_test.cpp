@@ -314,6 +314,18 @@ TEST(Curl, LeavesTheForwardingHeadersToTheServer) {
   EXPECT_THAT(to_curl(e), Not(HasSubstr("X-Forwarded")));
 }
 
+TEST(Curl, LeavesEveryFieldTheServerSetsToTheServer) {
+  exchange e = make_exchange();
+  e.request.headers.emplace_back("X-Forwarded-Port", "443");
+  e.request.headers.emplace_back("X-Real-IP", "203.0.113.7");
+  e.request.headers.emplace_back("Forwarded", "for=203.0.113.7;proto=https");
+
+  const std::string cmd = to_curl(e);
+  EXPECT_THAT(cmd, Not(HasSubstr("X-Forwarded-Port")));
+  EXPECT_THAT(cmd, Not(HasSubstr("X-Real-IP")));
+  EXPECT_THAT(cmd, Not(HasSubstr("Forwarded:")));
+}
+
 TEST(Curl, QuotesQuotesAndWritesOtherBytesAsEscapes) {
   exchange e = make_exchange();
   e.request.method = "PUT";

@@ -121,20 +121,24 @@ TEST_F(HttpCapture, ContentLengthRequestAndResponseAreCaptured) {
 }
 
 TEST_F(HttpCapture, RequestAtThePublicFieldLimitIsCapturedWithTheFieldsTheServerAdded) {
-  // portholed lets 100 fields through and adds X-Forwarded-For, -Proto and
-  // -Host: the capture must take what the server forwards.
+  // portholed lets 100 fields through and adds X-Forwarded-For, -Proto,
+  // -Host and -Port, X-Real-IP and Forwarded: the capture must take what the
+  // server forwards.
   std::string head = "GET / HTTP/1.1\r\nHost: app.example.com\r\n";
   for (int i = 0; i < 99; ++i) {
     head += "X-F" + std::to_string(i) + ": v\r\n";
   }
-  head += "X-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: https\r\n"
-          "X-Forwarded-Host: app.example.com\r\n\r\n";
+  head +=
+      "X-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: https\r\n"
+      "X-Forwarded-Host: app.example.com\r\nX-Forwarded-Port: 443\r\n"
+      "X-Real-IP: 203.0.113.7\r\n"
+      "Forwarded: for=203.0.113.7;proto=https;host=app.example.com\r\n\r\n";
   auto c = make();
   requests(c, head, 64);
   responses(c, response_with("", "ok"), 64);
   ASSERT_EQ(captured.size(), 1u);
   EXPECT_TRUE(captured[0].error.empty()) << captured[0].error;
-  EXPECT_EQ(captured[0].request.headers.size(), 103u);
+  EXPECT_EQ(captured[0].request.headers.size(), 106u);
   ASSERT_TRUE(captured[0].response);
   EXPECT_EQ(captured[0].response->status, 200);
 }
