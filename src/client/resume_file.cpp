@@ -3,13 +3,14 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <sys/file.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+
+#include "fs/owner_only.h"
 
 namespace porthole::client {
 
@@ -37,12 +38,9 @@ std::string resume_key(std::string_view server_addr, const std::vector<tunnel_sp
 }
 
 resume_file::resume_file(const std::filesystem::path& dir, std::string_view key) {
-  // The folder is for its owner only, as the ids in it are.
-  std::error_code ec;
-  if (!std::filesystem::exists(dir, ec)) {
-    std::filesystem::create_directories(dir.parent_path(), ec);
-    ::mkdir(dir.c_str(), 0700);
-  }
+  // The folder is for its owner only, as the ids in it are. A failure to
+  // make it shows as the failure to open the file below.
+  (void)fs::create_owner_only_directories(dir);
   const std::filesystem::path path = dir / (std::string(key) + ".id");
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) {

@@ -1,20 +1,18 @@
 #include "inspect/capture_store.h"
 
-#include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <limits>
 #include <span>
 #include <stdexcept>
 #include <string_view>
+#include <system_error>
 #include <utility>
+
+#include "fs/owner_only.h"
 
 namespace porthole::inspect {
 namespace {
@@ -77,60 +75,14 @@ INSERT INTO id_floor VALUES (0);
 
 // Captured traffic holds other people's cookies, tokens and bodies: the
 // store's files, and the folders made for them, are for their owner only.
-constexpr mode_t private_directory_mode = 0700;
-constexpr mode_t private_file_mode = 0600;
-
-// Makes the missing folders of `dir`, each 0700. Existing ones are left as
-// they are: a store may be put in any folder, /tmp included.
-void create_private_directories(const std::string& path, const std::filesystem::path& dir) {
-  std::filesystem::path partial;
-  for (const auto& part : dir) {
-    partial /= part;
-    std::error_code ec;
-    if (std::filesystem::exists(partial, ec)) {
-      continue;
-    }
-    if (::mkdir(partial.c_str(), private_directory_mode) != 0 && errno != EEXIST) {
-      throw std::runtime_error("capture store " + path + ": cannot create directory " +
-                               partial.string() + ": " + std::strerror(errno));
-    }
-  }
-}
-
-// Takes group's and others' access to `file`, if it exists and they have
-// any, and says so: a file an older porthole made 0644.
-void narrow_to_owner(const std::string& file) {
-  struct stat st {};
-  if (::stat(file.c_str(), &st) != 0 || (st.st_mode & 077) == 0) {
-    return;
-  }
-  const mode_t was = st.st_mode & 07777;
-  const mode_t now = was & ~mode_t{077};
-  if (::chmod(file.c_str(), now) != 0) {
-    spdlog::warn(
-        "{}: other local users can read this capture file (mode {:04o}) and it cannot "
-        "be narrowed: {}",
-        file, was, std::strerror(errno));
-    return;
-  }
-  spdlog::warn(
-      "{}: narrowed its mode from {:04o} to {:04o} (other local users could read the "
-      "captured traffic)",
-      file, was, now);
-}
-
-// Narrows the files of the store at `path` that exist, and creates it 0600
-// if it does not: SQLite gives its -wal, -shm and -journal files the mode of
-// the database when it makes them.
+// The database is created 0600 before SQLite opens it: SQLite gives its
+// -wal, -shm and -journal files the mode of the database when it makes them.
+// Files an older porthole made 0644 are narrowed.
 void make_store_files_private(const std::string& path) {
   for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
-    narrow_to_owner(path + suffix);
+    fs::narrow_to_owner(path + suffix, "other local users could read the captured traffic");
   }
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, private_file_mode);
-  if (fd >= 0) {
-    ::close(fd);  // an empty file is an empty database to SQLite
-  }
-  // Any other failure (it exists, the folder is not writable) is SQLite's to report.
+  fs::create_owner_only_file(path);
 }
 
 struct database_closer {
@@ -331,7 +283,11 @@ struct capture_store::impl {
         std::min<std::uint64_t>(k, std::numeric_limits<std::int64_t>::max()));
     bool in_memory = path == ":memory:";
     if (!in_memory) {
-      create_private_directories(path, std::filesystem::path(path).parent_path());
+      const auto dir = std::filesystem::path(path).parent_path();
+      if (const std::error_code ec = fs::create_owner_only_directories(dir)) {
+        throw std::runtime_error("capture store " + path + ": cannot create directory " +
+                                 dir.string() + ": " + ec.message());
+      }
       make_store_files_private(path);
     }
     sqlite3* raw = nullptr;

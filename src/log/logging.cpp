@@ -8,6 +8,8 @@
 #include <CLI/CLI.hpp>
 #include <stdexcept>
 
+#include "fs/owner_only.h"
+
 namespace porthole::log {
 
 void add_options(CLI::App& app, std::string& target, std::string& level, std::string* format) {
@@ -47,6 +49,9 @@ void configure(const std::string& target, const std::string& level,
   } else if (target == "none") {
     logger = spdlog::null_logger_mt("porthole");
   } else {
+    // Log lines carry client ids, the credential of proxy connections: a
+    // new log file is its owner's only (an existing one keeps its mode).
+    fs::create_owner_only_file(target);
     try {
       logger = spdlog::basic_logger_mt("porthole", target);
     } catch (const spdlog::spdlog_ex& e) {

@@ -93,3 +93,18 @@ def test_looser_files_of_an_older_client_are_narrowed_and_the_change_is_logged(
     # The history is still there, and new exchanges are captured.
     curl(f"{again.url()}/echo/new")
     assert [r["request"]["uri"] for r in captured(addr, 2)] == ["/echo/new", "/echo/kept"]
+
+
+def test_a_new_log_file_is_readable_only_by_its_owner(server, http_backend, start_porthole,
+                                                      tmp_path):
+    # Log lines carry client ids, the credential of proxy connections (the
+    # same code opens portholed's --log FILE).
+    client_log = tmp_path / "porthole.log"
+    client = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--proto", "http",
+                            "--log", str(client_log), server=server, prefix=UMASK_022,
+                            wait_up=False)
+    deadline = time.monotonic() + scaled(10)
+    while "Forwarding" not in (client_log.read_text() if client_log.exists() else ""):
+        assert client.proc.running and time.monotonic() < deadline, client.proc.text()
+        time.sleep(0.05)
+    assert mode(client_log) == "0o600"
