@@ -376,6 +376,9 @@ std::string add_forwarded_fields(std::string_view head, const forwarded_for& f) 
     if (is_edge_field(field.name) && !is_client_for_list(field)) {
       continue;
     }
+    if (same_cgi_name(field.name, "proxy")) {
+      continue;  // httpoxy: CGI turns it into HTTP_PROXY, which HTTP clients read as their proxy
+    }
     out.append(field.bytes);
   }
 

@@ -377,6 +377,14 @@ TEST(AddForwardedFields, DropsOtherClientAddressFields) {
   EXPECT_EQ(add_forwarded_fields(head, client), "GET / HTTP/1.1\r\n" + edge_fields + "\r\n");
 }
 
+TEST(AddForwardedFields, DropsProxyUnderEverySpellingAgainstHttpoxy) {
+  const std::string head =
+      "GET / HTTP/1.1\r\nProxy: http://evil.example:8080\r\npRoXy: x\r\n"
+      "Proxy-Connection: keep-alive\r\n\r\n";
+  EXPECT_EQ(add_forwarded_fields(head, client),
+            "GET / HTTP/1.1\r\nProxy-Connection: keep-alive\r\n" + edge_fields + "\r\n");
+}
+
 TEST(AddForwardedFields, KeepsFieldsThatOnlyResembleTheEdgesFields) {
   const std::string fields =
       "GET / HTTP/1.1\r\nX-Forwardedfor: 1\r\nX-Forwarding-Proto: 2\r\nReal-IP: 3\r\n"
