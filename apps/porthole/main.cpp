@@ -28,6 +28,7 @@
 #include "inspect/capture_writer.h"
 #include "inspect/exchange_json.h"
 #include "log/logging.h"
+#include "fs/owner_only.h"
 #include "net/address.h"
 #include "net/io_loop.h"
 #include "net/memory.h"
@@ -581,6 +582,10 @@ int main(int argc, char** argv) {
         screen ? porthole::term::problem_sink(board) : nullptr);
     if (file) {
       spdlog::info("config file {}", file->path.string());
+      if (file->authtoken) {
+        // A file holding the authtoken is a credential, like an ssh key.
+        porthole::fs::warn_if_others_can_read(file->path, "it holds the authtoken");
+      }
     }
     cfg.server_addr =
         first_of(cl.server_addr, file ? file->server_addr : std::nullopt).value_or("");

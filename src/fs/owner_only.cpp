@@ -48,4 +48,12 @@ void narrow_to_owner(const std::filesystem::path& path, std::string_view why) {
   spdlog::warn("{}: narrowed its mode from {:04o} to {:04o} ({})", path.string(), was, now, why);
 }
 
+void warn_if_others_can_read(const std::filesystem::path& path, std::string_view why) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && (st.st_mode & 044) != 0) {
+    spdlog::warn("{}: other local users can read it (mode {:04o}) and {}; chmod 600 {}",
+                 path.string(), st.st_mode & 07777, why, path.string());
+  }
+}
+
 }  // namespace porthole::fs

@@ -24,4 +24,9 @@ void create_owner_only_file(const std::filesystem::path& file);
 /// logged, not thrown.
 void narrow_to_owner(const std::filesystem::path& path, std::string_view why);
 
+/// Warns, naming the mode and `why` it matters, if group or others may read
+/// `path`: for a file that is the user's to keep (a config file holding a
+/// credential), which is not changed.
+void warn_if_others_can_read(const std::filesystem::path& path, std::string_view why);
+
 }  // namespace porthole::fs

@@ -108,3 +108,21 @@ def test_a_new_log_file_is_readable_only_by_its_owner(server, http_backend, star
         assert client.proc.running and time.monotonic() < deadline, client.proc.text()
         time.sleep(0.05)
     assert mode(client_log) == "0o600"
+
+
+def test_a_config_file_holding_the_authtoken_that_others_can_read_is_warned_about(
+        server, http_backend, start_porthole, tmp_path):
+    config = tmp_path / "porthole.yml"
+    config.write_text("authtoken: secret-token\n")
+    config.chmod(0o644)
+    client = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--proto", "http",
+                            "--config", str(config), server=server)
+    client.proc.wait_for(rf"{re.escape(str(config))}: other local users can read it "
+                         r"\(mode 0644\) and it holds the authtoken; chmod 600")
+    assert mode(config) == "0o644"  # the user's file: told, not changed
+
+    config.chmod(0o600)
+    quiet = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--proto", "http",
+                           "--config", str(config), server=server)
+    quiet.proc.stop()
+    assert "other local users can read it" not in quiet.proc.text()
