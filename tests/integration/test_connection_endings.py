@@ -221,8 +221,13 @@ def storm(start_portholed, http_backend, start_porthole, seconds: float) -> None
     seed = int(os.environ.get("PORTHOLE_STORM_SEED", random.randrange(1 << 30)))
     print(f"storm seed {seed} (PORTHOLE_STORM_SEED={seed} repeats it)")
     n = run_storm(server, seconds, seed)
-    assert n > 0
     wait_public_connections(server, 0, 20)
+    # The storm met every kind of local answer it is made of.
+    met = {kind: metric(server, "porthole_errors_total", f'{{kind="{kind}"}}')
+           for kind in ("basic_auth_refused", "tunnel_not_found", "bad_request",
+                        "header_timeout")}
+    print(f"storm: {n} connections, local answers {met}")
+    assert all(met.values()), (seed, n, met)
     assert server.proc.running, server.proc.final_output()[-3000:]
     for scheme in ("http", "https"):
         r = curl(f"{client.url(scheme)}/hello", "-u", USER, cacert=server.ca)
