@@ -390,11 +390,11 @@ TEST(Curl, BodyStartingWithAnAtIsSentAsItIsNotReadFromAFile) {
 
 TEST(Curl, BodyWithANulIsPipedFromPrintfByteForByte) {
   for (const std::string& body :
-       {std::string("\0@/etc/hostname\0\xff\r\n$(id)\0", 26),
+       {std::string("\0@/etc/hostname\0\xff\r\n$(id)\0", 25),
         std::string("a\0"
                     "1\n",
                     4),
-        std::string("no newline at the end\0", 22), std::string("\\0101 \\x41 %s %b\0", 19)}) {
+        std::string("no newline at the end\0", 22), std::string("\\0101 \\x41 %s %b\0", 18)}) {
     exchange e = make_exchange();
     e.request.headers = usual_headers();
     e.request.body = {body, body.size(), false};
