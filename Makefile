@@ -42,10 +42,11 @@ bench: build
 	@scripts/install-deps --bench
 	@bench/run $(BUILD)/bin
 
-# The long runs, bounded in time (about 25 minutes here): the fault tests
-# marked soak (a 60 s link outage, 100 MiB over a slow lossy link, 1 GiB read
-# at 1 MiB/s), then a million requests through a tunnel while clients come
-# and go, open files and memory compared.
+# The long runs, bounded in time (about 35 minutes here): the tests marked
+# soak (a 60 s link outage, 100 MiB over a slow lossy link, 1 GiB read at
+# 1 MiB/s, five minutes per transport of public connections ending at random
+# points), then a million requests through a tunnel while clients come and
+# go, open files and memory compared.
 soak: build
 	@scripts/install-deps --bench
 	@cd tests/integration && PORTHOLE_BIN_DIR=$(abspath $(BUILD))/bin /usr/bin/python3 -m pytest \
