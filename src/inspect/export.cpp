@@ -17,6 +17,13 @@ namespace {
 
 using json = nlohmann::json;
 
+// A byte written as it is inside a quoted bash word ($'...') or printf's
+// %b argument: printable ASCII but the quote, '!' (history expansion) and the
+// backslash, which the callers escape themselves.
+bool stays_as_it_is(unsigned char c) {
+  return c >= 0x20 && c < 0x7f && c != '\'' && c != '!';
+}
+
 // `s` as one bash word: '...' when every byte is printable ASCII, else $'...'
 // with escapes, which bash turns back into the same bytes. Nothing in either
 // is expanded. In $'...' a quote and '!' are escapes too, so that a shell
@@ -39,7 +46,7 @@ std::string shell_quote(std::string_view s) {
   for (const unsigned char c : s) {
     if (c == '\\') {
       out += "\\\\";
-    } else if (c >= 0x20 && c < 0x7f && c != '\'' && c != '!') {
+    } else if (stays_as_it_is(c)) {
       out += static_cast<char>(c);
     } else {
       static constexpr char hex[] = "0123456789abcdef";
@@ -60,7 +67,7 @@ std::string printf_b_argument(std::string_view bytes) {
   for (const unsigned char c : bytes) {
     if (c == '\\') {
       out += "\\\\";
-    } else if (c >= 0x20 && c < 0x7f && c != '\'' && c != '!') {
+    } else if (stays_as_it_is(c)) {
       out += static_cast<char>(c);
     } else {
       out += "\\0";
