@@ -110,7 +110,7 @@ asio::awaitable<void> control_session::read_loop() {
     if (std::holds_alternative<proto::ping>(msg)) {
       send(proto::pong{});
     } else if (auto* req = std::get_if<proto::req_tunnel>(&msg)) {
-      for (proto::new_tunnel& reply : server_.open_tunnels(shared_from_this(), *req)) {
+      for (proto::new_tunnel& reply : co_await server_.open_tunnels(shared_from_this(), *req)) {
         // ngrokd leaves ReqId empty in a refusal; naming the request lets a
         // client with several tunnels tell which one was refused.
         reply.req_id = req->req_id;

@@ -271,9 +271,10 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
       co_return false;
     }
     const std::string host = http::routing_host(*host_field);
-    auto t = server_.find_http_tunnel(scheme_, host);
+    const route to = server_.find_route(scheme_, host);
+    const std::shared_ptr<tunnel> t = to.local;
     if (!t) {
-      if (server_.http_tunnel_reconnecting(host)) {
+      if (to.held) {
         co_await reply_local(503, "Service Unavailable",
                              "Tunnel " + host +
                                  " is reconnecting: its client lost the connection and is "

@@ -59,10 +59,14 @@ proto::new_tunnel refusal(std::string error) {
   return {"", "", "", std::move(error)};
 }
 
+std::vector<proto::new_tunnel> refused(std::string error) {
+  return {refusal(std::move(error))};
+}
+
 // "is already registered" is ngrokd 1.7's wording, which users and scripts know.
-std::string taken_message(std::string_view url, claim_result why) {
+std::string taken_message(std::string_view url, claim_outcome why) {
   std::string text = "The tunnel " + std::string(url) + " is already registered";
-  if (why == claim_result::held_elsewhere) {
+  if (why == claim_outcome::held_elsewhere) {
     return text +
            ": it is held for another client that disconnected and may come back; it is free "
            "again once that client's reconnect grace period ends.";
@@ -127,15 +131,15 @@ struct server::listener {
 };
 
 /// A TCP tunnel's public port.
-struct server::tcp_endpoint {
-  std::shared_ptr<tunnel> t;
+struct server::tcp_listener {
+  std::string url;
   tcp::acceptor acceptor;
 };
 
 server::server(asio::io_context& ioc, server_config cfg)
     : ioc_(ioc),
       cfg_(std::move(cfg)),
-      registry_(std::make_unique<in_memory_registry>()),
+      directory_(std::make_unique<local_directory>()),
       tunnel_ips_(cfg_.max_tunnel_conns_per_ip),
       public_ips_(cfg_.max_public_conns_per_ip),
       handshakes_(cfg_.max_handshakes) {
@@ -255,10 +259,9 @@ std::string server::metrics_page() {
     m.clients += s && !s->closed() ? 1 : 0;
   }
   m.tunnels = {};
-  for (const auto& [key, t] : http_routes_) {
+  for (const auto& t : directory_->local_tunnels()) {
     ++m.tunnels_of(protocol_of(t->protocol));
   }
-  m.tunnels_of(public_protocol::tcp) = tcp_endpoints_.size();
   return render_metrics(m, read_process_stats(), PORTHOLE_VERSION);
 }
 
@@ -469,6 +472,27 @@ std::string server::reserved_refusal(const control_session& session, std::string
          " is reserved for another authtoken on this server.";
 }
 
+void server::refuse(net::tls_stream& stream, std::string_view peer, const turn_away& why) {
+  if (why.counted) {
+    metrics_->count(*why.counted);
+  }
+  if (why.log) {
+    if (auto skipped = why.log->admit()) {
+      log::warn(why.message,
+                {{"peer", peer},
+                 {why.detail_key, why.detail_key.empty() ? log::field::value_type(log::omitted{})
+                                                         : std::string_view(why.detail)},
+                 {"suppressed", log::if_nonzero(*skipped)}});
+    }
+  }
+  net::close_stream(stream);
+}
+
+asio::awaitable<void> server::answer_auth(net::tls_stream& stream, proto::auth_resp refusal) {
+  ++metrics_->messages_out["AuthResp"];
+  co_await net::write_message(stream, proto::encode_framed(refusal));
+}
+
 asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_stream> stream,
                                                   handshake_slots::slot pending,
                                                   ip_connection_counts::slot counted_ip) {
@@ -477,140 +501,113 @@ asio::awaitable<void> server::serve_tunnel_client(std::unique_ptr<net::tls_strea
   asio::steady_timer timer(ioc_, cfg_.first_message_timeout);
   auto first = co_await (reader.read(*stream) || timer.async_wait(net::use_nothrow));
   if (pending.cut_off()) {
-    net::close_stream(*stream);
-    co_return;
+    co_return refuse(*stream, peer, {});
   }
   pending.leave();
   if (first.index() == 1) {
-    metrics_->count(error_kind::first_message_timeout);
-    if (auto skipped = first_message_log_.admit()) {
-      log::warn("no first message in time; closing",
-                {{"peer", peer},
-                 {"timeout", seconds_text(cfg_.first_message_timeout)},
-                 {"suppressed", log::if_nonzero(*skipped)}});
-    }
-    net::close_stream(*stream);
-    co_return;
+    co_return refuse(
+        *stream, peer,
+        {error_kind::first_message_timeout, &first_message_log_,
+         "no first message in time; closing", "timeout", seconds_text(cfg_.first_message_timeout)});
   }
   auto [ec, msg] = std::get<0>(std::move(first));
+  if (ec == asio::error::eof) {
+    co_return refuse(*stream, peer, {});
+  }
   if (ec) {
-    if (ec != asio::error::eof) {
-      metrics_->count(error_kind::bad_first_message);
-      if (auto skipped = bad_first_log_.admit()) {
-        log::warn(
-            "bad first message; closing",
-            {{"peer", peer}, {"error", ec.message()}, {"suppressed", log::if_nonzero(*skipped)}});
-      }
-    }
-    net::close_stream(*stream);
-    co_return;
+    co_return refuse(*stream, peer,
+                     {error_kind::bad_first_message, &bad_first_log_, "bad first message; closing",
+                      "error", ec.message()});
   }
   ++metrics_->messages_in[proto::type_name(msg)];
-
+  if (auto* auth = std::get_if<proto::auth>(&msg)) {
+    co_return co_await serve_client(std::move(stream), std::move(reader), std::move(*auth), peer);
+  }
   if (auto* reg = std::get_if<proto::reg_proxy>(&msg)) {
-    auto session = find_session(reg->client_id);
-    if (!session) {
-      // The client id is the proxy connection's only credential: an id no
-      // live client has is refused, whoever sends it.
-      metrics_->count(error_kind::bad_first_message);
-      if (auto skipped = reg_proxy_log_.admit()) {
-        log::warn("RegProxy for an unknown client; closing",
-                  {{"peer", peer},
-                   {"client", shown_id(reg->client_id)},
-                   {"suppressed", log::if_nonzero(*skipped)}});
-      }
-      net::close_stream(*stream);
-      co_return;
-    }
-    if (!reader.take_buffered().empty()) {
-      metrics_->count(error_kind::bad_first_message);
-      if (auto skipped = bad_first_log_.admit()) {
-        log::warn("bytes after RegProxy before StartProxy; closing",
-                  {{"peer", peer}, {"suppressed", log::if_nonzero(*skipped)}});
-      }
-      net::close_stream(*stream);
-      co_return;
-    }
-    const std::size_t surplus = session->pool().add(std::move(stream), std::move(counted_ip));
-    if (surplus > 0) {
-      if (auto skipped = surplus_log_.admit()) {
-        log::warn("more proxy connections than the client's pool (and takers); closed the surplus",
-                  {{"peer", peer},
-                   {"client", session->client_id()},
-                   {"pool", session->pool().target()},
-                   {"surplus", surplus},
-                   {"suppressed", log::if_nonzero(*skipped)}});
-      }
-    }
-    co_return;
+    co_return co_await add_proxy_connection(std::move(stream), std::move(reader), reg->client_id,
+                                            peer, std::move(counted_ip));
   }
-
   if (auto* reg = std::get_if<proto::reg_mux>(&msg)) {
-    auto session = find_session(reg->client_id);
-    if (!session || !session->mux_granted()) {
-      metrics_->count(error_kind::bad_first_message);
-      if (auto skipped = reg_proxy_log_.admit()) {
-        log::warn(session ? "RegMux for a base-protocol client; closing"
-                          : "RegMux for an unknown client; closing",
-                  {{"peer", peer},
-                   {"client", shown_id(reg->client_id)},
-                   {"suppressed", log::if_nonzero(*skipped)}});
-      }
-      net::close_stream(*stream);
-      co_return;
-    }
-    co_await session->serve_mux(std::move(stream), reader.take_buffered());
-    co_return;
+    co_return co_await serve_mux_connection(std::move(stream), std::move(reader), reg->client_id,
+                                            peer);
   }
+  refuse(*stream, peer,
+         {error_kind::bad_first_message, &bad_first_log_,
+          "first message is not Auth, RegProxy or RegMux; closing", "type",
+          std::string(proto::type_name(msg))});
+}
 
-  auto* auth = std::get_if<proto::auth>(&msg);
-  if (!auth) {
-    metrics_->count(error_kind::bad_first_message);
-    if (auto skipped = bad_first_log_.admit()) {
-      log::warn("first message is not Auth, RegProxy or RegMux; closing",
-                {{"peer", peer},
-                 {"type", proto::type_name(msg)},
-                 {"suppressed", log::if_nonzero(*skipped)}});
-    }
-    net::close_stream(*stream);
-    co_return;
+asio::awaitable<void> server::add_proxy_connection(std::unique_ptr<net::tls_stream> stream,
+                                                   net::frame_reader reader, std::string client_id,
+                                                   std::string peer,
+                                                   ip_connection_counts::slot counted_ip) {
+  auto session = find_session(client_id);
+  if (!session) {
+    // The client id is the proxy connection's only credential: an id no
+    // live client has is refused, whoever sends it.
+    co_return refuse(*stream, peer,
+                     {error_kind::bad_first_message, &reg_proxy_log_,
+                      "RegProxy for an unknown client; closing", "client", shown_id(client_id)});
   }
-  if (auth->version != proto::protocol_version) {
-    metrics_->count(error_kind::version_refused);
-    ++metrics_->messages_out["AuthResp"];
-    if (auto skipped = bad_first_log_.admit()) {
-      log::warn("client refused: its protocol version is not 2",
+  if (!reader.take_buffered().empty()) {
+    co_return refuse(*stream, peer,
+                     {error_kind::bad_first_message, &bad_first_log_,
+                      "bytes after RegProxy before StartProxy; closing"});
+  }
+  const std::size_t surplus = session->pool().add(std::move(stream), std::move(counted_ip));
+  if (surplus > 0) {
+    if (auto skipped = surplus_log_.admit()) {
+      log::warn("more proxy connections than the client's pool (and takers); closed the surplus",
                 {{"peer", peer},
-                 {"version", shown_id(auth->version)},
+                 {"client", session->client_id()},
+                 {"pool", session->pool().target()},
+                 {"surplus", surplus},
                  {"suppressed", log::if_nonzero(*skipped)}});
     }
-    std::string refusal_frame = proto::encode_framed(proto::auth_resp{
-        "", "", "",
-        "Incompatible versions. Server " + std::string(proto::mm_version) + ", client " +
-            auth->mm_version + ". Use an ngrok 1.x compatible client.",
-        std::nullopt});
-    co_await net::write_message(*stream, std::move(refusal_frame));
-    net::close_stream(*stream);
-    co_return;
+  }
+}
+
+asio::awaitable<void> server::serve_mux_connection(std::unique_ptr<net::tls_stream> stream,
+                                                   net::frame_reader reader, std::string client_id,
+                                                   std::string peer) {
+  auto session = find_session(client_id);
+  if (!session || !session->mux_granted()) {
+    co_return refuse(*stream, peer,
+                     {error_kind::bad_first_message, &reg_proxy_log_,
+                      session ? "RegMux for a base-protocol client; closing"
+                              : "RegMux for an unknown client; closing",
+                      "client", shown_id(client_id)});
+  }
+  co_await session->serve_mux(std::move(stream), reader.take_buffered());
+}
+
+asio::awaitable<void> server::serve_client(std::unique_ptr<net::tls_stream> stream,
+                                           net::frame_reader reader, proto::auth auth_msg,
+                                           std::string peer) {
+  const proto::auth* auth = &auth_msg;
+  if (auth->version != proto::protocol_version) {
+    proto::auth_resp answer{"", "", "",
+                            "Incompatible versions. Server " + std::string(proto::mm_version) +
+                                ", client " + auth->mm_version +
+                                ". Use an ngrok 1.x compatible client.",
+                            std::nullopt};
+    co_await answer_auth(*stream, std::move(answer));
+    co_return refuse(
+        *stream, peer,
+        {error_kind::version_refused, &bad_first_log_,
+         "client refused: its protocol version is not 2", "version", shown_id(auth->version)});
   }
   tokens_->refresh();
   const std::optional<token_identity> who = tokens_->check(auth->user);
   if (!who) {
-    metrics_->count(error_kind::auth_refused);
-    ++metrics_->messages_out["AuthResp"];
-    if (auto skipped = bad_first_log_.admit()) {
-      log::warn("client refused: invalid authtoken",
-                {{"peer", peer}, {"suppressed", log::if_nonzero(*skipped)}});
-    }
-    std::string refusal_frame =
-        proto::encode_framed(proto::auth_resp{"", "", "", "invalid authtoken", std::nullopt});
-    co_await net::write_message(*stream, std::move(refusal_frame));
-    net::close_stream(*stream);
-    co_return;
+    proto::auth_resp answer{"", "", "", "invalid authtoken", std::nullopt};
+    co_await answer_auth(*stream, std::move(answer));
+    co_return refuse(
+        *stream, peer,
+        {error_kind::auth_refused, &bad_first_log_, "client refused: invalid authtoken"});
   }
   if (stopping_) {
-    net::close_stream(*stream);
-    co_return;
+    co_return refuse(*stream, peer, {});
   }
 
   // A client id is kept across reconnects, but only by the token that made it.
@@ -695,129 +692,169 @@ std::shared_ptr<control_session> server::find_session(std::string_view client_id
   return s && !s->closed() ? s : nullptr;
 }
 
-std::shared_ptr<tunnel> server::find_http_tunnel(std::string_view scheme,
-                                                 std::string_view host) const {
-  auto it = http_routes_.find(route_key(scheme, host));
-  if (it == http_routes_.end()) {
-    return nullptr;
-  }
-  return it->second;
-}
-
-std::vector<proto::new_tunnel> server::open_tunnels(const std::shared_ptr<control_session>& session,
-                                                    const proto::req_tunnel& req) {
+asio::awaitable<std::vector<proto::new_tunnel>> server::open_tunnels(
+    std::shared_ptr<control_session> session, proto::req_tunnel req) {
   if (session->tunnels().size() >= cfg_.max_tunnels_per_client) {
-    return {refusal("Too many tunnels: this server allows " +
-                    std::to_string(cfg_.max_tunnels_per_client) + " per client.")};
+    co_return refused("Too many tunnels: this server allows " +
+                      std::to_string(cfg_.max_tunnels_per_client) + " per client.");
   }
-  const std::vector<std::string> protocols = split_protocols(req.protocol);
+  std::vector<std::string> protocols = split_protocols(req.protocol);
   for (const std::string& p : protocols) {
     if (p != "http" && p != "https" && p != "tcp") {
-      return {refusal("Unsupported protocol '" + p + "': this server offers http, https and tcp.")};
+      co_return refused("Unsupported protocol '" + p +
+                        "': this server offers http, https and tcp.");
     }
   }
   const bool tcp = std::find(protocols.begin(), protocols.end(), "tcp") != protocols.end();
   if (const auto& account = session->account()) {
     std::string why = tunnel_limit_refusal(account->who(), account->usage(), protocols.size(), tcp);
     if (!why.empty()) {
-      return {refusal(std::move(why))};
+      co_return refused(std::move(why));
     }
   }
+  if (tcp && protocols.size() != 1) {
+    co_return refused("Protocol tcp cannot be combined with others in one tunnel.");
+  }
+  for (const std::string& scheme : protocols) {
+    if (scheme != "tcp" && (scheme == "http" ? http_port_ : https_port_) == 0) {
+      co_return refused("This server has no public " + scheme + " listener.");
+    }
+  }
+  std::vector<proto::new_tunnel> replies;
   if (tcp) {
-    if (protocols.size() != 1) {
-      return {refusal("Protocol tcp cannot be combined with others in one tunnel.")};
-    }
-    auto reply = open_tcp_tunnel(session, req);
-    return {reply ? *reply : refusal("Cannot open the tcp tunnel.")};
+    // (A co_await inside a braced list trips g++ 12.)
+    proto::new_tunnel reply = co_await open_tcp_tunnel(session, req);
+    replies.push_back(std::move(reply));
+  } else {
+    replies = co_await open_http_tunnels(session, req, protocols);
   }
+  co_return replies;
+}
 
-  const std::string& client_id = session->client_id();
-  std::string host;
+claimant server::claimant_of(const control_session& session) const {
+  return {session.client_id(), session.account() ? session.account()->who().key : ""};
+}
+
+bool server::keep_claimed(control_session& session,
+                          const std::vector<std::shared_ptr<tunnel>>& claimed) {
+  if (session.closed()) {
+    // The session ended while its claim was on the way: the names are held
+    // for the client as if they had been up when it left.
+    for (const auto& t : claimed) {
+      drop_tunnel(*t, hold_until());
+    }
+    return false;
+  }
+  auto& mine = session.tunnels();
+  for (const auto& t : claimed) {
+    std::erase_if(mine, [&](const auto& old) { return old->url == t->url; });
+    mine.push_back(t);
+  }
+  return true;
+}
+
+asio::awaitable<std::vector<proto::new_tunnel>> server::open_http_tunnels(
+    std::shared_ptr<control_session> session, proto::req_tunnel req,
+    std::vector<std::string> protocols) {
+  const std::string client_id = session->client_id();
+  std::vector<std::string> candidates;
+  bool random = false;
   if (!req.hostname.empty() || !req.subdomain.empty()) {
     // Hostname wins over Subdomain, as in ngrokd 1.7.
     host_choice chosen = req.hostname.empty() ? choose_subdomain(req.subdomain, names_)
                                               : choose_hostname(req.hostname, names_);
     if (!chosen.error.empty()) {
-      return {refusal(std::move(chosen.error))};
+      co_return refused(std::move(chosen.error));
     }
     if (std::string why = reserved_refusal(*session, chosen.host); !why.empty()) {
-      return {refusal(std::move(why))};
+      co_return refused(std::move(why));
     }
-    host = std::move(chosen.host);
+    candidates.push_back(std::move(chosen.host));
   } else {
     // A reconnecting client gets back the random name it had for a scheme it asks for.
-    for (const auto& held : registry_->held_by(client_id)) {
+    for (const auto& held : directory_->held_by(client_id)) {
       const bool same_scheme = std::any_of(protocols.begin(), protocols.end(), [&](const auto& p) {
         return std::find(held.schemes.begin(), held.schemes.end(), p) != held.schemes.end();
       });
       if (same_scheme && held.name.ends_with("." + cfg_.domain) &&
           reserved_refusal(*session, held.name).empty()) {
-        host = held.name;
+        candidates.push_back(held.name);
         break;
       }
     }
-    for (int attempt = 0; host.empty() && attempt < 16; ++attempt) {
-      const std::string label = random_subdomain();
-      std::string candidate = label + "." + cfg_.domain;
-      if (tokens_->reserved_by(label).empty() && registry_->is_free(candidate)) {
-        host = candidate;
-      }
-    }
+    random = candidates.empty();
   }
 
-  for (const std::string& scheme : protocols) {
-    if ((scheme == "http" ? http_port_ : https_port_) == 0) {
-      return {refusal("This server has no public " + scheme + " listener.")};
+  // A random name that another client took meanwhile is replaced by another.
+  constexpr int random_attempts = 16;
+  for (int attempt = 0; attempt < random_attempts; ++attempt) {
+    std::string host;
+    if (random) {
+      const std::string label = random_subdomain();
+      host = label + "." + cfg_.domain;
+      if (!tokens_->reserved_by(label).empty() || !directory_->is_free(host)) {
+        continue;
+      }
+    } else {
+      host = candidates.front();
     }
-  }
-  // A name is one client's in every scheme: the first claim decides for all.
-  std::vector<proto::new_tunnel> replies;
-  for (const std::string& scheme : protocols) {
-    const std::string url = make_url(scheme, host, scheme == "http" ? http_port_ : https_port_);
-    if (const claim_result got = registry_->claim(host, scheme, client_id);
-        got != claim_result::claimed) {
-      return {refusal(taken_message(url, got))};
+    std::vector<std::shared_ptr<tunnel>> tunnels;
+    std::vector<proto::new_tunnel> replies;
+    for (const std::string& scheme : protocols) {
+      const std::string url = make_url(scheme, host, scheme == "http" ? http_port_ : https_port_);
+      tunnels.push_back(
+          std::make_shared<tunnel>(tunnel{url, scheme, host, req.http_auth, session, client_id}));
+      replies.push_back({req.req_id, url, scheme, ""});
     }
-    replies.push_back({req.req_id, url, scheme, ""});
+    // A name is one client's in every scheme: one claim decides for all.
+    const claim_answer got = co_await directory_->claim(host, claimant_of(*session), tunnels);
+    if (got.outcome == claim_outcome::unavailable) {
+      co_return refused("The cluster registry is unavailable (" + got.error +
+                        "); the client retries.");
+    }
+    if (!got.won()) {
+      if (random) {
+        continue;
+      }
+      co_return refused(taken_message(replies.front().url, got.outcome));
+    }
+    if (!keep_claimed(*session, tunnels)) {
+      co_return std::vector<proto::new_tunnel>{};
+    }
+    for (const auto& t : tunnels) {
+      log::info("tunnel up", {{"client", client_id},
+                              {"url", t->url},
+                              {"auth", t->http_auth.empty() ? log::field::value_type(log::omitted{})
+                                                            : std::string_view("basic")}});
+    }
+    co_return replies;
   }
-  for (std::size_t i = 0; i < protocols.size(); ++i) {
-    auto t = std::make_shared<tunnel>(
-        tunnel{replies[i].url, protocols[i], host, req.http_auth, session});
-    http_routes_[route_key(protocols[i], host)] = t;
-    auto& mine = session->tunnels();
-    std::erase_if(mine, [&](const auto& old) { return old->url == t->url; });
-    mine.push_back(t);
-    log::info("tunnel up", {{"client", client_id},
-                            {"url", t->url},
-                            {"auth", t->http_auth.empty() ? log::field::value_type(log::omitted{})
-                                                          : std::string_view("basic")}});
-  }
-  return replies;
+  co_return refused("No free random name found; try again.");
 }
 
-std::optional<proto::new_tunnel> server::open_tcp_tunnel(
-    const std::shared_ptr<control_session>& session, const proto::req_tunnel& req) {
-  const std::string& client_id = session->client_id();
+asio::awaitable<proto::new_tunnel> server::open_tcp_tunnel(std::shared_ptr<control_session> session,
+                                                           proto::req_tunnel req) {
+  const std::string client_id = session->client_id();
   const bool ranged = cfg_.tcp_port_low != 0;
   std::vector<std::uint16_t> candidates;
   if (req.remote_port != 0) {
     if (ranged && (req.remote_port < cfg_.tcp_port_low || req.remote_port > cfg_.tcp_port_high)) {
-      return refusal("Remote port " + std::to_string(req.remote_port) +
-                     " is outside the range this server allows (" +
-                     std::to_string(cfg_.tcp_port_low) + "-" + std::to_string(cfg_.tcp_port_high) +
-                     ").");
+      co_return refusal("Remote port " + std::to_string(req.remote_port) +
+                        " is outside the range this server allows (" +
+                        std::to_string(cfg_.tcp_port_low) + "-" +
+                        std::to_string(cfg_.tcp_port_high) + ").");
     }
     if (!ranged && req.remote_port < first_unprivileged_port) {
-      return refusal("Remote port " + std::to_string(req.remote_port) +
-                     " is not one this server gives out: without --tcp-ports it gives ports " +
-                     std::to_string(first_unprivileged_port) + "-65535.");
+      co_return refusal("Remote port " + std::to_string(req.remote_port) +
+                        " is not one this server gives out: without --tcp-ports it gives ports " +
+                        std::to_string(first_unprivileged_port) + "-65535.");
     }
     candidates.push_back(req.remote_port);
   } else {
     // A client that lost its connection (or was started again, resuming its
     // session) gets back the port it had, as it does a random name.
     const std::string prefix = "tcp://" + cfg_.domain + ":";
-    for (const auto& held : registry_->held_by(client_id)) {
+    for (const auto& held : directory_->held_by(client_id)) {
       std::uint16_t port = 0;
       const std::string& name = held.name;
       const char* end = name.data() + name.size();
@@ -839,88 +876,103 @@ std::optional<proto::new_tunnel> server::open_tcp_tunnel(
 
   std::string last_error;
   for (std::uint16_t port : candidates) {
-    const std::string tentative = "tcp://" + cfg_.domain + ":" + std::to_string(port);
-    if (port != 0) {
-      if (const claim_result got = registry_->claim(tentative, "tcp", client_id);
-          got != claim_result::claimed) {
-        log::debug("tcp port refused", {{"client", client_id},
-                                       {"port", port},
-                                       {"error", got == claim_result::live_elsewhere
-                                                     ? "another client's tunnel"
-                                                     : "held for another client"}});
+    const auto url_of = [&](std::uint16_t p) {
+      return "tcp://" + cfg_.domain + ":" + std::to_string(p);
+    };
+    // A port with a listener already (a client taking its port back) keeps it.
+    std::optional<tcp::acceptor> fresh;
+    std::string url = url_of(port);
+    if (port == 0 || !tcp_listeners_.contains(url)) {
+      bound_port bound = bind_tcp_port(port);
+      if (bound.error) {
+        // Why the bind failed is the server's business: told apart, "in use"
+        // and "permission denied" would map the server's own ports.
+        log::debug("tcp port refused",
+                   {{"client", client_id}, {"port", port}, {"error", bound.error.message()}});
         last_error = port_unavailable(port);
         continue;
       }
+      url = url_of(bound.acceptor.local_endpoint().port());
+      fresh.emplace(std::move(bound.acceptor));
     }
-    net::tcp::endpoint ep;
-    try {
-      ep = net::listen_endpoint(net::host_port{cfg_.tcp_bind_addr, std::to_string(port)});
-    } catch (const std::exception& e) {
-      return refusal(e.what());
+    auto t = std::make_shared<tunnel>(tunnel{url, "tcp", "", "", session, client_id});
+    std::vector<std::shared_ptr<tunnel>> claimed{t};
+    const claim_answer got = co_await directory_->claim(url, claimant_of(*session), claimed);
+    if (got.outcome == claim_outcome::unavailable) {
+      co_return refusal("The cluster registry is unavailable (" + got.error +
+                        "); the client retries.");
     }
-    tcp::acceptor acceptor(ioc_);
-    net::error_code ec;
-    acceptor.open(ep.protocol(), ec);
-    if (!ec) {
-      // The port may still be in use by connections of the tunnel's previous
-      // session (a reconnecting client asks for the same port).
-      acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
-    }
-    if (!ec && ep.address().is_v6() && ep.address().is_unspecified()) {
-      acceptor.set_option(asio::ip::v6_only(false), ec);
-      ec.clear();
-    }
-    if (!ec) {
-      acceptor.bind(ep, ec);
-    }
-    if (!ec) {
-      acceptor.listen(asio::socket_base::max_listen_connections, ec);
-    }
-    if (ec) {
-      if (port != 0) {
-        registry_->release(tentative, "tcp", client_id, tunnel_registry::clock::now());
-      }
-      // Why the bind failed is the server's business: told apart, "in use"
-      // and "permission denied" would map the server's own ports.
-      log::debug("tcp port refused", {{"client", client_id}, {"port", port}, {"error", ec.message()}});
-      last_error = port_unavailable(port);
+    if (!got.won()) {
+      log::debug("tcp port refused", {{"client", client_id},
+                                      {"url", url},
+                                      {"error", got.outcome == claim_outcome::live_elsewhere
+                                                    ? "another client's tunnel"
+                                                    : "held for another client"}});
+      last_error = port_unavailable(port != 0 ? port : fresh->local_endpoint().port());
       continue;
     }
-    const std::uint16_t bound = acceptor.local_endpoint().port();
-    const std::string url = "tcp://" + cfg_.domain + ":" + std::to_string(bound);
-    if (port == 0) {
-      if (const claim_result got = registry_->claim(url, "tcp", client_id);
-          got != claim_result::claimed) {
-        last_error = port_unavailable(bound);
-        continue;
-      }
+    if (!keep_claimed(*session, claimed)) {
+      co_return proto::new_tunnel{};
     }
-    auto t = std::make_shared<tunnel>(tunnel{url, "tcp", "", "", session});
-    auto ep_state = std::make_shared<tcp_endpoint>(tcp_endpoint{t, std::move(acceptor)});
-    tcp_endpoints_[url] = ep_state;
-    session->tunnels().push_back(t);
-    net::spawn(ioc_.get_executor(), serve_tcp_tunnel(ep_state), "tcp tunnel " + url);
+    if (fresh) {
+      auto l = std::make_shared<tcp_listener>(tcp_listener{url, std::move(*fresh)});
+      tcp_listeners_[url] = l;
+      net::spawn(ioc_.get_executor(), serve_tcp_tunnel(l), "tcp tunnel " + url);
+    }
     log::info("tunnel up", {{"client", client_id}, {"url", url}});
-    return proto::new_tunnel{req.req_id, url, "tcp", ""};
+    co_return proto::new_tunnel{req.req_id, url, "tcp", ""};
   }
-  return refusal(last_error);
+  co_return refusal(last_error);
 }
 
-asio::awaitable<void> server::serve_tcp_tunnel(std::shared_ptr<tcp_endpoint> ep) {
+server::bound_port server::bind_tcp_port(std::uint16_t port) {
+  bound_port out{tcp::acceptor(ioc_), {}};
+  net::tcp::endpoint ep;
+  try {
+    ep = net::listen_endpoint(net::host_port{cfg_.tcp_bind_addr, std::to_string(port)});
+  } catch (const std::exception& e) {
+    out.error = asio::error::invalid_argument;
+    return out;
+  }
+  net::error_code& ec = out.error;
+  out.acceptor.open(ep.protocol(), ec);
+  if (!ec) {
+    // The port may still be in use by connections of the tunnel's previous
+    // session (a reconnecting client asks for the same port).
+    out.acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  }
+  if (!ec && ep.address().is_v6() && ep.address().is_unspecified()) {
+    out.acceptor.set_option(asio::ip::v6_only(false), ec);
+    ec.clear();
+  }
+  if (!ec) {
+    out.acceptor.bind(ep, ec);
+  }
+  if (!ec) {
+    out.acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  }
+  return out;
+}
+
+asio::awaitable<void> server::serve_tcp_tunnel(std::shared_ptr<tcp_listener> l) {
   for (;;) {
-    auto [ec, sock] = co_await ep->acceptor.async_accept(net::use_nothrow);
+    auto [ec, sock] = co_await l->acceptor.async_accept(net::use_nothrow);
     if (ec) {
-      if (ec == asio::error::operation_aborted || !ep->acceptor.is_open()) {
+      if (ec == asio::error::operation_aborted || !l->acceptor.is_open()) {
         co_return;
       }
-      log::warn("accept failed", {{"url", ep->t->url}, {"error", ec.message()}});
+      log::warn("accept failed", {{"url", l->url}, {"error", ec.message()}});
       asio::steady_timer pause(ioc_, std::chrono::milliseconds(100));
       co_await pause.async_wait(net::use_nothrow);
       continue;
     }
+    const route to = directory_->find("tcp", l->url);
+    if (!to.local) {
+      continue;  // nobody serves it now: the connection closes
+    }
     net::error_code ignored;
     sock.set_option(tcp::no_delay(true), ignored);
-    net::spawn(ioc_.get_executor(), proxy_tcp(ep->t, std::move(sock)), ep->t->url);
+    net::spawn(ioc_.get_executor(), proxy_tcp(to.local, std::move(sock)), l->url);
   }
 }
 
@@ -952,31 +1004,26 @@ asio::awaitable<void> server::proxy_tcp(std::shared_ptr<tunnel> t, tcp::socket p
             {{"url", t->url}, {"peer", peer}});
 }
 
-void server::drop_tunnel(control_session& session, const tunnel& t,
-                         tunnel_registry::clock::time_point hold_until) {
-  if (t.protocol == "tcp") {
-    if (auto it = tcp_endpoints_.find(t.url);
-        it != tcp_endpoints_.end() && it->second->t.get() == &t) {
+directory::clock::time_point server::hold_until() const {
+  return stopping_ ? directory::clock::now() : directory::clock::now() + cfg_.reconnect_grace;
+}
+
+void server::drop_tunnel(const tunnel& t, directory::clock::time_point hold_until) {
+  if (t.protocol == "tcp" && directory_->find("tcp", t.url).local.get() == &t) {
+    if (auto it = tcp_listeners_.find(t.url); it != tcp_listeners_.end()) {
       net::error_code ignored;
       it->second->acceptor.close(ignored);
-      tcp_endpoints_.erase(it);
+      tcp_listeners_.erase(it);
     }
-    registry_->release(t.url, "tcp", session.client_id(), hold_until);
-  } else {
-    const std::string key = route_key(t.protocol, t.host);
-    if (auto it = http_routes_.find(key); it != http_routes_.end() && it->second.get() == &t) {
-      http_routes_.erase(it);
-    }
-    registry_->release(t.host, t.protocol, session.client_id(), hold_until);
   }
-  log::info("tunnel down", {{"client", session.client_id()}, {"url", t.url}});
+  directory_->release(t, hold_until);
+  log::info("tunnel down", {{"client", t.client_id}, {"url", t.url}});
 }
 
 void server::close_tunnels(control_session& session) {
-  const auto hold_until = stopping_ ? tunnel_registry::clock::now()
-                                    : tunnel_registry::clock::now() + cfg_.reconnect_grace;
+  const auto until = hold_until();
   for (const auto& t : session.tunnels()) {
-    drop_tunnel(session, *t, hold_until);
+    drop_tunnel(*t, until);
   }
   session.tunnels().clear();
 }
@@ -991,7 +1038,7 @@ void server::close_tunnel(control_session& session, std::string_view url) {
   }
   const std::shared_ptr<tunnel> t = *it;
   mine.erase(it);
-  drop_tunnel(session, *t, tunnel_registry::clock::now());
+  drop_tunnel(*t, directory::clock::now());
 }
 
 }  // namespace porthole::server

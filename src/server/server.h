@@ -10,14 +10,16 @@
 #include <string>
 #include <vector>
 
+#include "net/frame_io.h"
 #include "net/stream.h"
 #include "proto/messages.h"
 #include "server/authtokens.h"
 #include "server/config.h"
 #include "server/connection_limits.h"
+#include "server/directory.h"
+#include "server/hostname_policy.h"
 #include "server/metrics.h"
 #include "server/tunnel.h"
-#include "server/tunnel_registry.h"
 
 namespace porthole::server {
 
@@ -41,17 +43,15 @@ class server {
 
   // The interface of control sessions and public connections.
 
-  /// The tunnel an HTTP request for `host` (routing name) under `scheme` goes to.
-  std::shared_ptr<tunnel> find_http_tunnel(std::string_view scheme, std::string_view host) const;
+  /// Where a public HTTP request for `host` (routing name) under `scheme` goes.
+  route find_route(std::string_view scheme, std::string_view host) const {
+    return directory_->find(scheme, host);
+  }
 
-  /// True if the tunnels of `host` are away: their client disconnected and
-  /// the name is held for it during the reconnect grace period.
-  bool http_tunnel_reconnecting(std::string_view host) const { return registry_->is_held(host); }
-
-  /// Registers the tunnels a ReqTunnel asks for; returns one NewTunnel per
-  /// protocol (or one with Error set).
-  std::vector<proto::new_tunnel> open_tunnels(const std::shared_ptr<control_session>& session,
-                                              const proto::req_tunnel& req);
+  /// Claims and routes the tunnels a ReqTunnel asks for; gives one NewTunnel
+  /// per protocol (or one with Error set).
+  net::asio::awaitable<std::vector<proto::new_tunnel>> open_tunnels(
+      std::shared_ptr<control_session> session, proto::req_tunnel req);
 
   /// Removes a session's routes and holds its URLs for the reconnect grace period.
   void close_tunnels(control_session& session);
@@ -77,9 +77,20 @@ class server {
 
  private:
   struct listener;
-  void drop_tunnel(control_session& session, const tunnel& t,
-                   tunnel_registry::clock::time_point hold_until);
-  struct tcp_endpoint;
+  void drop_tunnel(const tunnel& t, directory::clock::time_point hold_until);
+  /// Until when a disconnected client's names are held for it.
+  directory::clock::time_point hold_until() const;
+  claimant claimant_of(const control_session& session) const;
+  /// Adds tunnels just claimed to their session; false (and the names held)
+  /// if the session ended while the claim was on its way.
+  bool keep_claimed(control_session& session, const std::vector<std::shared_ptr<tunnel>>& claimed);
+  struct bound_port {
+    net::tcp::acceptor acceptor;
+    net::error_code error;
+  };
+  /// A listening socket on a TCP tunnel port (0: one the OS picks).
+  bound_port bind_tcp_port(std::uint16_t port);
+  struct tcp_listener;
 
   void listen(listener& l);
   net::asio::awaitable<void> accept_loop(listener& l);
@@ -87,16 +98,46 @@ class server {
                                        bool tunnel_only, bool public_only);
   net::asio::awaitable<void> serve_plain_http(net::tcp::socket sock,
                                               ip_connection_counts::slot counted_ip);
+  /// A connection on the tunnel port, classified by its first message: a
+  /// client's control connection (Auth), a proxy connection (RegProxy) or a
+  /// multiplexed one (RegMux); anything else is refused.
   net::asio::awaitable<void> serve_tunnel_client(std::unique_ptr<net::tls_stream> stream,
                                                  handshake_slots::slot pending,
                                                  ip_connection_counts::slot counted_ip);
+  net::asio::awaitable<void> serve_client(std::unique_ptr<net::tls_stream> stream,
+                                          net::frame_reader reader, proto::auth auth,
+                                          std::string peer);
+  net::asio::awaitable<void> add_proxy_connection(std::unique_ptr<net::tls_stream> stream,
+                                                  net::frame_reader reader, std::string client_id,
+                                                  std::string peer,
+                                                  ip_connection_counts::slot counted_ip);
+  net::asio::awaitable<void> serve_mux_connection(std::unique_ptr<net::tls_stream> stream,
+                                                  net::frame_reader reader, std::string client_id,
+                                                  std::string peer);
+  /// Why a connection on the tunnel port is turned away before it is a
+  /// client's; all fields optional (nothing counted, logged or said).
+  struct turn_away {
+    std::optional<error_kind> counted{};  ///< the /metrics error count it adds to
+    log_throttle* log = nullptr;          ///< logged at warning level through it
+    std::string_view message{};
+    std::string_view detail_key{};  ///< one field beside the peer, if any
+    std::string detail{};
+  };
+  /// Counts, logs (rate-limited) and closes: the one way out for a
+  /// connection the tunnel port does not serve.
+  void refuse(net::tls_stream& stream, std::string_view peer, const turn_away& why);
+  /// Tells a refused client why (an AuthResp with Error), before refuse().
+  net::asio::awaitable<void> answer_auth(net::tls_stream& stream, proto::auth_resp refusal);
   /// Closes a connection over its address's limit and logs it (rate-limited).
   void refuse_over_ip_limit(net::tcp::socket& sock, std::string_view port, std::size_t limit,
                             std::string_view flag);
-  net::asio::awaitable<void> serve_tcp_tunnel(std::shared_ptr<tcp_endpoint> ep);
+  net::asio::awaitable<void> serve_tcp_tunnel(std::shared_ptr<tcp_listener> l);
   net::asio::awaitable<void> proxy_tcp(std::shared_ptr<tunnel> t, net::tcp::socket public_conn);
-  std::optional<proto::new_tunnel> open_tcp_tunnel(const std::shared_ptr<control_session>& session,
-                                                   const proto::req_tunnel& req);
+  net::asio::awaitable<proto::new_tunnel> open_tcp_tunnel(std::shared_ptr<control_session> session,
+                                                          proto::req_tunnel req);
+  net::asio::awaitable<std::vector<proto::new_tunnel>> open_http_tunnels(
+      std::shared_ptr<control_session> session, proto::req_tunnel req,
+      std::vector<std::string> protocols);
   /// Follows tokens.db: closes the clients of revoked tokens, writes last-used times.
   net::asio::awaitable<void> watch_tokens();
   std::shared_ptr<token_account> account_for(const token_identity& who);
@@ -108,7 +149,7 @@ class server {
   net::asio::io_context& ioc_;
   server_config cfg_;
   std::unique_ptr<net::asio::ssl::context> tls_;
-  std::unique_ptr<tunnel_registry> registry_;
+  std::unique_ptr<directory> directory_;
   std::unique_ptr<authtokens> tokens_;
   std::map<std::string, std::weak_ptr<token_account>, std::less<>> accounts_;  ///< by token key
   hostname_policy names_;
@@ -124,8 +165,8 @@ class server {
   std::vector<std::unique_ptr<listener>> listeners_;
   std::uint16_t http_port_ = 0;
   std::uint16_t https_port_ = 0;
-  std::map<std::string, std::shared_ptr<tunnel>, std::less<>> http_routes_;
-  std::map<std::string, std::shared_ptr<tcp_endpoint>, std::less<>> tcp_endpoints_;  ///< by URL
+  /// The public ports of TCP tunnels, by URL; where a connection goes is the directory's.
+  std::map<std::string, std::shared_ptr<tcp_listener>, std::less<>> tcp_listeners_;
   std::map<std::string, std::weak_ptr<control_session>, std::less<>> sessions_;  ///< by client id
   std::map<std::string, std::string, std::less<>>
       client_tokens_;  ///< client id -> token it authenticated with

@@ -17,6 +17,11 @@ struct tunnel {
   std::string host;       ///< routing name (http/https), lower case, no port
   std::string http_auth;  ///< "user:pass" required of every request, or empty
   std::weak_ptr<control_session> session;
+  std::string client_id;  ///< the client the session serves
+
+  /// The name it is claimed and routed by: the host of an HTTP(S) tunnel,
+  /// the URL of a TCP one.
+  const std::string& routing_name() const { return protocol == "tcp" ? url : host; }
 };
 
 /// The routing key of an HTTP tunnel: scheme and host name, no port.

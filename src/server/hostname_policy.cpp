@@ -1,91 +1,10 @@
-#include "server/tunnel_registry.h"
+#include "server/hostname_policy.h"
 
 #include <algorithm>
 
 #include "server/tunnel.h"
 
 namespace porthole::server {
-
-namespace {
-
-template <class Set>
-void erase(Set& set, std::string_view key) {
-  if (auto it = set.find(key); it != set.end()) {
-    set.erase(it);
-  }
-}
-
-}  // namespace
-
-claim_result in_memory_registry::claim(std::string_view name, std::string_view scheme,
-                                       std::string_view client_id) {
-  const auto now = clock::now();
-  auto it = entries_.find(name);
-  if (it == entries_.end()) {
-    it = entries_.emplace(std::string(name), entry{std::string(client_id)}).first;
-  } else if (it->second.expired(now)) {
-    it->second = entry{std::string(client_id)};
-  } else if (it->second.client_id != client_id) {
-    return it->second.live.empty() ? claim_result::held_elsewhere : claim_result::live_elsewhere;
-  }
-  entry& e = it->second;
-  e.live.emplace(scheme);
-  erase(e.held, scheme);
-  e.held_until.reset();
-  return claim_result::claimed;
-}
-
-void in_memory_registry::release(std::string_view name, std::string_view scheme,
-                                 std::string_view client_id, clock::time_point hold_until) {
-  auto it = entries_.find(name);
-  if (it == entries_.end() || it->second.client_id != client_id) {
-    return;
-  }
-  entry& e = it->second;
-  const bool hold = hold_until > clock::now();
-  erase(e.live, scheme);
-  if (hold) {
-    e.held.emplace(scheme);
-  } else {
-    erase(e.held, scheme);
-  }
-  if (!e.live.empty()) {
-    return;
-  }
-  if (hold) {
-    e.held_until = hold_until;
-  } else {
-    entries_.erase(it);  // given up: nothing of it is held any more
-  }
-}
-
-std::vector<tunnel_registry::held_name> in_memory_registry::held_by(std::string_view client_id) {
-  const auto now = clock::now();
-  std::vector<held_name> names;
-  for (auto it = entries_.begin(); it != entries_.end();) {
-    if (it->second.expired(now)) {
-      it = entries_.erase(it);
-      continue;
-    }
-    const entry& e = it->second;
-    if (e.client_id == client_id && !e.held.empty()) {
-      names.push_back({it->first, {e.held.begin(), e.held.end()}});
-    }
-    ++it;
-  }
-  return names;
-}
-
-bool in_memory_registry::is_held(std::string_view name) {
-  auto it = entries_.find(name);
-  return it != entries_.end() && it->second.live.empty() && it->second.held_until &&
-         !it->second.expired(clock::now());
-}
-
-bool in_memory_registry::is_free(std::string_view name) {
-  auto it = entries_.find(name);
-  return it == entries_.end() || it->second.expired(clock::now());
-}
 
 namespace {
 
