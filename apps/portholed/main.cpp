@@ -10,7 +10,9 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <optional>
 
+#include "fs/replaced_file.h"
 #include "http/message_parser.h"
 #include "log/event.h"
 #include "log/logging.h"
@@ -18,6 +20,7 @@
 #include "net/memory.h"
 #include "net/sd_notify.h"
 #include "server/config_file.h"
+#include "server/ready_file.h"
 #include "server/server.h"
 #include "term/crash.h"
 #include "token_command.h"
@@ -88,6 +91,7 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
   std::string log_format = "text";
   std::string state_dir = porthole::portholed::default_state_dir();
+  std::string ready_file;
   int read_header_timeout = static_cast<int>(cfg.read_header_timeout.count());
   int grace = static_cast<int>(cfg.reconnect_grace.count());
 
@@ -221,6 +225,11 @@ int main(int argc, char** argv) {
                  "disables; the last one given wins)")
       ->capture_default_str()
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.add_option("--ready-file", ready_file,
+                 "Once ready, write its listeners' addresses, the dev CA's path and its pid as "
+                 "JSON to this file (replaced whole, removed at exit), for programs that start "
+                 "portholed")
+      ->type_name("PATH");
   porthole::log::add_options(app, log_target, log_level, &log_format);
   porthole::server::config_options config;
   porthole::server::add_config_options(app, config);
@@ -276,11 +285,29 @@ int main(int argc, char** argv) {
       throw std::runtime_error("--tls-cert and --tls-key go together");
     }
 
+    // Checked before anything listens: a ready file that cannot be written
+    // would leave whoever waits for it waiting.
+    std::optional<porthole::fs::replaced_file> ready;
+    if (!ready_file.empty()) {
+      try {
+        ready.emplace(ready_file);
+      } catch (const std::runtime_error& e) {
+        throw std::runtime_error("cannot write the ready file " + ready_file + ": " + e.what());
+      }
+    }
+
     porthole::net::io_loop ioc(1);
     porthole::server::server srv(ioc, cfg);
     // Before start() logs "ready": a SIGTERM from then on is a clean shutdown.
     boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
     srv.start();
+    if (ready) {
+      const std::string text =
+          porthole::server::ready_file_json(porthole::server::ready_facts_of(srv));
+      if (const auto ec = ready->write(text)) {
+        throw std::runtime_error("cannot write the ready file " + ready_file + ": " + ec.message());
+      }
+    }
     porthole::net::start_memory_trim(ioc.get_executor(), std::chrono::seconds(5));
     // Every listener is bound: a Type=notify unit is started now.
     porthole::net::sd_notify("READY=1");
@@ -293,6 +320,9 @@ int main(int argc, char** argv) {
       }
       porthole::log::info("shutting down", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
       porthole::net::sd_notify("STOPPING=1");
+      if (ready) {
+        ready->remove();  // no longer ready
+      }
       srv.stop();
       // Connections in flight get up to two seconds to finish.
       const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);

@@ -404,7 +404,7 @@ struct authority {
 
 struct dev_files {
   explicit dev_files(const fs::path& dir)
-      : ca_cert(dir / "ca.pem"),
+      : ca_cert(dev_ca_certificate(dir)),
         ca_key(dir / "ca-key.pem"),
         server_cert(dir / "server.pem"),
         server_key(dir / "server-key.pem"),
@@ -629,6 +629,10 @@ ssl::context make_client_tls(const std::optional<fs::path>& trust_ca) {
   // the internal store would just fill up.
   SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
   return ctx;
+}
+
+fs::path dev_ca_certificate(const fs::path& state_dir) {
+  return state_dir / "ca.pem";
 }
 
 dev_certificates ensure_dev_certificates(const fs::path& state_dir, const std::string& domain) {

@@ -28,6 +28,10 @@ struct dev_certificates {
   std::filesystem::path ca_key;  ///< the CA's private key, for enable_dev_leaf_minting()
 };
 
+/// Where ensure_dev_certificates() keeps the development CA's certificate
+/// in `state_dir` (what clients must trust).
+std::filesystem::path dev_ca_certificate(const std::filesystem::path& state_dir);
+
 /// Creates, once, in `state_dir` a private CA and a server certificate for
 /// `domain`; later calls reuse the files (a new server certificate is issued
 /// if the domain changed or it is near expiry). Throws std::runtime_error.

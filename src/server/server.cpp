@@ -1041,4 +1041,32 @@ void server::close_tunnel(control_session& session, std::string_view url) {
   drop_tunnel(*t, directory::clock::now());
 }
 
+listener_addresses server::listening_addresses() const {
+  listener_addresses out;
+  for (const auto& l : listeners_) {
+    net::error_code ec;
+    const tcp::endpoint ep = l->acceptor.local_endpoint(ec);
+    if (ec) {
+      continue;  // closed by stop()
+    }
+    switch (l->what) {
+      case listener::kind::tunnel_and_https:
+        out.tunnel = ep;
+        out.https = ep;
+        break;
+      case listener::kind::tunnel:
+        out.tunnel = ep;
+        break;
+      case listener::kind::https:
+        out.https = ep;
+        break;
+      case listener::kind::http:
+        out.http = ep;
+        break;
+    }
+  }
+  out.admin = admin_endpoint_address();
+  return out;
+}
+
 }  // namespace porthole::server

@@ -26,6 +26,15 @@ namespace porthole::server {
 class admin_endpoint;
 class control_session;
 
+/// Where a started server's listeners are bound (the ports the OS chose for
+/// port 0 included); a disabled listener has none.
+struct listener_addresses {
+  net::tcp::endpoint tunnel;
+  std::optional<net::tcp::endpoint> https;  ///< equal to `tunnel` when they share a port
+  std::optional<net::tcp::endpoint> http;
+  std::optional<net::tcp::endpoint> admin;
+};
+
 /// The server. Everything runs on one io_context thread.
 class server {
  public:
@@ -74,6 +83,9 @@ class server {
 
   /// The admin endpoint's address, if it is enabled (after start()).
   std::optional<net::tcp::endpoint> admin_endpoint_address() const;
+
+  /// Where each listener is bound, after start().
+  listener_addresses listening_addresses() const;
 
  private:
   struct listener;
