@@ -23,12 +23,14 @@
 #include "client/config_file.h"
 #include "client/inspector.h"
 #include "client/local_api.h"
+#include "client/ready_file.h"
 #include "client/resume_file.h"
 #include "client/state_directory.h"
+#include "fs/owner_only.h"
+#include "fs/replaced_file.h"
 #include "inspect/capture_writer.h"
 #include "inspect/exchange_json.h"
 #include "log/logging.h"
-#include "fs/owner_only.h"
 #include "net/address.h"
 #include "net/io_loop.h"
 #include "net/memory.h"
@@ -61,7 +63,8 @@ void set_local_address(tunnel_spec& t, const std::string& text) {
 // What the command line said, before the config file fills the gaps.
 struct command_line {
   std::string config;  // --config, or empty for the default file
-  std::optional<std::string> server_addr, authtoken, trust_ca, http_proxy, inspect_addr, inspect_db;
+  std::optional<std::string> server_addr, authtoken, trust_ca, http_proxy, inspect_addr, inspect_db,
+      ready_file;
   std::optional<int> pool_size;
   std::string log_target = "stdout";
   std::string log_level = "info";
@@ -216,7 +219,7 @@ class running_client {
  public:
   running_client(porthole::client::client_config cfg, const command_line& cl,
                  const std::optional<config_file>& file, const std::string& inspect_addr,
-                 std::optional<selection> started,
+                 const std::optional<std::string>& ready_file, std::optional<selection> started,
                  std::shared_ptr<porthole::term::status_board> board, bool screen,
                  bool log_to_stderr, std::optional<porthole::term::crash_kind> crash)
       : board_(std::move(board)),
@@ -228,6 +231,9 @@ class running_client {
         signals_(ioc_, SIGINT, SIGTERM),
         hangup_(ioc_, SIGHUP) {
     porthole::net::start_memory_trim(ioc_.get_executor(), std::chrono::seconds(5));
+    if (ready_file) {
+      open_ready_file(*ready_file);  // before anything listens: it may throw
+    }
     if (resume_.usable()) {
       agent_.on_client_id([this](const std::string& id) { resume_.save(id); });
     } else {
@@ -354,6 +360,23 @@ class running_client {
     return changes;
   }
 
+  // Checks that `path` can be written, and writes it each time the tunnels settle.
+  void open_ready_file(const std::string& path) {
+    try {
+      ready_.emplace(path);
+    } catch (const std::runtime_error& e) {
+      throw std::runtime_error("cannot write the ready file " + path + ": " + e.what());
+    }
+    agent_.on_settled([this](const porthole::client::settled_tunnels& now) {
+      const auto inspect =
+          api_ ? std::optional(porthole::net::to_string(api_->endpoint())) : std::nullopt;
+      if (const auto ec =
+              ready_->write(porthole::client::ready_file_json(now, ::getpid(), inspect))) {
+        spdlog::error("cannot write the ready file {}: {}", ready_->path().string(), ec.message());
+      }
+    });
+  }
+
   // The web interface first: capture is on only when there is one to show it.
   void start_web_interface(const command_line& cl, const std::optional<config_file>& file,
                            const std::string& inspect_addr) {
@@ -420,6 +443,8 @@ class running_client {
   bool log_to_stderr_;
   porthole::net::io_loop ioc_;
   porthole::client::resume_file resume_;  ///< before the agent, which reads it
+  /// Declared before the agent, which writes it, so that it outlives it; removed at exit.
+  std::optional<porthole::fs::replaced_file> ready_;
   porthole::client::agent agent_;
   std::optional<selection> started_;
   std::optional<std::filesystem::path> reload_path_;
@@ -475,6 +500,11 @@ int main(int argc, char** argv) {
   app.add_option("--inspect-db", cl.inspect_db,
                  "SQLite file keeping the captured HTTP exchanges, or \":memory:\" to keep none on "
                  "disk (default ~/.porthole/captures.db)");
+  app.add_option("--ready-file", cl.ready_file,
+                 "Write the client's id, server, transport and public URLs as JSON to this file "
+                 "each time its tunnels are all up (again after a reconnect or a reload); "
+                 "replaced whole, removed at exit. For programs that start porthole")
+      ->type_name("PATH");
   app.add_option("--pool-size", cl.pool_size,
                  "Proxy connections to keep ready at the server (default 10)")
       ->check(CLI::Range(1, 1000));
@@ -634,10 +664,11 @@ int main(int argc, char** argv) {
     }
 
     porthole::client::make_private_directory(porthole::client::state_directory());
-    client =
-        std::make_unique<running_client>(std::move(cfg), cl, file, inspect_addr,
-                                         start->parsed() ? std::optional(started) : std::nullopt,
-                                         std::move(board), screen, log_target == "stderr", crash);
+    client = std::make_unique<running_client>(
+        std::move(cfg), cl, file, inspect_addr,
+        first_of(cl.ready_file, file ? file->ready_file : std::nullopt),
+        start->parsed() ? std::optional(started) : std::nullopt, std::move(board), screen,
+        log_target == "stderr", crash);
   } catch (const std::exception& e) {
     std::cerr << "porthole: " << e.what() << "\n";
     return 1;

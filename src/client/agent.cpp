@@ -108,14 +108,26 @@ class connection_count {
 
 }  // namespace
 
+std::string_view to_string(transport_kind t) {
+  switch (t) {
+    case transport_kind::mux:
+      return "mux";
+    case transport_kind::pool:
+      return "pool";
+    case transport_kind::ngrok:
+      break;
+  }
+  return "ngrok";
+}
+
 /// One live control connection.
 struct agent::session {
   std::unique_ptr<net::tls_stream> stream;
   net::frame_reader reader;
   clock::time_point last_pong = clock::now();
   struct asked {
-    std::string key;         ///< tunnel_spec::key() of the tunnel asked for
-    std::size_t unanswered;  ///< NewTunnels still due: one per protocol ("http+https": 2)
+    std::string key;          ///< tunnel_spec::key() of the tunnel asked for
+    std::size_t unanswered;   ///< NewTunnels still due: one per protocol ("http+https": 2)
     bool remembered = false;  ///< asks again for the name or port the server chose before
   };
   std::map<std::string, asked> by_req_id;  ///< ReqId -> what it asked for
@@ -126,8 +138,9 @@ struct agent::session {
   std::optional<agent_result> fatal;       ///< why the client must stop, if it must
   bool mux_granted = false;                ///< the server speaks the "mux" extension
   bool close_granted = false;              ///< the server understands CloseTunnel
-  std::shared_ptr<mux::session> mux;       ///< the multiplexed connection, while up
-  std::string outbox;                      ///< frames for the server, not yet written
+  transport_kind transport = transport_kind::ngrok;
+  std::shared_ptr<mux::session> mux;  ///< the multiplexed connection, while up
+  std::string outbox;                 ///< frames for the server, not yet written
   net::event outbox_ready;
   bool leaving = false;  ///< stopping: end once the outbox (CloseTunnels) is written
 };
@@ -319,6 +332,11 @@ asio::awaitable<std::optional<agent_result>> agent::serve_once(bool& was_up) {
     s.mux_granted = cfg_.mux && std::find(f.begin(), f.end(), proto::feature_mux) != f.end();
     s.close_granted = std::find(f.begin(), f.end(), proto::feature_close_tunnel) != f.end();
   }
+  // What the line below says: multiplexed, porthole's base protocol, or ngrok 1.x's.
+  s.transport = !resp->ext      ? transport_kind::ngrok
+                : s.mux_granted ? transport_kind::mux
+                                : transport_kind::pool;
+  ++connections_;
   spdlog::info("connected to server {} as client {}{}", server, client_id_,
                !resp->ext      ? " (ngrok 1.x protocol)"
                : s.mux_granted ? " (porthole " + resp->ext->version + ", multiplexed)"
@@ -340,6 +358,7 @@ asio::awaitable<std::optional<agent_result>> agent::serve_once(bool& was_up) {
   }
 
   current_ = &s;
+  tell_if_settled();  // nothing asked for (a reload removed every tunnel)
   co_await (read_loop(s) || write_loop(s) || ping_loop(s) || mux_loop(s));
   if (s.mux) {
     s.mux->close();
@@ -365,6 +384,7 @@ asio::awaitable<void> agent::read_loop(session& s) {
       if (s.fatal) {
         co_return;
       }
+      tell_if_settled();
     } else if (std::holds_alternative<proto::req_proxy>(msg)) {
       net::spawn(ioc_.get_executor(), proxy_connection(), "proxy connection");
     } else if (std::holds_alternative<proto::pong>(msg)) {
@@ -635,6 +655,21 @@ void agent::announce_tunnels() {
   }
 }
 
+void agent::tell_if_settled() {
+  if (!on_settled_ || current_ == nullptr || !current_->by_req_id.empty()) {
+    return;
+  }
+  const std::string server = server_host_.find(':') == std::string::npos
+                                 ? server_host_ + ":" + server_port_
+                                 : "[" + server_host_ + "]:" + server_port_;
+  settled_tunnels now{client_id_, server, current_->transport, connections_, tunnels()};
+  if (told_ == now) {
+    return;
+  }
+  told_ = now;
+  on_settled_(now);
+}
+
 void agent::give_up_tunnel(const tunnel_spec& t) {
   auto it = key_to_url_.find(t.key());
   if (it == key_to_url_.end()) {
@@ -691,6 +726,7 @@ agent::tunnel_changes agent::update_tunnels(std::vector<tunnel_spec> next) {
     }
   }
   announce_tunnels();
+  tell_if_settled();
   return changes;
 }
 

@@ -7,7 +7,9 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "client/agent_observer.h"
@@ -20,6 +22,28 @@
 #include "proto/messages.h"
 
 namespace porthole::client {
+
+/// How public connections reach the client, as the server agreed at connect.
+enum class transport_kind {
+  mux,    ///< porthole's multiplexed connection (the "mux" extension)
+  pool,   ///< a porthole server, without mux: pooled proxy connections
+  ngrok,  ///< an ngrok 1.x server: pooled proxy connections, the base protocol
+};
+
+/// "mux", "pool" or "ngrok".
+std::string_view to_string(transport_kind t);
+
+/// What the client serves once every tunnel it asked for has its answer.
+struct settled_tunnels {
+  std::string client_id;
+  std::string server;  ///< host:port of the server's tunnel listener
+  transport_kind transport = transport_kind::ngrok;
+  /// 1 on the first connection to the server, one more after each reconnect.
+  std::uint64_t connection = 0;
+  std::vector<live_tunnel> tunnels;  ///< in configuration order; refused ones are not here
+
+  bool operator==(const settled_tunnels&) const = default;
+};
 
 /// Why the agent stopped.
 struct agent_result {
@@ -77,6 +101,12 @@ class agent {
   /// connect; the same one after a reconnect), to keep it for the next run.
   void on_client_id(std::function<void(const std::string&)> f) { on_client_id_ = std::move(f); }
 
+  /// Called with what the client serves each time that changes while no
+  /// ReqTunnel awaits its answer: once the tunnels asked for at connect are
+  /// answered (after every reconnect too, `connection` counting), and after
+  /// a reload's tunnels are.
+  void on_settled(std::function<void(const settled_tunnels&)> f) { on_settled_ = std::move(f); }
+
  private:
   struct session;
 
@@ -100,6 +130,7 @@ class agent {
   void give_up_tunnel(const tunnel_spec& t);
   std::shared_ptr<const tunnel_spec> find_tunnel(const std::string& url) const;
   void announce_tunnels();
+  void tell_if_settled();
   static int on_new_session(SSL* ssl, SSL_SESSION* session);
 
   net::asio::io_context& ioc_;
@@ -112,6 +143,9 @@ class agent {
   std::string server_port_;
   std::string client_id_;
   std::function<void(const std::string&)> on_client_id_;
+  std::function<void(const settled_tunnels&)> on_settled_;
+  std::optional<settled_tunnels> told_;  ///< what on_settled_ was last called with
+  std::uint64_t connections_ = 0;        ///< control connections the server accepted
   /// Public URL -> what it forwards to, as it was when the tunnel came up: a
   /// connection keeps its snapshot however the tunnel list changes.
   std::map<std::string, std::shared_ptr<const tunnel_spec>, std::less<>> url_to_tunnel_;

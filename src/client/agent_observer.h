@@ -14,6 +14,8 @@ namespace porthole::client {
 struct live_tunnel {
   tunnel_spec spec;
   std::string url;
+
+  bool operator==(const live_tunnel&) const = default;
 };
 
 /// Calls come on the agent's executor, in the order things happen, and must

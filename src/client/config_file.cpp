@@ -29,7 +29,7 @@ constexpr std::string_view proto_shape =
 const std::vector<std::string_view> top_level_keys = {
     "server_addr",  "authtoken", "auth_token",   "trust_ca",   "trust_host_root_certs",
     "http_proxy",   "pool_size", "inspect_addr", "inspect_db", "inspect_body_limit",
-    "inspect_keep", "log",       "log_level",    "tunnels"};
+    "inspect_keep", "log",       "log_level",    "ready_file", "tunnels"};
 const std::vector<std::string_view> tunnel_keys = {"proto", "subdomain", "hostname", "auth",
                                                    "remote_port"};
 const std::vector<std::string_view> protocols = {"http", "https", "tcp"};
@@ -348,6 +348,8 @@ class config_parser {
             target == "stdout" || target == "stderr" || target == "none" ? target : file_path(e);
       } else if (e.key == "log_level") {
         out.log_level = one_of(e, log_levels);
+      } else if (e.key == "ready_file") {
+        out.ready_file = file_path(e);
       } else if (e.key == "tunnels") {
         read_tunnels(e, out);
       } else {

@@ -39,6 +39,7 @@ struct config_file {
   std::optional<std::string> log;                 ///< "stdout", "stderr", "none" or a file path
   std::optional<std::string> log_level;           ///< trace, debug, info, warn or error
   std::optional<std::string> inspect_db;          ///< the inspector's database file, or ":memory:"
+  std::optional<std::string> ready_file;          ///< where to write the client's ready file
   std::optional<int> pool_size;                   ///< 1-1000
   std::optional<std::size_t> inspect_body_limit;  ///< bytes of each body to capture
   std::optional<std::size_t> inspect_keep;        ///< exchanges to keep

@@ -251,11 +251,13 @@ TEST(ConfigFile, EmptyFileIsAConfigWithNoTunnels) {
 }
 
 TEST(ConfigFile, RelativePathsAreTakenFromTheFilesDirectory) {
-  const auto cfg = parse_config("trust_ca: certs/ca.pem\nlog: porthole.log\ninspect_db: i.db\n",
-                                "/etc/porthole/client.yml");
+  const auto cfg = parse_config(
+      "trust_ca: certs/ca.pem\nlog: porthole.log\ninspect_db: i.db\nready_file: run/ready.json\n",
+      "/etc/porthole/client.yml");
   EXPECT_EQ(cfg.trust_ca, "/etc/porthole/certs/ca.pem");
   EXPECT_EQ(cfg.log, "/etc/porthole/porthole.log");
   EXPECT_EQ(cfg.inspect_db, "/etc/porthole/i.db");
+  EXPECT_EQ(cfg.ready_file, "/etc/porthole/run/ready.json");
 }
 
 TEST(ConfigFile, InMemoryInspectDbIsNotAPath) {
@@ -276,11 +278,12 @@ TEST(ConfigFile, DefaultPathIsDotPortholeYmlInHome) {
 // ---- errors: each names the file, line and column ----
 
 TEST(ConfigFileError, UnknownTopLevelKeyListsTheValidOnes) {
-  EXPECT_EQ(error_of("authtoken: x\nserver_adr: a:1\n"),
-            "porthole.yml:2:1: unknown key 'server_adr' (expected one of: server_addr, authtoken, "
-            "auth_token, trust_ca, trust_host_root_certs, http_proxy, pool_size, inspect_addr, "
-            "inspect_db, inspect_body_limit, inspect_keep, log, log_level, tunnels; did you mean "
-            "'server_addr'?)");
+  EXPECT_EQ(
+      error_of("authtoken: x\nserver_adr: a:1\n"),
+      "porthole.yml:2:1: unknown key 'server_adr' (expected one of: server_addr, authtoken, "
+      "auth_token, trust_ca, trust_host_root_certs, http_proxy, pool_size, inspect_addr, "
+      "inspect_db, inspect_body_limit, inspect_keep, log, log_level, ready_file, tunnels; did "
+      "you mean 'server_addr'?)");
 }
 
 TEST(ConfigFileError, UnknownTunnelKeyNamesTheTunnel) {
