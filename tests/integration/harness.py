@@ -3,12 +3,16 @@
 Everything here talks to loopback only. Programs under test are started as real
 processes whose stdout and stderr are read line by line in reader threads, so a
 test can wait for a log line (with a deadline) instead of sleeping, and the
-captured lines can be shown when the test fails.
+captured lines can be shown when the test fails. What the harness itself needs
+to know of them (ports, the dev CA, URLs, the client id) it reads from their
+--ready-file, not from their log, whose wording is for people.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
+import json
 import os
 import random
 import re
@@ -20,7 +24,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parents[2]
@@ -416,6 +420,52 @@ class LogFile:
 
 _ADDR = r"(?P<host>\[[^\]]*\]|[^\s\[\]]+?):(?P<port>\d+)"
 
+_ready_files = itertools.count(1)
+
+
+def ready_file_path(folder: Path, name: str) -> Path:
+    """A path for the --ready-file of the program `name` in `folder`, used by
+    no other program of this run (the folder is created)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+    return folder / f"{stem}-ready-{next(_ready_files)}.json"
+
+
+def wait_ready_file(proc: Process, path: Path, want: Callable[[dict], bool] | None = None,
+                    since: dict | None = None, timeout: float = STARTUP_TIMEOUT) -> dict:
+    """Waits until `path`, the --ready-file of `proc`, holds a version that
+    `proc` wrote (its pid), that is not `since` (an earlier version: wait for
+    the next one) and that `want` accepts; returns it, parsed. Fails at once if
+    the process exits first, and on a time-out, with its last output."""
+    timeout = scaled(timeout)
+    deadline = time.monotonic() + timeout
+    seen = None
+    while True:
+        try:
+            data = json.loads(path.read_text("utf-8"))
+        except (FileNotFoundError, ValueError):
+            data = None  # not written yet (each version is renamed into place whole)
+        if isinstance(data, dict) and data.get("pid") == proc.pid:
+            seen = data
+            if data != since and (want is None or want(data)):
+                return data
+        last = f"its last version: {json.dumps(seen)}" if seen else "it never appeared"
+        if not proc.running:
+            for r in proc._readers:
+                r.join(5)
+            raise WaitTimeout(f"{proc.name} exited (code {proc.returncode}) before writing the "
+                              f"ready file {path} waited for ({last}); its output:\n"
+                              f"{proc._tail()}")
+        if time.monotonic() >= deadline:
+            raise WaitTimeout(f"{proc.name} did not write the ready file {path} waited for "
+                              f"within {timeout:g}s ({last}); its last output:\n{proc._tail()}")
+        time.sleep(0.05)
+
+
+def port_of(addr: str | None) -> int | None:
+    """The port of an "ip:port" of a ready file (None for null)."""
+    return None if addr is None else int(addr.rsplit(":", 1)[1])
+
 
 @dataclass
 class Server:
@@ -428,6 +478,8 @@ class Server:
     ca: Path
     extra_args: list[str] = field(default_factory=list)
     admin_port: int | None = None  # the admin endpoint (/metrics, /healthz)
+    ready_file: Path | None = None  # its --ready-file
+    ready: dict = field(default_factory=dict)  # what that file said
 
     @property
     def tunnel_addr(self) -> str:
@@ -443,49 +495,39 @@ def start_server(*extra: str, state_dir: Path, home: Path, domain: str = DOMAIN,
                  tunnel_addr: str = "127.0.0.1:0", dev: bool = True,
                  authtokens: list[str] | None = None, name: str = "portholed",
                  timeout: float = STARTUP_TIMEOUT) -> Server:
-    """Starts portholed, waits for `portholed ready` and reads its ports from its log."""
+    """Starts portholed and waits for its ready file (beside state_dir), which
+    gives its ports and its dev CA. A disabled listener's port is None; with
+    one port for tunnel clients and public https, both ports are that one."""
+    ready_file = ready_file_path(state_dir.parent, name)
     argv = [binary("portholed")]
     if dev:
         argv.append("--dev")
     argv += ["--domain", domain, "--state-dir", state_dir,
              "--http-addr", http_addr, "--https-addr", https_addr,
              "--tunnel-addr", tunnel_addr, "--admin-addr", "127.0.0.1:0",
-             "--log", "stderr", "--log-level", LOG_LEVEL]
+             "--ready-file", ready_file, "--log", "stderr", "--log-level", LOG_LEVEL]
     if authtokens is not None:
         tokens_file = state_dir.parent / f"{name}-authtokens.txt"
         tokens_file.write_text("".join(t + "\n" for t in authtokens))
         argv += ["--authtokens", tokens_file]
     argv += list(extra)
     proc = Process(argv, name=name, env=clean_env(home))
-    proc.wait_for(r"portholed ready", timeout)
-
-    def port_of(what: str) -> int | None:
-        # The text line, or its JSON form (--log-format json).
-        rx = re.compile(rf"listening for {what}(?: addr=|\",\"addr\":\"){_ADDR}")
-        for text in proc.lines():
-            m = rx.search(text)
-            if m:
-                return int(m["port"])
-        return None
-
-    tunnel_port = port_of("tunnel clients")
-    http_port = port_of("public http")
-    https_port = port_of("public https")
-    if tunnel_port is None or http_port is None:
-        raise WaitTimeout("portholed said it was ready but did not log "
-                          "'listening for tunnel clients addr=...' and 'listening for public "
-                          f"http addr=...'; its output:\n{proc._tail()}")
-    if https_port is None:  # one listener for tunnel clients and public https
-        https_port = tunnel_port
-    ca = state_dir / "ca.pem"
-    if dev:
-        m = re.search(r"dev CA certificate;.*(?: path=|\"path\":\")([^\s\"]+)", proc.text())
-        if m:
-            ca = Path(m[1])
-    return Server(proc, state_dir, domain, http_port, https_port, tunnel_port, ca, list(extra),
-                  port_of("admin"))
+    return server_of(proc, state_dir, ready_file, extra, timeout)
 
 
+def server_of(proc: Process, state_dir: Path, ready_file: Path, extra: Iterable[str] = (),
+              timeout: float = STARTUP_TIMEOUT) -> Server:
+    """The Server of a portholed started with --ready-file `ready_file`, once
+    that file is written."""
+    ready = wait_ready_file(proc, ready_file, timeout=timeout)
+    ca = Path(ready["dev_ca"]) if ready["dev_ca"] else state_dir / "ca.pem"
+    return Server(proc, state_dir, ready["domain"], port_of(ready["http_addr"]),
+                  port_of(ready["https_addr"]), port_of(ready["tunnel_addr"]), ca, list(extra),
+                  port_of(ready["admin_addr"]), ready_file, ready)
+
+
+# porthole's log line for each public URL it got (for tests of what the log
+# says; the harness reads the URLs from the client's ready file).
 TUNNEL_UP = r"Forwarding (?P<url>\S+) -> (?P<local>\S+)"
 
 # The client's line once the server accepted it, e.g. "connected to server
@@ -498,12 +540,19 @@ CONNECTED = r"connected to server (?P<server>\S+) as client (?P<id>[0-9a-fA-F]+)
 #    connection per client, a stream per public connection;
 #  - "pool": the ngrok 1.x base protocol, forced with `porthole --no-mux`: a
 #    pooled TLS proxy connection per public connection.
+# The client's ready file says which one it uses ("transport").
 TRANSPORTS = ("mux", "pool")
 
 
 def server_mux_up_line(client_id: str) -> str:
-    """The pattern of portholed's line once a client's multiplexed connection is up."""
+    """The pattern of portholed's line once a client's multiplexed connection is
+    up (nothing machine-readable says so: the client's ready file may come first)."""
     return rf"multiplexed connection up client={re.escape(client_id)}"
+
+
+def urls_of(ready: dict) -> list[str]:
+    """The public URLs of a client's ready file, in its order."""
+    return [t["url"] for t in ready["tunnels"]]
 
 
 @dataclass
@@ -511,6 +560,8 @@ class Client:
     proc: Process
     urls: list[str]
     locals: list[str]
+    ready_file: Path | None = None  # its --ready-file
+    ready: dict | None = None  # the newest version of that file seen (see wait_tunnels)
 
     def url(self, scheme: str = "http") -> str:
         for u in self.urls:
@@ -518,13 +569,35 @@ class Client:
                 return u
         raise AssertionError(f"no {scheme} URL among {self.urls}")
 
+    def wait_tunnels(self, want: int | Callable[[dict], bool] | None = None,
+                     since: dict | None = None, timeout: float = TUNNEL_UP_TIMEOUT) -> dict:
+        """Waits for a version of the client's ready file that is not `since`
+        and whose tunnels `want` accepts: their number, or a predicate taking
+        the whole file (a dict; see urls_of); returns it, and keeps it as
+        `ready`. The client writes the file when its tunnels settle, again
+        after each reconnect even with the same URLs ("connection" counts up):
+        since=<the version before> waits for the next one. `urls` and `locals`
+        stay those of the start."""
+        if isinstance(want, int):
+            count = want
+            want = lambda ready: len(ready["tunnels"]) == count  # noqa: E731
+        assert self.ready_file is not None, f"{self.proc.name} was started without a ready file"
+        self.ready = wait_ready_file(self.proc, self.ready_file, want, since, timeout)
+        return self.ready
+
     def connected(self, timeout: float = TUNNEL_UP_TIMEOUT) -> re.Match:
-        """The client's `connected to server ...` line (waited for)."""
+        """The client's `connected to server ...` log line (waited for), for
+        tests of what the log says; the harness reads the ready file."""
         return self.proc.wait_for(CONNECTED, timeout)
 
     @property
     def client_id(self) -> str:
-        return self.connected()["id"]
+        return (self.ready or self.wait_tunnels())["client_id"]
+
+    @property
+    def transport(self) -> str:
+        """"mux", "pool" or "ngrok", as the client's ready file says."""
+        return (self.ready or self.wait_tunnels())["transport"]
 
 
 def transport_args(transport: str | None) -> list[str]:
@@ -537,21 +610,19 @@ def await_transport(client: Client, transport: str | None, server: Server | None
                     timeout: float = TUNNEL_UP_TIMEOUT) -> None:
     """Makes sure a started client carries public connections the way `transport`
     says, so a test parametrized on it tests what its name says:
-     - "mux": the client says it is multiplexed and, when its server is known,
+     - "mux": the client's ready file says mux and, when its server is known,
        the server has logged the multiplexed connection up (before that the
        server would fall back to asking for proxy connections);
-     - "pool": the client does not say multiplexed."""
+     - "pool": the client's ready file does not say mux."""
     if transport is None:
         return
-    m = client.connected(timeout)
+    said = client.transport
     if transport == "mux":
-        assert m["how"].endswith(", multiplexed"), \
-            f"transport mux, but the client connected without it: {m[0]!r}"
+        assert said == "mux", f"transport mux, but the client's ready file says {said!r}"
         if server is not None:
-            server.proc.wait_for(server_mux_up_line(m["id"]), timeout)
+            server.proc.wait_for(server_mux_up_line(client.client_id), timeout)
     else:
-        assert "multiplexed" not in m["how"], \
-            f"transport pool (--no-mux), but the client says: {m[0]!r}"
+        assert said != "mux", f"transport pool (--no-mux), but the client's ready file says mux"
 
 
 def expected_up_lines(mode: str, args: Iterable[str]) -> int:
@@ -572,13 +643,15 @@ def start_client(mode: str, target: str | int, *args: str, server_addr: str, tru
                  name: str = "porthole", timeout: float = TUNNEL_UP_TIMEOUT,
                  env: dict[str, str | None] | None = None,
                  prefix: Iterable[str] = ()) -> Client:
-    """Starts `porthole <mode> <target> <args>` and, if wait_up, waits for its
-    `Forwarding` lines (one per public URL) and returns their URLs. `env`
-    overrides the clean environment (see clean_env; None removes a variable).
-    `prefix` goes before the program (e.g. `ip netns exec NS`: it execs it,
-    so the process keeps its pid)."""
+    """Starts `porthole <mode> <target> <args>` with a ready file (beside
+    `home`) and, if wait_up, waits for it to list every public URL asked for
+    and returns them. `env` overrides the clean environment (see clean_env;
+    None removes a variable). `prefix` goes before the program (e.g. `ip netns
+    exec NS`: it execs it, so the process keeps its pid, which the ready file
+    names)."""
+    ready_file = ready_file_path(home.parent, name)
     argv = [*prefix, binary("porthole"), "--server-addr", server_addr, "--log", "stderr",
-            "--log-level", LOG_LEVEL]
+            "--log-level", LOG_LEVEL, "--ready-file", ready_file]
     if trust_ca is not None:
         argv += ["--trust-ca", trust_ca]
     if authtoken is not None:
@@ -591,11 +664,13 @@ def start_client(mode: str, target: str | int, *args: str, server_addr: str, tru
         argv += ["--inspect-addr", "disabled"]
     argv += [mode, str(target), *args]
     proc = Process(argv, name=name, env=clean_env(home, env))
+    client = Client(proc, [], [], ready_file)
     if not wait_up:
-        return Client(proc, [], [])
-    n = expected_up_lines(mode, args)
-    ms = proc.wait_for_all(TUNNEL_UP, n, timeout)
-    return Client(proc, [m["url"] for m in ms], [m["local"] for m in ms])
+        return client
+    ready = client.wait_tunnels(expected_up_lines(mode, args), timeout=timeout)
+    client.urls = urls_of(ready)
+    client.locals = [t["local"] for t in ready["tunnels"]]
+    return client
 
 
 # --------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from harness import curl, deterministic_bytes
 
 
 def admin(server: harness.Server, path: str, *args: str) -> harness.CurlResult:
-    assert server.admin_port, "portholed did not log 'listening for admin on ...'"
+    assert server.admin_port, f"portholed's ready file has no admin_addr: {server.ready}"
     return curl(f"http://127.0.0.1:{server.admin_port}{path}", *args, timeout=10)
 
 

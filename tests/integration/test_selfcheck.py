@@ -1,8 +1,8 @@
 """Self-check of the test harness and backends; needs no porthole binary.
 
-The programs under test are replaced here by small fake scripts that print the
-log lines of the contract, so the plumbing (start, wait for a line, parse the
-ports, stop) is checked on its own."""
+The programs under test are replaced here by small fake scripts that print
+log lines and write the ready files of the contract, so the plumbing (start,
+wait for a line, read the ports and URLs, stop) is checked on its own."""
 
 import asyncio
 import hashlib
@@ -22,7 +22,7 @@ from backends import echo_through
 from harness import Process, RawHTTP, WaitTimeout, curl, deterministic_bytes
 
 FAKE_PORTHOLED = r'''
-import socket, sys, time, os
+import json, socket, sys, time, os
 args = sys.argv[1:]
 def opt(name, default=None):
     return args[args.index(name) + 1] if name in args else default
@@ -42,11 +42,18 @@ os.makedirs(state, exist_ok=True)
 open(os.path.join(state, "ca.pem"), "w").write("-----BEGIN CERTIFICATE-----\n")
 log(f"dev CA certificate; clients must trust it path={os.path.join(state, 'ca.pem')}")
 log("portholed ready")
+addrs = [f"127.0.0.1:{s.getsockname()[1]}" for s in socks]
+ready = opt("--ready-file")
+with open(ready + ".tmp", "w") as f:
+    json.dump({"pid": os.getpid(), "domain": opt("--domain"), "tunnel_addr": addrs[0],
+               "https_addr": addrs[2], "http_addr": addrs[1], "admin_addr": None,
+               "dev_ca": os.path.join(state, "ca.pem"), "version": "0.0.0"}, f)
+os.rename(ready + ".tmp", ready)
 time.sleep(3600)
 '''
 
 FAKE_PORTHOLE = r'''
-import sys, time
+import json, os, sys, time
 args = sys.argv[1:]
 if "--authtoken" in args and args[args.index("--authtoken") + 1] == "bad":
     print("error: server said: invalid authtoken", file=sys.stderr, flush=True)
@@ -54,6 +61,14 @@ if "--authtoken" in args and args[args.index("--authtoken") + 1] == "bad":
 port = args[args.index("http") + 1]
 print(f"Forwarding http://foo.localhost:1 -> localhost:{port}", flush=True)
 print(f"Forwarding https://foo.localhost:2 -> localhost:{port}", flush=True)
+ready = args[args.index("--ready-file") + 1]
+with open(ready + ".tmp", "w") as f:
+    json.dump({"pid": os.getpid(), "client_id": "c0ffee", "server": args[args.index("--server-addr") + 1],
+               "transport": "mux", "connection": 1, "inspect_addr": None,
+               "tunnels": [{"name": "http", "url": u, "proto": u.split(":")[0],
+                            "local": f"localhost:{port}"}
+                           for u in ("http://foo.localhost:1", "https://foo.localhost:2")]}, f)
+os.rename(ready + ".tmp", ready)
 time.sleep(3600)
 '''
 
@@ -84,6 +99,7 @@ def test_harness_client_factory_returns_urls(fake_bin, server, start_porthole):
     client = start_porthole("http", "8080", "--subdomain", "foo", server=server)
     assert client.urls == ["http://foo.localhost:1", "https://foo.localhost:2"]
     assert client.locals == ["localhost:8080", "localhost:8080"]
+    assert (client.client_id, client.transport) == ("c0ffee", "mux")
     refused = start_porthole("http", "8080", server=server, authtoken="bad", wait_up=False)
     assert refused.proc.wait_exit() == 1
     assert "invalid authtoken" in refused.proc.text("stderr")
@@ -109,6 +125,30 @@ def test_process_wait_for_reports_exit_and_timeout():
         q.wait_for("up", timeout=0.2, since=mark)
     q.stop()
     assert q.returncode is not None
+
+
+def test_wait_ready_file_takes_the_next_version_and_reports_exit_and_timeout(tmp_path):
+    path = tmp_path / "ready.json"
+    writer = textwrap.dedent(f"""
+        import json, os, sys, time
+        for n in (1, 2):
+            time.sleep(0.3)
+            with open({str(path)!r} + ".tmp", "w") as f:
+                json.dump({{"pid": os.getpid(), "n": n}}, f)
+            os.rename({str(path)!r} + ".tmp", {str(path)!r})
+        print("written", flush=True)
+        time.sleep(float(sys.argv[1]))
+        """)
+    p = Process([sys.executable, "-c", writer, "60"])
+    first = harness.wait_ready_file(p, path, timeout=10)
+    assert first["pid"] == p.pid
+    assert harness.wait_ready_file(p, path, since={"pid": p.pid, "n": 1}, timeout=10)["n"] == 2
+    with pytest.raises(WaitTimeout, match=r"within .*its last version: .*\"n\": 2"):
+        harness.wait_ready_file(p, path, lambda ready: ready["n"] == 3, timeout=0.3)
+    p.stop()
+    q = Process([sys.executable, "-c", writer, "0"])
+    with pytest.raises(WaitTimeout, match="(?s)exited .*written"):
+        harness.wait_ready_file(q, path, lambda ready: ready["n"] == 3, timeout=10)
 
 
 def test_backend_get_and_keepalive(http_backend):

@@ -1,7 +1,6 @@
 """portholed --config FILE: every flag a key, the command line over the file,
 --print-config, and errors that name FILE:LINE:COLUMN."""
 
-import re
 import textwrap
 from pathlib import Path
 
@@ -10,12 +9,13 @@ import pytest
 import harness
 from harness import Process, binary, clean_env, curl
 
-# Everything a test server needs, from the file alone. The state dir is
-# relative: it is relative to the file's directory, not to where portholed runs.
+# Everything a test server needs, from the file alone. The state dir and the
+# ready file are relative: to the file's directory, not to where portholed runs.
 SERVER_YML = f"""\
 dev: true
 domain: cfg.test
 state-dir: state
+ready-file: portholed-ready.json
 http-addr: 127.0.0.1:0
 https-addr: 127.0.0.1:0
 tunnel-addr: 127.0.0.1:0
@@ -46,12 +46,7 @@ def start_from_config(tmp_path: Path, config: Path, *flags: str) -> harness.Serv
     cwd.mkdir(exist_ok=True)
     proc = Process([binary("portholed"), "--config", config, *flags],
                    env=clean_env(tmp_path / "home"), cwd=cwd)
-    proc.wait_for(r"portholed ready", harness.STARTUP_TIMEOUT)
-    ports = {what: int(re.search(rf"listening for {what} addr={harness._ADDR}", proc.text())["port"])
-             for what in ("tunnel clients", "public http")}
-    state_dir = config.parent / "state"
-    return harness.Server(proc, state_dir, "cfg.test", ports["public http"], 0,
-                          ports["tunnel clients"], state_dir / "ca.pem")
+    return harness.server_of(proc, config.parent / "state", config.parent / "portholed-ready.json")
 
 
 def get_with_headers(url: str, n: int) -> harness.CurlResult:
@@ -62,6 +57,7 @@ def test_settings_in_the_file_take_effect(tmp_path, http_backend, start_porthole
     server = start_from_config(tmp_path, write_config(tmp_path, SERVER_YML))
     assert (tmp_path / "etc" / "state" / "ca.pem").is_file(), \
         "the relative state-dir was not taken relative to the config file's directory"
+    assert server.domain == "cfg.test" and server.ca == tmp_path / "etc" / "state" / "ca.pem"
     client = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "foo",
                             "--proto", "http", server=server)
     assert client.urls == [f"http://foo.cfg.test:{server.http_port}"]
@@ -90,6 +86,7 @@ def test_print_config_shows_every_key_with_file_flag_and_default_values(tmp_path
     assert settings["reconnect-grace"] == "60"  # the default
     assert settings["dev"] == "true"
     assert settings["state-dir"] == str(tmp_path / "etc" / "state")
+    assert settings["ready-file"] == str(tmp_path / "etc" / "portholed-ready.json")
     assert settings["allow-hostname"] == '[a.example.org, "*.example.net"]'
     assert "config" not in settings and "help" not in settings and "version" not in settings
     assert "portholed ready" not in proc.text()
