@@ -19,7 +19,7 @@ import pytest
 import harness
 from backends import echo_through, stream_sha256
 from faults import MEMORY_IS_MEANINGFUL, Download, assert_hello, report, usage, wait_fds
-from harness import TUNNEL_UP, curl
+from harness import curl, urls_of
 
 MIB = 1024 * 1024
 
@@ -128,6 +128,7 @@ def test_server_killed_and_restarted_clients_come_back_alone_with_backoff_and_sa
     assert echo_through(tcp_port, data) == data
 
     marks = {id(c): c.proc.mark() for c in (web, raw)}
+    ups_before = {id(c): c.ready for c in (web, raw)}
     first.proc.kill()
     # Backoff: 1 s, then 2 s, then 4 s between attempts.
     delays = [int(m["s"]) for m in web.proc.wait_for_all(r"reconnecting in (?P<s>\d+)s", 3,
@@ -140,8 +141,8 @@ def test_server_killed_and_restarted_clients_come_back_alone_with_backoff_and_sa
         https_addr=f"127.0.0.1:{first.https_port}", tunnel_addr=f"127.0.0.1:{first.tunnel_port}")
     t_ready = time.monotonic()
     for c in (web, raw):
-        up = c.proc.wait_for(TUNNEL_UP, timeout=45, since=marks[id(c)])
-        assert up["url"] == c.urls[0]
+        up = c.wait_tunnels(1, since=ups_before[id(c)], timeout=45)
+        assert urls_of(up) == c.urls
         assert c.proc.running
     t_back = time.monotonic() - t_ready
     assert_hello(web.url())
@@ -163,6 +164,7 @@ def test_server_restarted_a_random_url_comes_back_or_a_new_one_when_another_clie
     assert kept_url != lost_url
     lost_name = lost_url.split("://", 1)[1].split(".", 1)[0]
     marks = {id(c): c.proc.mark() for c in (kept, lost)}
+    ups_before = {id(c): c.ready for c in (kept, lost)}
     first.proc.kill()
     # Both clients are now waiting 8 s before their next attempt: time enough
     # for the new server to start and for a third client to take lost's name.
@@ -176,10 +178,10 @@ def test_server_restarted_a_random_url_comes_back_or_a_new_one_when_another_clie
     assert thief.url() == lost_url
     # The restarted server knows nothing of the first two: kept asks for the
     # name it had and gets it; lost's is taken, so it takes a new one.
-    assert kept.proc.wait_for(TUNNEL_UP, timeout=30, since=marks[id(kept)])["url"] == kept_url
+    assert urls_of(kept.wait_tunnels(1, since=ups_before[id(kept)], timeout=30)) == [kept_url]
     lost.proc.wait_for(r"cannot have its earlier URL back \(.*already registered.*\); "
                        r"asking for a new one", timeout=30, since=marks[id(lost)])
-    new_url = lost.proc.wait_for(TUNNEL_UP, timeout=30, since=marks[id(lost)])["url"]
+    [new_url] = urls_of(lost.wait_tunnels(1, since=ups_before[id(lost)], timeout=30))
     assert new_url not in (lost_url, kept_url)
     for url in (kept_url, new_url, lost_url):
         assert_hello(url)

@@ -25,9 +25,10 @@ def test_client_that_pings_too_rarely_is_dropped_and_reconnects(start_portholed,
     server = start_portholed("--heartbeat-timeout", "2")
     client = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "rare",
                             "--proto", "http", "--heartbeat-interval", "30", server=server)
+    up_before = client.ready
     server.proc.wait_for(r"no heartbeat in time;.* timeout=2s", timeout=10)
     client.proc.wait_for(r"reconnecting", timeout=10)
-    after = client.proc.mark()
-    client.proc.wait_for(r"Forwarding http://rare\.localhost", timeout=10, since=after)
+    up = client.wait_tunnels(1, since=up_before, timeout=10)
+    assert up["tunnels"][0]["url"].startswith("http://rare.localhost:")
     r = curl(f"{client.url()}/hello")
     assert (r.returncode, r.status, r.body) == (0, 200, b"hello"), r.stderr

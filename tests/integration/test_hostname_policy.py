@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from harness import TUNNEL_UP, curl
+from harness import curl, urls_of
 
 
 def refused(start_porthole, server, backend, *args, **kw) -> str:
@@ -179,9 +179,9 @@ def test_one_client_may_serve_the_two_schemes_of_its_name_in_two_tunnels(
 """)
     client = start_porthole("start", "--all", "--config", str(config), server=server,
                             wait_up=False)
-    ups = client.proc.wait_for_all(TUNNEL_UP, 2, timeout=20)
-    assert sorted(m["url"] for m in ups) == [f"http://both.localhost:{server.http_port}",
-                                             f"https://both.localhost:{server.https_port}"]
+    up = client.wait_tunnels(2, timeout=20)
+    assert sorted(urls_of(up)) == [f"http://both.localhost:{server.http_port}",
+                                   f"https://both.localhost:{server.https_port}"]
     hello(f"http://both.localhost:{server.http_port}")
     r = curl(f"https://both.localhost:{server.https_port}/hello", cacert=server.ca)
     assert (r.returncode, r.status, r.body) == (0, 200, b"hello"), r.stderr

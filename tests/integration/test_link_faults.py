@@ -19,7 +19,7 @@ import harness
 import linkemu
 from backends import HTTPBackend, stream_sha256
 from faults import Download, assert_hello, report, usage
-from harness import TUNNEL_UP, curl
+from harness import curl, urls_of
 
 MIB = 1024 * 1024
 
@@ -77,6 +77,7 @@ def outage(lan: Lan, start_porthole, seconds: float, client_flags=()) -> dict:
     url = client.url()
     assert_hello(url)
     c_mark, s_mark = client.proc.mark(), lan.server.proc.mark()
+    up_before = client.ready
     lan.link.drop_all()
     t_cut = time.monotonic()
     client.proc.wait_for(r"no Pong from the server", timeout=seconds + 10, since=c_mark)
@@ -91,9 +92,9 @@ def outage(lan: Lan, start_porthole, seconds: float, client_flags=()) -> dict:
         threading.Event().wait(left)  # the outage lasts this long: no event to wait for
     lan.link.restore()
     t_restored = time.monotonic()
-    up = client.proc.wait_for(TUNNEL_UP, timeout=60, since=c_mark)
+    up = client.wait_tunnels(1, since=up_before, timeout=60)
     t_back = time.monotonic() - t_restored
-    assert up["url"] == url
+    assert urls_of(up) == [url]
     assert client.proc.running
     assert_hello(url)
     figures = {"outage": f"{seconds:g}s", "client_detected_after": f"{t_client_saw:.1f}s",

@@ -8,7 +8,7 @@ import time
 import pytest
 
 import harness
-from harness import TUNNEL_UP, curl
+from harness import curl, urls_of
 
 
 def test_client_reconnects_after_server_restart_with_same_urls(start_portholed, http_backend,
@@ -22,6 +22,7 @@ def test_client_reconnects_after_server_restart_with_same_urls(start_portholed, 
         assert (r.returncode, r.status, r.body) == (0, 200, b"hello"), (url, r.stderr)
 
     before_loss = client.proc.mark()
+    up_before = client.ready
     first.proc.kill()
     client.proc.wait_for(r"reconnecting", timeout=15, since=before_loss)
 
@@ -34,8 +35,10 @@ def test_client_reconnects_after_server_restart_with_same_urls(start_portholed, 
     assert (second.http_port, second.https_port, second.tunnel_port) == \
         (first.http_port, first.https_port, first.tunnel_port)
 
-    ups = client.proc.wait_for_all(TUNNEL_UP, len(urls), timeout=45, since=before_loss)
-    assert sorted(m["url"] for m in ups) == urls
+    up = client.wait_tunnels(len(urls), since=up_before, timeout=45)
+    assert sorted(urls_of(up)) == urls
+    assert (up["client_id"], up["connection"]) == (up_before["client_id"],
+                                                   up_before["connection"] + 1)
     assert client.proc.running
     for url in urls:
         r = curl(f"{url}/hello")
@@ -152,6 +155,7 @@ def test_cut_client_keeps_its_subdomain_during_grace_and_gets_it_back(server, fo
 
     before_client = first.proc.mark()
     before_server = server.proc.mark()
+    up_before = first.ready
     forwarder.hold()  # the first client's reconnects wait until release()
     assert forwarder.cut() >= 1
     first.proc.wait_for(r"lost connection to server|reconnecting", timeout=15,
@@ -173,8 +177,8 @@ def test_cut_client_keeps_its_subdomain_during_grace_and_gets_it_back(server, fo
     assert "Forwarding " not in second.proc.text()
 
     forwarder.release()
-    up = first.proc.wait_for(TUNNEL_UP, timeout=45, since=before_client)
-    assert up["url"] == first.url()
+    up = first.wait_tunnels(1, since=up_before, timeout=45)
+    assert urls_of(up) == [first.url()]
     assert first.proc.running
     assert_hello(first.url())
 
@@ -186,9 +190,10 @@ def test_cut_client_gets_its_random_url_back(server, forwarder, http_backend, st
     assert_hello(url)
 
     before = client.proc.mark()
+    up_before = client.ready
     assert forwarder.cut() >= 1
     client.proc.wait_for(r"lost connection to server|reconnecting", timeout=15, since=before)
-    up = client.proc.wait_for(TUNNEL_UP, timeout=45, since=before)
-    assert up["url"] == url
+    up = client.wait_tunnels(1, since=up_before, timeout=45)
+    assert urls_of(up) == [url]
     assert client.proc.running
     assert_hello(url)
