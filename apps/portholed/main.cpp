@@ -1,8 +1,11 @@
 // portholed: the tunnel server. Parses the command line, wires, runs.
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -19,6 +22,9 @@
 #include "net/io_loop.h"
 #include "net/memory.h"
 #include "net/sd_notify.h"
+#include "cluster/etcd_client.h"
+#include "cluster/make_directory.h"
+#include "net/address.h"
 #include "server/config_file.h"
 #include "server/ready_file.h"
 #include "server/server.h"
@@ -68,6 +74,55 @@ void raise_open_file_limit() {
   if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
     lim.rlim_cur = lim.rlim_max;
     setrlimit(RLIMIT_NOFILE, &lim);
+  }
+}
+
+// The cluster flags go together; a node another node cannot dial is no node.
+void check_cluster_config(porthole::server::cluster_config& c) {
+  if (!c.enabled()) {
+    const bool any = !c.node_addr.empty() || !c.ca.empty() || !c.cert.empty() || !c.key.empty();
+    if (any) {
+      throw std::runtime_error(
+          "--node-addr, --cluster-ca, --node-cert and --node-key are for a cluster node: give "
+          "--cluster etcd://HOST:PORT too");
+    }
+    return;
+  }
+  if (c.node_addr.empty() || c.ca.empty() || c.cert.empty() || c.key.empty()) {
+    throw std::runtime_error(
+        "--cluster needs --node-addr HOST:PORT and the node-to-node mutual TLS files "
+        "--cluster-ca, --node-cert and --node-key (docs/CLUSTER.md shows how to make them)");
+  }
+  const auto where = porthole::net::split_host_port(c.node_addr);
+  boost::system::error_code ec;
+  const auto ip = boost::asio::ip::make_address(where.host, ec);
+  if (where.host.empty() || (!ec && ip.is_unspecified())) {
+    throw std::runtime_error("--node-addr " + c.node_addr +
+                             ": other nodes dial this address, so it must name this host "
+                             "(an IP address or a name), not " +
+                             (where.host.empty() ? std::string("all interfaces") : where.host));
+  }
+  if (c.node_id.empty()) {
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    c.node_id = host;
+  }
+  const bool id_ok =
+      !c.node_id.empty() && c.node_id.size() <= 64 &&
+      std::all_of(c.node_id.begin(), c.node_id.end(), [](unsigned char ch) {
+        return std::isalnum(ch) || ch == '-' || ch == '_' || ch == '.';
+      });
+  if (!id_ok) {
+    throw std::runtime_error("--node-id '" + c.node_id +
+                             "': use 1 to 64 letters, digits, '-', '_' and '.'");
+  }
+  if (!c.prefix.starts_with('/')) {
+    throw std::runtime_error("--cluster-prefix '" + c.prefix + "' must start with '/'");
+  }
+  try {
+    porthole::cluster::parse_cluster_url(c.etcd);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(std::string("--cluster: ") + e.what());
   }
 }
 
@@ -230,6 +285,41 @@ int main(int argc, char** argv) {
                  "JSON to this file (replaced whole, removed at exit), for programs that start "
                  "portholed")
       ->type_name("PATH");
+  int lease_ttl = static_cast<int>(cfg.cluster.lease_ttl.count());
+  auto* cluster_opt =
+      app.add_option("--cluster", cfg.cluster.etcd,
+                     "Join a cluster of portholed nodes sharing one tunnel namespace in etcd: "
+                     "etcd://HOST:PORT[,HOST:PORT...] (etcds:// for TLS). See docs/CLUSTER.md")
+          ->group("Cluster");
+  app.add_option("--node-id", cfg.cluster.node_id,
+                 "This node's name in the cluster, unique (default: the host name)")
+      ->group("Cluster");
+  app.add_option("--node-addr", cfg.cluster.node_addr,
+                 "HOST:PORT other nodes reach this node at (mutual TLS); an address they can "
+                 "dial, not 0.0.0.0")
+      ->group("Cluster");
+  app.add_option("--cluster-ca", cfg.cluster.ca,
+                 "The cluster CA (PEM): the only issuer of node certificates accepted, and of "
+                 "etcd's certificate with etcds://")
+      ->check(CLI::ExistingFile)
+      ->group("Cluster");
+  app.add_option("--node-cert", cfg.cluster.cert,
+                 "This node's certificate (PEM), issued by --cluster-ca; also shown to etcd")
+      ->check(CLI::ExistingFile)
+      ->group("Cluster");
+  app.add_option("--node-key", cfg.cluster.key, "The private key of --node-cert")
+      ->check(CLI::ExistingFile)
+      ->group("Cluster");
+  app.add_option("--cluster-lease-ttl", lease_ttl,
+                 "Seconds a node's names outlive it when it stops renewing its lease in etcd")
+      ->capture_default_str()
+      ->check(CLI::Range(2, 60))
+      ->group("Cluster");
+  app.add_option("--cluster-prefix", cfg.cluster.prefix,
+                 "Prefix of this cluster's keys in etcd (several clusters may share one etcd)")
+      ->capture_default_str()
+      ->group("Cluster");
+  (void)cluster_opt;
   porthole::log::add_options(app, log_target, log_level, &log_format);
   porthole::server::config_options config;
   porthole::server::add_config_options(app, config);
@@ -284,6 +374,8 @@ int main(int argc, char** argv) {
     if (cfg.tls_cert.empty() != cfg.tls_key.empty()) {
       throw std::runtime_error("--tls-cert and --tls-key go together");
     }
+    cfg.cluster.lease_ttl = std::chrono::seconds(lease_ttl);
+    check_cluster_config(cfg.cluster);
 
     // Checked before anything listens: a ready file that cannot be written
     // would leave whoever waits for it waiting.
@@ -297,7 +389,11 @@ int main(int argc, char** argv) {
     }
 
     porthole::net::io_loop ioc(1);
-    porthole::server::server srv(ioc, cfg);
+    std::shared_ptr<porthole::server::directory> names;
+    if (cfg.cluster.enabled()) {
+      names = porthole::cluster::make_etcd_directory(ioc.get_executor(), cfg.cluster);
+    }
+    porthole::server::server srv(ioc, cfg, names);
     // Before start() logs "ready": a SIGTERM from then on is a clean shutdown.
     boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
     srv.start();

@@ -55,4 +55,20 @@ class tls_channel final : public channel {
   std::unique_ptr<tls_stream> s_;
 };
 
+/// A TCP socket someone else owns, as a channel: a relay's public side.
+class socket_channel final : public channel {
+ public:
+  explicit socket_channel(tcp::socket& s) : s_(s) {}
+
+  asio::awaitable<std::tuple<error_code, std::size_t>> read_some(asio::mutable_buffer b) override;
+  asio::awaitable<void> wait_readable() override;
+  asio::awaitable<error_code> write(asio::const_buffer b) override;
+  bool can_half_close() const override { return true; }
+  void shutdown_send() override;
+  void close() override { close_stream(s_); }
+
+ private:
+  tcp::socket& s_;
+};
+
 }  // namespace porthole::net

@@ -2,6 +2,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/write.hpp>
 #include <memory>
 
@@ -15,15 +16,11 @@ namespace {
 using clock = std::chrono::steady_clock;
 
 struct relay_state {
-  relay_state(tcp::socket& n, channel& t, clock::duration i, bool eof_ends, relay_observer* o)
-      : near(n),
-        tunnel(t),
-        idle(i),
-        near_eof_ends(eof_ends),
-        observer(o),
-        timer(n.get_executor()) {}
+  relay_state(channel& n, channel& t, const asio::any_io_executor& ex, clock::duration i,
+              bool eof_ends, relay_observer* o)
+      : near(n), tunnel(t), idle(i), near_eof_ends(eof_ends), observer(o), timer(ex) {}
 
-  tcp::socket& near;
+  channel& near;
   channel& tunnel;
   clock::time_point deadline;
   clock::duration idle;
@@ -38,7 +35,7 @@ struct relay_state {
   void touch() { deadline = clock::now() + idle; }
 
   void close_both() {
-    close_stream(near);
+    near.close();
     tunnel.close();
   }
 };
@@ -48,14 +45,10 @@ struct relay_state {
 asio::awaitable<void> near_to_tunnel(relay_state& st) {
   read_size size;
   for (;;) {
-    auto [wec] = co_await st.near.async_wait(tcp::socket::wait_read, use_nothrow);
-    if (wec) {
-      st.close_both();
-      co_return;
-    }
+    co_await st.near.wait_readable();
     const std::size_t want = size.next();
     auto buffer = std::make_unique_for_overwrite<char[]>(want);
-    auto [ec, n] = co_await st.near.async_read_some(asio::buffer(buffer.get(), want), use_nothrow);
+    auto [ec, n] = co_await st.near.read_some(asio::buffer(buffer.get(), want));
     size.update(n);
     if (n > 0) {
       st.touch();
@@ -97,17 +90,17 @@ asio::awaitable<void> tunnel_to_near(relay_state& st) {
       if (st.observer != nullptr) {
         st.observer->to_near({buffer.get(), n});
       }
-      auto [wec, written] =
-          co_await asio::async_write(st.near, asio::buffer(buffer.get(), n), use_nothrow);
-      st.totals.tunnel_to_near += written;
+      const error_code wec = co_await st.near.write(asio::buffer(buffer.get(), n));
+      if (!wec) {
+        st.totals.tunnel_to_near += n;
+      }
       if (wec) {
         st.close_both();
         co_return;
       }
     }
-    if (ec == asio::error::eof && st.tunnel.can_half_close()) {
-      error_code ignored;
-      st.near.shutdown(tcp::socket::shutdown_send, ignored);
+    if (ec == asio::error::eof && st.tunnel.can_half_close() && st.near.can_half_close()) {
+      st.near.shutdown_send();
       co_return;
     }
     if (ec) {
@@ -140,21 +133,32 @@ void arm_watchdog(const std::shared_ptr<relay_state>& st) {
 asio::awaitable<relay_totals> relay(tcp::socket& near, channel& tunnel, std::string initial_to_near,
                                     clock::duration idle, bool near_eof_ends,
                                     relay_observer* observer) {
-  auto st = std::make_shared<relay_state>(near, tunnel, idle, near_eof_ends, observer);
+  socket_channel near_channel(near);
+  co_return co_await relay(near_channel, tunnel, std::move(initial_to_near), idle, near_eof_ends,
+                           observer);
+}
+
+asio::awaitable<relay_totals> relay(channel& near, channel& tunnel, std::string initial_to_near,
+                                    clock::duration idle, bool near_eof_ends,
+                                    relay_observer* observer) {
+  const auto executor = co_await asio::this_coro::executor;
+  auto st = std::make_shared<relay_state>(near, tunnel, executor, idle, near_eof_ends, observer);
   st->touch();
   if (!initial_to_near.empty()) {
     if (observer != nullptr) {
       observer->to_near(initial_to_near);
     }
-    auto [ec, n] = co_await asio::async_write(near, asio::buffer(initial_to_near), use_nothrow);
-    st->totals.tunnel_to_near += n;
+    const error_code ec = co_await near.write(asio::buffer(initial_to_near));
+    if (!ec) {
+      st->totals.tunnel_to_near += initial_to_near.size();
+    }
     if (ec) {
       st->close_both();
       co_return st->totals;
     }
   }
   arm_watchdog(st);
-  asio::co_spawn(near.get_executor(), tunnel_to_near(*st), [st](std::exception_ptr e) {
+  asio::co_spawn(executor, tunnel_to_near(*st), [st](std::exception_ptr e) {
     if (e) {
       log_escaped(e, "relay");
       if (!st->done) {

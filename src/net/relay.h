@@ -44,4 +44,11 @@ asio::awaitable<relay_totals> relay(tcp::socket& near, channel& tunnel, std::str
                                     std::chrono::steady_clock::duration idle, bool near_eof_ends,
                                     relay_observer* observer = nullptr);
 
+/// The same with any channel as the near side (a relayed connection between
+/// portholed nodes, a public TLS connection handed to another node). The
+/// near side half-closes only if it can.
+asio::awaitable<relay_totals> relay(channel& near, channel& tunnel, std::string initial_to_near,
+                                    std::chrono::steady_clock::duration idle, bool near_eof_ends,
+                                    relay_observer* observer = nullptr);
+
 }  // namespace porthole::net

@@ -441,9 +441,20 @@ std::pair<authority, bool> load_or_create_ca(const dev_files& files) {
 
 // Whether server.pem and server-key.pem exist, were issued by `ca` for
 // `domain`, belong together and have a while left.
+// What server.pem was issued for, as kept in server-domain: the domain, then
+// the extra addresses (none for the usual loopback-only set-up, so a file of
+// an older version still matches).
+std::string server_identity(const std::string& domain, const std::vector<std::string>& ips) {
+  std::string id = domain;
+  for (const auto& ip : ips) {
+    id += " " + ip;
+  }
+  return id + "\n";
+}
+
 bool server_certificate_current(const dev_files& files, const authority& ca,
-                                const std::string& domain) {
-  if (read_small_file(files.server_domain) != domain + "\n") {
+                                const std::string& identity) {
+  if (read_small_file(files.server_domain) != identity) {
     return false;
   }
   try {
@@ -460,19 +471,23 @@ bool server_certificate_current(const dev_files& files, const authority& ca,
   }
 }
 
-std::string server_alt_names(const std::string& domain) {
-  return "DNS:" + domain + ",DNS:*." + domain + ",IP:127.0.0.1,IP:::1";
+std::string server_alt_names(const std::string& domain, const std::vector<std::string>& ips) {
+  std::string names = "DNS:" + domain + ",DNS:*." + domain + ",IP:127.0.0.1,IP:::1";
+  for (const auto& ip : ips) {
+    names += ",IP:" + ip;
+  }
+  return names;
 }
 
 void issue_server_certificate(const dev_files& files, const authority& ca,
-                              const std::string& domain) {
+                              const std::string& domain, const std::vector<std::string>& ips) {
   const pkey_ptr key = generate_p256_key();
-  const x509_ptr leaf = issue_leaf_certificate(key.get(), domain, server_alt_names(domain),
+  const x509_ptr leaf = issue_leaf_certificate(key.get(), domain, server_alt_names(domain, ips),
                                                ca.cert.get(), ca.key.get());
   write_file(files.server_key, to_pem(key.get()), 0600);
   write_file(files.server_cert, to_pem(leaf.get()) + to_pem(ca.cert.get()), 0644);
   // Written last: its presence says the pair above is complete.
-  write_file(files.server_domain, domain + "\n", 0644);
+  write_file(files.server_domain, server_identity(domain, ips), 0644);
 }
 
 std::string checked_domain(const std::string& domain) {
@@ -611,6 +626,52 @@ ssl::context make_server_tls(const fs::path& cert_chain, const fs::path& private
   return ctx;
 }
 
+namespace {
+
+// A node's own certificate and key, and the cluster CA as the only issuer it
+// accepts from the other end.
+void use_node_identity(ssl::context& ctx, const fs::path& cluster_ca, const fs::path& cert,
+                       const fs::path& key) {
+  SSL_CTX* native = ctx.native_handle();
+  if (SSL_CTX_use_certificate_chain_file(native, cert.c_str()) != 1) {
+    throw_openssl("cannot load the node certificate " + cert.string());
+  }
+  if (SSL_CTX_use_PrivateKey_file(native, key.c_str(), SSL_FILETYPE_PEM) != 1) {
+    throw_openssl("cannot load the node key " + key.string());
+  }
+  if (SSL_CTX_check_private_key(native) != 1) {
+    throw_openssl("the node key " + key.string() + " does not match " + cert.string());
+  }
+  // Only the cluster CA: not the system's roots, not the public certificate's issuer.
+  X509_STORE* store = X509_STORE_new();
+  SSL_CTX_set_cert_store(native, store);
+  if (SSL_CTX_load_verify_file(native, cluster_ca.c_str()) != 1) {
+    throw_openssl("cannot load the cluster CA " + cluster_ca.string());
+  }
+  SSL_CTX_set_verify(native, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+}
+
+}  // namespace
+
+ssl::context make_node_server_tls(const fs::path& cluster_ca, const fs::path& cert,
+                                  const fs::path& key) {
+  ssl::context ctx(ssl::context::tls_server);
+  apply_common_policy(ctx);
+  use_node_identity(ctx, cluster_ca, cert, key);
+  static constexpr unsigned char session_context[] = "porthole-node";
+  SSL_CTX_set_session_id_context(ctx.native_handle(), session_context,
+                                 sizeof session_context - 1);
+  return ctx;
+}
+
+ssl::context make_node_client_tls(const fs::path& cluster_ca, const fs::path& cert,
+                                  const fs::path& key) {
+  ssl::context ctx(ssl::context::tls_client);
+  apply_common_policy(ctx);
+  use_node_identity(ctx, cluster_ca, cert, key);
+  return ctx;
+}
+
 ssl::context make_client_tls(const std::optional<fs::path>& trust_ca) {
   ssl::context ctx(ssl::context::tls_client);
   apply_common_policy(ctx);
@@ -635,7 +696,8 @@ fs::path dev_ca_certificate(const fs::path& state_dir) {
   return state_dir / "ca.pem";
 }
 
-dev_certificates ensure_dev_certificates(const fs::path& state_dir, const std::string& domain) {
+dev_certificates ensure_dev_certificates(const fs::path& state_dir, const std::string& domain,
+                                         const std::vector<std::string>& extra_ips) {
   const std::string name = checked_domain(domain);
   std::error_code ec;
   if (!fs::exists(state_dir, ec)) {
@@ -644,8 +706,9 @@ dev_certificates ensure_dev_certificates(const fs::path& state_dir, const std::s
   }
   const dev_files files(state_dir);
   const auto [ca, new_ca] = load_or_create_ca(files);
-  if (new_ca || !server_certificate_current(files, ca, name)) {
-    issue_server_certificate(files, ca, name);
+  const std::string identity = server_identity(name, extra_ips);
+  if (new_ca || !server_certificate_current(files, ca, identity)) {
+    issue_server_certificate(files, ca, name, extra_ips);
   }
   return {.ca_cert = files.ca_cert,
           .server_cert = files.server_cert,

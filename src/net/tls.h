@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace porthole::net {
 
@@ -18,6 +19,16 @@ boost::asio::ssl::context make_server_tls(const std::filesystem::path& cert_chai
 /// certificates in `trust_ca` (PEM) if given, else the system's roots. The
 /// caller sets the host name to verify on each stream (see verify_host()).
 boost::asio::ssl::context make_client_tls(const std::optional<std::filesystem::path>& trust_ca);
+
+/// The two ends of a link between portholed nodes: each presents its node
+/// certificate and accepts only a peer whose certificate `cluster_ca` issued
+/// (mutual TLS). Throws std::runtime_error naming the file at fault.
+boost::asio::ssl::context make_node_server_tls(const std::filesystem::path& cluster_ca,
+                                               const std::filesystem::path& cert,
+                                               const std::filesystem::path& key);
+boost::asio::ssl::context make_node_client_tls(const std::filesystem::path& cluster_ca,
+                                               const std::filesystem::path& cert,
+                                               const std::filesystem::path& key);
 
 /// Files of the development certificate authority and the server certificate
 /// it issued.
@@ -33,10 +44,12 @@ struct dev_certificates {
 std::filesystem::path dev_ca_certificate(const std::filesystem::path& state_dir);
 
 /// Creates, once, in `state_dir` a private CA and a server certificate for
-/// `domain`; later calls reuse the files (a new server certificate is issued
-/// if the domain changed or it is near expiry). Throws std::runtime_error.
+/// `domain` (and `extra_ips`, IP addresses beside 127.0.0.1 and ::1 that
+/// clients dial); later calls reuse the files (a new server certificate is
+/// issued if the names changed or it is near expiry). Throws std::runtime_error.
 dev_certificates ensure_dev_certificates(const std::filesystem::path& state_dir,
-                                         const std::string& domain);
+                                         const std::string& domain,
+                                         const std::vector<std::string>& extra_ips = {});
 
 /// Makes a server context answer every SNI name under `domain` (`domain`
 /// itself and any `x.y.domain`) with a leaf certificate issued on the fly by

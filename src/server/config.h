@@ -12,6 +12,21 @@ namespace porthole::server {
 
 using std::chrono::seconds;
 
+/// Membership of a cluster of portholed nodes sharing one tunnel namespace
+/// in etcd (docs/CLUSTER.md). Without `etcd` the server is a single node.
+struct cluster_config {
+  std::string etcd;       ///< "etcd://HOST:PORT[,HOST:PORT...]" or "etcds://..."; empty: one node
+  std::string node_id;    ///< this node's name in the cluster (default: the host name)
+  std::string node_addr;  ///< the node-to-node listener, HOST:PORT; other nodes dial it
+  std::filesystem::path ca;    ///< the cluster CA: the only issuer of node certificates
+  std::filesystem::path cert;  ///< this node's certificate (also presented to etcd over etcds://)
+  std::filesystem::path key;   ///< its private key
+  seconds lease_ttl{5};        ///< the names a node holds vanish this long after it stops renewing
+  std::string prefix = "/porthole/";  ///< etcd keys of this cluster start with it
+
+  bool enabled() const { return !etcd.empty(); }
+};
+
 struct server_config {
   std::string domain = "localhost";
   std::string http_addr = ":80";     ///< public HTTP; empty disables it
@@ -44,9 +59,9 @@ struct server_config {
   /// How often tokens.db is checked for changes (revoked tokens' clients are
   /// closed) and last-used times are written.
   std::chrono::milliseconds token_poll_interval{1000};
-  bool mux = true;                           ///< grant the "mux" extension to clients that offer it
-  seconds tls_handshake_timeout{10};         ///< tunnel port and public HTTPS
-  seconds first_message_timeout{10};         ///< Auth, RegProxy or RegMux after the handshake
+  bool mux = true;                    ///< grant the "mux" extension to clients that offer it
+  seconds tls_handshake_timeout{10};  ///< tunnel port and public HTTPS
+  seconds first_message_timeout{10};  ///< Auth, RegProxy or RegMux after the handshake
   /// Open connections of one IP address on the tunnel port (control, pooled
   /// proxy, mux and not yet identified ones); 0: no limit. One client needs
   /// 1 + its pool (at most max_pool_size) + 1.
@@ -60,8 +75,8 @@ struct server_config {
   /// Host names outside `domain` a client may ask for with Hostname: exact
   /// names or "*.suffix" (any name ending in ".suffix").
   std::vector<std::string> allowed_hostnames;
-  bool allow_any_hostname = false;       ///< ngrokd 1.7's behaviour: any Hostname
-  seconds read_header_timeout{10};       ///< a public request head must arrive within this
+  bool allow_any_hostname = false;  ///< ngrokd 1.7's behaviour: any Hostname
+  seconds read_header_timeout{10};  ///< a public request head must arrive within this
   /// While a public request is owed its response, the tunnel must move a byte
   /// at least this often: else 504 if no response began, or the connection closes.
   seconds response_timeout{300};
@@ -73,6 +88,7 @@ struct server_config {
   seconds reconnect_grace{60};           ///< a disconnected client's URLs are held this long
   std::size_t header_limit = 32 * 1024;  ///< public request head bound (431 beyond)
   std::size_t max_header_fields = 100;   ///< header fields in a public request head (431 beyond)
+  cluster_config cluster;
 };
 
 }  // namespace porthole::server

@@ -67,6 +67,13 @@ struct held_name {
   std::vector<std::string> schemes;
 };
 
+/// Where a node listens, for the other nodes and their clients.
+struct node_addresses {
+  std::string node_id;
+  std::string node_addr;    ///< the node-to-node listener
+  std::string tunnel_addr;  ///< the tunnel clients' listener
+};
+
 /// The directory of names. Kept behind this interface so that several
 /// portholed nodes can share one.
 class directory {
@@ -74,6 +81,22 @@ class directory {
   using clock = std::chrono::steady_clock;
 
   virtual ~directory() = default;
+
+  /// A cluster's directory joins the cluster before the node accepts anyone
+  /// (throws std::runtime_error naming the problem); a single node's has
+  /// nothing to do.
+  virtual net::asio::awaitable<void> join(node_addresses here) { co_return; }
+
+  /// Leaves the cluster: the node's names go at once instead of when its
+  /// lease runs out.
+  virtual net::asio::awaitable<void> leave() { co_return; }
+
+  /// Called when the node lost its names at once (a cluster lease that
+  /// expired): the server closes its clients' sessions so they claim again.
+  std::function<void(std::string_view why)> on_names_lost;
+
+  /// The URLs of every TCP tunnel, served here or by another node.
+  virtual std::vector<std::string> tcp_names() const { return {}; }
 
   /// Claims `name` for `who`, to be served by `tunnels` (one per scheme, each
   /// with routing_name() == name). Won if the name is free, or already the

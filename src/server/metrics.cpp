@@ -28,7 +28,7 @@ std::string_view name_of(error_kind k) {
       "auth_refused",     "version_refused",  "tunnel_refused",   "bad_first_message",
       "first_message_timeout", "tls_handshake", "heartbeat_timeout", "proxy_timeout",
       "bad_request",      "header_timeout",   "response_timeout", "bad_response",
-      "tunnel_not_found", "basic_auth_refused", "limit"};
+      "tunnel_not_found", "basic_auth_refused", "limit", "relay_failed"};
   static_assert(std::size(names) == error_kinds);
   return names[static_cast<std::size_t>(k)];
 }

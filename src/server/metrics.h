@@ -40,8 +40,9 @@ enum class error_kind {
   tunnel_not_found,    ///< public request for a host no tunnel serves (404)
   basic_auth_refused,  ///< public request without the tunnel's user and password (401)
   limit,               ///< refused or cut off by a connection limit (per IP, per client, handshakes)
+  relay_failed,        ///< the node that serves the name could not be reached (502, TCP closed)
 };
-inline constexpr std::size_t error_kinds = 15;
+inline constexpr std::size_t error_kinds = 16;
 
 /// "auth_refused", ...
 std::string_view name_of(error_kind k);
@@ -60,6 +61,9 @@ struct metrics {
   std::map<std::string_view, std::uint64_t> messages_in;   ///< by type name (static strings)
   std::map<std::string_view, std::uint64_t> messages_out;  ///< by type name (static strings)
   std::array<std::uint64_t, error_kinds> errors{};
+  std::uint64_t relays_out = 0;      ///< public connections handed to another node
+  std::uint64_t relays_in = 0;       ///< public connections another node handed here
+  std::uint64_t relays_refused = 0;  ///< relays refused: the claim's revision was stale
 
   void count(error_kind k) { ++errors[static_cast<std::size_t>(k)]; }
   std::uint64_t& opened(public_protocol p) { return public_opened[static_cast<std::size_t>(p)]; }

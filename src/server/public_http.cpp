@@ -8,6 +8,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/error.hpp>
 #include <optional>
+#include <type_traits>
 
 #include "http/error.h"
 #include "http/forwarding.h"
@@ -16,6 +17,7 @@
 #include "net/event.h"
 #include "net/frame_io.h"
 #include "net/read_size.h"
+#include "net/relay.h"
 #include "net/spawn.h"
 #include "server/connection_limits.h"
 #include "server/control_session.h"
@@ -103,6 +105,55 @@ asio::awaitable<std::tuple<net::error_code, std::size_t>> read_more(Stream& s, b
   co_return std::tuple{ec, n};
 }
 
+// How long a public connection waits for the node that serves its name (while
+// the client moves to another node), and how often it asks again.
+constexpr auto relay_patience = std::chrono::seconds(5);
+constexpr auto relay_retry_pause = std::chrono::milliseconds(100);
+
+// The public stream as a channel for the relay to another node; the session
+// keeps owning it.
+template <class Stream>
+class borrowed_channel final : public net::channel {
+ public:
+  explicit borrowed_channel(Stream& s) : s_(s) {}
+  asio::awaitable<std::tuple<net::error_code, std::size_t>> read_some(
+      asio::mutable_buffer b) override {
+    auto [ec, n] = co_await s_.async_read_some(b, net::use_nothrow);
+    co_return std::tuple{ec, n};
+  }
+  asio::awaitable<void> wait_readable() override {
+    if constexpr (std::is_same_v<Stream, net::tcp::socket>) {
+      auto [ec] = co_await s_.async_wait(net::tcp::socket::wait_read, net::use_nothrow);
+      (void)ec;  // shows in the read that follows
+    }
+  }
+  asio::awaitable<net::error_code> write(asio::const_buffer b) override {
+    auto [ec, n] = co_await asio::async_write(s_, b, net::use_nothrow);
+    co_return ec;
+  }
+  bool can_half_close() const override { return std::is_same_v<Stream, net::tcp::socket>; }
+  void shutdown_send() override {
+    net::error_code ignored;
+    net::lowest_socket(s_).shutdown(net::tcp::socket::shutdown_send, ignored);
+  }
+  void close() override { net::close_stream(s_); }
+
+ private:
+  Stream& s_;
+};
+
+// Counts the bytes of a relayed public connection for /metrics.
+class public_byte_counter final : public net::relay_observer {
+ public:
+  public_byte_counter(std::shared_ptr<metrics> m, public_protocol p) : m_(std::move(m)), p_(p) {}
+  void to_near(std::string_view bytes) noexcept override { m_->out(p_) += bytes.size(); }
+  void to_tunnel(std::string_view bytes) noexcept override { m_->in(p_) += bytes.size(); }
+
+ private:
+  std::shared_ptr<metrics> m_;
+  public_protocol p_;
+};
+
 // One public connection. Two pumps run at once: requests (public -> proxy),
 // in run(), and responses (proxy -> public), in a coroutine of its own from
 // the first forwarded request on; a timer enforces the time-outs. Responses
@@ -122,8 +173,9 @@ template <class Stream>
 class public_http_session : public std::enable_shared_from_this<public_http_session<Stream>> {
  public:
   public_http_session(server& srv, std::unique_ptr<Stream> stream, std::string scheme,
-                      std::string client_ip)
-      : server_(srv),
+                      std::string client_ip, bool relayed)
+      : relayed_(relayed),
+        server_(srv),
         cfg_(srv.config()),
         stream_(std::move(stream)),
         public_(*stream_),
@@ -218,6 +270,9 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
         header_done_ = true;
         head_started_.reset();
         const bool ok = co_await on_head(view(in_).substr(0, r.consumed), close_after);
+        if (node_) {
+          co_return co_await relay_to_node();
+        }
         if (!ok) {
           co_return finish();
         }
@@ -271,7 +326,32 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
       co_return false;
     }
     const std::string host = http::routing_host(*host_field);
-    const route to = server_.find_route(scheme_, host);
+    route to = server_.find_route(scheme_, host);
+    if (!to.local && to.remote) {
+      if (relayed_ || tunnel_ || pending_ > 0) {
+        // One hop at most, and a connection relayed to one node is that
+        // node's: a request for a name served elsewhere goes on another.
+        discard_ = true;
+        close_after = true;
+        co_await reply_local(421, "Misdirected Request",
+                             "This connection cannot carry requests for " + host +
+                                 "; open a new one.",
+                             false);
+        co_return true;
+      }
+      const bool handed_off = co_await reach_owner(host, to);
+      if (handed_off) {
+        co_return false;
+      }
+      if (!to.local && to.remote) {
+        server_.counters().count(error_kind::relay_failed);
+        co_await reply_local(502, "Bad Gateway",
+                             "Tunnel " + host + " is served by another node of this server, "
+                             "which cannot be reached now; try again.",
+                             false, "Retry-After: 1\r\n");
+        co_return false;
+      }
+    }
     const std::shared_ptr<tunnel> t = to.local;
     if (!t) {
       if (to.held) {
@@ -323,6 +403,52 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
     }
     forwarded_upgrade_ = h.upgrade;
     co_return true;
+  }
+
+  // Hands the connection to the node that serves `host`. A node that cannot
+  // be reached, or that no longer has the claim the directory showed (it
+  // moved, the node died and the client claimed it again elsewhere), is
+  // asked again after the directory had time to learn: a client that moves
+  // between nodes costs its public connections a wait, not an error. False
+  // if not handed off; `to` is then the latest route (it may be local now).
+  asio::awaitable<bool> reach_owner(const std::string& host, route& to) {
+    const auto give_up = clock::now() + relay_patience;
+    asio::steady_timer pause(timer_.get_executor());
+    while (to.remote && !to.local) {
+      relay_request req{host, scheme_, to.remote->revision, client_ip_, ""};
+      server::relay_result r = co_await server_.open_relay(*to.remote, std::move(req));
+      if (r.stream) {
+        node_ = std::move(r.stream);
+        co_return true;
+      }
+      log::debug("relay to another node failed", {{"name", host}, {"error", r.error}});
+      if (!r.retry || clock::now() >= give_up || closed_) {
+        log::warn("cannot hand a public connection to the node that serves it",
+                  {{"name", host}, {"node", to.remote->node_id}, {"error", r.error}});
+        co_return false;
+      }
+      pause.expires_after(relay_retry_pause);
+      co_await pause.async_wait(net::use_nothrow);
+      to = server_.find_route(scheme_, host);
+    }
+    co_return false;
+  }
+
+  // Carries the connection to the other node as it is: the head just read
+  // and all after it. That node routes, checks, forwards and times out.
+  asio::awaitable<void> relay_to_node() {
+    relaying_ = true;
+    timer_.cancel();
+    std::string first(view(in_));
+    in_.clear();
+    net::tls_channel to_node(std::move(node_));
+    const net::error_code ec = co_await to_node.write(asio::buffer(first));
+    if (ec) {
+      co_return finish();
+    }
+    borrowed_channel<Stream> near(public_);
+    public_byte_counter bytes(server_.shared_counters(), protocol_);
+    co_await net::relay(near, to_node, {}, cfg_.response_timeout, false, &bytes);
   }
 
   // Starts a proxy connection with the first request's head in the same write.
@@ -620,7 +746,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
     }
     timer_.expires_at(deadline());
     timer_.async_wait([self = this->shared_from_this()](const net::error_code& ec) {
-      if (ec || self->done_) {
+      if (ec || self->done_ || self->relaying_) {
         return;
       }
       if (clock::now() < self->deadline()) {
@@ -696,9 +822,12 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
     return ec ? client_ip_ : net::to_string(ep);
   }
 
+  bool relayed_;  ///< handed here by another node: never handed on
   server& server_;
   const server_config& cfg_;
   std::unique_ptr<Stream> stream_;  ///< the public connection, owned here
+  std::unique_ptr<net::tls_stream> node_;  ///< to the node that serves the name, once accepted
+  bool relaying_ = false;
   Stream& public_;                  ///< *stream_
   std::string scheme_;
   public_protocol protocol_;
@@ -740,14 +869,14 @@ asio::awaitable<void> serve_public_http(server& srv, net::tcp::socket stream, st
                                         std::string client_ip) {
   auto session = std::make_shared<public_http_session<net::tcp::socket>>(
       srv, std::make_unique<net::tcp::socket>(std::move(stream)), std::move(scheme),
-      std::move(client_ip));
+      std::move(client_ip), false);
   co_await session->run();
 }
 
 asio::awaitable<void> serve_public_http(server& srv, std::unique_ptr<net::tls_stream> stream,
-                                        std::string scheme, std::string client_ip) {
+                                        std::string scheme, std::string client_ip, bool relayed) {
   auto session = std::make_shared<public_http_session<net::tls_stream>>(
-      srv, std::move(stream), std::move(scheme), std::move(client_ip));
+      srv, std::move(stream), std::move(scheme), std::move(client_ip), relayed);
   co_await session->run();
 }
 

@@ -17,7 +17,11 @@ class server;
 /// nothing of it is still in flight when this returns.
 net::asio::awaitable<void> serve_public_http(server& srv, net::tcp::socket stream,
                                              std::string scheme, std::string client_ip);
+/// `relayed`: another node of the cluster handed the connection here (its
+/// client's address is `client_ip`); a request for a name this node does not
+/// serve is then refused (421), never handed on.
 net::asio::awaitable<void> serve_public_http(server& srv, std::unique_ptr<net::tls_stream> stream,
-                                             std::string scheme, std::string client_ip);
+                                             std::string scheme, std::string client_ip,
+                                             bool relayed = false);
 
 }  // namespace porthole::server

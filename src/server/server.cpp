@@ -9,12 +9,14 @@
 
 #include "log/event.h"
 #include "net/address.h"
+#include "net/dialer.h"
 #include "net/frame_io.h"
 #include "net/relay.h"
 #include "net/spawn.h"
 #include "net/tls.h"
 #include "server/admin.h"
 #include "server/control_session.h"
+#include "server/node_link.h"
 #include "server/public_http.h"
 
 namespace porthole::server {
@@ -125,7 +127,7 @@ class byte_counter final : public net::relay_observer {
 
 /// A bound listening socket and what it serves.
 struct server::listener {
-  enum class kind { tunnel_and_https, tunnel, https, http };
+  enum class kind { tunnel_and_https, tunnel, https, http, node };
   kind what;
   tcp::acceptor acceptor;
 };
@@ -136,10 +138,10 @@ struct server::tcp_listener {
   tcp::acceptor acceptor;
 };
 
-server::server(asio::io_context& ioc, server_config cfg)
+server::server(asio::io_context& ioc, server_config cfg, std::shared_ptr<directory> names)
     : ioc_(ioc),
       cfg_(std::move(cfg)),
-      directory_(std::make_unique<local_directory>()),
+      directory_(names ? std::move(names) : std::make_shared<local_directory>()),
       tunnel_ips_(cfg_.max_tunnel_conns_per_ip),
       public_ips_(cfg_.max_public_conns_per_ip),
       handshakes_(cfg_.max_handshakes) {
@@ -162,7 +164,7 @@ void server::start() {
   std::filesystem::path key = cfg_.tls_key;
   std::optional<net::dev_certificates> dev;
   if (cfg_.dev && cert.empty()) {
-    dev = net::ensure_dev_certificates(cfg_.state_dir, cfg_.domain);
+    dev = net::ensure_dev_certificates(cfg_.state_dir, cfg_.domain, dev_certificate_ips());
     cert = dev->server_cert;
     key = dev->server_key;
     log::info("dev CA certificate; clients must trust it (porthole --trust-ca PATH ...)",
@@ -214,6 +216,15 @@ void server::start() {
     http_port_ =
         add(listener::kind::http, cfg_.http_addr, "public http").acceptor.local_endpoint().port();
   }
+  if (cfg_.cluster.enabled()) {
+    node_server_tls_ = std::make_unique<asio::ssl::context>(
+        net::make_node_server_tls(cfg_.cluster.ca, cfg_.cluster.cert, cfg_.cluster.key));
+    node_client_tls_ = std::make_unique<asio::ssl::context>(
+        net::make_node_client_tls(cfg_.cluster.ca, cfg_.cluster.cert, cfg_.cluster.key));
+    auto& l = add(listener::kind::node, cfg_.cluster.node_addr, "other nodes");
+    node_addr_ = net::to_string(l.acceptor.local_endpoint());
+    join_cluster();
+  }
   for (auto& l : listeners_) {
     const std::string where = net::to_string(l->acceptor.local_endpoint());
     switch (l->what) {
@@ -230,6 +241,9 @@ void server::start() {
       case listener::kind::http:
         log::info("listening for public http", {{"addr", where}});
         break;
+      case listener::kind::node:
+        log::info("listening for other nodes", {{"addr", where}, {"node", cfg_.cluster.node_id}});
+        break;
     }
     net::spawn(ioc_.get_executor(), accept_loop(*l), "listener " + where);
   }
@@ -240,6 +254,27 @@ void server::start() {
     admin_->start();
   }
   log::info("portholed ready", {{"domain", cfg_.domain}});
+}
+
+// The dev certificate names the addresses clients dial: loopback's always,
+// and the listeners' own when they are bound to one (a node of a cluster on
+// 127.0.0.2, a development server on a LAN address).
+std::vector<std::string> server::dev_certificate_ips() const {
+  std::vector<std::string> ips;
+  for (const std::string& addr : {cfg_.tunnel_addr, cfg_.https_addr}) {
+    if (addr.empty()) {
+      continue;
+    }
+    net::error_code ec;
+    const auto ip = asio::ip::make_address(net::split_host_port(addr).host, ec);
+    if (ec || ip.is_unspecified() || ip.to_string() == "127.0.0.1" || ip.to_string() == "::1") {
+      continue;
+    }
+    if (std::find(ips.begin(), ips.end(), ip.to_string()) == ips.end()) {
+      ips.push_back(ip.to_string());
+    }
+  }
+  return ips;
 }
 
 std::optional<tcp::endpoint> server::admin_endpoint_address() const {
@@ -283,7 +318,16 @@ void server::stop() {
   for (auto& s : live) {
     s->close();
   }
+  if (cfg_.cluster.enabled()) {
+    net::spawn(ioc_.get_executor(), leave_cluster(), "cluster leave");
+  }
   log::info("portholed stopped", {{"clients_disconnected", live.size()}});
+}
+
+// Counted as a connection, so that the drain waits for it.
+asio::awaitable<void> server::leave_cluster() {
+  active_guard counted(active_);
+  co_await directory_->leave();
 }
 
 asio::awaitable<void> server::accept_loop(listener& l) {
@@ -303,7 +347,7 @@ asio::awaitable<void> server::accept_loop(listener& l) {
     sock.set_option(tcp::no_delay(true), ignored);
     sock.set_option(asio::socket_base::keep_alive(true), ignored);
     const std::string peer = peer_of(sock);
-    const bool tunnel_port = l.what == listener::kind::tunnel;
+    const bool tunnel_port = l.what == listener::kind::tunnel || l.what == listener::kind::node;
     ip_connection_counts::slot counted =
         (tunnel_port ? tunnel_ips_ : public_ips_).acquire(ip_of(sock));
     if (!counted) {
@@ -332,6 +376,9 @@ asio::awaitable<void> server::accept_loop(listener& l) {
       case listener::kind::https:
         net::spawn(ioc_.get_executor(), serve_tls(std::move(sock), std::move(counted), false, true),
                    "public https " + peer);
+        break;
+      case listener::kind::node:
+        net::spawn(ioc_.get_executor(), serve_node(std::move(sock)), "node connection " + peer);
         break;
     }
   }
@@ -1063,10 +1110,227 @@ listener_addresses server::listening_addresses() const {
       case listener::kind::http:
         out.http = ep;
         break;
+      case listener::kind::node:
+        out.node = ep;
+        break;
     }
   }
   out.admin = admin_endpoint_address();
   return out;
+}
+
+// ---- the cluster ----
+
+void server::join_cluster() {
+  // The directory learns where this node listens, then joins (etcd: a lease,
+  // the node's registration, every name). Nothing is accepted before: a
+  // claim needs the lease. A failure ends start() with its message.
+  node_addresses here{cfg_.cluster.node_id, node_addr_,
+                      listeners_.empty()
+                          ? std::string()
+                          : net::to_string(listeners_.front()->acceptor.local_endpoint())};
+  std::exception_ptr failed;
+  bool done = false;
+  asio::co_spawn(ioc_, directory_->join(here), [&](std::exception_ptr e) {
+    failed = e;
+    done = true;
+  });
+  while (!done && ioc_.run_one() > 0) {
+  }
+  ioc_.restart();
+  if (failed) {
+    std::rethrow_exception(failed);
+  }
+  directory_->on_names_lost = [this](std::string_view why) {
+    // Every client of this node may have lost its URLs to another node: they
+    // reconnect and claim them again (through this node or another).
+    std::vector<std::shared_ptr<control_session>> live;
+    for (auto& [id, weak] : sessions_) {
+      if (auto s = weak.lock()) {
+        live.push_back(std::move(s));
+      }
+    }
+    log::warn("closing every client's control connection so they claim their URLs again",
+              {{"clients", live.size()}, {"reason", why}});
+    for (auto& s : live) {
+      s->close();
+    }
+  };
+  net::spawn(ioc_.get_executor(), follow_tcp_names(), "cluster tcp ports");
+}
+
+// Every node listens on every TCP tunnel's port of the cluster, so a public
+// connection to any node reaches the tunnel.
+asio::awaitable<void> server::follow_tcp_names() {
+  asio::steady_timer tick(ioc_);
+  while (!stopping_) {
+    for (const std::string& url : directory_->tcp_names()) {
+      if (tcp_listeners_.contains(url)) {
+        continue;
+      }
+      const auto colon = url.rfind(':');
+      std::uint16_t port = 0;
+      std::from_chars(url.data() + colon + 1, url.data() + url.size(), port);
+      if (port == 0 || !url.starts_with("tcp://" + cfg_.domain + ":")) {
+        continue;
+      }
+      bound_port bound = bind_tcp_port(port);
+      if (bound.error) {
+        log::warn("cannot listen on another node's tcp tunnel port here",
+                  {{"url", url}, {"error", bound.error.message()}});
+        continue;
+      }
+      auto l = std::make_shared<tcp_listener>(tcp_listener{url, std::move(bound.acceptor)});
+      tcp_listeners_[url] = l;
+      net::spawn(ioc_.get_executor(), serve_tcp_tunnel(l), "tcp tunnel " + url);
+    }
+    std::vector<std::string> gone;
+    const auto names = directory_->tcp_names();
+    for (const auto& [url, l] : tcp_listeners_) {
+      if (std::find(names.begin(), names.end(), url) == names.end()) {
+        gone.push_back(url);
+      }
+    }
+    for (const auto& url : gone) {
+      net::error_code ignored;
+      tcp_listeners_[url]->acceptor.close(ignored);
+      tcp_listeners_.erase(url);
+    }
+    tick.expires_after(std::chrono::milliseconds(250));
+    co_await tick.async_wait(net::use_nothrow);
+  }
+}
+
+asio::awaitable<void> server::serve_node(tcp::socket sock) {
+  active_guard counted(active_);
+  const std::string peer = peer_of(sock);
+  auto stream = std::make_unique<net::tls_stream>(std::move(sock), *node_server_tls_);
+  asio::steady_timer timer(ioc_, cfg_.tls_handshake_timeout);
+  auto shaken = co_await (stream->async_handshake(asio::ssl::stream_base::server, net::use_nothrow) ||
+                          timer.async_wait(net::use_nothrow));
+  if (shaken.index() == 1 || std::get<0>(std::get<0>(shaken))) {
+    metrics_->count(error_kind::tls_handshake);
+    log::warn("node connection refused: no TLS handshake with a certificate of the cluster CA",
+              {{"peer", peer}});
+    net::close_stream(*stream);
+    co_return;
+  }
+  timer.expires_after(cfg_.first_message_timeout);
+  auto first = co_await (read_node_message(*stream) || timer.async_wait(net::use_nothrow));
+  if (first.index() == 1) {
+    net::close_stream(*stream);
+    co_return;
+  }
+  auto [ec, text] = std::get<0>(std::move(first));
+  const auto req = ec ? std::nullopt : decode_relay_request(text);
+  if (!req) {
+    log::warn("node connection refused: bad relay request", {{"peer", peer}});
+    net::close_stream(*stream);
+    co_return;
+  }
+  // The fencing check: the relaying node saw this node's claim at this
+  // revision; anything else (claimed again since, moved, gone) is refused,
+  // and the relaying node asks etcd again.
+  const route here = directory_->find(req->scheme, req->name);
+  if (!here.local || here.revision != req->revision) {
+    ++metrics_->relays_refused;
+    log::info("relay refused: not this node's claim at that revision",
+              {{"name", req->name},
+               {"from_node", req->from_node},
+               {"revision", req->revision},
+               {"current", here.local ? here.revision : std::int64_t{0}}});
+    std::string refusal_text = encode(relay_answer{"not served here", true});
+    co_await write_node_message(*stream, std::move(refusal_text));
+    net::close_stream(*stream);
+    co_return;
+  }
+  std::string accepted = encode(relay_answer{"", false});
+  const net::error_code answered = co_await write_node_message(*stream, std::move(accepted));
+  if (answered) {
+    co_return;
+  }
+  ++metrics_->relays_in;
+  log::debug("relayed connection accepted",
+             {{"name", req->name}, {"scheme", req->scheme}, {"from_node", req->from_node}});
+  if (req->scheme == "tcp") {
+    co_await proxy_relayed_tcp(here.local, std::move(stream), req->client_ip);
+    co_return;
+  }
+  public_conn_count in_metrics(metrics_, protocol_of(req->scheme));
+  co_await serve_public_http(*this, std::move(stream), req->scheme, req->client_ip,
+                             /*relayed=*/true);
+}
+
+asio::awaitable<void> server::proxy_relayed_tcp(std::shared_ptr<tunnel> t,
+                                                std::unique_ptr<net::tls_stream> conn,
+                                                std::string client_ip) {
+  public_conn_count in_metrics(metrics_, public_protocol::tcp);
+  std::optional<public_conn_slot> slot;
+  if (auto session = t->session.lock()) {
+    slot = session->admit_public(client_ip, t->url);
+  }
+  if (!slot) {
+    net::close_stream(*conn);
+    co_return;
+  }
+  auto to_client =
+      co_await start_proxy(t, client_ip, {}, std::chrono::steady_clock::now() + cfg_.proxy_wait_timeout);
+  if (!to_client) {
+    metrics_->count(error_kind::proxy_timeout);
+    net::close_stream(*conn);
+    co_return;
+  }
+  net::tls_channel near(std::move(conn));
+  byte_counter bytes(metrics_);
+  co_await net::relay(near, *to_client, {}, cfg_.tcp_idle_timeout, false, &bytes);
+}
+
+asio::awaitable<server::relay_result> server::open_relay(remote_owner owner, relay_request req) {
+  relay_result out;
+  req.from_node = cfg_.cluster.node_id;
+  const auto where = net::split_host_port(owner.node_addr);
+  auto dialed = co_await net::dial(where.host, where.port, std::nullopt, std::chrono::seconds(3));
+  if (dialed.error) {
+    out.error = "cannot reach node " + owner.node_id + " (" + owner.node_addr +
+                "): " + dialed.error.message();
+    out.retry = true;
+    co_return out;
+  }
+  dialed.socket.set_option(tcp::no_delay(true));
+  auto stream = std::make_unique<net::tls_stream>(std::move(dialed.socket), *node_client_tls_);
+  asio::steady_timer timer(ioc_, std::chrono::seconds(3));
+  auto shaken = co_await (stream->async_handshake(asio::ssl::stream_base::client, net::use_nothrow) ||
+                          timer.async_wait(net::use_nothrow));
+  if (shaken.index() == 1 || std::get<0>(std::get<0>(shaken))) {
+    out.error = "no TLS handshake with node " + owner.node_id;
+    out.retry = true;
+    co_return out;
+  }
+  req.revision = owner.revision;
+  const net::error_code sent = co_await write_node_message(*stream, encode(req));
+  if (sent) {
+    out.error = "node " + owner.node_id + " closed the relay: " + sent.message();
+    out.retry = true;
+    co_return out;
+  }
+  timer.expires_after(std::chrono::seconds(3));
+  auto answer = co_await (read_node_message(*stream) || timer.async_wait(net::use_nothrow));
+  if (answer.index() == 1 || std::get<0>(std::get<0>(answer))) {
+    out.error = "node " + owner.node_id + " did not answer the relay";
+    out.retry = true;
+    co_return out;
+  }
+  const auto said = decode_relay_answer(std::get<1>(std::get<0>(answer)));
+  if (!said || !said->error.empty()) {
+    ++metrics_->relays_refused;
+    out.error = "node " + owner.node_id + " refused the relay: " +
+                (said ? said->error : std::string("bad answer"));
+    out.retry = said && said->stale;
+    co_return out;
+  }
+  ++metrics_->relays_out;
+  out.stream = std::move(stream);
+  co_return out;
 }
 
 }  // namespace porthole::server

@@ -19,6 +19,7 @@
 #include "server/directory.h"
 #include "server/hostname_policy.h"
 #include "server/metrics.h"
+#include "server/node_link.h"
 #include "server/tunnel.h"
 
 namespace porthole::server {
@@ -38,7 +39,8 @@ struct listener_addresses {
 /// The server. Everything runs on one io_context thread.
 class server {
  public:
-  server(net::asio::io_context& ioc, server_config cfg);
+  /// `names` is the directory of a cluster; nullptr for a single node's own.
+  server(net::asio::io_context& ioc, server_config cfg, std::shared_ptr<directory> names = nullptr);
   ~server();
 
   /// Loads TLS, binds every listener and starts accepting. Throws
@@ -74,6 +76,16 @@ class server {
 
   net::asio::io_context& io_context() { return ioc_; }
 
+  /// A public connection handed to the node that serves its name: the
+  /// stream to that node once it accepted, or why not (and whether asking
+  /// the directory again and retrying may help).
+  struct relay_result {
+    std::unique_ptr<net::tls_stream> stream;
+    std::string error;
+    bool retry = false;
+  };
+  net::asio::awaitable<relay_result> open_relay(remote_owner owner, relay_request req);
+
   /// Public and tunnel connections being served now.
   std::size_t active_connections() const { return active_; }
 
@@ -89,6 +101,14 @@ class server {
 
  private:
   struct listener;
+  void join_cluster();
+  std::vector<std::string> dev_certificate_ips() const;
+  net::asio::awaitable<void> leave_cluster();
+  net::asio::awaitable<void> follow_tcp_names();
+  net::asio::awaitable<void> serve_node(net::tcp::socket sock);
+  net::asio::awaitable<void> proxy_relayed_tcp(std::shared_ptr<tunnel> t,
+                                               std::unique_ptr<net::tls_stream> conn,
+                                               std::string client_ip);
   void drop_tunnel(const tunnel& t, directory::clock::time_point hold_until);
   /// Until when a disconnected client's names are held for it.
   directory::clock::time_point hold_until() const;
@@ -161,7 +181,10 @@ class server {
   net::asio::io_context& ioc_;
   server_config cfg_;
   std::unique_ptr<net::asio::ssl::context> tls_;
-  std::unique_ptr<directory> directory_;
+  std::shared_ptr<directory> directory_;
+  std::unique_ptr<net::asio::ssl::context> node_server_tls_;  ///< the node-to-node listener
+  std::unique_ptr<net::asio::ssl::context> node_client_tls_;  ///< relays to other nodes
+  std::string node_addr_;                                     ///< as bound
   std::unique_ptr<authtokens> tokens_;
   std::map<std::string, std::weak_ptr<token_account>, std::less<>> accounts_;  ///< by token key
   hostname_policy names_;
