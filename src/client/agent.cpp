@@ -156,9 +156,52 @@ agent::agent(asio::io_context& ioc, client_config cfg)
   SSL_CTX_set_ex_data(ctx, agent_ex_index(), this);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
   SSL_CTX_sess_set_new_cb(ctx, &agent::on_new_session);
-  const auto hp = net::split_host_port(cfg_.server_addr, "443");
-  server_host_ = hp.host;
-  server_port_ = hp.port;
+  // A comma list names several servers (the nodes of a cluster): the client
+  // uses one at a time and moves to the next when it cannot reach it.
+  std::string_view rest = cfg_.server_addr;
+  while (!rest.empty()) {
+    const auto comma = rest.find(',');
+    std::string_view one = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    while (!one.empty() && one.front() == ' ') {
+      one.remove_prefix(1);
+    }
+    while (!one.empty() && one.back() == ' ') {
+      one.remove_suffix(1);
+    }
+    if (!one.empty()) {
+      servers_.push_back(net::split_host_port(one, "443"));
+    }
+  }
+  if (servers_.empty()) {
+    servers_.push_back(net::split_host_port(cfg_.server_addr, "443"));
+  }
+  server_host_ = servers_.front().host;
+  server_port_ = servers_.front().port;
+}
+
+void agent::next_server() {
+  server_index_ = (server_index_ + 1) % servers_.size();
+  server_host_ = servers_[server_index_].host;
+  server_port_ = servers_[server_index_].port;
+}
+
+void agent::learn_servers(const std::vector<std::string>& nodes) {
+  constexpr std::size_t max_servers = 64;
+  for (const std::string& addr : nodes) {
+    net::host_port hp;
+    try {
+      hp = net::split_host_port(addr, "443");
+    } catch (const std::exception&) {
+      continue;  // a node's word is advice: a bad address is skipped
+    }
+    const bool known = std::any_of(servers_.begin(), servers_.end(), [&](const auto& s) {
+      return s.host == hp.host && s.port == hp.port;
+    });
+    if (!known && !hp.host.empty() && servers_.size() < max_servers) {
+      servers_.push_back(std::move(hp));
+    }
+  }
 }
 
 agent::~agent() = default;
@@ -214,6 +257,16 @@ asio::awaitable<agent_result> agent::run() {
     }
     if (was_up) {
       delay = cfg_.reconnect_min;
+    }
+    if (servers_.size() > 1) {
+      // Another node at once, unless every one failed since the last success.
+      ++failed_in_a_row_;
+      next_server();
+      if (failed_in_a_row_ < servers_.size()) {
+        spdlog::info("trying server {}:{}", server_host_, server_port_);
+        continue;
+      }
+      failed_in_a_row_ = 0;
     }
     spdlog::info("reconnecting in {}s", delay.count());
     if (observer_ != nullptr) {
@@ -327,7 +380,9 @@ asio::awaitable<std::optional<agent_result>> agent::serve_once(bool& was_up) {
   if (on_client_id_) {
     on_client_id_(client_id_);
   }
+  failed_in_a_row_ = 0;
   if (resp->ext) {
+    learn_servers(resp->ext->nodes);
     const auto& f = resp->ext->features;
     s.mux_granted = cfg_.mux && std::find(f.begin(), f.end(), proto::feature_mux) != f.end();
     s.close_granted = std::find(f.begin(), f.end(), proto::feature_close_tunnel) != f.end();

@@ -18,6 +18,7 @@
 #include "mux/session.h"
 #include "net/channel.h"
 #include "net/event.h"
+#include "net/address.h"
 #include "net/stream.h"
 #include "proto/messages.h"
 
@@ -139,7 +140,15 @@ class agent {
   /// The newest TLS session the server gave, offered on every new connection
   /// so that proxy connections resume instead of doing a full handshake.
   std::shared_ptr<SSL_SESSION> tls_session_;
-  std::string server_host_;
+  /// Makes the next server of the list (given, then learned) the current one.
+  void next_server();
+  /// Adds the addresses a cluster node told of, after the given ones.
+  void learn_servers(const std::vector<std::string>& nodes);
+
+  std::vector<net::host_port> servers_;  ///< --server-addr's list, then the nodes learned
+  std::size_t server_index_ = 0;
+  std::size_t failed_in_a_row_ = 0;  ///< servers tried since the last accepted connection
+  std::string server_host_;  ///< the current server
   std::string server_port_;
   std::string client_id_;
   std::function<void(const std::string&)> on_client_id_;

@@ -64,6 +64,9 @@ class payload_reader {
     return static_cast<std::uint16_t>(v->get<std::int64_t>());
   }
 
+  static constexpr std::size_t max_nodes = 64;
+  static constexpr std::size_t max_node_addr = 255;
+
   // The extension object is advisory: a malformed one is ignored rather than
   // failing the whole message, so a future peer cannot break an older one.
   std::optional<extensions> ext() {
@@ -88,6 +91,14 @@ class payload_reader {
         }
       }
     }
+    if (const json* n = find_key(*v, "Nodes"); n != nullptr && n->is_array()) {
+      for (const json& addr : *n) {
+        if (addr.is_string() && addr.get_ref<const std::string&>().size() <= max_node_addr &&
+            e.nodes.size() < max_nodes) {
+          e.nodes.push_back(addr.get<std::string>());
+        }
+      }
+    }
     return e;
   }
 
@@ -102,6 +113,9 @@ ordered encode_ext(const extensions& e) {
   ordered j = {{"Version", e.version}, {"Features", e.features}};
   if (e.pool_size) {
     j["PoolSize"] = *e.pool_size;
+  }
+  if (!e.nodes.empty()) {
+    j["Nodes"] = e.nodes;
   }
   return j;
 }

@@ -24,6 +24,9 @@ struct extensions {
   std::string version;           ///< porthole version of the sender
   std::optional<int> pool_size;  ///< proxy connections the client wants pooled / the server grants
   std::vector<std::string> features;  ///< names of optional features the sender supports
+  /// AuthResp of a cluster node: where the client may connect if this node
+  /// goes ("host:port" of the other nodes' tunnel listeners; at most 64).
+  std::vector<std::string> nodes{};
 
   bool operator==(const extensions&) const = default;
 };
