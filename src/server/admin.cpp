@@ -57,12 +57,10 @@ struct admin_endpoint::state : std::enable_shared_from_this<state> {
       res.result(http::status::ok);
       res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
       res.body() = h.metrics();
-    } else if (h.serving()) {
-      res.result(http::status::ok);
-      res.body() = "ok\n";
     } else {
-      res.result(http::status::service_unavailable);
-      res.body() = "shutting down\n";
+      auto [ok, text] = h.health();
+      res.result(ok ? http::status::ok : http::status::service_unavailable);
+      res.body() = std::move(text);
     }
     return res;
   }

@@ -17,7 +17,9 @@ class admin_endpoint {
  public:
   struct handlers {
     std::function<std::string()> metrics;  ///< the /metrics page
-    std::function<bool()> serving;         ///< false once shutting down: /healthz says 503
+    /// /healthz: 200 with `text` while `ok`, else 503 (shutting down, a
+    /// cluster node that lost its lease).
+    std::function<std::pair<bool, std::string>()> health;
   };
 
   /// `addr` is [HOST]:PORT; nothing is bound before start().

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "net/stream.h"
+#include "server/metrics.h"
 #include "server/tunnel.h"
 
 namespace porthole::server {
@@ -97,6 +98,16 @@ class directory {
 
   /// The URLs of every TCP tunnel, served here or by another node.
   virtual std::vector<std::string> tcp_names() const { return {}; }
+
+  /// Where the clients of this node may connect if it goes: the tunnel
+  /// listeners of the other nodes ("host:port").
+  virtual std::vector<std::string> other_nodes() const { return {}; }
+
+  /// A cluster's figures for /metrics and /healthz; none for a single node.
+  virtual std::optional<cluster_figures> figures() const { return std::nullopt; }
+
+  /// Called when tcp_names() may have changed (another node's claim).
+  std::function<void()> on_tcp_names_changed;
 
   /// Claims `name` for `who`, to be served by `tunnels` (one per scheme, each
   /// with routing_name() == name). Won if the name is free, or already the

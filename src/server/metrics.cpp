@@ -222,6 +222,36 @@ std::string render_metrics(const metrics& m, const process_stats& p, std::string
              m.errors[i]);
   }
 
+  if (m.cluster) {
+    const cluster_figures& c = *m.cluster;
+    e.family("porthole_cluster_nodes", "gauge", "Nodes of the cluster registered in etcd.");
+    e.sample("porthole_cluster_nodes", {{"node", c.node_id}}, std::uint64_t{c.nodes});
+    e.family("porthole_cluster_lease_alive", "gauge",
+             "1 while this node's lease in etcd was renewed within its TTL.");
+    e.sample("porthole_cluster_lease_alive", {{"node", c.node_id}},
+             std::uint64_t{c.lease_alive ? 1u : 0u});
+    e.family("porthole_cluster_lease_renewals_total", "counter", "Renewals of the lease.");
+    e.sample("porthole_cluster_lease_renewals_total", {}, c.renewals);
+    e.family("porthole_cluster_lease_renew_seconds", "gauge",
+             "How long the last renewal of the lease took.");
+    e.sample("porthole_cluster_lease_renew_seconds", {}, c.last_renew_seconds);
+    e.family("porthole_cluster_claims_total", "counter",
+             "Claims of names in etcd, by outcome (won, lost to another client).");
+    e.sample("porthole_cluster_claims_total", {{"outcome", "won"}}, c.claims_won);
+    e.sample("porthole_cluster_claims_total", {{"outcome", "lost"}}, c.claims_lost);
+    e.family("porthole_cluster_relayed_connections_total", "counter",
+             "Public connections handed between nodes: direction=\"out\" to the node that "
+             "serves the name, \"in\" from another node, \"refused\" (stale revision).");
+    e.sample("porthole_cluster_relayed_connections_total", {{"direction", "out"}}, m.relays_out);
+    e.sample("porthole_cluster_relayed_connections_total", {{"direction", "in"}}, m.relays_in);
+    e.sample("porthole_cluster_relayed_connections_total", {{"direction", "refused"}},
+             m.relays_refused);
+    e.family("porthole_cluster_relayed_bytes_total", "counter",
+             "Bytes of relayed connections sent to (out) and received from (in) other nodes.");
+    e.sample("porthole_cluster_relayed_bytes_total", {{"direction", "out"}}, m.relay_bytes_out);
+    e.sample("porthole_cluster_relayed_bytes_total", {{"direction", "in"}}, m.relay_bytes_in);
+  }
+
   if (p.cpu_seconds) {
     e.family("process_cpu_seconds_total", "counter", "User and system CPU time in seconds.");
     e.sample("process_cpu_seconds_total", {}, *p.cpu_seconds);

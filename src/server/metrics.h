@@ -47,6 +47,18 @@ inline constexpr std::size_t error_kinds = 16;
 /// "auth_refused", ...
 std::string_view name_of(error_kind k);
 
+/// What a node of a cluster reports of it (/metrics, /healthz).
+struct cluster_figures {
+  std::string node_id;
+  std::size_t nodes = 0;         ///< nodes registered, this one included
+  bool lease_alive = false;      ///< renewed within its TTL
+  bool lease_lost = false;       ///< etcd said it expired (until a new one is granted)
+  std::uint64_t claims_won = 0;
+  std::uint64_t claims_lost = 0;  ///< to another client
+  std::uint64_t renewals = 0;
+  double last_renew_seconds = 0;  ///< how long the last renewal took
+};
+
 /// The server's counts. Gauges go up and down with what they count; counters
 /// only up. All are read by the admin endpoint at each scrape.
 struct metrics {
@@ -64,6 +76,9 @@ struct metrics {
   std::uint64_t relays_out = 0;      ///< public connections handed to another node
   std::uint64_t relays_in = 0;       ///< public connections another node handed here
   std::uint64_t relays_refused = 0;  ///< relays refused: the claim's revision was stale
+  std::uint64_t relay_bytes_out = 0;  ///< bytes sent to other nodes on relayed connections
+  std::uint64_t relay_bytes_in = 0;   ///< bytes received from them
+  std::optional<cluster_figures> cluster;  ///< set on a node of a cluster, at each scrape
 
   void count(error_kind k) { ++errors[static_cast<std::size_t>(k)]; }
   std::uint64_t& opened(public_protocol p) { return public_opened[static_cast<std::size_t>(p)]; }

@@ -142,12 +142,18 @@ class borrowed_channel final : public net::channel {
   Stream& s_;
 };
 
-// Counts the bytes of a relayed public connection for /metrics.
+// Counts the bytes of a public connection relayed to another node for /metrics.
 class public_byte_counter final : public net::relay_observer {
  public:
   public_byte_counter(std::shared_ptr<metrics> m, public_protocol p) : m_(std::move(m)), p_(p) {}
-  void to_near(std::string_view bytes) noexcept override { m_->out(p_) += bytes.size(); }
-  void to_tunnel(std::string_view bytes) noexcept override { m_->in(p_) += bytes.size(); }
+  void to_near(std::string_view bytes) noexcept override {
+    m_->out(p_) += bytes.size();
+    m_->relay_bytes_in += bytes.size();
+  }
+  void to_tunnel(std::string_view bytes) noexcept override {
+    m_->in(p_) += bytes.size();
+    m_->relay_bytes_out += bytes.size();
+  }
 
  private:
   std::shared_ptr<metrics> m_;
@@ -448,7 +454,11 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
     }
     borrowed_channel<Stream> near(public_);
     public_byte_counter bytes(server_.shared_counters(), protocol_);
-    co_await net::relay(near, to_node, {}, cfg_.response_timeout, false, &bytes);
+    // The link to the other node cannot half-close: the public client's end
+    // of sending ends the relay (an HTTP client that half-closes and waits
+    // for its answer is rare), so the other node does not wait out its idle
+    // time-out for a client that left.
+    co_await net::relay(near, to_node, {}, cfg_.response_timeout, true, &bytes);
   }
 
   // Starts a proxy connection with the first request's head in the same write.

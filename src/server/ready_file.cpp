@@ -41,6 +41,7 @@ std::string ready_file_json(const ready_facts& facts) {
       {"https_addr", address(facts.addresses.https)},
       {"http_addr", address(facts.addresses.http)},
       {"admin_addr", address(facts.addresses.admin)},
+      {"node_addr", address(facts.addresses.node)},
       {"dev_ca", facts.dev_ca ? nlohmann::ordered_json(facts.dev_ca->string())
                               : nlohmann::ordered_json(nullptr)},
       {"version", facts.version},

@@ -108,19 +108,27 @@ public_protocol protocol_of(std::string_view scheme) {
 }
 
 // Counts a TCP tunnel's bytes as they move, so a long connection shows in
-// the counters before it ends.
+// the counters before it ends; `relayed`: the tunnel side is another node.
 class byte_counter final : public net::relay_observer {
  public:
-  explicit byte_counter(std::shared_ptr<metrics> m) : m_(std::move(m)) {}
+  explicit byte_counter(std::shared_ptr<metrics> m, bool relayed = false)
+      : m_(std::move(m)), relayed_(relayed) {}
   void to_near(std::string_view bytes) noexcept override {
     m_->out(public_protocol::tcp) += bytes.size();
+    if (relayed_) {
+      m_->relay_bytes_in += bytes.size();
+    }
   }
   void to_tunnel(std::string_view bytes) noexcept override {
     m_->in(public_protocol::tcp) += bytes.size();
+    if (relayed_) {
+      m_->relay_bytes_out += bytes.size();
+    }
   }
 
  private:
   std::shared_ptr<metrics> m_;
+  bool relayed_;
 };
 
 }  // namespace
@@ -250,7 +258,7 @@ void server::start() {
   if (!cfg_.admin_addr.empty()) {
     admin_ = std::make_unique<admin_endpoint>(
         ioc_.get_executor(), cfg_.admin_addr,
-        admin_endpoint::handlers{[this] { return metrics_page(); }, [this] { return !stopping_; }});
+        admin_endpoint::handlers{[this] { return metrics_page(); }, [this] { return health(); }});
     admin_->start();
   }
   log::info("portholed ready", {{"domain", cfg_.domain}});
@@ -284,6 +292,26 @@ std::optional<tcp::endpoint> server::admin_endpoint_address() const {
   return admin_->endpoint();
 }
 
+// "ok" while serving; a cluster node says how its lease and etcd are, and is
+// unhealthy once etcd said its lease expired (it holds no names until it
+// has a new one).
+std::pair<bool, std::string> server::health() const {
+  if (stopping_) {
+    return {false, "shutting down\n"};
+  }
+  const auto c = directory_->figures();
+  if (!c) {
+    return {true, "ok\n"};
+  }
+  const std::string lease = c->lease_lost    ? "lost (etcd let it expire)"
+                            : c->lease_alive ? "alive"
+                                             : "not renewed within its TTL (etcd unreachable)";
+  const std::string text = std::string(c->lease_lost ? "unhealthy" : "ok") + "\ncluster node " +
+                           c->node_id + ": lease " + lease + "; " + std::to_string(c->nodes) +
+                           " nodes registered\n";
+  return {!c->lease_lost, text};
+}
+
 // The gauges of what the server holds are counted when asked for: the maps
 // are small, and nothing can drift.
 std::string server::metrics_page() {
@@ -297,6 +325,7 @@ std::string server::metrics_page() {
   for (const auto& t : directory_->local_tunnels()) {
     ++m.tunnels_of(protocol_of(t->protocol));
   }
+  m.cluster = directory_->figures();
   return render_metrics(m, read_process_stats(), PORTHOLE_VERSION);
 }
 
@@ -697,6 +726,7 @@ asio::awaitable<void> server::serve_client(std::unique_ptr<net::tls_stream> stre
       resp.ext->features.emplace_back(proto::feature_mux);
     }
     resp.ext->features.emplace_back(proto::feature_close_tunnel);
+    resp.ext->nodes = directory_->other_nodes();
   }
   auto session = std::make_shared<control_session>(*this, std::move(stream), std::move(reader),
                                                    client_id, pool_size, mux_granted, peer);
@@ -1014,12 +1044,14 @@ asio::awaitable<void> server::serve_tcp_tunnel(std::shared_ptr<tcp_listener> l) 
       continue;
     }
     const route to = directory_->find("tcp", l->url);
-    if (!to.local) {
-      continue;  // nobody serves it now: the connection closes
-    }
     net::error_code ignored;
     sock.set_option(tcp::no_delay(true), ignored);
-    net::spawn(ioc_.get_executor(), proxy_tcp(to.local, std::move(sock)), l->url);
+    if (to.local) {
+      net::spawn(ioc_.get_executor(), proxy_tcp(to.local, std::move(sock)), l->url);
+    } else if (to.remote) {
+      net::spawn(ioc_.get_executor(), relay_tcp(l->url, std::move(sock)), l->url);
+    }
+    // Else nobody serves it now: the connection closes.
   }
 }
 
@@ -1125,10 +1157,16 @@ void server::join_cluster() {
   // The directory learns where this node listens, then joins (etcd: a lease,
   // the node's registration, every name). Nothing is accepted before: a
   // claim needs the lease. A failure ends start() with its message.
-  node_addresses here{cfg_.cluster.node_id, node_addr_,
-                      listeners_.empty()
-                          ? std::string()
-                          : net::to_string(listeners_.front()->acceptor.local_endpoint())};
+  // Clients are told the other nodes' tunnel listeners; one bound to all
+  // interfaces names none of them (such clients find nodes through DNS).
+  std::string tunnel_addr;
+  if (!listeners_.empty()) {
+    const tcp::endpoint ep = listeners_.front()->acceptor.local_endpoint();
+    if (!ep.address().is_unspecified()) {
+      tunnel_addr = net::to_string(ep);
+    }
+  }
+  node_addresses here{cfg_.cluster.node_id, node_addr_, tunnel_addr};
   std::exception_ptr failed;
   bool done = false;
   asio::co_spawn(ioc_, directory_->join(here), [&](std::exception_ptr e) {
@@ -1156,13 +1194,13 @@ void server::join_cluster() {
       s->close();
     }
   };
+  directory_->on_tcp_names_changed = [this] { tcp_names_changed_.notify(); };
   net::spawn(ioc_.get_executor(), follow_tcp_names(), "cluster tcp ports");
 }
 
 // Every node listens on every TCP tunnel's port of the cluster, so a public
 // connection to any node reaches the tunnel.
 asio::awaitable<void> server::follow_tcp_names() {
-  asio::steady_timer tick(ioc_);
   while (!stopping_) {
     for (const std::string& url : directory_->tcp_names()) {
       if (tcp_listeners_.contains(url)) {
@@ -1196,8 +1234,8 @@ asio::awaitable<void> server::follow_tcp_names() {
       tcp_listeners_[url]->acceptor.close(ignored);
       tcp_listeners_.erase(url);
     }
-    tick.expires_after(std::chrono::milliseconds(250));
-    co_await tick.async_wait(net::use_nothrow);
+    co_await tcp_names_changed_.wait_until(std::chrono::steady_clock::now() +
+                                           std::chrono::seconds(1));
   }
 }
 
@@ -1259,6 +1297,39 @@ asio::awaitable<void> server::serve_node(tcp::socket sock) {
   public_conn_count in_metrics(metrics_, protocol_of(req->scheme));
   co_await serve_public_http(*this, std::move(stream), req->scheme, req->client_ip,
                              /*relayed=*/true);
+}
+
+// A public TCP connection for a tunnel of another node: handed to that node,
+// asking the directory again while the client moves (as for HTTP).
+asio::awaitable<void> server::relay_tcp(std::string url, tcp::socket public_conn) {
+  active_guard counted(active_);
+  public_conn_count in_metrics(metrics_, public_protocol::tcp);
+  const std::string ip = ip_of(public_conn);
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  asio::steady_timer pause(ioc_);
+  for (route to = directory_->find("tcp", url); to.remote || to.local;
+       to = directory_->find("tcp", url)) {
+    if (to.local) {
+      co_await proxy_tcp(to.local, std::move(public_conn));
+      co_return;
+    }
+    relay_request req{url, "tcp", to.remote->revision, ip, ""};
+    relay_result r = co_await open_relay(*to.remote, std::move(req));
+    if (r.stream) {
+      net::tls_channel to_node(std::move(r.stream));
+      byte_counter bytes(metrics_, true);
+      co_await net::relay(public_conn, to_node, {}, cfg_.tcp_idle_timeout, false, &bytes);
+      co_return;
+    }
+    if (!r.retry || std::chrono::steady_clock::now() >= give_up) {
+      metrics_->count(error_kind::relay_failed);
+      log::warn("cannot hand a public connection to the node that serves it",
+                {{"url", url}, {"node", to.remote->node_id}, {"error", r.error}});
+      co_return;
+    }
+    pause.expires_after(std::chrono::milliseconds(100));
+    co_await pause.async_wait(net::use_nothrow);
+  }
 }
 
 asio::awaitable<void> server::proxy_relayed_tcp(std::shared_ptr<tunnel> t,

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "net/event.h"
 #include "net/frame_io.h"
 #include "net/stream.h"
 #include "proto/messages.h"
@@ -34,6 +35,7 @@ struct listener_addresses {
   std::optional<net::tcp::endpoint> https;  ///< equal to `tunnel` when they share a port
   std::optional<net::tcp::endpoint> http;
   std::optional<net::tcp::endpoint> admin;
+  std::optional<net::tcp::endpoint> node;  ///< the node-to-node listener of a cluster node
 };
 
 /// The server. Everything runs on one io_context thread.
@@ -106,6 +108,7 @@ class server {
   net::asio::awaitable<void> leave_cluster();
   net::asio::awaitable<void> follow_tcp_names();
   net::asio::awaitable<void> serve_node(net::tcp::socket sock);
+  net::asio::awaitable<void> relay_tcp(std::string url, net::tcp::socket public_conn);
   net::asio::awaitable<void> proxy_relayed_tcp(std::shared_ptr<tunnel> t,
                                                std::unique_ptr<net::tls_stream> conn,
                                                std::string client_ip);
@@ -176,6 +179,7 @@ class server {
   /// The NewTunnel error if `host` is a subdomain another token reserved, else "".
   std::string reserved_refusal(const control_session& session, std::string_view host) const;
   std::string metrics_page();
+  std::pair<bool, std::string> health() const;
   net::asio::awaitable<void> forget_client_later(std::string client_id);
 
   net::asio::io_context& ioc_;
@@ -185,6 +189,7 @@ class server {
   std::unique_ptr<net::asio::ssl::context> node_server_tls_;  ///< the node-to-node listener
   std::unique_ptr<net::asio::ssl::context> node_client_tls_;  ///< relays to other nodes
   std::string node_addr_;                                     ///< as bound
+  net::event tcp_names_changed_;
   std::unique_ptr<authtokens> tokens_;
   std::map<std::string, std::weak_ptr<token_account>, std::less<>> accounts_;  ///< by token key
   hostname_policy names_;

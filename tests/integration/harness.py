@@ -483,7 +483,13 @@ class Server:
 
     @property
     def tunnel_addr(self) -> str:
-        return f"127.0.0.1:{self.tunnel_port}"
+        """Where its clients connect, as its ready file says."""
+        return self.ready.get("tunnel_addr") or f"127.0.0.1:{self.tunnel_port}"
+
+    @property
+    def ip(self) -> str:
+        """The address its listeners are bound to (a cluster node's own 127.0.0.N)."""
+        return self.tunnel_addr.rsplit(":", 1)[0].strip("[]")
 
     def url(self, sub: str, scheme: str = "http") -> str:
         port = self.http_port if scheme == "http" else self.https_port

@@ -29,7 +29,8 @@ def test_the_servers_ready_file_names_the_ports_that_answer_and_the_dev_ca(serve
                                                                            start_porthole):
     ready = json.loads(server.ready_file.read_text())
     assert set(ready) == {"pid", "domain", "tunnel_addr", "https_addr", "http_addr",
-                          "admin_addr", "dev_ca", "version"}
+                          "admin_addr", "node_addr", "dev_ca", "version"}
+    assert ready["node_addr"] is None  # not a node of a cluster
     assert ready["pid"] == server.proc.pid
     assert ready["domain"] == "localhost"
     assert ready["version"] == version_of("portholed")

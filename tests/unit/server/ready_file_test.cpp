@@ -23,7 +23,8 @@ TEST(ReadyFileJson, NamesEveryListenerTheDevCaAndTheVersionOnOneLine) {
                     .addresses = {.tunnel = at("127.0.0.1", 4443),
                                   .https = at("127.0.0.1", 8443),
                                   .http = at("::1", 8080),
-                                  .admin = at("127.0.0.1", 9180)},
+                                  .admin = at("127.0.0.1", 9180),
+                                  .node = at("10.0.0.2", 7946)},
                     .dev_ca = "/var/lib/porthole/ca.pem",
                     .version = "0.1.0"};
   const std::string text = ready_file_json(facts);
@@ -31,7 +32,7 @@ TEST(ReadyFileJson, NamesEveryListenerTheDevCaAndTheVersionOnOneLine) {
   EXPECT_EQ(text.find('\n'), text.size() - 1) << text;
   EXPECT_EQ(json::parse(text), json::parse(R"({"pid": 4242, "domain": "tunnel.example.com",
       "tunnel_addr": "127.0.0.1:4443", "https_addr": "127.0.0.1:8443",
-      "http_addr": "[::1]:8080", "admin_addr": "127.0.0.1:9180",
+      "http_addr": "[::1]:8080", "admin_addr": "127.0.0.1:9180", "node_addr": "10.0.0.2:7946",
       "dev_ca": "/var/lib/porthole/ca.pem", "version": "0.1.0"})"));
 }
 
@@ -43,7 +44,7 @@ TEST(ReadyFileJson, ADisabledListenerAndNoDevCaAreNull) {
   facts.version = "0.1.0";
   const json doc = json::parse(ready_file_json(facts));
   EXPECT_EQ(doc["tunnel_addr"], "127.0.0.1:443");
-  for (const char* key : {"https_addr", "http_addr", "admin_addr", "dev_ca"}) {
+  for (const char* key : {"https_addr", "http_addr", "admin_addr", "node_addr", "dev_ca"}) {
     ASSERT_TRUE(doc.contains(key)) << key;
     EXPECT_TRUE(doc[key].is_null()) << key;
   }

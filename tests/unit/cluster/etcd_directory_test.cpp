@@ -1,0 +1,197 @@
+// The directory of a cluster against a real etcd (/usr/bin/etcd): two
+// etcd_directory objects are two nodes sharing one namespace.
+
+#include "cluster/etcd_directory.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+#include <chrono>
+#include <filesystem>
+#include <future>
+#include <memory>
+#include <optional>
+
+#include "support/temporary_directory.h"
+#include "unit/cluster/etcd_process.h"
+
+namespace porthole::cluster {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using porthole::testing::etcd_process;
+using porthole::testing::temporary_directory;
+using server::claim_outcome;
+using server::tunnel;
+
+class EtcdDirectoryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!std::filesystem::exists(porthole::testing::etcd_program)) {
+      FAIL() << "etcd is not installed at " << porthole::testing::etcd_program
+             << ": install it with scripts/install-deps (etcd-server, etcd-client)";
+    }
+    etcd_.emplace(dir_.path());
+  }
+
+  std::shared_ptr<etcd_directory> node(const std::string& id, std::chrono::seconds ttl = 5s) {
+    etcd_options o;
+    o.endpoints = {{"127.0.0.1", etcd_->port()}};
+    o.request_timeout = 1000ms;
+    etcd_directory::options d;
+    d.lease_ttl = ttl;
+    d.request_timeout = o.request_timeout;
+    auto dir = std::make_shared<etcd_directory>(
+        io_.get_executor(), std::make_shared<etcd_client>(io_.get_executor(), o), d);
+    run(dir->join({id, "127.0.0.1:7" + id.substr(1), "127.0.0.1:4" + id.substr(1)}));
+    return dir;
+  }
+
+  template <class T>
+  T run(asio::awaitable<T> task) {
+    auto done = asio::co_spawn(io_, std::move(task), asio::use_future);
+    run_until([&] { return done.wait_for(0s) == std::future_status::ready; });
+    return done.get();
+  }
+
+  template <class Done>
+  void run_until(Done done, std::chrono::seconds guard = 20s) {
+    const auto give_up = std::chrono::steady_clock::now() + guard;
+    while (!done()) {
+      ASSERT_LT(std::chrono::steady_clock::now(), give_up) << "not done in time";
+      io_.restart();
+      io_.run_for(5ms);
+    }
+  }
+
+  static std::shared_ptr<tunnel> http(const std::string& host, const std::string& client) {
+    auto t = std::make_shared<tunnel>();
+    t->url = "http://" + host;
+    t->protocol = "http";
+    t->host = host;
+    t->client_id = client;
+    return t;
+  }
+
+  server::claim_answer claim(etcd_directory& d, const std::string& host, const std::string& client,
+                             std::shared_ptr<tunnel> t = nullptr) {
+    if (!t) {
+      t = http(host, client);
+    }
+    last_ = t;
+    return run(d.claim(host, {client, "token"}, {t}));
+  }
+
+  temporary_directory dir_;
+  asio::io_context io_;
+  std::optional<etcd_process> etcd_;
+  std::shared_ptr<tunnel> last_;
+};
+
+TEST_F(EtcdDirectoryTest, ANameClaimedOnOneNodeRoutesThereFromTheOther) {
+  auto n1 = node("n1");
+  auto n2 = node("n2");
+  const auto won = claim(*n1, "app.example.com", "a");
+  ASSERT_TRUE(won.won()) << won.error;
+  EXPECT_EQ(n1->find("http", "app.example.com").local, last_);
+  run_until([&] { return n2->find("http", "app.example.com").remote.has_value(); });
+  const auto there = n2->find("http", "app.example.com");
+  EXPECT_EQ(there.remote->node_id, "n1");
+  EXPECT_EQ(there.remote->node_addr, "127.0.0.1:71");
+  EXPECT_EQ(there.remote->revision, won.revision);
+  EXPECT_EQ(n1->find("http", "app.example.com").revision, won.revision);
+}
+
+TEST_F(EtcdDirectoryTest, AnotherClientCannotTakeANameOnAnotherNode) {
+  auto n1 = node("n1");
+  auto n2 = node("n2");
+  ASSERT_TRUE(claim(*n1, "app.example.com", "a").won());
+  EXPECT_EQ(claim(*n2, "app.example.com", "b").outcome, claim_outcome::live_elsewhere);
+}
+
+TEST_F(EtcdDirectoryTest, TheSameClientTakesItsNameOverOnAnotherNodeAtOnce) {
+  auto n1 = node("n1");
+  auto n2 = node("n2");
+  const auto first = claim(*n1, "app.example.com", "a");
+  ASSERT_TRUE(first.won());
+  const auto moved = claim(*n2, "app.example.com", "a");
+  ASSERT_TRUE(moved.won()) << moved.error;
+  EXPECT_GT(moved.revision, first.revision);
+  EXPECT_EQ(n2->find("http", "app.example.com").local, last_);
+  // The old node learns it lost the name (a watch event, confirmed by a read).
+  run_until([&] { return n1->find("http", "app.example.com").remote.has_value(); });
+  EXPECT_EQ(n1->find("http", "app.example.com").remote->node_id, "n2");
+  EXPECT_EQ(n1->find("http", "app.example.com").local, nullptr);
+}
+
+TEST_F(EtcdDirectoryTest, ANameLiveOnAnotherNodeIsOfferedBackToItsClient) {
+  auto n1 = node("n1");
+  auto n2 = node("n2");
+  ASSERT_TRUE(claim(*n1, "app.example.com", "a").won());
+  run_until([&] { return !n2->held_by("a").empty(); });
+  EXPECT_EQ(n2->held_by("a").front().name, "app.example.com");
+  EXPECT_TRUE(n2->held_by("b").empty());
+}
+
+TEST_F(EtcdDirectoryTest, AReleasedNameIsHeldForItsClientThenFreed) {
+  auto n1 = node("n1");
+  auto n2 = node("n2");
+  ASSERT_TRUE(claim(*n1, "app.example.com", "a").won());
+  n1->release(*last_, server::directory::clock::now() + 1500ms);
+  run_until([&] { return n2->find("http", "app.example.com").held; });
+  EXPECT_EQ(claim(*n2, "app.example.com", "b").outcome, claim_outcome::held_elsewhere);
+  // Once the hold ends the owner's node deletes the key.
+  run_until([&] { return n2->is_free("app.example.com") && n1->is_free("app.example.com"); });
+  EXPECT_TRUE(claim(*n2, "app.example.com", "b").won());
+}
+
+TEST_F(EtcdDirectoryTest, AReleaseWithoutGraceFreesTheNameEverywhere) {
+  auto n1 = node("n1");
+  auto n2 = node("n2");
+  ASSERT_TRUE(claim(*n1, "app.example.com", "a").won());
+  run_until([&] { return !n2->is_free("app.example.com"); });
+  n1->release(*last_, server::directory::clock::now());
+  run_until([&] { return n2->is_free("app.example.com"); });
+  EXPECT_TRUE(claim(*n2, "app.example.com", "b").won());
+}
+
+TEST_F(EtcdDirectoryTest, ANodeThatLeavesTakesItsNamesWithIt) {
+  auto n1 = node("n1");
+  auto n2 = node("n2");
+  ASSERT_TRUE(claim(*n1, "app.example.com", "a").won());
+  run_until([&] { return !n2->is_free("app.example.com"); });
+  run(n1->leave());
+  run_until([&] { return n2->is_free("app.example.com"); });
+  EXPECT_EQ(n2->other_nodes().size(), 0u);
+}
+
+TEST_F(EtcdDirectoryTest, ASecondNodeWithTheSameIdIsRefused) {
+  auto n1 = node("n1");
+  try {
+    node("n1");
+    FAIL() << "joined twice";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("node id 'n1'"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(EtcdDirectoryTest, TellsClientsTheOtherNodes) {
+  auto n1 = node("n1");
+  auto n2 = node("n2");
+  run_until([&] { return n1->other_nodes().size() == 1; });
+  EXPECT_EQ(n1->other_nodes(), std::vector<std::string>{"127.0.0.1:42"});
+}
+
+TEST_F(EtcdDirectoryTest, ClaimsFailClearlyWhileEtcdCannotBeReached) {
+  auto n1 = node("n1");
+  etcd_->kill();
+  const auto got = claim(*n1, "app.example.com", "a");
+  EXPECT_EQ(got.outcome, claim_outcome::unavailable);
+  EXPECT_FALSE(got.error.empty());
+}
+
+}  // namespace
+}  // namespace porthole::cluster
