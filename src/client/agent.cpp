@@ -652,6 +652,15 @@ void agent::handle_new_tunnel(session& s, const proto::new_tunnel& nt) {
     }
     return;
   }
+  if (!nt.error.empty() && nt.error.starts_with(proto::registry_unavailable)) {
+    // A node of a cluster that cannot reach its registry: nothing is wrong
+    // with the request. The connection starts again (another node, or this
+    // one later) and asks for every tunnel anew.
+    spdlog::warn("the server cannot open tunnel '{}' ({}) now: {}; trying again", spec->name,
+                 spec->protocol, nt.error);
+    net::close_stream(*s.stream);
+    return;
+  }
   if (!nt.error.empty() && remembered) {
     // Taken by another client while this one was away: any name will do.
     spdlog::warn("tunnel '{}' ({}) cannot have its earlier URL back ({}); asking for a new one",

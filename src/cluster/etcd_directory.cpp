@@ -330,6 +330,20 @@ asio::awaitable<void> etcd_directory::confirm_lost(std::string name, std::int64_
   if (!r) {
     co_return;
   }
+  // What was read is as new as anything the watch has told: keep it, so the
+  // name routes to its new owner at once, not after the rest of the events.
+  if (r.value.kvs.empty()) {
+    if (auto known = names_.find(name);
+        known != names_.end() && known->second.mod_revision <= r.value.revision) {
+      names_.erase(known);
+    }
+  } else if (auto rec = decode(r.value.kvs.front().value)) {
+    auto known = names_.find(name);
+    if (known == names_.end() || known->second.mod_revision < r.value.kvs.front().mod_revision) {
+      rec->mod_revision = r.value.kvs.front().mod_revision;
+      names_[name] = std::move(*rec);
+    }
+  }
   auto mine = mine_.find(name);
   if (mine == mine_.end() || mine->second.revision != revision) {
     co_return;  // claimed again meanwhile

@@ -122,6 +122,11 @@ inline constexpr std::string_view feature_mux = "mux";
 /// The feature name of the CloseTunnel message.
 inline constexpr std::string_view feature_close_tunnel = "close_tunnel";
 
+/// How a cluster node's NewTunnel error starts when it cannot claim names
+/// now (etcd unreachable): a porthole client asks again later instead of
+/// giving up; other clients read it as a refusal.
+inline constexpr std::string_view registry_unavailable = "The cluster registry is unavailable";
+
 /// Any message of the protocol.
 using message = std::variant<auth, auth_resp, req_tunnel, new_tunnel, req_proxy, reg_proxy,
                              start_proxy, ping, pong, reg_mux, close_tunnel>;

@@ -886,8 +886,8 @@ asio::awaitable<std::vector<proto::new_tunnel>> server::open_http_tunnels(
     // A name is one client's in every scheme: one claim decides for all.
     const claim_answer got = co_await directory_->claim(host, claimant_of(*session), tunnels);
     if (got.outcome == claim_outcome::unavailable) {
-      co_return refused("The cluster registry is unavailable (" + got.error +
-                        "); the client retries.");
+      co_return refused(std::string(proto::registry_unavailable) + " (" + got.error +
+                        "); try again shortly.");
     }
     if (!got.won()) {
       if (random) {
@@ -976,8 +976,8 @@ asio::awaitable<proto::new_tunnel> server::open_tcp_tunnel(std::shared_ptr<contr
     std::vector<std::shared_ptr<tunnel>> claimed{t};
     const claim_answer got = co_await directory_->claim(url, claimant_of(*session), claimed);
     if (got.outcome == claim_outcome::unavailable) {
-      co_return refusal("The cluster registry is unavailable (" + got.error +
-                        "); the client retries.");
+      co_return refusal(std::string(proto::registry_unavailable) + " (" + got.error +
+                        "); try again shortly.");
     }
     if (!got.won()) {
       log::debug("tcp port refused", {{"client", client_id},

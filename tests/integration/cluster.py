@@ -48,6 +48,15 @@ class Etcd:
         return p.stdout
 
 
+def restart_etcd(e: Etcd) -> Etcd:
+    """The same member again (its data dir, its ports), after it was stopped."""
+    argv = e.proc.argv
+    proc = Process(argv, name=e.name, env=clean_env(e.data_dir.parent / "etcd-home"))
+    again = Etcd(proc, e.name, e.client_url, e.peer_url, e.data_dir)
+    wait_healthy(again)
+    return again
+
+
 def start_etcd(base: Path, name: str = "etcd0", host: str = "127.0.0.1",
                cluster: str | None = None, peer_port: int | None = None,
                state: str = "new") -> Etcd:
@@ -71,6 +80,33 @@ def start_etcd(base: Path, name: str = "etcd0", host: str = "127.0.0.1",
     if cluster is None:
         wait_healthy(e)
     return e
+
+
+def start_etcd_cluster(base: Path, members: int = 3) -> list[Etcd]:
+    """A cluster of etcd members on 127.0.0.1, all healthy."""
+    names = [f"etcd{i}" for i in range(members)]
+    peers = {n: os_port() for n in names}
+    initial = ",".join(f"{n}=http://127.0.0.1:{peers[n]}" for n in names)
+    started = [start_etcd(base, n, cluster=initial, peer_port=peers[n]) for n in names]
+    for e in started:
+        wait_healthy(e, timeout=30)
+    return started
+
+
+def leader_of(members: list[Etcd]) -> Etcd:
+    """The member the others follow, as etcd's maintenance status says."""
+    ids = {}
+    leader = None
+    for e in members:
+        if not e.proc.running:
+            continue
+        req = urllib.request.Request(e.client_url + "/v3/maintenance/status", data=b"{}",
+                                     method="POST")
+        with urllib.request.urlopen(req, timeout=5) as r:
+            status = json.loads(r.read())
+        ids[status["header"]["member_id"]] = e
+        leader = status["leader"]
+    return ids[leader]
 
 
 def wait_healthy(e: Etcd, timeout: float = 20) -> None:

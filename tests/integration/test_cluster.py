@@ -6,15 +6,15 @@ current revision."""
 
 import asyncio
 import json
+import os
+import signal
 import socket
 import ssl
 import struct
 import subprocess
-import os
-import signal
 import threading
-import urllib.parse
 import time
+import urllib.parse
 
 import pytest
 import websockets
@@ -154,7 +154,7 @@ def test_a_name_is_won_by_exactly_one_of_two_clients_on_two_nodes(nodes, http_ba
             assert time.monotonic() < deadline, f"round {i}: no outcome in time"
             time.sleep(0.01)
         winner, loser = up[0], out[0]
-        assert loser.proc.returncode != 0
+        assert loser.proc.wait_exit() != 0
         assert "already registered" in loser.proc.text("stderr"), loser.proc.text()
         r = get(n1 if winner is pair[1] else n2, f"{sub}.localhost")
         assert (r.returncode, r.status) == (0, 200), (i, r.stderr)
@@ -216,6 +216,77 @@ def test_a_node_stopped_past_its_lease_never_answers_for_a_name_it_lost(
         r = get(node, "moved.localhost", f"/echo/after-{i}")
         assert (r.status, r.body) == (200, f"after-{i}".encode()), (node.proc.name, r.stderr)
         assert old.hits(f"GET /echo/after-{i}") == 0
+
+
+def test_while_etcd_is_down_tunnels_serve_and_a_new_one_waits_for_it(
+        nodes, etcd, http_backend, start_porthole):
+    n1, n2, n3 = nodes.nodes
+    start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "steady",
+                   "--proto", "http", server=n1)
+    etcd.proc.kill()
+    down = time.monotonic()
+    newcomer = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "fresh",
+                              "--proto", "http", server=n2, wait_up=False)
+    newcomer.proc.wait_for(r"cannot open tunnel 'http' \(http\) now: The cluster registry is "
+                           r"unavailable .*trying again", stream="stderr")
+    # The tunnels already up serve all along, through every node.
+    failures, i = [], 0
+    while time.monotonic() - down < harness.scaled(10):
+        for node in (n1, n2, n3):
+            r = get(node, "steady.localhost", f"/echo/down-{i}")
+            if (r.status, r.body) != (200, f"down-{i}".encode()):
+                failures.append((node.proc.name, r.status, r.stderr))
+            i += 1
+    assert not failures, failures[:5]
+    assert newcomer.proc.running
+    cluster.restart_etcd(etcd)
+    newcomer.wait_tunnels(1, timeout=30)
+    for node in (n1, n2, n3):
+        assert get(node, "fresh.localhost").status == 200
+        assert get(node, "steady.localhost").status == 200
+
+
+def test_the_etcd_leader_killed_under_load_loses_no_request_and_no_name(
+        tmp_path, home, http_backend, start_porthole):
+    members = cluster.start_etcd_cluster(tmp_path / "etcd", 3)
+    low = harness.os_port_range(4)
+    c = cluster.Cluster("etcd://" + ",".join(m.endpoint for m in members),
+                        cluster.make_cluster_ca(tmp_path / "pki", 3), tmp_path, home,
+                        tcp_ports=(low, low + 3))
+    n1, n2, n3 = (c.start_node(i) for i in (1, 2, 3))
+    start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "busy",
+                   "--proto", "http", server=n1)
+    failures, done = [], threading.Event()
+    sent = [0]
+
+    def load():
+        while not done.is_set():
+            for node in (n1, n2, n3):
+                r = get(node, "busy.localhost")
+                sent[0] += 1
+                if (r.status, r.body) != (200, b"hello"):
+                    failures.append((node.proc.name, r.status, r.stderr))
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    try:
+        leader = cluster.leader_of(members)
+        leader.proc.kill()
+        # A race for one name during the election: one winner.
+        args = ("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "contested",
+                "--proto", "http")
+        pair = [start_porthole(*args, server=n, wait_up=False) for n in (n2, n3)]
+        outcomes = [up_or_refused(p, timeout=30) for p in pair]
+        assert sorted(outcomes) == [False, True], outcomes
+        # New claims work again with two members of three.
+        later = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "later",
+                               "--proto", "http", server=n3)
+        assert get(n1, "later.localhost").status == 200
+    finally:
+        done.set()
+        worker.join(60)
+    assert sent[0] > 0
+    assert not failures, failures[:5]
 
 
 # ---- the node-to-node listener under attack ----
