@@ -415,13 +415,29 @@ asio::awaitable<std::optional<agent_result>> agent::serve_once(bool& was_up) {
   current_ = &s;
   tell_if_settled();  // nothing asked for (a reload removed every tunnel)
   co_await (read_loop(s) || write_loop(s) || ping_loop(s) || mux_loop(s));
-  if (s.mux) {
+  if (s.mux && s.mux->stream_count() > 0 && !stopped_) {
+    net::spawn(ioc_.get_executor(), drain(s.mux), "draining a multiplexed connection");
+  } else if (s.mux) {
     s.mux->close();
   }
   current_ = nullptr;
   net::close_stream(*s.stream);
   was_up = s.was_up;
   co_return s.fatal;
+}
+
+// The control connection is gone but public connections are still being
+// answered over the multiplexed one (a node that shuts down lets them
+// finish): it is closed once they are done, within a bound.
+asio::awaitable<void> agent::drain(std::shared_ptr<mux::session> m) {
+  const auto give_up = clock::now() + std::chrono::seconds(30);
+  while (!m->closed() && m->stream_count() > 0 && clock::now() < give_up) {
+    const bool stop = co_await stopping_.wait_until(clock::now() + std::chrono::milliseconds(50));
+    if (stop) {
+      break;
+    }
+  }
+  m->close();
 }
 
 asio::awaitable<void> agent::read_loop(session& s) {
@@ -467,7 +483,20 @@ asio::awaitable<void> agent::mux_loop(session& s) {
       };
       s.mux = m;
       spdlog::debug("multiplexed connection up");
-      co_await m->run();
+      // Run on its own: when the control connection goes (its node is
+      // shutting down), the streams in flight on it still finish.
+      auto ended = std::make_shared<net::event>();
+      auto over = std::make_shared<bool>(false);
+      asio::co_spawn(ioc_.get_executor(), m->run(), [ended, over](std::exception_ptr e) {
+        if (e) {
+          net::log_escaped(e, "multiplexed connection");
+        }
+        *over = true;
+        ended->notify();
+      });
+      while (!*over) {
+        co_await ended->wait_until(clock::time_point::max());
+      }
       s.mux.reset();
       if (stopped_) {
         co_return;

@@ -117,6 +117,7 @@ class agent {
   net::asio::awaitable<void> leave_by(std::chrono::steady_clock::time_point deadline);
   net::asio::awaitable<void> proxy_connection();
   net::asio::awaitable<void> read_loop(session& s);
+  net::asio::awaitable<void> drain(std::shared_ptr<mux::session> m);
   net::asio::awaitable<void> mux_loop(session& s);
   net::asio::awaitable<void> serve_stream(std::unique_ptr<mux::stream> st, proto::start_proxy info);
   net::asio::awaitable<void> serve_proxied(net::channel& tunnel,

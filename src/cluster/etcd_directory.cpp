@@ -81,6 +81,9 @@ std::string etcd_directory::encode(const record& r) {
   if (r.held_until_ms != 0) {
     j["held_until_ms"] = r.held_until_ms;
   }
+  if (r.moving) {
+    j["moving"] = true;
+  }
   return j.dump();
 }
 
@@ -97,6 +100,7 @@ std::optional<etcd_directory::record> etcd_directory::decode(std::string_view te
     r.live = j.value("live", std::vector<std::string>{});
     r.held = j.value("held", std::vector<std::string>{});
     r.held_until_ms = j.value("held_until_ms", std::int64_t{0});
+    r.moving = j.value("moving", false);
   } catch (const nlohmann::json::exception&) {
     return std::nullopt;
   }
@@ -146,9 +150,24 @@ asio::awaitable<void> etcd_directory::join(server::node_addresses here) {
                                    {"names", names_.size()}});
 }
 
-asio::awaitable<void> etcd_directory::leave() {
+asio::awaitable<void> etcd_directory::leave(clock::time_point deadline) {
   if (stopped_) {
     co_return;
+  }
+  auto self = shared_from_this();
+  // The clients of a node that shuts down come back through other nodes and
+  // take their names over; revoking the lease before would free the names
+  // for anyone in between.
+  asio::steady_timer tick(ex_);
+  while (clock::now() < deadline) {
+    const bool still_mine = std::any_of(names_.begin(), names_.end(), [&](const auto& kv) {
+      return kv.second.node == opts_.node_id;
+    });
+    if (!still_mine) {
+      break;
+    }
+    tick.expires_after(std::chrono::milliseconds(20));
+    co_await tick.async_wait(net::use_nothrow);
   }
   stopped_ = true;
   stopping_.notify();
@@ -575,6 +594,7 @@ asio::awaitable<void> etcd_directory::release_in_etcd(std::string name, std::str
     }
     if (rec->live.empty()) {
       rec->held_until_ms = hold_until_ms;
+      rec->moving = leaving_ && hold_until_ms != 0;
     }
     std::vector<op> change;
     if (rec->live.empty() && (rec->held.empty() || hold_until_ms == 0)) {
@@ -595,10 +615,10 @@ asio::awaitable<void> etcd_directory::release_in_etcd(std::string name, std::str
 server::route etcd_directory::find(std::string_view scheme, std::string_view name) const {
   if (auto mine = mine_.find(name); mine != mine_.end()) {
     if (!sure_of_lease()) {
-      return {nullptr, 0, std::nullopt, true};  // 503, retry: until etcd answers
+      return {nullptr, 0, std::nullopt, true, false};  // 503, retry: until etcd answers
     }
     if (auto t = mine->second.live.find(scheme); t != mine->second.live.end()) {
-      return {t->second, mine->second.revision, std::nullopt, false};
+      return {t->second, mine->second.revision, std::nullopt, false, false};
     }
   }
   auto it = names_.find(name);
@@ -606,13 +626,17 @@ server::route etcd_directory::find(std::string_view scheme, std::string_view nam
     return {};
   }
   const record& r = it->second;
+  if (r.node == opts_.node_id && contains(r.live, scheme)) {
+    // Released here a moment ago; etcd does not say so yet.
+    return {nullptr, 0, std::nullopt, true, leaving_};
+  }
   if (r.node != opts_.node_id && contains(r.live, scheme)) {
     if (auto node = nodes_.find(r.node); node != nodes_.end()) {
       return {nullptr, 0, server::remote_owner{r.node, node->second.node_addr, r.mod_revision},
-              false};
+              false, false};
     }
   }
-  return {nullptr, 0, std::nullopt, held_now(r)};
+  return {nullptr, 0, std::nullopt, held_now(r), held_now(r) && r.moving};
 }
 
 // The lease was renewed less than a TTL ago, or etcd cannot be reached at

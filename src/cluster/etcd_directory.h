@@ -57,8 +57,12 @@ class etcd_directory final : public server::directory,
   /// etcd cannot be reached or another live node has the same id.
   net::asio::awaitable<void> join(server::node_addresses here) override;
 
-  /// Gives the lease back: the node's names and registration go at once.
-  net::asio::awaitable<void> leave() override;
+  void begin_leaving() override { leaving_ = true; }
+
+  /// Waits (until `deadline`) for the names this node held to be taken
+  /// over, then gives the lease back: what is left and the node's
+  /// registration go at once.
+  net::asio::awaitable<void> leave(clock::time_point deadline) override;
 
   std::vector<std::string> tcp_names() const override;
   std::vector<std::string> other_nodes() const override;
@@ -95,6 +99,7 @@ class etcd_directory final : public server::directory,
     std::vector<std::string> live;   ///< schemes served now
     std::vector<std::string> held;   ///< schemes held after a disconnect
     std::int64_t held_until_ms = 0;  ///< wall clock; 0 while a scheme is live
+    bool moving = false;             ///< held by a node that is shutting down
     std::int64_t mod_revision = 0;
   };
   /// A name this node won, and its tunnels by scheme.
@@ -140,7 +145,8 @@ class etcd_directory final : public server::directory,
   clock::time_point last_attempt_{};  ///< when the lease loop last heard from etcd, or gave up
   bool etcd_unreachable_ = false;     ///< the last renewal failed: etcd could not be reached
   std::int64_t watched_from_ = 0;
-  bool registered_ = true;  ///< the node's key is in etcd under the current lease
+  bool registered_ = true;
+  bool leaving_ = false;  ///< the node's key is in etcd under the current lease
   std::unique_ptr<etcd_watch> watch_;
   std::map<std::string, record, std::less<>> names_;  ///< every name, from the watch
   std::map<std::string, node_info, std::less<>> nodes_;

@@ -76,6 +76,18 @@ void control_session::close() {
   server_.close_tunnels(*this);
 }
 
+void control_session::move_away() {
+  if (closed_) {
+    return;
+  }
+  closed_ = true;
+  net::close_stream(*stream_);
+  pool_.close();
+  outbox_ready_.notify();
+  closing_.notify();
+  server_.close_tunnels(*this);
+}
+
 asio::awaitable<void> control_session::serve_mux(std::unique_ptr<net::tls_stream> conn,
                                                  std::string initial) {
   auto self = shared_from_this();

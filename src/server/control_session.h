@@ -78,6 +78,12 @@ class control_session : public std::enable_shared_from_this<control_session> {
   /// gives the tunnels back to the server.
   void close();
 
+  /// A node of a cluster that shuts down: ends the control connection (the
+  /// client moves to another node and claims its URLs there) and gives the
+  /// tunnels back, but leaves the multiplexed connection to finish the
+  /// streams in flight; it goes with the process.
+  void move_away();
+
   proxy_pool& pool() { return pool_; }
 
   /// The server's counters (/metrics).

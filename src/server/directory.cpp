@@ -78,9 +78,9 @@ route local_directory::find(std::string_view scheme, std::string_view name) cons
   }
   const entry& e = it->second;
   if (auto live = e.live.find(scheme); live != e.live.end()) {
-    return {live->second, e.revision, std::nullopt, false};
+    return {live->second, e.revision, std::nullopt, false, false};
   }
-  return {nullptr, 0, std::nullopt, e.live.empty() && e.held_until.has_value()};
+  return {nullptr, 0, std::nullopt, e.live.empty() && e.held_until.has_value(), false};
 }
 
 std::vector<held_name> local_directory::held_by(std::string_view client_id) const {

@@ -60,6 +60,9 @@ struct route {
   std::int64_t revision = 0;           ///< the revision of the local tunnel's claim
   std::optional<remote_owner> remote;  ///< a client of another node serves it
   bool held = false;  ///< nobody serves it now; its client disconnected and may come back
+  /// Held because its node is shutting down and its client is expected on
+  /// another node within moments: worth waiting for rather than refusing.
+  bool moving = false;
 };
 
 /// A name held for a client after a disconnect, with the schemes it served.
@@ -88,9 +91,14 @@ class directory {
   /// nothing to do.
   virtual net::asio::awaitable<void> join(node_addresses here) { co_return; }
 
-  /// Leaves the cluster: the node's names go at once instead of when its
+  /// The node is shutting down: the names it releases from now on are held
+  /// as moving (their clients come back through another node).
+  virtual void begin_leaving() {}
+
+  /// Leaves the cluster once the names it held moved to other nodes (or
+  /// `deadline` passed); what is left goes at once instead of when its
   /// lease runs out.
-  virtual net::asio::awaitable<void> leave() { co_return; }
+  virtual net::asio::awaitable<void> leave(clock::time_point deadline) { co_return; }
 
   /// Called when the node lost its names at once (a cluster lease that
   /// expired): the server closes its clients' sessions so they claim again.

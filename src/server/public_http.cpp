@@ -333,6 +333,16 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
     }
     const std::string host = http::routing_host(*host_field);
     route to = server_.find_route(scheme_, host);
+    if (server_.stopping() && !to.local && pending_ == 0) {
+      // A node that shuts down and no longer serves the name: the request
+      // goes unanswered and the connection closes, which tells a client (or
+      // a load balancer) to send it again on a new connection, to another
+      // node. Nothing of it was forwarded.
+      co_return false;
+    }
+    if (to.moving && !relayed_ && !tunnel_) {
+      to = co_await wait_while_moving(host);
+    }
     if (!to.local && to.remote) {
       if (relayed_ || tunnel_ || pending_ > 0) {
         // One hop at most, and a connection relayed to one node is that
@@ -438,6 +448,21 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
       to = server_.find_route(scheme_, host);
     }
     co_return false;
+  }
+
+  // The name's node is shutting down and its client is on its way to another
+  // node: a short wait (every relay_retry_pause, at most relay_patience)
+  // instead of a 503. The latest route.
+  asio::awaitable<route> wait_while_moving(const std::string& host) {
+    const auto give_up = clock::now() + relay_patience;
+    asio::steady_timer pause(timer_.get_executor());
+    route to = server_.find_route(scheme_, host);
+    while (to.moving && clock::now() < give_up && !closed_) {
+      pause.expires_after(relay_retry_pause);
+      co_await pause.async_wait(net::use_nothrow);
+      to = server_.find_route(scheme_, host);
+    }
+    co_return to;
   }
 
   // Carries the connection to the other node as it is: the head just read

@@ -334,6 +334,9 @@ void server::stop() {
     return;
   }
   stopping_ = true;
+  if (cfg_.cluster.enabled()) {
+    directory_->begin_leaving();
+  }
   for (auto& l : listeners_) {
     net::error_code ignored;
     l->acceptor.close(ignored);
@@ -345,7 +348,11 @@ void server::stop() {
     }
   }
   for (auto& s : live) {
-    s->close();
+    if (cfg_.cluster.enabled()) {
+      s->move_away();  // its client goes to another node; its streams finish here
+    } else {
+      s->close();
+    }
   }
   if (cfg_.cluster.enabled()) {
     net::spawn(ioc_.get_executor(), leave_cluster(), "cluster leave");
@@ -353,10 +360,11 @@ void server::stop() {
   log::info("portholed stopped", {{"clients_disconnected", live.size()}});
 }
 
-// Counted as a connection, so that the drain waits for it.
+// Counted as a connection, so that the drain waits for it; it must end
+// within the drain (portholed's main gives it two seconds).
 asio::awaitable<void> server::leave_cluster() {
   active_guard counted(active_);
-  co_await directory_->leave();
+  co_await directory_->leave(directory::clock::now() + std::chrono::milliseconds(1500));
 }
 
 asio::awaitable<void> server::accept_loop(listener& l) {
@@ -1048,7 +1056,7 @@ asio::awaitable<void> server::serve_tcp_tunnel(std::shared_ptr<tcp_listener> l) 
     sock.set_option(tcp::no_delay(true), ignored);
     if (to.local) {
       net::spawn(ioc_.get_executor(), proxy_tcp(to.local, std::move(sock)), l->url);
-    } else if (to.remote) {
+    } else if (to.remote || to.moving) {
       net::spawn(ioc_.get_executor(), relay_tcp(l->url, std::move(sock)), l->url);
     }
     // Else nobody serves it now: the connection closes.
@@ -1083,8 +1091,11 @@ asio::awaitable<void> server::proxy_tcp(std::shared_ptr<tunnel> t, tcp::socket p
             {{"url", t->url}, {"peer", peer}});
 }
 
+// A stopping node of a cluster holds its clients' names for them while they
+// move to another node; a single node has nowhere for them to go.
 directory::clock::time_point server::hold_until() const {
-  return stopping_ ? directory::clock::now() : directory::clock::now() + cfg_.reconnect_grace;
+  const bool gone = stopping_ && !cfg_.cluster.enabled();
+  return gone ? directory::clock::now() : directory::clock::now() + cfg_.reconnect_grace;
 }
 
 void server::drop_tunnel(const tunnel& t, directory::clock::time_point hold_until) {
@@ -1307,11 +1318,20 @@ asio::awaitable<void> server::relay_tcp(std::string url, tcp::socket public_conn
   const std::string ip = ip_of(public_conn);
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   asio::steady_timer pause(ioc_);
-  for (route to = directory_->find("tcp", url); to.remote || to.local;
+  for (route to = directory_->find("tcp", url); to.remote || to.local || to.moving;
        to = directory_->find("tcp", url)) {
     if (to.local) {
       co_await proxy_tcp(to.local, std::move(public_conn));
       co_return;
+    }
+    if (!to.remote) {
+      // Its client is moving to another node: wait for it, as when a relay fails.
+      if (std::chrono::steady_clock::now() >= give_up) {
+        co_return;
+      }
+      pause.expires_after(std::chrono::milliseconds(100));
+      co_await pause.async_wait(net::use_nothrow);
+      continue;
     }
     relay_request req{url, "tcp", to.remote->revision, ip, ""};
     relay_result r = co_await open_relay(*to.remote, std::move(req));

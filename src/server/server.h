@@ -54,6 +54,9 @@ class server {
 
   const server_config& config() const { return cfg_; }
 
+  /// True once stop() was called: connections in flight finish, nothing new starts.
+  bool stopping() const { return stopping_; }
+
   // The interface of control sessions and public connections.
 
   /// Where a public HTTP request for `host` (routing name) under `scheme` goes.

@@ -175,10 +175,10 @@ class Cluster:
         """The CA of the public HTTPS certificate every node presents."""
         return self.nodes[0].ca
 
-    def node_args(self, i: int, node_id: str | None = None) -> list[str]:
+    def node_args(self, i: int, node_id: str | None = None, node_port: int = 0) -> list[str]:
         ip = f"127.0.0.{i}"
         return ["--cluster", self.etcd_url, "--node-id", node_id or f"n{i}",
-                "--node-addr", f"{ip}:0",
+                "--node-addr", f"{ip}:{node_port}",
                 "--cluster-ca", self.tls["ca"], "--node-cert", self.tls[f"n{i}_cert"],
                 "--node-key", self.tls[f"n{i}_key"], "--cluster-lease-ttl", str(self.lease_ttl),
                 "--tcp-bind-addr", ip,
@@ -186,7 +186,7 @@ class Cluster:
                   if self.tcp_ports else [])]
 
     def start_node(self, i: int, *extra: str, node_id: str | None = None,
-                   **kw) -> harness.Server:
+                   ports: dict | None = None, **kw) -> harness.Server:
         """Node n<i> on 127.0.0.<i>; every node presents the public HTTPS
         certificate of the first node's development CA."""
         ip = f"127.0.0.{i}"
@@ -197,10 +197,13 @@ class Cluster:
                 if f.is_file() and f.suffix == ".pem":
                     shutil.copy2(f, state / f.name)
         kw.setdefault("name", f"portholed-n{i}")
-        node = harness.start_server(*self.node_args(i, node_id), *extra, state_dir=state,
-                                    home=self.home,
-                                    http_addr=f"{ip}:0", https_addr=f"{ip}:0",
-                                    tunnel_addr=f"{ip}:0", **kw)
+        p = ports or {}
+        admin = ["--admin-addr", f"127.0.0.1:{p['admin']}"] if "admin" in p else []
+        node = harness.start_server(*self.node_args(i, node_id, p.get("node", 0)), *admin, *extra,
+                                    state_dir=state, home=self.home,
+                                    http_addr=f"{ip}:{p.get('http', 0)}",
+                                    https_addr=f"{ip}:{p.get('https', 0)}",
+                                    tunnel_addr=f"{ip}:{p.get('tunnel', 0)}", **kw)
         if i - 1 < len(self.nodes):
             self.nodes[i - 1] = node
         else:
@@ -219,6 +222,72 @@ def connect_when_open(addr: tuple[str, int], timeout: float = 5) -> socket.socke
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.02)
+
+
+def fixed_ports(i: int) -> dict:
+    """Ports for node i that stay the same across its restarts."""
+    ip = f"127.0.0.{i}"
+    return {"http": os_port(ip), "https": os_port(ip), "tunnel": os_port(ip), "node": os_port(ip),
+            "admin": os_port()}
+
+
+def start_haproxy(base: Path, nodes: dict[int, dict]) -> tuple[Process, int, int]:
+    """haproxy (Debian's) in front of the nodes' public HTTP ports, checking
+    each node's /healthz, retrying a request a node did not take on another:
+    (process, public port, stats port)."""
+    front, stats = os_port(), os_port()
+    servers = "\n".join(
+        f"  server n{i} 127.0.0.{i}:{p['http']} check port {p['admin']} addr 127.0.0.1 "
+        f"inter 100ms fall 1 rise 2" for i, p in nodes.items())
+    cfg = base / "haproxy.cfg"
+    cfg.write_text(f"""global
+  maxconn 2000
+defaults
+  mode http
+  timeout connect 2s
+  timeout client 30s
+  timeout server 30s
+  retries 3
+  option redispatch 1
+  retry-on conn-failure empty-response
+frontend public
+  bind 127.0.0.1:{front}
+  default_backend nodes
+backend nodes
+  balance roundrobin
+  option httpchk GET /healthz
+{servers}
+listen stats
+  bind 127.0.0.1:{stats}
+  stats enable
+  stats uri /stats
+""")
+    proc = Process(["/usr/sbin/haproxy", "-db", "-f", cfg], name="haproxy",
+                   env=clean_env(base / "haproxy-home"))
+    deadline = time.monotonic() + scaled(10)
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", stats), timeout=1).close()
+            break
+        except OSError:
+            assert proc.running, proc.text()
+            assert time.monotonic() < deadline, "haproxy did not listen"
+            time.sleep(0.02)
+    return proc, front, stats
+
+
+def haproxy_up(stats: int) -> set[str]:
+    """The servers haproxy's checks say are up."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{stats}/stats;csv", timeout=5) as r:
+        rows = r.read().decode().splitlines()
+    head = rows[0].lstrip("# ").split(",")
+    up = set()
+    for row in rows[1:]:
+        cells = dict(zip(head, row.split(",")))
+        if (cells.get("pxname") == "nodes" and cells.get("svname") != "BACKEND"
+                and cells.get("status") == "UP"):
+            up.add(cells["svname"])
+    return up
 
 
 def public_url(node: harness.Server, host: str, scheme: str = "http", path: str = "/") -> str:

@@ -5,6 +5,7 @@ node-to-node listener takes only the cluster's certificates and the claim's
 current revision."""
 
 import asyncio
+import http.client
 import json
 import os
 import signal
@@ -287,6 +288,77 @@ def test_the_etcd_leader_killed_under_load_loses_no_request_and_no_name(
         worker.join(60)
     assert sent[0] > 0
     assert not failures, failures[:5]
+
+
+def test_a_rolling_restart_behind_haproxy_fails_no_request(tmp_path, home, etcd, http_backend,
+                                                            start_porthole):
+    harness.require_program("haproxy")
+    ports = {i: cluster.fixed_ports(i) for i in (1, 2, 3)}
+    c = cluster.Cluster(f"etcd://{etcd.endpoint}", cluster.make_cluster_ca(tmp_path / "pki", 3),
+                        tmp_path, home)
+    for i in (1, 2, 3):
+        c.start_node(i, ports=ports[i])
+    _, front, stats = cluster.start_haproxy(tmp_path, ports)
+    start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "busy",
+                   "--proto", "http", server=c.nodes[0])
+
+    def wait_all_up():
+        deadline = time.monotonic() + harness.scaled(15)
+        while cluster.haproxy_up(stats) != {"n1", "n2", "n3"}:
+            assert time.monotonic() < deadline, cluster.haproxy_up(stats)
+            time.sleep(0.05)
+
+    wait_all_up()
+    done = threading.Event()
+    answered, failures = [0], []
+
+    def get_once(conn):
+        conn.request("GET", "/hello", headers={"Host": "busy.localhost"})
+        r = conn.getresponse()
+        return r.status, r.read()
+
+    def load():
+        # Keep-alive connections to haproxy, as browsers and webhooks make;
+        # and as they do, a GET that a reused connection dropped without any
+        # answer is sent once more on a new connection (RFC 9110, 9.2.2):
+        # haproxy closes the client's connection that way when a node closed
+        # the idle connection the request went out on.
+        conn = http.client.HTTPConnection("127.0.0.1", front, timeout=20)
+        while not done.is_set():
+            try:
+                try:
+                    status, body = get_once(conn)
+                except http.client.RemoteDisconnected:
+                    conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", front, timeout=20)
+                    status, body = get_once(conn)
+                if (status, body) != (200, b"hello"):
+                    failures.append((status, body[:200]))
+                answered[0] += 1
+            except (OSError, http.client.HTTPException) as e:
+                failures.append(repr(e))
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", front, timeout=20)
+            time.sleep(0.004)
+
+    workers = [threading.Thread(target=load) for _ in range(3)]
+    started = time.monotonic()
+    for w in workers:
+        w.start()
+    try:
+        for i in (1, 2, 3):
+            node = c.nodes[i - 1]
+            node.proc.stop()  # SIGTERM: stop accepting, clients move, drain, exit
+            assert node.proc.returncode == 0, node.proc.text()
+            c.start_node(i, ports=ports[i])
+            wait_all_up()
+    finally:
+        done.set()
+        for w in workers:
+            w.join(30)
+    rate = answered[0] / (time.monotonic() - started)
+    assert not failures, (len(failures), failures[:5])
+    assert rate >= 200, rate
 
 
 # ---- the node-to-node listener under attack ----

@@ -163,7 +163,7 @@ TEST_F(EtcdDirectoryTest, ANodeThatLeavesTakesItsNamesWithIt) {
   auto n2 = node("n2");
   ASSERT_TRUE(claim(*n1, "app.example.com", "a").won());
   run_until([&] { return !n2->is_free("app.example.com"); });
-  run(n1->leave());
+  run(n1->leave(server::directory::clock::now()));
   run_until([&] { return n2->is_free("app.example.com"); });
   EXPECT_EQ(n2->other_nodes().size(), 0u);
 }
