@@ -15,12 +15,13 @@ import time
 import traceback
 from pathlib import Path
 
-from . import report, services
+from . import cluster, report, services
 from .procs import Supervisor
 from .suite import Suite
 
 BENCH = Path(__file__).resolve().parents[1]
-WORKLOADS = ["keepalive", "newconn", "burst", "bulk", "scale", "memory", "inspect", "screen"]
+WORKLOADS = ["keepalive", "newconn", "burst", "bulk", "scale", "memory", "inspect", "screen",
+             "cluster"]
 TITLES = {
     "keepalive": "1. keep-alive HTTP: wrk -t1 -c32 on a 1 KiB file",
     "newconn": "2. a new connection per request: wrk -t1 -c32, Connection: close",
@@ -30,6 +31,7 @@ TITLES = {
     "memory": "6. memory: server with 100 one-tunnel clients; one client",
     "inspect": "7. inspector on vs off: workload 1 through a client capturing every exchange",
     "screen": "8. status screen on vs off: workload 1 through a client drawing its screen on a pty",
+    "cluster": "9. cluster: two portholed nodes on one etcd; owner vs relayed, failover, etcd requests",
 }
 
 
@@ -144,6 +146,8 @@ def main(argv=None) -> int:
                     suite.w_scale(args.scale_conns)
                 elif w == "memory":
                     suite.w_memory(args.memory_clients)
+                elif w == "cluster":
+                    cluster.w_cluster(suite)
                 else:
                     getattr(suite, f"w_{w}")()
             except Interrupted:
@@ -218,6 +222,14 @@ def main(argv=None) -> int:
                        "(portholed + porthole; public + inner haproxy) over their RSS before, "
                        "divided by the connections alive in that phase; 'held' is read 6 s "
                        "after the last response (porthole trims its heap every 5 s).")
+    if "cluster" in suite.results:
+        suite.notes.append(
+            "cluster: nodes n1 (127.0.0.1) and n2 (127.0.0.2) on one etcd member "
+            f"({suite.results['cluster'].get('etcd_version')}), default lease TTL (5 s) and "
+            "options otherwise; each node listens on its own IP, presents the same public dev "
+            "CA (n1's, copied), and has a certificate of the run's own cluster CA. The client "
+            "is given n1's address only. Failover runs on fresh node pairs, one per round, "
+            "each under a cluster prefix of its own in the same etcd.")
     suite.notes.append("all targets: porthole http tunnels use --proto http; portholed and "
                        "porthole run with their default pool size (10) and log level (info).")
 
@@ -233,9 +245,15 @@ def main(argv=None) -> int:
            "results": results, "details": det, "targets": tgt, "notes": suite.notes,
            "errors": suite.errors, "logs_kept": str(saved_logs) if saved_logs else None}
 
-    print("\n== results (ratios: porthole / baseline; for rates higher is better, for "
-          "latencies lower is better)\n")
-    print(report.render_table(results))
+    if report.rows(results):
+        print("\n== results (ratios: porthole / baseline; for rates higher is better, for "
+              "latencies lower is better)\n")
+        print(report.render_table(results))
+    if results.get("cluster"):
+        print("\n== cluster (workload 9): two portholed nodes on one etcd; owner node = the one "
+              "the tunnel's client is connected to, relayed = through the other node; ratios "
+              "relayed / owner and owner / direct\n")
+        print(report.render_cluster(results))
     if det:
         print()
         for line in det:

@@ -192,7 +192,12 @@ def _on_off_rows(label: str, w: dict) -> list[list[str]]:
 
 def render_table(res: dict) -> str:
     head = ["workload", "metric", "direct", "porthole", "haproxy", "p/direct", "p/haproxy"]
-    body = rows(res)
+    return _text_table(head, rows(res))
+
+
+def _text_table(head: list[str], body: list[list[str]], left: int = 2) -> str:
+    """Columns padded to their widest cell (at most 34 characters); the first
+    `left` columns aligned left, the others right."""
     widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
     # keep the table narrow: long cells (error lists) are printed separately
     widths = [min(w, 34) for w in widths]
@@ -201,19 +206,100 @@ def render_table(res: dict) -> str:
         cells = []
         for i, c in enumerate(r):
             c = c if len(c) <= widths[i] else c[:widths[i] - 1] + "…"
-            cells.append(c.ljust(widths[i]) if i < 2 else c.rjust(widths[i]))
+            cells.append(c.ljust(widths[i]) if i < left else c.rjust(widths[i]))
         return "  ".join(cells).rstrip()
     sep = "  ".join("-" * w for w in widths)
     return "\n".join([line(head), sep] + [line(r) for r in body])
 
 
+def _markdown_table(head: list[str], body: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in body:
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in r) + " |")
+    return "\n".join(lines)
+
+
 def render_markdown_table(res: dict) -> str:
     head = ["workload", "metric", "direct", "porthole", "haproxy", "porthole/direct",
             "porthole/haproxy"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows(res):
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in r) + " |")
-    return "\n".join(lines)
+    return _markdown_table(head, rows(res))
+
+
+# --------------------------------------------------------------------------
+# Workload 9, the cluster: its own targets (owner node, relayed), so its own tables
+# --------------------------------------------------------------------------
+
+CLUSTER_HEAD = ["workload", "metric", "direct", "owner node", "relayed", "relayed/owner",
+                "owner/direct"]
+
+
+def cluster_rows(res: dict) -> list[list[str]]:
+    """[workload, metric, direct, owner node, relayed, relayed/owner, owner/direct]"""
+    c = res.get("cluster") or {}
+    out = []
+    for key, label in (("keepalive", "9 keep-alive"), ("newconn", "9 new conn/request")):
+        w = c.get(key)
+        if not w:
+            continue
+        for i, (metric, sub, fmt) in enumerate((("requests/s", "rps", "{:.0f}"),
+                                                ("p50 latency ms", "p50_ms", "{:.2f}"),
+                                                ("p99 latency ms", "p99_ms", "{:.2f}"))):
+            d, o, r = (_g(w, t, sub) for t in ("direct", "owner", "relayed"))
+            out.append([label if i == 0 else "", metric, _num(d, fmt), _num(o, fmt),
+                        _num(r, fmt), _num(_ratio(r, o), "{:.2f}x"),
+                        _num(_ratio(o, d), "{:.2f}x")])
+        out.append(["", "errors (all rounds)"] + [
+            _fails(_g(w, t, "errors_all_rounds")) if _g(w, t) else "-"
+            for t in ("direct", "owner", "relayed")] + ["", ""])
+    return out
+
+
+def cluster_figures(res: dict) -> list[list[str]]:
+    """[figure, value]: failover and etcd requests."""
+    c = res.get("cluster") or {}
+    out = []
+    f = c.get("failover")
+    if f:
+        rounds = ", ".join(_num(x, "{:.3f}") for x in f.get("served_s_rounds") or [])
+        out.append(["9 failover: kill -9 of the client's node, until 200 through the other",
+                    f"{_num(f.get('served_s'), '{:.3f}')} s (median; rounds {rounds})"])
+        out.append(["9 failover: the client connected to the other node after",
+                    f"{_num(f.get('client_back_s'), '{:.3f}')} s (median)"])
+    e = c.get("etcd")
+    if e:
+        out.append([f"9 etcd requests/s, idle (2 nodes, 1 tunnel, {e['idle_window_s']:.0f} s)",
+                    _num(e.get("idle_per_s"), "{:.2f}")])
+        out.append([f"9 etcd requests per new tunnel ({e.get('new_tunnels')} clients at once)",
+                    f"{_num(e.get('per_new_tunnel'), '{:.1f}')} (raw "
+                    f"{_num(e.get('per_new_tunnel_raw'), '{:.1f}')}, less the idle rate)"])
+        if e.get("per_closed_tunnel") is not None:
+            out.append(["9 etcd requests per tunnel closed (client stopped with SIGTERM)",
+                        _num(e.get("per_closed_tunnel"), "{:.1f}")])
+        out.append(["9 etcd counter", f"sum of {e.get('counter')} over all methods"])
+    return out
+
+
+def render_cluster(res: dict) -> str:
+    parts = []
+    body = cluster_rows(res)
+    if body:
+        parts.append(_text_table(CLUSTER_HEAD, body))
+    figs = cluster_figures(res)
+    if figs:
+        width = max(len(r[0]) for r in figs)
+        parts.append("\n".join(f"{r[0].ljust(width)}  {r[1]}" for r in figs))
+    return "\n\n".join(parts)
+
+
+def render_markdown_cluster(res: dict) -> str:
+    parts = []
+    body = cluster_rows(res)
+    if body:
+        parts.append(_markdown_table(CLUSTER_HEAD, body))
+    figs = cluster_figures(res)
+    if figs:
+        parts.append(_markdown_table(["figure", "value"], figs))
+    return "\n\n".join(parts)
 
 
 def details(res: dict) -> list[str]:
@@ -307,6 +393,7 @@ def details(res: dict) -> list[str]:
         if lg["total"]:
             out.append(f"{name} log (whole run): {lg['total']} warnings/errors: " + "; ".join(
                 f"{n}x {msg[:120]}" for msg, n in list(lg["top"].items())[:4]))
+    out += _cluster_details(res.get("cluster") or {})
     m = res.get("memory")
     if m:
         out.append(f"memory, {m['clients']} porthole clients of one tunnel each: server "
@@ -325,6 +412,53 @@ def details(res: dict) -> list[str]:
                 f"{k} {dk['idle_kib'][k] / 1024:.1f} MiB idle -> {dk['peak_kib'][k] / 1024:.1f} "
                 f"MiB peak, {dk['cpu_s'][k]} CPU s" for k in ("server", "client")))
     return out
+
+
+def _cluster_details(c: dict) -> list[str]:
+    out = []
+    for key, label in (("keepalive", "keep-alive"), ("newconn", "new conn/request")):
+        w = c.get(key) or {}
+        spread = [f"{t} {w[t]['rounds_rps']}" for t in ("direct", "owner", "relayed")
+                  if _g(w, t, "rounds_rps")]
+        if spread:
+            out.append(f"cluster {label} requests/s by round (the table shows each target's "
+                       "median): " + ", ".join(spread))
+        for t in ("owner", "relayed"):
+            cpus = _g(w, t, "rounds_cpu_s") or []
+            if cpus and all(cpus):
+                out.append(f"  {t}: CPU s per round: " + "; ".join(
+                    ", ".join(f"{k} {v}" for k, v in r.items()) for r in cpus))
+    e = c.get("etcd") or {}
+    if e:
+        out.append(f"cluster etcd requests by method: idle {e['idle_window_s']} s "
+                   f"{_methods(e.get('idle_by_method'))}; {e.get('new_tunnels')} new tunnels "
+                   f"({e.get('new_window_s')} s, all up after {e.get('new_up_s')} s) "
+                   f"{_methods(e.get('new_by_method'))}; their closing "
+                   f"{_methods(e.get('closed_by_method'))}")
+        if e.get("new_tunnel_failures"):
+            out.append(f"cluster new tunnels: requests through the other node failed: "
+                       f"{e['new_tunnel_failures']}")
+    f = c.get("failover") or {}
+    for i, r in enumerate(f.get("rounds") or []):
+        line = (f"cluster failover round {i + 1}: {r['attempts']} request(s) through the other "
+                f"node, failures before the first 200: {_fails(r.get('failures'))}; client "
+                f"connected to {r.get('client_server', '?')} after "
+                f"{_num(r.get('client_back_s'), '{:.3f}')} s")
+        lg = r.get("node_b_log") or {}
+        if lg.get("total"):
+            line += "; the other node logged: " + "; ".join(
+                f"{n}x {m[:100]}" for m, n in list(lg["top"].items())[:3])
+        out.append(line)
+    if c.get("still_running") and not all(c["still_running"].values()):
+        out.append(f"cluster: processes still running after the wrk rounds: "
+                   f"{c['still_running']}")
+    if c.get("counter_doc"):
+        out.append(f"cluster {c['counter_doc']}; {c.get('etcd_version')}")
+    return out
+
+
+def _methods(by_method: dict | None) -> str:
+    return "(" + (", ".join(f"{m} {v}" for m, v in (by_method or {}).items()) or "none") + ")"
 
 
 # --------------------------------------------------------------------------
@@ -397,6 +531,11 @@ def targets(res: dict) -> list[dict]:
             add("inspector on: no exchange lost silently", "0 unaccounted",
                 f"{cap['stored']} stored, {cap['dropped']} dropped (counted), "
                 f"{cap['unaccounted']} unaccounted", cap["unaccounted"] == 0)
+    ck = _g(res, "cluster", "keepalive")
+    if ck:
+        r = ck.get("relayed_over_owner")
+        add("cluster: keep-alive req/s relayed vs owner node", ">= 0.7x", _num(r, "{:.2f}x"),
+            None if r is None else r >= 0.7)
     m = res.get("memory")
     if m:
         many = m.get("client_rss_kib_many_tunnels")
@@ -441,6 +580,14 @@ def render_markdown(doc: dict) -> str:
         "",
         render_markdown_table(doc["results"]),
         "",
+    ]
+    if doc["results"].get("cluster"):
+        out += ["## Cluster (workload 9)", "",
+                "Two portholed nodes on one etcd, the tunnel's client connected to the first "
+                "(the owner node); relayed: through the other node, which hands each "
+                "connection to the owner over mutual TLS.", "",
+                render_markdown_cluster(doc["results"]), ""]
+    out += [
         "## Details",
         "",
     ]
