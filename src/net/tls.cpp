@@ -653,6 +653,53 @@ void use_node_identity(ssl::context& ctx, const fs::path& cluster_ca, const fs::
 
 }  // namespace
 
+namespace {
+
+int session_cache_ctx_index() {
+  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+int session_cache_ssl_index() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+}  // namespace
+
+tls_session_cache::tls_session_cache(ssl::context& ctx) : ctx_(ctx.native_handle()) {
+  SSL_CTX_set_ex_data(ctx_, session_cache_ctx_index(), this);
+  SSL_CTX_set_session_cache_mode(ctx_, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  SSL_CTX_sess_set_new_cb(ctx_, &tls_session_cache::on_new_session);
+}
+
+tls_session_cache::~tls_session_cache() {
+  SSL_CTX_sess_set_new_cb(ctx_, nullptr);
+  SSL_CTX_set_ex_data(ctx_, session_cache_ctx_index(), nullptr);
+}
+
+void tls_session_cache::prepare(SSL* ssl, const std::string& peer) {
+  auto it = sessions_.try_emplace(peer).first;
+  if (it->second) {
+    SSL_set_session(ssl, it->second.get());
+  }
+  // The map's key lives as long as the cache: the callback finds it there.
+  SSL_set_ex_data(ssl, session_cache_ssl_index(), const_cast<std::string*>(&it->first));
+}
+
+int tls_session_cache::on_new_session(SSL* ssl, SSL_SESSION* session) {
+  auto* self = static_cast<tls_session_cache*>(
+      SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), session_cache_ctx_index()));
+  auto* peer = static_cast<const std::string*>(SSL_get_ex_data(ssl, session_cache_ssl_index()));
+  if (self == nullptr || peer == nullptr) {
+    return 0;
+  }
+  if (SSL_SESSION* copy = SSL_SESSION_dup(session)) {
+    self->sessions_[*peer] = std::shared_ptr<SSL_SESSION>(copy, &SSL_SESSION_free);
+  }
+  return 0;  // OpenSSL keeps ownership of `session`
+}
+
 ssl::context make_node_server_tls(const fs::path& cluster_ca, const fs::path& cert,
                                   const fs::path& key) {
   ssl::context ctx(ssl::context::tls_server);

@@ -4,6 +4,8 @@
 
 #include <boost/asio/ssl/context.hpp>
 #include <filesystem>
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -29,6 +31,27 @@ boost::asio::ssl::context make_node_server_tls(const std::filesystem::path& clus
 boost::asio::ssl::context make_node_client_tls(const std::filesystem::path& cluster_ca,
                                                const std::filesystem::path& cert,
                                                const std::filesystem::path& key);
+
+/// The last TLS session with each peer of a client context, so that the next
+/// connection to the same peer resumes it instead of a full handshake.
+/// TLS 1.3 tickets arrive after the handshake and OpenSSL hands them to a
+/// callback, which this installs on the context. Single-threaded.
+class tls_session_cache {
+ public:
+  explicit tls_session_cache(boost::asio::ssl::context& ctx);
+  ~tls_session_cache();
+  tls_session_cache(const tls_session_cache&) = delete;
+  tls_session_cache& operator=(const tls_session_cache&) = delete;
+
+  /// Before a handshake: resume the last session with `peer` if there is
+  /// one, and keep the sessions this connection is given under `peer`.
+  void prepare(SSL* ssl, const std::string& peer);
+
+ private:
+  static int on_new_session(SSL* ssl, SSL_SESSION* session);
+  SSL_CTX* ctx_;
+  std::map<std::string, std::shared_ptr<SSL_SESSION>, std::less<>> sessions_;
+};
 
 /// Files of the development certificate authority and the server certificate
 /// it issued.

@@ -229,6 +229,7 @@ void server::start() {
         net::make_node_server_tls(cfg_.cluster.ca, cfg_.cluster.cert, cfg_.cluster.key));
     node_client_tls_ = std::make_unique<asio::ssl::context>(
         net::make_node_client_tls(cfg_.cluster.ca, cfg_.cluster.cert, cfg_.cluster.key));
+    node_sessions_ = std::make_unique<net::tls_session_cache>(*node_client_tls_);
     auto& l = add(listener::kind::node, cfg_.cluster.node_addr, "other nodes");
     node_addr_ = net::to_string(l.acceptor.local_endpoint());
     join_cluster();
@@ -1389,6 +1390,9 @@ asio::awaitable<server::relay_result> server::open_relay(remote_owner owner, rel
   }
   dialed.socket.set_option(tcp::no_delay(true));
   auto stream = std::make_unique<net::tls_stream>(std::move(dialed.socket), *node_client_tls_);
+  // The last session with that node, resumed: no certificates to sign and
+  // check on every relayed connection.
+  node_sessions_->prepare(stream->native_handle(), owner.node_addr);
   asio::steady_timer timer(ioc_, std::chrono::seconds(3));
   auto shaken = co_await (stream->async_handshake(asio::ssl::stream_base::client, net::use_nothrow) ||
                           timer.async_wait(net::use_nothrow));
@@ -1420,6 +1424,10 @@ asio::awaitable<server::relay_result> server::open_relay(remote_owner owner, rel
     co_return out;
   }
   ++metrics_->relays_out;
+  log::debug("public connection handed to another node",
+             {{"name", req.name},
+              {"node", owner.node_id},
+              {"tls_resumed", SSL_session_reused(stream->native_handle()) == 1}});
   out.stream = std::move(stream);
   co_return out;
 }

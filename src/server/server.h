@@ -13,6 +13,7 @@
 #include "net/event.h"
 #include "net/frame_io.h"
 #include "net/stream.h"
+#include "net/tls.h"
 #include "proto/messages.h"
 #include "server/authtokens.h"
 #include "server/config.h"
@@ -192,6 +193,9 @@ class server {
   std::unique_ptr<net::asio::ssl::context> node_server_tls_;  ///< the node-to-node listener
   std::unique_ptr<net::asio::ssl::context> node_client_tls_;  ///< relays to other nodes
   std::string node_addr_;                                     ///< as bound
+  /// The last TLS session with each node (by its node address), resumed by
+  /// the next relay to it.
+  std::unique_ptr<net::tls_session_cache> node_sessions_;
   net::event tcp_names_changed_;
   std::unique_ptr<authtokens> tokens_;
   std::map<std::string, std::weak_ptr<token_account>, std::less<>> accounts_;  ///< by token key
