@@ -487,7 +487,7 @@ asio::awaitable<void> agent::mux_loop(session& s) {
       // shutting down), the streams in flight on it still finish.
       auto ended = std::make_shared<net::event>();
       auto over = std::make_shared<bool>(false);
-      asio::co_spawn(ioc_.get_executor(), m->run(), [ended, over](std::exception_ptr e) {
+      asio::co_spawn(ioc_.get_executor(), m->run(), [m, ended, over](std::exception_ptr e) {
         if (e) {
           net::log_escaped(e, "multiplexed connection");
         }

@@ -1179,17 +1179,25 @@ void server::join_cluster() {
     }
   }
   node_addresses here{cfg_.cluster.node_id, node_addr_, tunnel_addr};
-  std::exception_ptr failed;
-  bool done = false;
-  asio::co_spawn(ioc_, directory_->join(here), [&](std::exception_ptr e) {
-    failed = e;
-    done = true;
+  // Shared with the handler: should the loop below end first, the handler
+  // still writes to something alive.
+  struct outcome {
+    std::exception_ptr failed;
+    bool done = false;
+  };
+  auto joined = std::make_shared<outcome>();
+  asio::co_spawn(ioc_, directory_->join(here), [joined](std::exception_ptr e) {
+    joined->failed = e;
+    joined->done = true;
   });
-  while (!done && ioc_.run_one() > 0) {
+  while (!joined->done && ioc_.run_one() > 0) {
   }
   ioc_.restart();
-  if (failed) {
-    std::rethrow_exception(failed);
+  if (joined->failed) {
+    std::rethrow_exception(joined->failed);
+  }
+  if (!joined->done) {
+    throw std::runtime_error("joining the cluster did not finish");
   }
   directory_->on_names_lost = [this](std::string_view why) {
     // Every client of this node may have lost its URLs to another node: they
