@@ -1234,10 +1234,15 @@ asio::awaitable<void> server::follow_tcp_names() {
       }
       bound_port bound = bind_tcp_port(port);
       if (bound.error) {
-        log::warn("cannot listen on another node's tcp tunnel port here",
-                  {{"url", url}, {"error", bound.error.message()}});
+        // Said once per port, not at every pass: it is tried again each time.
+        if (unbindable_tcp_names_.insert(url).second) {
+          log::warn("cannot listen on another node's tcp tunnel port here; connections to it "
+                    "through this node fail",
+                    {{"url", url}, {"error", bound.error.message()}});
+        }
         continue;
       }
+      unbindable_tcp_names_.erase(url);
       auto l = std::make_shared<tcp_listener>(tcp_listener{url, std::move(bound.acceptor)});
       tcp_listeners_[url] = l;
       net::spawn(ioc_.get_executor(), serve_tcp_tunnel(l), "tcp tunnel " + url);

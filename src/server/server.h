@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -197,6 +198,7 @@ class server {
   /// the next relay to it.
   std::unique_ptr<net::tls_session_cache> node_sessions_;
   net::event tcp_names_changed_;
+  std::set<std::string, std::less<>> unbindable_tcp_names_;  ///< other nodes' ports in use here
   std::unique_ptr<authtokens> tokens_;
   std::map<std::string, std::weak_ptr<token_account>, std::less<>> accounts_;  ///< by token key
   hostname_policy names_;
