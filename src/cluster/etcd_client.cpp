@@ -266,6 +266,27 @@ struct etcd_client::state {
   std::vector<std::unique_ptr<connection>> idle;
   std::map<std::uint64_t, connection*> busy;  // closed when the client goes
   std::uint64_t next_busy_id = 1;
+
+  // A connection on the `busy` list while a call waits on it. Off the list
+  // when the wait ends, and also when the call's frame is destroyed in the
+  // middle of it (the io_context going away): never a dangling pointer.
+  class busy_mark {
+   public:
+    busy_mark(state& s, connection* c) : s_(s), id_(s.next_busy_id++) { s_.busy[id_] = c; }
+    ~busy_mark() { release(); }
+    busy_mark(const busy_mark&) = delete;
+    busy_mark& operator=(const busy_mark&) = delete;
+    void release() {
+      if (id_ != 0) {
+        s_.busy.erase(id_);
+        id_ = 0;
+      }
+    }
+
+   private:
+    state& s_;
+    std::uint64_t id_;
+  };
   bool closed = false;
 
   state(asio::any_io_executor executor, etcd_options opts)
@@ -379,10 +400,9 @@ struct etcd_client::state {
       co_return opened{nullptr, e.what()};
     }
     conn->tcp_layer().expires_at(deadline);
-    const std::uint64_t id = self->next_busy_id++;
-    self->busy[id] = conn.get();
+    busy_mark in_use(*self, conn.get());
     auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::client, net::use_nothrow);
-    self->busy.erase(id);
+    in_use.release();
     if (ec) {
       conn->close();
       co_return opened{nullptr, ec == beast::error::timeout
@@ -436,10 +456,9 @@ struct etcd_client::state {
         co_return attempt_result{.failure = self->closed_error().message};
       }
       conn->tcp_layer().expires_at(deadline);
-      const std::uint64_t id = self->next_busy_id++;
-      self->busy[id] = conn.get();
+      busy_mark in_use(*self, conn.get());
       exchange_result x = co_await exchange(*conn, request);
-      self->busy.erase(id);
+      in_use.release();
       if (!x.error) {
         if (x.keep_alive) {
           self->give_back(std::move(conn));
@@ -663,8 +682,7 @@ asio::awaitable<etcd_result<etcd_watch>> etcd_client::state::start_watch(
     w->conn->tcp_layer().expires_at(deadline);
     const auto request = make_post(self->options.endpoints[i], "/v3/watch", body);
     // Until the watch is confirmed, destroying the client ends it.
-    const std::uint64_t id = self->next_busy_id++;
-    self->busy[id] = w->conn.get();
+    busy_mark in_use(*self, w->conn.get());
     const error_code started = co_await w->start_stream(request);
     std::string failure;
     if (started == beast::error::timeout) {
@@ -673,7 +691,7 @@ asio::awaitable<etcd_result<etcd_watch>> etcd_client::state::start_watch(
       failure = started.message();
     } else if (w->parser.get().result_int() != 200) {
       etcd_error error = co_await w->read_error_answer();
-      self->busy.erase(id);
+      in_use.release();
       w->conn->close();
       if (!error.unavailable) {
         co_return failed<etcd_watch>(std::move(error));
@@ -681,7 +699,7 @@ asio::awaitable<etcd_result<etcd_watch>> etcd_client::state::start_watch(
       failure = error.message;
     } else {
       auto object = co_await w->next_object();
-      self->busy.erase(id);
+      in_use.release();
       auto message = object ? decode_watch_message(object.value)
                             : failed<watch_message>(std::move(*object.error));
       if (self->closed) {
@@ -709,7 +727,7 @@ asio::awaitable<etcd_result<etcd_watch>> etcd_client::state::start_watch(
       }
       failure = message.error->message;
     }
-    self->busy.erase(id);
+    in_use.release();
     w->conn->close();
     failures += (failures.empty() ? "" : "; ") + where + ": " + failure;
     self->move_off(i);
