@@ -117,6 +117,7 @@ bool etcd_directory::held_now(const record& r) const {
 // ---- start and stop ----
 
 asio::awaitable<void> etcd_directory::join(server::node_addresses here) {
+  auto self = shared_from_this();  // the directory lives while it joins
   opts_.node_id = here.node_id;
   opts_.node_addr = here.node_addr;
   opts_.tunnel_addr = here.tunnel_addr;
@@ -139,7 +140,6 @@ asio::awaitable<void> etcd_directory::join(server::node_addresses here) {
     throw std::runtime_error("cannot read the cluster's names from etcd");
   }
   watched_from_ = revision + 1;
-  auto self = shared_from_this();
   net::spawn(ex_, keep_lease(), "cluster lease");
   net::spawn(ex_, follow_names(), "cluster watch");
   net::spawn(ex_, forget_expired_holds(), "cluster holds");
