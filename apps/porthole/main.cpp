@@ -517,6 +517,10 @@ int main(int argc, char** argv) {
   app.add_flag("--no-mux", no_mux,
                "Use only ngrok 1.x proxy connections, not porthole's multiplexed connection (for "
                "comparison)");
+  bool no_standby = false;
+  app.add_flag("--no-standby", no_standby,
+               "Keep one control connection only, even to a cluster of portholed nodes that "
+               "offers a second, standby one on another node");
   porthole::log::add_options(app, cl.log_target, cl.log_level);
 
   auto* http = app.add_subcommand("http", "Expose a local HTTP service");
@@ -630,6 +634,7 @@ int main(int argc, char** argv) {
     }
     cfg.pool_size = first_of(cl.pool_size, file ? file->pool_size : std::nullopt).value_or(10);
     cfg.mux = !no_mux;
+    cfg.standby = !no_standby && !no_mux;
     cfg.ping_interval = std::chrono::seconds(heartbeat);
 
     if (http->parsed()) {

@@ -122,6 +122,7 @@ std::string_view to_string(transport_kind t) {
 
 /// One live control connection.
 struct agent::session {
+  net::host_port server;  ///< the node it is to
   std::unique_ptr<net::tls_stream> stream;
   net::frame_reader reader;
   clock::time_point last_pong = clock::now();
@@ -143,6 +144,18 @@ struct agent::session {
   std::string outbox;                 ///< frames for the server, not yet written
   net::event outbox_ready;
   bool leaving = false;  ///< stopping: end once the outbox (CloseTunnels) is written
+  std::string version;   ///< the server's, as it said in AuthResp
+  std::vector<std::string> nodes;  ///< the cluster's other nodes, as this one told
+  bool standby_granted = false;    ///< the server takes a standby connection on another node
+  bool standby = false;            ///< stands by for the tunnels (until promoted)
+  bool ready = false;              ///< standby: every tunnel stands by
+  bool over = false;               ///< the connection ended
+  net::event ended;
+
+  std::string name() const {
+    return server.host.find(':') == std::string::npos ? server.host + ":" + server.port
+                                                      : "[" + server.host + "]:" + server.port;
+  }
 };
 
 agent::agent(asio::io_context& ioc, client_config cfg)
@@ -219,6 +232,7 @@ void agent::stop() {
       send(*current_, proto::close_tunnel{url});
     }
     current_->leaving = true;
+    drop_standby();
     net::spawn(ioc_.get_executor(), leave_by(clock::now() + cfg_.leave_timeout), "leaving");
     return;
   }
@@ -227,8 +241,17 @@ void agent::stop() {
 
 void agent::end_now() {
   stopping_.notify();
+  standby_wanted_.notify();
   if (current_ != nullptr) {
     net::close_stream(*current_->stream);
+  }
+  drop_standby();
+}
+
+void agent::drop_standby() {
+  if (standby_ != nullptr) {
+    net::close_stream(*standby_->stream);
+    standby_.reset();
   }
 }
 
@@ -242,13 +265,24 @@ asio::awaitable<void> agent::leave_by(clock::time_point deadline) {
 }
 
 asio::awaitable<agent_result> agent::run() {
+  if (cfg_.standby && cfg_.mux) {
+    net::spawn(ioc_.get_executor(), keep_standby(), "standby connection");
+  }
   auto delay = cfg_.reconnect_min;
   for (;;) {
     bool was_up = false;
-    if (observer_ != nullptr) {
-      observer_->connecting();
+    std::optional<agent_result> fatal;
+    if (standby_ != nullptr && standby_->ready && !standby_->over && !stopped_) {
+      // The other node has every tunnel standing by: no reconnect, no gap.
+      std::shared_ptr<session> next = std::exchange(standby_, nullptr);
+      fatal = co_await serve_promoted(std::move(next), was_up);
+    } else {
+      drop_standby();  // not ready: the main connection starts afresh
+      if (observer_ != nullptr) {
+        observer_->connecting();
+      }
+      fatal = co_await serve_once(was_up);
     }
-    const std::optional<agent_result> fatal = co_await serve_once(was_up);
     if (fatal) {
       co_return *fatal;
     }
@@ -282,10 +316,10 @@ asio::awaitable<agent_result> agent::run() {
 
 // Says why when it fails, except for a certificate that does not verify:
 // that ends the client, and the caller says so.
-asio::awaitable<std::tuple<net::error_code, std::unique_ptr<net::tls_stream>>> agent::connect() {
-  const std::string server = server_host_ + ":" + server_port_;
-  auto [ec, sock, failure] =
-      co_await net::dial(server_host_, server_port_, cfg_.proxy, cfg_.dial_timeout);
+asio::awaitable<std::tuple<net::error_code, std::unique_ptr<net::tls_stream>>> agent::connect(
+    net::host_port to) {
+  const std::string server = to.host + ":" + to.port;
+  auto [ec, sock, failure] = co_await net::dial(to.host, to.port, cfg_.proxy, cfg_.dial_timeout);
   if (ec) {
     if (!stopped_) {
       spdlog::warn("cannot reach server {}: {}", server, failure);
@@ -293,7 +327,7 @@ asio::awaitable<std::tuple<net::error_code, std::unique_ptr<net::tls_stream>>> a
     co_return std::tuple{ec, nullptr};
   }
   auto stream = std::make_unique<net::tls_stream>(std::move(sock), tls_);
-  net::verify_host(stream->native_handle(), server_host_);
+  net::verify_host(stream->native_handle(), to.host);
   if (tls_session_) {
     SSL_set_session(stream->native_handle(), tls_session_.get());
   }
@@ -330,40 +364,52 @@ int agent::on_new_session(SSL* ssl, SSL_SESSION* session) {
   return 0;  // OpenSSL keeps ownership of `session`
 }
 
-asio::awaitable<std::optional<agent_result>> agent::serve_once(bool& was_up) {
-  const std::string server = server_host_ + ":" + server_port_;
-  auto [ec, stream] = co_await connect();
+asio::awaitable<std::tuple<std::shared_ptr<agent::session>, std::optional<agent_result>>>
+agent::open_session(net::host_port to, bool standby) {
+  auto s = std::make_shared<session>();
+  s->server = std::move(to);
+  s->standby = standby;
+  const std::string server = s->name();
+  auto [ec, stream] = co_await connect(s->server);
   if (ec) {
-    if (is_verify_failure(ec)) {
-      co_return agent_result{1, "the TLS certificate of " + server + " is not trusted (" +
-                                    ec.message() +
-                                    "); give the server's CA certificate with --trust-ca FILE"};
+    if (is_verify_failure(ec) && !standby) {
+      co_return std::tuple{nullptr, agent_result{1, "the TLS certificate of " + server +
+                                                        " is not trusted (" + ec.message() +
+                                                        "); give the server's CA certificate "
+                                                        "with --trust-ca FILE"}};
     }
-    co_return std::nullopt;  // connect() said why; run() tries again after its backoff
+    if (is_verify_failure(ec)) {
+      spdlog::warn("cannot stand by on server {}: its TLS certificate is not trusted ({})", server,
+                   ec.message());
+    }
+    co_return std::tuple{nullptr, std::nullopt};  // connect() said why otherwise
   }
-  session s;
-  s.stream = std::move(stream);
+  s->stream = std::move(stream);
 
   proto::auth auth;
   auth.user = cfg_.authtoken;
   auth.os = "linux";
   auth.arch = go_arch();
   auth.client_id = client_id_;
-  auth.ext = proto::extensions{PORTHOLE_VERSION, cfg_.pool_size, {}};
+  auth.ext = proto::extensions{PORTHOLE_VERSION, standby ? 0 : cfg_.pool_size, {}};
   if (cfg_.mux) {
     auth.ext->features.emplace_back(proto::feature_mux);
   }
+  if (cfg_.mux && cfg_.standby) {
+    auth.ext->features.emplace_back(proto::feature_standby);
+  }
+  auth.ext->standby = standby;
   std::string auth_frame = proto::encode_framed(auth);
-  const net::error_code auth_ec = co_await net::write_message(*s.stream, std::move(auth_frame));
+  const net::error_code auth_ec = co_await net::write_message(*s->stream, std::move(auth_frame));
   if (auth_ec) {
     spdlog::warn("lost connection to server {}: {}", server, auth_ec.message());
-    co_return std::nullopt;
+    co_return std::tuple{nullptr, std::nullopt};
   }
   asio::steady_timer timer(ioc_, cfg_.auth_timeout);
-  auto first = co_await (s.reader.read(*s.stream) || timer.async_wait(net::use_nothrow));
+  auto first = co_await (s->reader.read(*s->stream) || timer.async_wait(net::use_nothrow));
   if (first.index() == 1) {
     spdlog::warn("server {} did not answer Auth within {}s", server, cfg_.auth_timeout.count());
-    co_return std::nullopt;
+    co_return std::tuple{nullptr, std::nullopt};
   }
   auto [rec, msg] = std::get<0>(std::move(first));
   auto* resp = std::get_if<proto::auth_resp>(&msg);
@@ -371,34 +417,63 @@ asio::awaitable<std::optional<agent_result>> agent::serve_once(bool& was_up) {
     spdlog::warn(
         "lost connection to server {}: {}", server,
         rec ? rec.message() : "expected AuthResp, got " + std::string(proto::type_name(msg)));
-    co_return std::nullopt;
+    co_return std::tuple{nullptr, std::nullopt};
   }
   if (!resp->error.empty()) {
-    co_return agent_result{1, "the server refused the client: " + resp->error};
+    if (standby) {
+      spdlog::warn("server {} takes no standby connection: {}", server, resp->error);
+      net::close_stream(*s->stream);
+      co_return std::tuple{nullptr, std::nullopt};
+    }
+    co_return std::tuple{nullptr, agent_result{1, "the server refused the client: " + resp->error}};
   }
-  client_id_ = resp->client_id;
+  if (resp->ext) {
+    const auto& f = resp->ext->features;
+    const auto has = [&](std::string_view name) {
+      return std::find(f.begin(), f.end(), name) != f.end();
+    };
+    s->mux_granted = cfg_.mux && has(proto::feature_mux);
+    s->close_granted = has(proto::feature_close_tunnel);
+    s->standby_granted = s->mux_granted && cfg_.standby && has(proto::feature_standby);
+    s->nodes = resp->ext->nodes;
+    s->version = resp->ext->version;
+  } else {
+    s->version = resp->mm_version;
+  }
+  if (standby && (!s->mux_granted || resp->client_id != client_id_)) {
+    net::close_stream(*s->stream);
+    co_return std::tuple{nullptr, std::nullopt};
+  }
+  // What the line below says: multiplexed, porthole's base protocol, or ngrok 1.x's.
+  s->transport = !resp->ext      ? transport_kind::ngrok
+                 : s->mux_granted ? transport_kind::mux
+                                  : transport_kind::pool;
+  if (!standby) {
+    client_id_ = resp->client_id;
+  }
+  co_return std::tuple{std::move(s), std::nullopt};
+}
+
+asio::awaitable<std::optional<agent_result>> agent::serve_once(bool& was_up) {
+  // (A braced temporary inside a co_await expression trips g++ 12.)
+  net::host_port to{server_host_, server_port_};
+  auto [s, fatal] = co_await open_session(std::move(to), false);
+  if (!s) {
+    co_return fatal;  // or nothing: run() tries again after its backoff
+  }
   if (on_client_id_) {
     on_client_id_(client_id_);
   }
   failed_in_a_row_ = 0;
-  if (resp->ext) {
-    learn_servers(resp->ext->nodes);
-    const auto& f = resp->ext->features;
-    s.mux_granted = cfg_.mux && std::find(f.begin(), f.end(), proto::feature_mux) != f.end();
-    s.close_granted = std::find(f.begin(), f.end(), proto::feature_close_tunnel) != f.end();
-  }
-  // What the line below says: multiplexed, porthole's base protocol, or ngrok 1.x's.
-  s.transport = !resp->ext      ? transport_kind::ngrok
-                : s.mux_granted ? transport_kind::mux
-                                : transport_kind::pool;
+  learn_servers(s->nodes);
   ++connections_;
-  spdlog::info("connected to server {} as client {}{}", server, client_id_,
-               !resp->ext      ? " (ngrok 1.x protocol)"
-               : s.mux_granted ? " (porthole " + resp->ext->version + ", multiplexed)"
-                               : " (porthole " + resp->ext->version + ")");
+  spdlog::info("connected to server {} as client {}{}", s->name(), client_id_,
+               s->transport == transport_kind::ngrok ? " (ngrok 1.x protocol)"
+               : s->mux_granted ? " (porthole " + s->version + ", multiplexed)"
+                                : " (porthole " + s->version + ")");
 
   if (observer_ != nullptr) {
-    observer_->online(resp->ext ? resp->ext->version : resp->mm_version);
+    observer_->online(s->version);
   }
 
   // Ask for every tunnel at once, as the protocol allows. The URLs are
@@ -406,24 +481,130 @@ asio::awaitable<std::optional<agent_result>> agent::serve_once(bool& was_up) {
   key_to_url_.clear();
   announce_tunnels();
   for (const tunnel_spec& t : cfg_.tunnels) {
-    request_tunnel(s, t);
+    request_tunnel(*s, t);
   }
-  for (const auto& [req_id, a] : s.by_req_id) {
-    s.first_requests.insert(req_id);
+  for (const auto& [req_id, a] : s->by_req_id) {
+    s->first_requests.insert(req_id);
   }
 
-  current_ = &s;
+  current_ = s.get();
   tell_if_settled();  // nothing asked for (a reload removed every tunnel)
-  co_await (read_loop(s) || write_loop(s) || ping_loop(s) || mux_loop(s));
-  if (s.mux && s.mux->stream_count() > 0 && !stopped_) {
-    net::spawn(ioc_.get_executor(), drain(s.mux), "draining a multiplexed connection");
-  } else if (s.mux) {
-    s.mux->close();
+  co_await serve_session(s);
+  current_ = nullptr;
+  was_up = s->was_up;
+  co_return s->fatal;
+}
+
+asio::awaitable<std::optional<agent_result>> agent::serve_promoted(std::shared_ptr<session> s,
+                                                                   bool& was_up) {
+  spdlog::info("the standby connection to server {} takes over; the tunnels keep their URLs",
+               s->name());
+  s->standby = false;
+  s->was_up = true;
+  s->up = key_to_url_.size();
+  send(*s, proto::promote{});
+  server_host_ = s->server.host;
+  server_port_ = s->server.port;
+  failed_in_a_row_ = 0;
+  learn_servers(s->nodes);
+  ++connections_;
+  if (observer_ != nullptr) {
+    observer_->online(s->version);
+  }
+  current_ = s.get();
+  tell_if_settled();
+  standby_wanted_.notify();
+  while (!s->over) {
+    co_await s->ended.wait_until(clock::time_point::max());
   }
   current_ = nullptr;
-  net::close_stream(*s.stream);
-  was_up = s.was_up;
-  co_return s.fatal;
+  was_up = s->was_up;
+  co_return s->fatal;
+}
+
+asio::awaitable<void> agent::serve_session(std::shared_ptr<session> s) {
+  co_await (read_loop(*s) || write_loop(*s) || ping_loop(*s) || mux_loop(*s));
+  if (s->mux && s->mux->stream_count() > 0 && !stopped_) {
+    net::spawn(ioc_.get_executor(), drain(s->mux), "draining a multiplexed connection");
+  } else if (s->mux) {
+    s->mux->close();
+  }
+  net::close_stream(*s->stream);
+  s->over = true;
+  s->ended.notify();
+}
+
+// A second control connection to another node of the cluster, while the
+// main one's node offers it: it asks for the same tunnels, which that node
+// serves too while they are this client's, and becomes the main connection
+// at once (Promote) when the main one is lost.
+asio::awaitable<void> agent::keep_standby() {
+  std::size_t pick = 0;
+  while (!stopped_) {
+    co_await standby_wanted_.wait_until(clock::now() + std::chrono::seconds(1));
+    session* main = current_;
+    if (stopped_ || standby_ != nullptr || main == nullptr || main->standby ||
+        !main->standby_granted || !main->by_req_id.empty() || key_to_url_.empty() ||
+        main->nodes.empty()) {
+      continue;
+    }
+    net::host_port to;
+    try {
+      to = net::split_host_port(main->nodes[pick++ % main->nodes.size()], "443");
+    } catch (const std::exception&) {
+      continue;
+    }
+    auto [s, ignored] = co_await open_session(to, true);
+    if (s != nullptr && (stopped_ || current_ != main || standby_ != nullptr)) {
+      net::close_stream(*s->stream);  // the main connection changed meanwhile
+      continue;
+    }
+    if (s == nullptr) {
+      co_await stopping_.wait_until(clock::now() + cfg_.reconnect_min);
+      continue;
+    }
+    for (const tunnel_spec& t : cfg_.tunnels) {
+      if (key_to_url_.contains(t.key())) {
+        request_tunnel(*s, t);
+      }
+    }
+    standby_ = s;
+    net::spawn(ioc_.get_executor(), serve_session(s), "standby connection " + s->name());
+    // Until it ends, or takes over (then another is opened for the new main one).
+    while (!s->over && s->standby) {
+      co_await s->ended.wait_until(clock::now() + std::chrono::milliseconds(200));
+    }
+    if (standby_ == s) {
+      standby_.reset();
+    }
+    if (s->standby && !stopped_) {
+      tell_if_settled();
+      spdlog::info("standby connection to server {} ended", s->name());
+      co_await stopping_.wait_until(clock::now() + cfg_.reconnect_min);
+    }
+  }
+}
+
+void agent::standby_answer(session& s, const proto::new_tunnel& nt) {
+  auto asked = s.by_req_id.find(nt.req_id);
+  if (asked == s.by_req_id.end()) {
+    return;
+  }
+  if (!nt.error.empty()) {
+    spdlog::warn("server {} cannot stand by for tunnel {}: {}", s.name(), nt.url, nt.error);
+    net::close_stream(*s.stream);
+    return;
+  }
+  if (--asked->second.unanswered == 0) {
+    s.by_req_id.erase(asked);
+  }
+  if (s.by_req_id.empty() && !s.ready) {
+    s.ready = true;
+    spdlog::info("standing by on server {}: it serves the tunnels too, and takes over if server "
+                 "{}:{} goes",
+                 s.name(), server_host_, server_port_);
+    tell_if_settled();
+  }
 }
 
 // The control connection is gone but public connections are still being
@@ -441,7 +622,7 @@ asio::awaitable<void> agent::drain(std::shared_ptr<mux::session> m) {
 }
 
 asio::awaitable<void> agent::read_loop(session& s) {
-  const std::string server = server_host_ + ":" + server_port_;
+  const std::string server = s.name();
   for (;;) {
     auto [ec, msg] = co_await s.reader.read(*s.stream);
     if (ec) {
@@ -450,14 +631,16 @@ asio::awaitable<void> agent::read_loop(session& s) {
       }
       co_return;
     }
-    if (auto* nt = std::get_if<proto::new_tunnel>(&msg)) {
+    if (auto* nt = std::get_if<proto::new_tunnel>(&msg); nt != nullptr && s.standby) {
+      standby_answer(s, *nt);
+    } else if (nt != nullptr) {
       handle_new_tunnel(s, *nt);
       if (s.fatal) {
         co_return;
       }
       tell_if_settled();
     } else if (std::holds_alternative<proto::req_proxy>(msg)) {
-      net::spawn(ioc_.get_executor(), proxy_connection(), "proxy connection");
+      net::spawn(ioc_.get_executor(), proxy_connection(s.server), "proxy connection");
     } else if (std::holds_alternative<proto::pong>(msg)) {
       s.last_pong = clock::now();
     } else {
@@ -470,7 +653,7 @@ asio::awaitable<void> agent::read_loop(session& s) {
 // it cannot be had, the server falls back to asking for proxy connections.
 asio::awaitable<void> agent::mux_loop(session& s) {
   while (s.mux_granted && !stopped_) {
-    auto [ec, conn] = co_await connect();
+    auto [ec, conn] = co_await connect(s.server);
     const bool connect_said_why = ec && !is_verify_failure(ec);
     if (!ec) {
       std::string reg = proto::encode_framed(proto::reg_mux{client_id_});
@@ -603,7 +786,7 @@ void agent::send(session& s, const proto::message& m) {
 }
 
 asio::awaitable<void> agent::write_loop(session& s) {
-  const std::string server = server_host_ + ":" + server_port_;
+  const std::string server = s.name();
   std::string batch;
   for (;;) {
     if (s.outbox.empty()) {
@@ -749,13 +932,19 @@ void agent::announce_tunnels() {
 }
 
 void agent::tell_if_settled() {
-  if (!on_settled_ || current_ == nullptr || !current_->by_req_id.empty()) {
+  if (current_ == nullptr || !current_->by_req_id.empty()) {
+    return;
+  }
+  standby_wanted_.notify();
+  if (!on_settled_) {
     return;
   }
   const std::string server = server_host_.find(':') == std::string::npos
                                  ? server_host_ + ":" + server_port_
                                  : "[" + server_host_ + "]:" + server_port_;
-  settled_tunnels now{client_id_, server, current_->transport, connections_, tunnels()};
+  const bool standing_by = standby_ != nullptr && standby_->ready && !standby_->over;
+  settled_tunnels now{client_id_,  server,    current_->transport, connections_, tunnels(),
+                      standing_by ? standby_->name() : std::string()};
   if (told_ == now) {
     return;
   }
@@ -809,6 +998,9 @@ agent::tunnel_changes agent::update_tunnels(std::vector<tunnel_spec> next) {
     }
   }
   cfg_.tunnels = std::move(next);
+  if (!changes.added.empty() || !changes.removed.empty() || !changes.changed.empty()) {
+    drop_standby();  // opened again with the new tunnels once they are up
+  }
   if (current_ != nullptr) {
     for (const tunnel_spec& t : cfg_.tunnels) {
       const std::string key = t.key();
@@ -836,12 +1028,33 @@ std::vector<agent::live_tunnel> agent::tunnels() const {
 }
 
 std::shared_ptr<const tunnel_spec> agent::find_tunnel(const std::string& url) const {
-  auto it = url_to_tunnel_.find(url);
-  return it == url_to_tunnel_.end() ? nullptr : it->second;
+  if (auto it = url_to_tunnel_.find(url); it != url_to_tunnel_.end()) {
+    return it->second;
+  }
+  // A standby node names an HTTP(S) tunnel with its own public port, which
+  // differs from the main node's where the nodes' ports differ (one host):
+  // the scheme and host name are what identify it.
+  const auto without_port = [](std::string_view u) {
+    const auto host = u.find("://");
+    const auto colon = u.rfind(':');
+    return colon != std::string_view::npos && host != std::string_view::npos && colon > host + 2
+               ? u.substr(0, colon)
+               : u;
+  };
+  if (url.starts_with("tcp://")) {
+    return nullptr;  // a tcp tunnel's port is its name
+  }
+  const std::string_view wanted = without_port(url);
+  for (const auto& [known, spec] : url_to_tunnel_) {
+    if (without_port(known) == wanted) {
+      return spec;
+    }
+  }
+  return nullptr;
 }
 
-asio::awaitable<void> agent::proxy_connection() {
-  auto [ec, stream] = co_await connect();
+asio::awaitable<void> agent::proxy_connection(net::host_port to) {
+  auto [ec, stream] = co_await connect(std::move(to));
   if (ec) {
     spdlog::debug("proxy connection failed: {}", ec.message());  // connect() said why
     co_return;

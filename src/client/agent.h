@@ -42,6 +42,9 @@ struct settled_tunnels {
   /// 1 on the first connection to the server, one more after each reconnect.
   std::uint64_t connection = 0;
   std::vector<live_tunnel> tunnels;  ///< in configuration order; refused ones are not here
+  /// host:port of the node where a second connection stands by for every
+  /// tunnel (extension "standby"), or "" while there is none.
+  std::string standby;
 
   bool operator==(const settled_tunnels&) const = default;
 };
@@ -111,11 +114,27 @@ class agent {
  private:
   struct session;
 
-  net::asio::awaitable<std::tuple<net::error_code, std::unique_ptr<net::tls_stream>>> connect();
+  net::asio::awaitable<std::tuple<net::error_code, std::unique_ptr<net::tls_stream>>> connect(
+      net::host_port to);
+  /// A control connection to `to`, authenticated: the session, or why the
+  /// client must stop (a refusal of the main connection), or neither.
+  net::asio::awaitable<std::tuple<std::shared_ptr<session>, std::optional<agent_result>>>
+  open_session(net::host_port to, bool standby);
   net::asio::awaitable<std::optional<agent_result>> serve_once(bool& was_up);
+  /// Makes the standby connection the main one (Promote) and serves until it ends.
+  net::asio::awaitable<std::optional<agent_result>> serve_promoted(std::shared_ptr<session> s,
+                                                                   bool& was_up);
+  /// Runs a session's loops until its connection ends.
+  net::asio::awaitable<void> serve_session(std::shared_ptr<session> s);
+  /// Keeps a standby connection to another node while the server offers it.
+  net::asio::awaitable<void> keep_standby();
+  void standby_answer(session& s, const proto::new_tunnel& nt);
+  /// Closes the standby connection (the tunnels changed): another is opened
+  /// with the new ones once they are settled.
+  void drop_standby();
   void end_now();
   net::asio::awaitable<void> leave_by(std::chrono::steady_clock::time_point deadline);
-  net::asio::awaitable<void> proxy_connection();
+  net::asio::awaitable<void> proxy_connection(net::host_port to);
   net::asio::awaitable<void> read_loop(session& s);
   net::asio::awaitable<void> drain(std::shared_ptr<mux::session> m);
   net::asio::awaitable<void> mux_loop(session& s);
@@ -171,6 +190,9 @@ class agent {
   std::size_t capture_body_limit_ = 0;
   agent_observer* observer_ = nullptr;
   session* current_ = nullptr;
+  /// The second control connection, to another node (extension "standby").
+  std::shared_ptr<session> standby_;
+  net::event standby_wanted_;  ///< the main connection changed or settled
   net::event stopping_;
   bool stopped_ = false;
 };

@@ -40,6 +40,10 @@ struct client_config {
   std::optional<net::http_proxy> proxy;           ///< reach the server through this HTTP proxy
   int pool_size = 10;  ///< proxy connections to ask the server to keep ready
   bool mux = true;     ///< offer the "mux" extension (streams instead of the pool)
+  /// Keep a second control connection to another node of a cluster that
+  /// offers it (extension "standby", which needs mux), to go on serving
+  /// without a gap when the node of the first one goes.
+  bool standby = true;
   std::vector<tunnel_spec> tunnels;
   /// The id an earlier run of this client had (see resume_file), offered in
   /// Auth so that the server gives back the URLs it holds for it; empty: the

@@ -22,6 +22,7 @@ std::string ready_file_json(const settled_tunnels& now, long pid,
       {"server", now.server},
       {"transport", std::string(to_string(now.transport))},
       {"connection", now.connection},
+      {"standby", now.standby.empty() ? json(nullptr) : json(now.standby)},
       {"inspect_addr", inspect_addr ? json(*inspect_addr) : json(nullptr)},
       {"tunnels", tunnels},
   };

@@ -530,6 +530,7 @@ asio::awaitable<claim_answer> etcd_directory::claim_in_etcd(
       revision = taken.value.revision;
       fresh = next;
     }
+    standby_.erase(name);
     owned& o = mine_[name];
     for (const auto& t : tunnels) {
       o.live[t->protocol] = t;
@@ -542,8 +543,45 @@ asio::awaitable<claim_answer> etcd_directory::claim_in_etcd(
   co_return unavailable("the name kept changing while claimed");
 }
 
+asio::awaitable<bool> etcd_directory::stand_by(std::string name, server::claimant who,
+                                               std::vector<std::shared_ptr<tunnel>> tunnels) {
+  auto self = shared_from_this();
+  // Read, not the watch's copy: the client's claim on its main node may be
+  // a moment old.
+  auto r = co_await etcd_->range(name_key(name));
+  if (!r || r.value.kvs.empty()) {
+    co_return false;
+  }
+  const auto rec = decode(r.value.kvs.front().value);
+  if (!rec || rec->owner.client_id != who.client_id || rec->owner.token != who.token ||
+      rec->node == opts_.node_id || mine_.contains(name)) {
+    co_return false;
+  }
+  standing_by& s = standby_[name];
+  if (s.owner.client_id != who.client_id) {
+    s = standing_by{who, {}};
+  }
+  for (const auto& t : tunnels) {
+    s.live[t->protocol] = t;
+  }
+  co_return true;
+}
+
 void etcd_directory::release(const tunnel& t, clock::time_point hold_until) {
   const std::string& name = t.routing_name();
+  if (t.standby) {
+    // Never in etcd: the client's claim is its main node's business.
+    if (auto s = standby_.find(name); s != standby_.end()) {
+      if (auto live = s->second.live.find(t.protocol);
+          live != s->second.live.end() && live->second.get() == &t) {
+        s->second.live.erase(live);
+      }
+      if (s->second.live.empty()) {
+        standby_.erase(s);
+      }
+    }
+    return;
+  }
   auto mine = mine_.find(name);
   if (mine == mine_.end()) {
     return;
@@ -626,6 +664,16 @@ server::route etcd_directory::find(std::string_view scheme, std::string_view nam
     return {};
   }
   const record& r = it->second;
+  if (auto s = standby_.find(name); s != standby_.end() && r.owner == s->second.owner &&
+                                    r.node != opts_.node_id && (!r.live.empty() || held_now(r)) &&
+                                    sure_of_lease()) {
+    // The client's other connection serves it here, as long as the name is
+    // the client's: no hop to the node of its main connection, and none
+    // while that node is gone and the client moves its claim here.
+    if (auto t = s->second.live.find(scheme); t != s->second.live.end()) {
+      return {t->second, r.mod_revision, std::nullopt, false, false};
+    }
+  }
   if (r.node == opts_.node_id && contains(r.live, scheme)) {
     // Released here a moment ago; etcd does not say so yet.
     return {nullptr, 0, std::nullopt, true, leaving_};

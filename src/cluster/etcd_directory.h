@@ -71,6 +71,9 @@ class etcd_directory final : public server::directory,
   net::asio::awaitable<server::claim_answer> claim(
       std::string name, server::claimant who,
       std::vector<std::shared_ptr<server::tunnel>> tunnels) override;
+  bool takes_standby() const override { return true; }
+  net::asio::awaitable<bool> stand_by(std::string name, server::claimant who,
+                                      std::vector<std::shared_ptr<server::tunnel>> tunnels) override;
   void release(const server::tunnel& t, clock::time_point hold_until) override;
   server::route find(std::string_view scheme, std::string_view name) const override;
   std::vector<server::held_name> held_by(std::string_view client_id) const override;
@@ -106,6 +109,13 @@ class etcd_directory final : public server::directory,
   struct owned {
     std::map<std::string, std::shared_ptr<server::tunnel>, std::less<>> live;
     std::int64_t revision = 0;
+  };
+
+  /// A name another node's client also serves here, through its standby
+  /// connection: routed here while the name's record is that client's.
+  struct standing_by {
+    server::claimant owner;
+    std::map<std::string, std::shared_ptr<server::tunnel>, std::less<>> live;
   };
 
   std::string name_key(std::string_view name) const;
@@ -151,6 +161,7 @@ class etcd_directory final : public server::directory,
   std::map<std::string, record, std::less<>> names_;  ///< every name, from the watch
   std::map<std::string, node_info, std::less<>> nodes_;
   std::map<std::string, owned, std::less<>> mine_;
+  std::map<std::string, standing_by, std::less<>> standby_;
   std::set<std::string, std::less<>> locked_;
   net::event unlocked_;
   net::event stopping_;

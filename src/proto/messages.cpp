@@ -99,6 +99,9 @@ class payload_reader {
         }
       }
     }
+    if (const json* sb = find_key(*v, "Standby"); sb != nullptr && sb->is_boolean()) {
+      e.standby = sb->get<bool>();
+    }
     return e;
   }
 
@@ -116,6 +119,9 @@ ordered encode_ext(const extensions& e) {
   }
   if (!e.nodes.empty()) {
     j["Nodes"] = e.nodes;
+  }
+  if (e.standby) {
+    j["Standby"] = true;
   }
   return j;
 }
@@ -160,6 +166,7 @@ struct payload_encoder {
   ordered operator()(const pong&) const { return ordered::object(); }
   ordered operator()(const reg_mux& m) const { return {{"ClientId", m.client_id}}; }
   ordered operator()(const close_tunnel& m) const { return {{"Url", m.url}}; }
+  ordered operator()(const promote&) const { return ordered::object(); }
 };
 
 boost::system::result<message> decode_payload(std::string_view type, const json& p) {
@@ -190,6 +197,8 @@ boost::system::result<message> decode_payload(std::string_view type, const json&
     m = reg_mux{r.string("ClientId")};
   } else if (type == "CloseTunnel") {
     m = close_tunnel{r.string("Url")};
+  } else if (type == "Promote") {
+    m = promote{};
   } else {
     return error::unknown_type;
   }
@@ -204,7 +213,7 @@ boost::system::result<message> decode_payload(std::string_view type, const json&
 std::string_view type_name(const message& m) {
   static constexpr std::string_view names[] = {"Auth",     "AuthResp", "ReqTunnel",  "NewTunnel",
                                                "ReqProxy", "RegProxy", "StartProxy", "Ping",
-                                               "Pong",     "RegMux",   "CloseTunnel"};
+                                               "Pong",     "RegMux",   "CloseTunnel", "Promote"};
   static_assert(std::size(names) == std::variant_size_v<message>);
   return names[m.index()];
 }

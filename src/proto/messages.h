@@ -27,6 +27,10 @@ struct extensions {
   /// AuthResp of a cluster node: where the client may connect if this node
   /// goes ("host:port" of the other nodes' tunnel listeners; at most 64).
   std::vector<std::string> nodes{};
+  /// Auth of a client's second control connection (extension "standby"): it
+  /// stands by on another node of the cluster than the client's main one,
+  /// serving the same tunnels there, and takes them over on Promote.
+  bool standby = false;
 
   bool operator==(const extensions&) const = default;
 };
@@ -102,6 +106,14 @@ struct close_tunnel {
   bool operator==(const close_tunnel&) const = default;
 };
 
+/// Extension "standby": sent on a standby connection once the client's main
+/// connection is lost; the node claims the client's tunnels and the
+/// connection becomes its main one. A node that cannot claim them all closes
+/// the connection (the client then connects afresh).
+struct promote {
+  bool operator==(const promote&) const = default;
+};
+
 struct start_proxy {
   std::string url;
   std::string client_addr;
@@ -121,6 +133,9 @@ struct pong {
 inline constexpr std::string_view feature_mux = "mux";
 /// The feature name of the CloseTunnel message.
 inline constexpr std::string_view feature_close_tunnel = "close_tunnel";
+/// The feature name of a second, standby control connection to another node
+/// of a cluster (granted only by a cluster node, and only with "mux").
+inline constexpr std::string_view feature_standby = "standby";
 
 /// How a cluster node's NewTunnel error starts when it cannot claim names
 /// now (etcd unreachable): a porthole client asks again later instead of
@@ -129,7 +144,7 @@ inline constexpr std::string_view registry_unavailable = "The cluster registry i
 
 /// Any message of the protocol.
 using message = std::variant<auth, auth_resp, req_tunnel, new_tunnel, req_proxy, reg_proxy,
-                             start_proxy, ping, pong, reg_mux, close_tunnel>;
+                             start_proxy, ping, pong, reg_mux, close_tunnel, promote>;
 
 /// The wire name of a message's type ("Auth", "NewTunnel", ...).
 std::string_view type_name(const message& m);

@@ -21,7 +21,7 @@ constexpr std::size_t max_outbox = 4096;
 
 control_session::control_session(server& srv, std::unique_ptr<net::tls_stream> stream,
                                  net::frame_reader reader, std::string client_id, int pool_target,
-                                 bool mux_granted, std::string peer)
+                                 bool mux_granted, std::string peer, bool standby)
     : server_(srv),
       stream_(std::move(stream)),
       reader_(std::move(reader)),
@@ -32,6 +32,7 @@ control_session::control_session(server& srv, std::unique_ptr<net::tls_stream> s
                                 srv.config().proxy_wait_timeout},
             [this] { send(proto::req_proxy{}); }),
       mux_granted_(mux_granted),
+      standby_(standby),
       last_heard_(std::chrono::steady_clock::now()) {}
 
 control_session::~control_session() = default;
@@ -141,6 +142,11 @@ asio::awaitable<void> control_session::read_loop() {
       }
     } else if (auto* close = std::get_if<proto::close_tunnel>(&msg)) {
       server_.close_tunnel(*this, close->url);
+    } else if (std::holds_alternative<proto::promote>(msg) && standby_) {
+      const bool promoted = co_await server_.promote(shared_from_this());
+      if (!promoted) {
+        co_return;
+      }
     } else if (std::holds_alternative<proto::pong>(msg)) {
       // A client may answer our silence with Pong; nothing to do.
     } else {

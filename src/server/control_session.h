@@ -64,7 +64,8 @@ class public_conn_slot {
 class control_session : public std::enable_shared_from_this<control_session> {
  public:
   control_session(server& srv, std::unique_ptr<net::tls_stream> stream, net::frame_reader reader,
-                  std::string client_id, int pool_target, bool mux_granted, std::string peer);
+                  std::string client_id, int pool_target, bool mux_granted, std::string peer,
+                  bool standby = false);
   ~control_session();
 
   /// Answers Auth with `resp`, fills the pool and serves the client until it
@@ -101,6 +102,11 @@ class control_session : public std::enable_shared_from_this<control_session> {
   std::vector<std::shared_ptr<tunnel>>& tunnels() { return tunnels_; }
   bool closed() const { return closed_; }
 
+  /// A client's second connection, standing by for the tunnels it has on
+  /// another node (extension "standby") until Promote.
+  bool standby() const { return standby_; }
+  void set_standby(bool on) { standby_ = on; }
+
   /// A slot for one more public connection, or nullopt (logged, at most once
   /// a second) when the client already has max_conns_per_client.
   std::optional<public_conn_slot> admit_public(std::string_view public_peer, std::string_view url);
@@ -125,6 +131,7 @@ class control_session : public std::enable_shared_from_this<control_session> {
   std::vector<std::shared_ptr<tunnel>> tunnels_;
   std::shared_ptr<mux::session> mux_;
   bool mux_granted_ = false;
+  bool standby_ = false;
   std::deque<std::string> outbox_;
   net::event outbox_ready_;
   net::event closing_;

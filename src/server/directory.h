@@ -45,6 +45,8 @@ struct claim_answer {
 struct claimant {
   std::string client_id;
   std::string token;
+
+  bool operator==(const claimant&) const = default;
 };
 
 /// Another node that serves a name, as this node last saw it.
@@ -123,6 +125,21 @@ class directory {
   /// each tunnel is routed, replacing one the client had for that scheme.
   virtual net::asio::awaitable<claim_answer> claim(
       std::string name, claimant who, std::vector<std::shared_ptr<tunnel>> tunnels) = 0;
+
+  /// True if a client may keep a second control connection here, standing
+  /// by for the tunnels it has on another node (extension "standby"): a
+  /// cluster's directory.
+  virtual bool takes_standby() const { return false; }
+
+  /// A client's standby connection asks to serve `name` here: while the name
+  /// is claimed by `who` on another node (live, or held for it), public
+  /// connections for it that reach this node go to `tunnels` (the client's,
+  /// on this node) instead of that node. False if the name is not `who`'s.
+  /// A claim of the name here ends the standby; so does release(t).
+  virtual net::asio::awaitable<bool> stand_by(std::string name, claimant who,
+                                              std::vector<std::shared_ptr<tunnel>> tunnels) {
+    co_return false;
+  }
 
   /// The client stopped serving `t`. Its route goes; once none of the
   /// client's schemes of the name is live, the name stays the client's until

@@ -707,8 +707,30 @@ asio::awaitable<void> server::serve_client(std::unique_ptr<net::tls_stream> stre
   if (!id_ok || (client_tokens_.contains(client_id) && client_tokens_[client_id] != auth->user)) {
     client_id = random_client_id();
   }
+  // A second connection that stands by on this node for a client whose main
+  // connection is on another node (extension "standby").
+  const bool standby = auth->ext && auth->ext->standby;
+  if (standby) {
+    const auto& features = auth->ext->features;
+    const bool asks_mux =
+        std::find(features.begin(), features.end(), proto::feature_mux) != features.end();
+    std::string why;
+    if (!directory_->takes_standby() || !cfg_.mux || !asks_mux) {
+      why = "this server takes no standby connection (it is not a cluster node, or has no mux)";
+    } else if (client_id != auth->client_id) {
+      why = "a standby connection needs the client id of the client's main connection";
+    } else if (auto main = find_session(client_id); main && !main->standby()) {
+      why = "the client's main connection is on this node; stand by on another one";
+    }
+    if (!why.empty()) {
+      proto::auth_resp answer{"", "", "", why, std::nullopt};
+      co_await answer_auth(*stream, std::move(answer));
+      co_return refuse(*stream, peer, {});
+    }
+  }
   if (auto old = find_session(client_id)) {
-    log::info("client reconnected; replacing its old control connection",
+    log::info(old->standby() ? "client reconnected; replacing its standby connection"
+                             : "client reconnected; replacing its old control connection",
               {{"client", client_id}, {"peer", peer}});
     old->close();
   }
@@ -735,17 +757,22 @@ asio::awaitable<void> server::serve_client(std::unique_ptr<net::tls_stream> stre
       resp.ext->features.emplace_back(proto::feature_mux);
     }
     resp.ext->features.emplace_back(proto::feature_close_tunnel);
+    if (mux_granted && directory_->takes_standby() &&
+        std::find(features.begin(), features.end(), proto::feature_standby) != features.end()) {
+      resp.ext->features.emplace_back(proto::feature_standby);
+    }
     resp.ext->nodes = directory_->other_nodes();
   }
   auto session = std::make_shared<control_session>(*this, std::move(stream), std::move(reader),
-                                                   client_id, pool_size, mux_granted, peer);
+                                                   client_id, pool_size, mux_granted, peer,
+                                                   standby);
   sessions_[client_id] = session;
   if (auto account = account_for(*who)) {
     account->sessions.push_back(session);
     session->set_account(std::move(account));
     tokens_->record_use(*who);
   }
-  log::info("client connected",
+  log::info(standby ? "client standing by" : "client connected",
             {{"client", client_id},
              {"peer", peer},
              {"agent", auth->ext ? "porthole " + auth->ext->version : "ngrok " + auth->mm_version},
@@ -792,7 +819,7 @@ asio::awaitable<std::vector<proto::new_tunnel>> server::open_tunnels(
     }
   }
   const bool tcp = std::find(protocols.begin(), protocols.end(), "tcp") != protocols.end();
-  if (const auto& account = session->account()) {
+  if (const auto& account = session->account(); account && !session->standby()) {
     std::string why = tunnel_limit_refusal(account->who(), account->usage(), protocols.size(), tcp);
     if (!why.empty()) {
       co_return refused(std::move(why));
@@ -807,7 +834,9 @@ asio::awaitable<std::vector<proto::new_tunnel>> server::open_tunnels(
     }
   }
   std::vector<proto::new_tunnel> replies;
-  if (tcp) {
+  if (session->standby()) {
+    replies = co_await open_standby_tunnels(session, req, protocols);
+  } else if (tcp) {
     // (A co_await inside a braced list trips g++ 12.)
     proto::new_tunnel reply = co_await open_tcp_tunnel(session, req);
     replies.push_back(std::move(reply));
@@ -837,6 +866,87 @@ bool server::keep_claimed(control_session& session,
     mine.push_back(t);
   }
   return true;
+}
+
+asio::awaitable<std::vector<proto::new_tunnel>> server::open_standby_tunnels(
+    std::shared_ptr<control_session> session, proto::req_tunnel req,
+    std::vector<std::string> protocols) {
+  std::string name;
+  std::vector<std::shared_ptr<tunnel>> tunnels;
+  std::vector<proto::new_tunnel> replies;
+  if (protocols.front() == "tcp") {
+    if (req.remote_port == 0) {
+      co_return refused("A standby connection names the port of the client's tunnel.");
+    }
+    name = "tcp://" + cfg_.domain + ":" + std::to_string(req.remote_port);
+    tunnels.push_back(std::make_shared<tunnel>(
+        tunnel{name, "tcp", "", "", session, session->client_id(), true}));
+    replies.push_back({req.req_id, name, "tcp", ""});
+  } else {
+    if (req.hostname.empty() && req.subdomain.empty()) {
+      co_return refused("A standby connection names the host of the client's tunnel.");
+    }
+    host_choice chosen = req.hostname.empty() ? choose_subdomain(req.subdomain, names_)
+                                              : choose_hostname(req.hostname, names_);
+    if (!chosen.error.empty()) {
+      co_return refused(std::move(chosen.error));
+    }
+    name = chosen.host;
+    for (const std::string& scheme : protocols) {
+      const std::string url = make_url(scheme, name, scheme == "http" ? http_port_ : https_port_);
+      tunnels.push_back(std::make_shared<tunnel>(
+          tunnel{url, scheme, name, req.http_auth, session, session->client_id(), true}));
+      replies.push_back({req.req_id, url, scheme, ""});
+    }
+  }
+  const bool ours = co_await directory_->stand_by(name, claimant_of(*session), tunnels);
+  if (!ours) {
+    co_return refused("Cannot stand by for " + replies.front().url +
+                      ": it is not this client's tunnel on another node of the cluster.");
+  }
+  if (!keep_claimed(*session, tunnels)) {
+    co_return std::vector<proto::new_tunnel>{};
+  }
+  for (const auto& t : tunnels) {
+    log::info("tunnel standing by", {{"client", t->client_id}, {"url", t->url}});
+  }
+  co_return replies;
+}
+
+asio::awaitable<bool> server::promote(std::shared_ptr<control_session> session) {
+  // One claim per name, with every scheme the client serves on it.
+  std::map<std::string, std::vector<std::shared_ptr<tunnel>>> by_name;
+  for (const auto& t : session->tunnels()) {
+    by_name[t->routing_name()].push_back(t);
+  }
+  session->set_standby(false);
+  for (auto& [name, tunnels] : by_name) {
+    for (const auto& t : tunnels) {
+      t->standby = false;
+    }
+    const claim_answer got = co_await directory_->claim(name, claimant_of(*session), tunnels);
+    if (session->closed()) {
+      co_return false;
+    }
+    if (!got.won()) {
+      log::warn("standby connection not promoted: the client's tunnel could not be claimed here",
+                {{"client", session->client_id()},
+                 {"name", name},
+                 {"error", got.error.empty() ? std::string("taken by another client") : got.error}});
+      // The names not claimed are still standing by; they go with the session.
+      bool after = false;
+      for (auto& [other, rest] : by_name) {
+        after = after || other == name;
+        for (const auto& t : rest) {
+          t->standby = t->standby || after;
+        }
+      }
+      co_return false;
+    }
+  }
+  log::info("standby connection promoted: the client's tunnels are served from this node",
+            {{"client", session->client_id()}, {"tunnels", session->tunnels().size()}});
+  co_return true;
 }
 
 asio::awaitable<std::vector<proto::new_tunnel>> server::open_http_tunnels(
@@ -1100,7 +1210,7 @@ directory::clock::time_point server::hold_until() const {
 }
 
 void server::drop_tunnel(const tunnel& t, directory::clock::time_point hold_until) {
-  if (t.protocol == "tcp" && directory_->find("tcp", t.url).local.get() == &t) {
+  if (t.protocol == "tcp" && !t.standby && directory_->find("tcp", t.url).local.get() == &t) {
     if (auto it = tcp_listeners_.find(t.url); it != tcp_listeners_.end()) {
       net::error_code ignored;
       it->second->acceptor.close(ignored);

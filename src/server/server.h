@@ -71,6 +71,11 @@ class server {
   net::asio::awaitable<std::vector<proto::new_tunnel>> open_tunnels(
       std::shared_ptr<control_session> session, proto::req_tunnel req);
 
+  /// Promote on a standby session: claims its tunnels here, making it the
+  /// client's main connection. False (and the session is to close) if a
+  /// name could not be claimed.
+  net::asio::awaitable<bool> promote(std::shared_ptr<control_session> session);
+
   /// Removes a session's routes and holds its URLs for the reconnect grace period.
   void close_tunnels(control_session& session);
 
@@ -175,6 +180,11 @@ class server {
   net::asio::awaitable<void> proxy_tcp(std::shared_ptr<tunnel> t, net::tcp::socket public_conn);
   net::asio::awaitable<proto::new_tunnel> open_tcp_tunnel(std::shared_ptr<control_session> session,
                                                           proto::req_tunnel req);
+  /// ReqTunnel on a standby session: the exact names the client has on its
+  /// main node, served here too while they are its.
+  net::asio::awaitable<std::vector<proto::new_tunnel>> open_standby_tunnels(
+      std::shared_ptr<control_session> session, proto::req_tunnel req,
+      std::vector<std::string> protocols);
   net::asio::awaitable<std::vector<proto::new_tunnel>> open_http_tunnels(
       std::shared_ptr<control_session> session, proto::req_tunnel req,
       std::vector<std::string> protocols);

@@ -38,6 +38,9 @@ token_usage token_account::usage() {
       continue;
     }
     for (const auto& t : s->tunnels()) {
+      if (t->standby) {
+        continue;  // the same tunnel as on the client's main node
+      }
       ++used.tunnels;
       used.tcp_ports += t->protocol == "tcp" ? 1 : 0;
     }

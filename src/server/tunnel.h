@@ -18,6 +18,9 @@ struct tunnel {
   std::string http_auth;  ///< "user:pass" required of every request, or empty
   std::weak_ptr<control_session> session;
   std::string client_id;  ///< the client the session serves
+  /// Served by a client's standby connection: routed here only while the
+  /// client's claim (on another node) lasts; see directory::stand_by.
+  bool standby = false;
 
   /// The name it is claimed and routed by: the host of an HTTP(S) tunnel,
   /// the URL of a TCP one.

@@ -23,6 +23,7 @@ import websockets
 import backends
 import cluster
 import harness
+import ngrok1
 from harness import curl
 
 
@@ -167,9 +168,10 @@ def test_a_name_is_won_by_exactly_one_of_two_clients_on_two_nodes(nodes, http_ba
 def test_a_client_whose_node_is_killed_is_back_on_another_node_with_its_url(
         nodes, http_backend, start_porthole):
     n1, n2, n3 = nodes.nodes
-    # One address given; the node tells the client of the others.
+    # One address given; the node tells the client of the others. One
+    # connection: the client reconnects.
     client = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--proto", "http",
-                            server=n1)
+                            "--no-standby", server=n1)
     host = urllib.parse.urlsplit(client.url()).hostname
     before = client.ready
     n1.proc.kill()
@@ -181,6 +183,160 @@ def test_a_client_whose_node_is_killed_is_back_on_another_node_with_its_url(
     for node in (n2, n3):
         r = get(node, host)
         assert (r.returncode, r.status, r.body) == (0, 200, b"hello"), r.stderr
+
+
+def relays_out(node: harness.Server) -> float:
+    r = curl(f"http://127.0.0.1:{node.admin_port}/metrics", timeout=10)
+    line = next(x for x in r.body.decode().splitlines()
+                if x.startswith('porthole_cluster_relayed_connections_total{direction="out"}'))
+    return float(line.rsplit(" ", 1)[1])
+
+
+def node_of(nodes, addr: str) -> harness.Server:
+    """The node whose tunnel listener is `addr` (host:port)."""
+    return next(n for n in nodes.nodes if n.tunnel_addr == addr)
+
+
+def standing_by(ready: dict) -> bool:
+    return ready.get("standby") is not None and len(ready["tunnels"]) > 0
+
+
+def test_a_client_keeps_a_standby_connection_that_serves_its_tunnels_on_another_node(
+        nodes, http_backend, tcp_echo, start_porthole):
+    n1, n2, n3 = nodes.nodes
+    web = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "twice",
+                         "--proto", "http", server=n1, wait_up=False)
+    ready = web.wait_tunnels(standing_by)
+    other = node_of(nodes, ready["standby"])
+    assert other is not n1 and ready["server"] == n1.tunnel_addr
+    # The standby node serves the name from its own connection to the client:
+    # no relay to n1.
+    relayed_before = relays_out(other)
+    for i in range(5):
+        r = get(other, "twice.localhost", f"/echo/s{i}")
+        assert (r.status, r.body) == (200, f"s{i}".encode()), r.stderr
+    assert relays_out(other) == relayed_before
+    other.proc.wait_for(r"tunnel standing by client=\S+ url=http://twice\.localhost")
+    # A tcp tunnel too.
+    ssh = start_porthole("tcp", f"127.0.0.1:{tcp_echo.port}", server=n1, wait_up=False)
+    ready = ssh.wait_tunnels(standing_by)
+    port = int(ready["tunnels"][0]["url"].rsplit(":", 1)[1])
+    standby_node = node_of(nodes, ready["standby"])
+    with cluster.connect_when_open((standby_node.ip, port)) as c:
+        c.sendall(b"ping\n")
+        assert c.recv(16) == b"ping\n"
+
+
+def test_with_two_connections_the_kill_of_a_node_fails_no_request_started_after_it(
+        nodes, http_backend, start_porthole):
+    n1, n2, n3 = nodes.nodes
+    client = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "steady",
+                            "--proto", "http", server=n1, wait_up=False)
+    before = client.wait_tunnels(standing_by)
+    standby = node_of(nodes, before["standby"])
+    third = next(n for n in (n2, n3) if n is not standby)
+    results, stop = [], threading.Event()
+
+    def load(node):
+        conn = None
+        i = 0
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection(node.ip, node.http_port, timeout=10)
+                conn.request("GET", f"/echo/{node.proc.name}-{i}",
+                             headers={"Host": "steady.localhost"})
+                resp = conn.getresponse()
+                ok = resp.status == 200 and resp.read() == f"{node.proc.name}-{i}".encode()
+                results.append((started, ok, resp.status))
+            except (OSError, http.client.HTTPException) as e:
+                results.append((started, False, repr(e)))
+                conn = None
+            i += 1
+
+    workers = [threading.Thread(target=load, args=(n,)) for n in (standby, third)]
+    for w in workers:
+        w.start()
+    try:
+        time.sleep(1)  # load before the kill (a duration of load, not a wait for readiness)
+        n1.proc.kill()
+        killed = time.monotonic()
+        after = client.wait_tunnels(lambda r: r["server"] == standby.tunnel_addr, since=before,
+                                    timeout=5)
+        noticed = time.monotonic()  # the client says so (its ready file, read every 50 ms)
+        took = noticed - killed
+        time.sleep(2)  # load after the takeover
+    finally:
+        stop.set()
+        for w in workers:
+            w.join()
+    assert after["tunnels"] == before["tunnels"]
+    # Requests in flight through n1 when it died may fail (one per load
+    # thread at most); none started once the client has moved.
+    failed_in_flight = [(round(t - killed, 3), why) for t, ok, why in results
+                        if killed - 1 <= t < noticed and not ok]
+    failed_after = [(round(t - killed, 3), why) for t, ok, why in results
+                    if t >= noticed and not ok]
+    served_after = [r for r in results if r[0] >= noticed and r[1]]
+    assert not failed_after, failed_after[:5]
+    assert len(failed_in_flight) <= len(workers), failed_in_flight
+    assert len(served_after) > 50
+    assert took < 1, took
+    standby.proc.wait_for(r"standby connection promoted")
+    client.proc.wait_for(r"the standby connection to server \S+ takes over", stream="stderr")
+    # A new standby, on the third node.
+    again = client.wait_tunnels(standing_by, since=after, timeout=10)
+    assert again["standby"] == third.tunnel_addr
+
+
+def test_a_standby_connection_is_refused_what_is_not_its_clients(nodes, http_backend,
+                                                                 start_porthole):
+    n1, n2, _ = nodes.nodes
+    start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "mine",
+                   "--proto", "http", "--no-standby", server=n1)
+
+    def standby_auth(node, client_id, features=("mux", "standby")):
+        raw = socket.create_connection((node.ip, node.tunnel_port), timeout=10)
+        tls = ngrok1.tls_client_context(node.ca).wrap_socket(raw, server_hostname=node.domain)
+        conn = ngrok1.FrameConn(tls, "standby")
+        conn.send(ngrok1.message("Auth", {
+            "Version": "2", "MmVersion": "1.7", "User": "", "Password": "", "OS": "linux",
+            "Arch": "amd64", "ClientId": client_id,
+            "Porthole": {"Version": "0.1.0", "Features": list(features), "Standby": True}}))
+        return conn, conn.read_frame()["Payload"]
+
+    # Another client's name: the standby connection is told no.
+    conn, resp = standby_auth(n2, "a" * 32)
+    assert resp["Error"] == "" and "standby" in resp["Porthole"]["Features"], resp
+    conn.send(ngrok1.req_tunnel("r1", "http", subdomain="mine"))
+    answer = conn.read_frame()["Payload"]
+    assert answer["Error"].startswith("Cannot stand by for http://mine.localhost"), answer
+    # Promote of names it does not stand by for claims nothing; the name stays its owner's.
+    conn.send(ngrok1.message("Promote", {}))
+    r = get(n2, "mine.localhost")
+    assert (r.status, r.body) == (200, b"hello"), r.stderr
+    # Without mux, or with a made-up short id, no standby at all.
+    _, resp = standby_auth(n2, "b" * 32, features=("standby",))
+    assert "takes no standby connection" in resp["Error"], resp
+    _, resp = standby_auth(n2, "short")
+    assert "needs the client id" in resp["Error"], resp
+
+
+def test_a_single_node_offers_no_standby_connection(start_portholed, http_backend,
+                                                    start_porthole):
+    server = start_portholed()
+    client = start_porthole("http", f"127.0.0.1:{http_backend.port}", server=server)
+    assert client.ready["standby"] is None
+    raw = socket.create_connection(("127.0.0.1", server.tunnel_port), timeout=10)
+    tls = ngrok1.tls_client_context(server.ca).wrap_socket(raw, server_hostname=server.domain)
+    conn = ngrok1.FrameConn(tls, "standby")
+    conn.send(ngrok1.message("Auth", {
+        "Version": "2", "MmVersion": "1.7", "User": "", "Password": "", "OS": "linux",
+        "Arch": "amd64", "ClientId": "c" * 32,
+        "Porthole": {"Version": "0.1.0", "Features": ["mux", "standby"], "Standby": True}}))
+    resp = conn.read_frame()["Payload"]
+    assert "takes no standby connection" in resp["Error"], resp
 
 
 def test_a_node_stopped_past_its_lease_never_answers_for_a_name_it_lost(

@@ -101,8 +101,9 @@ def test_the_clients_ready_file_lists_the_urls_that_carry_traffic(server, http_b
     client = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "shown",
                             "--inspect-addr", "127.0.0.1:0", server=server)
     ready = json.loads(client.ready_file.read_text())
-    assert set(ready) == {"pid", "client_id", "server", "transport", "connection",
+    assert set(ready) == {"pid", "client_id", "server", "transport", "connection", "standby",
                           "inspect_addr", "tunnels"}
+    assert ready["standby"] is None  # a single node takes no second connection
     assert ready["pid"] == client.proc.pid
     assert ready["server"] == server.tunnel_addr
     assert (ready["transport"], ready["connection"]) == ("mux", 1)

@@ -23,6 +23,7 @@ TEST(ReadyFileJson, ListsEachUrlWithItsTunnelProtocolAndLocalAddressOnOneLine) {
   now.server = "127.0.0.1:4443";
   now.transport = transport_kind::mux;
   now.connection = 2;
+  now.standby = "127.0.0.2:4443";
   const tunnel_spec web = spec("blog", "http+https", "8080");
   now.tunnels = {{web, "http://blog.example.com:8000"},
                  {web, "https://blog.example.com:8443"},
@@ -32,7 +33,7 @@ TEST(ReadyFileJson, ListsEachUrlWithItsTunnelProtocolAndLocalAddressOnOneLine) {
   EXPECT_EQ(text.find('\n'), text.size() - 1) << text;
   EXPECT_EQ(json::parse(text), json::parse(R"({"pid": 4242, "client_id": "0123abcd",
       "server": "127.0.0.1:4443", "transport": "mux", "connection": 2,
-      "inspect_addr": "127.0.0.1:4040", "tunnels": [
+      "standby": "127.0.0.2:4443", "inspect_addr": "127.0.0.1:4040", "tunnels": [
         {"name": "blog", "url": "http://blog.example.com:8000", "proto": "http",
          "local": "localhost:8080"},
         {"name": "blog", "url": "https://blog.example.com:8443", "proto": "https",
@@ -51,6 +52,7 @@ TEST(ReadyFileJson, NoWebInterfaceIsNullAndNoTunnelsAnEmptyList) {
   EXPECT_TRUE(doc["inspect_addr"].is_null());
   EXPECT_EQ(doc["tunnels"], json::array());
   EXPECT_EQ(doc["server"], "[::1]:443");
+  EXPECT_TRUE(doc["standby"].is_null());
 }
 
 TEST(TransportKind, IsNamedAsTheReadyFileSaysIt) {

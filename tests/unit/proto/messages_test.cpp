@@ -104,6 +104,9 @@ TEST(Messages, EveryMessageSurvivesARoundTrip) {
       pong{},
       reg_mux{"0123"},
       close_tunnel{"https://foo.example.com"},
+      promote{},
+      auth{"2", "1.7", "tok", "", "linux", "amd64", "abc",
+           extensions{"0.1.0", 0, {"mux", "standby"}, {}, true}},
   };
   for (const message& m : all) {
     auto back = decode(encode(m));
