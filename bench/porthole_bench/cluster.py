@@ -1,9 +1,12 @@
 """Workload 9: portholed's cluster mode (docs/CLUSTER.md). Two nodes share
 one tunnel namespace in a real etcd (Debian's etcd-server, /usr/bin/etcd),
-on 127.0.0.1 and 127.0.0.2; one tunnel client is connected to the first.
+on 127.0.0.1 and 127.0.0.2; two tunnel clients are connected to the first:
+"c" with --no-standby (one control connection) and "s" as clients run by
+default (a second, standby connection to the other node).
 
-  owner    wrk -> the node whose client holds the tunnel -> client -> nginx
-  relayed  wrk -> the other node -> mutual TLS to the owner -> client -> nginx
+  owner    wrk -> n1, whose client "c" holds the tunnel -> client -> nginx
+  relayed  wrk -> n2 -> mutual TLS to the owner n1 -> client "c" -> nginx
+  standby  wrk -> n2 -> client "s" over its standby connection -> nginx
   direct   wrk -> nginx, for reference
 
 Then the cost of a lost node (kill -9 of the client's node: the time until
@@ -173,6 +176,10 @@ class Client:
     def host(self, node: Node) -> str:
         return f"{self.sub}.{DOMAIN}:{node.http_port}"
 
+    def standby_on(self, node: Node) -> bool:
+        """The ready file says the client's standby connection is to `node`."""
+        return (self.ready() or {}).get("standby") == node.tunnel_addr
+
     def ready(self) -> dict | None:
         try:
             doc = json.loads(self.ready_file.read_text())
@@ -233,13 +240,14 @@ def start_node(sup: Supervisor, bindir: Path, tmp: Path, etcd: Etcd, pki: dict, 
 
 
 def start_client(sup: Supervisor, bindir: Path, tmp: Path, node: Node, sub: str,
-                 origin_port: int, name: str, wait: bool = True) -> Client:
+                 origin_port: int, name: str, wait: bool = True,
+                 standby: bool = True) -> Client:
     """`porthole http` of the origin as <sub>.localhost, given one node's address
-    only (the node tells it of the others)."""
+    only (the node tells it of the others); with --no-standby unless `standby`."""
     ready_file = tmp / f"{name}.ready.json"
     argv = [bindir / "porthole", "--server-addr", node.tunnel_addr, "--trust-ca", node.ca,
             "--inspect-addr", "disabled", "--log", "stdout", "--log-level", "info",
-            "--ready-file", ready_file,
+            "--ready-file", ready_file, *([] if standby else ["--no-standby"]),
             "http", f"127.0.0.1:{origin_port}", "--proto", "http", "--subdomain", sub]
     c = Client(sup.start(name, argv), ready_file, sub)
     if wait:
@@ -250,6 +258,12 @@ def start_client(sup: Supervisor, bindir: Path, tmp: Path, node: Node, sub: str,
 def wait_client(c: Client, what: str, timeout: float = 20) -> dict:
     return _wait_ready(c.ready_file, c.proc, f"porthole {what}",
                        ok=lambda d: len(d.get("tunnels") or []) == 1, timeout=timeout)
+
+
+def wait_standby(c: Client, node: Node, what: str, timeout: float = 20) -> dict:
+    """Until the client's ready file shows its standby connection to `node`."""
+    return _wait_ready(c.ready_file, c.proc, f"porthole {what} (standby on {node.name})",
+                       ok=lambda d: d.get("standby") == node.tunnel_addr, timeout=timeout)
 
 
 # --------------------------------------------------------------------------
@@ -349,15 +363,20 @@ def w_cluster(suite) -> None:
     finally:
         sup.stop(etcd.proc)
     ka, nc = res.get("keepalive", {}), res.get("newconn", {})
-    suite.log(f"  keep-alive relayed/owner {_f(ka.get('relayed_over_owner'))}x, new conn/request "
-              f"relayed/owner {_f(nc.get('relayed_over_owner'))}x; failover median "
-              f"{_f(_g(res, 'failover', 'served_s'))} s; etcd {_f(_g(res, 'etcd', 'idle_per_s'))} "
-              f"req/s idle, {_f(_g(res, 'etcd', 'per_new_tunnel'), '{:.1f}')} per new tunnel")
+    suite.log(f"  keep-alive relayed/owner {_f(ka.get('relayed_over_owner'))}x, standby/owner "
+              f"{_f(ka.get('standby_over_owner'))}x; new conn/request relayed/owner "
+              f"{_f(nc.get('relayed_over_owner'))}x, standby/owner "
+              f"{_f(nc.get('standby_over_owner'))}x")
+    suite.log(f"  failover median {_f(_g(res, 'failover', 'served_s'))} s; etcd "
+              f"{_f(_g(res, 'etcd', 'idle_per_s'))} req/s idle, "
+              f"{_f(_g(res, 'etcd', 'per_new_tunnel'), '{:.1f}')} per new tunnel")
 
 
 def _main_set(suite, etcd: Etcd, pki: dict, tmp: Path, res: dict) -> None:
-    """Two nodes and one client on n1: etcd while idle and per new tunnel,
-    then workloads 1 and 2 through the owner and through the other node."""
+    """Two nodes and two clients on n1, "c" with --no-standby and "s" with its
+    standby connection on n2: etcd while idle and per new tunnel, then
+    workloads 1 and 2 through the owner, relayed through the other node, and
+    through the other node to the standby connection."""
     sup, bindir, nginx = suite.sup, suite.bindir, suite.nginx
     started: list[Proc] = []
     try:
@@ -365,21 +384,33 @@ def _main_set(suite, etcd: Etcd, pki: dict, tmp: Path, res: dict) -> None:
         started.append(n1.proc)
         n2 = start_node(sup, bindir, tmp, etcd, pki, 2, "/bench/", "main", n1)
         started.append(n2.proc)
-        time.sleep(1)  # n1 has seen n2 in etcd before it tells the client of it
-        cli = start_client(sup, bindir, tmp, n1, "c", nginx.port, "cluster-porthole")
+        time.sleep(1)  # n1 has seen n2 in etcd before it tells the clients of it
+        cli = start_client(sup, bindir, tmp, n1, "c", nginx.port, "cluster-porthole",
+                           standby=False)
         started.append(cli.proc)
+        sby = start_client(sup, bindir, tmp, n1, "s", nginx.port, "cluster-porthole-s")
+        started.append(sby.proc)
+        wait_standby(sby, n2, "s")
         # Their warnings and errors are shown with the workload's (see
         # Suite.log_since), and in the whole run's summary.
         for k, p in (("cluster-n1", n1.proc), ("cluster-n2", n2.proc),
-                     ("cluster-porthole", cli.proc)):
+                     ("cluster-porthole", cli.proc), ("cluster-porthole-s", sby.proc)):
             suite.watched[k] = p
         res["node_args"] = n1.args
         res["client_args"] = cli.proc.argv[1:]
-        for node in (n1, n2):
-            got = get_once(node.ip, node.http_port, cli.host(node))
-            if got != "200":
-                raise RuntimeError(f"a request for c.{DOMAIN} through {node.name} got {got}")
+        res["standby_client_args"] = sby.proc.argv[1:]
+        for c in (cli, sby):
+            for node in (n1, n2):
+                got = get_once(node.ip, node.http_port, c.host(node))
+                if got != "200":
+                    raise RuntimeError(f"a request for {c.sub}.{DOMAIN} through {node.name} "
+                                       f"got {got}")
         time.sleep(2)  # pools filled, directories settled
+        for c, want in ((cli, None), (sby, n2.tunnel_addr)):
+            doc = c.ready() or {}
+            if doc.get("server") != n1.tunnel_addr or doc.get("standby") != want:
+                raise RuntimeError(f"client {c.sub}: server {doc.get('server')}, standby "
+                                   f"{doc.get('standby')}; expected {n1.tunnel_addr}, {want}")
 
         res["etcd"] = _etcd_figures(suite, etcd, tmp, n1, n2, started)
 
@@ -388,11 +419,14 @@ def _main_set(suite, etcd: Etcd, pki: dict, tmp: Path, res: dict) -> None:
                    "owner": (f"http://{n1.ip}:{n1.http_port}/{services.SMALL_FILE}",
                              cli.host(n1)),
                    "relayed": (f"http://{n2.ip}:{n2.http_port}/{services.SMALL_FILE}",
-                               cli.host(n2))}
-        procs = {"n1": n1.proc, "n2": n2.proc, "client": cli.proc}
+                               cli.host(n2)),
+                   "standby": (f"http://{n2.ip}:{n2.http_port}/{services.SMALL_FILE}",
+                               sby.host(n2))}
+        procs = {"n1": n1.proc, "n2": n2.proc, "client": cli.proc, "client_s": sby.proc}
         res["keepalive"] = _wrk_rounds(suite, "keep-alive", targets, None, procs)
         res["newconn"] = _wrk_rounds(suite, "new conn", targets, suite.close_lua, procs)
         res["still_running"] = {k: p.poll() is None for k, p in procs.items()}
+        res["standby_client_still_on_n2"] = sby.standby_on(n2)
         res["logs"] = {k: _log_summary(p.text()) for k, p in procs.items()}
     finally:
         sup.stop_many(list(reversed(started)))
@@ -400,12 +434,13 @@ def _main_set(suite, etcd: Etcd, pki: dict, tmp: Path, res: dict) -> None:
 
 def _etcd_figures(suite, etcd: Etcd, tmp: Path, n1: Node, n2: Node,
                   started: list[Proc]) -> dict:
-    """etcd requests per second while idle (two nodes, one tunnel), and per
-    new tunnel: NEW_TUNNELS clients of distinct names started at once (every
-    other one on each node), counted from before the first starts until all
-    are up and one more second has passed."""
+    """etcd requests per second while idle (two nodes, two tunnels, one of
+    them with a standby connection), and per new tunnel: NEW_TUNNELS clients
+    of distinct names started at once (every other one on each node), counted
+    from before the first starts until all are up and one more second has
+    passed."""
     sup = suite.sup
-    out: dict = {"counter": COUNTER}
+    out: dict = {"counter": COUNTER, "idle_tunnels": 2, "idle_standby_connections": 1}
     a = etcd.counters()
     time.sleep(IDLE_S)
     b = etcd.counters()
@@ -469,8 +504,8 @@ def _etcd_figures(suite, etcd: Etcd, tmp: Path, n1: Node, n2: Node,
 
 def _wrk_rounds(suite, label: str, targets: dict, script: Path | None, procs: dict) -> dict:
     """Workload 1 or 2 through each target in turn, WRK_ROUNDS times over
-    (direct, owner, relayed, direct, ...), each target's median round
-    reported, with the CPU the nodes and the client used in each round."""
+    (direct, owner, relayed, standby, direct, ...), each target's median round
+    reported, with the CPU the nodes and the clients used in each round."""
     rounds: dict[str, list[dict]] = {t: [] for t in targets}
     for rnd in range(WRK_ROUNDS):
         for target, (url, host) in targets.items():
@@ -506,17 +541,19 @@ def _wrk_rounds(suite, label: str, targets: dict, script: Path | None, procs: di
                 errors[k] = errors.get(k, 0) + v
         median["errors_all_rounds"] = errors
         out[target] = median
-    o, rl, d = (_g(out, t, "rps") for t in ("owner", "relayed", "direct"))
-    out["relayed_over_owner"] = rl / o if o else None
-    out["owner_over_direct"] = o / d if d else None
-    out["relayed_over_direct"] = rl / d if d else None
+    o, rl, sb, d = (_g(out, t, "rps") for t in ("owner", "relayed", "standby", "direct"))
+    out["relayed_over_owner"] = rl / o if o and rl is not None else None
+    out["standby_over_owner"] = sb / o if o and sb is not None else None
+    out["owner_over_direct"] = o / d if d and o is not None else None
+    out["relayed_over_direct"] = rl / d if d and rl is not None else None
+    out["standby_over_direct"] = sb / d if d and sb is not None else None
     return out
 
 
 def _failover(suite, etcd: Etcd, pki: dict, tmp: Path, res: dict) -> None:
     """FAILOVER_ROUNDS times, on a fresh pair of nodes (a cluster prefix of
-    their own) and a fresh client given n1's address only: kill -9 n1, then
-    requests through n2 until one is answered 200."""
+    their own) and a fresh client with --no-standby given n1's address only:
+    kill -9 n1, then requests through n2 until one is answered 200."""
     sup, bindir = suite.sup, suite.bindir
     rounds = []
     for rnd in range(FAILOVER_ROUNDS):
@@ -529,7 +566,7 @@ def _failover(suite, etcd: Etcd, pki: dict, tmp: Path, res: dict) -> None:
             started.append(b.proc)
             time.sleep(1)  # a has seen b before it tells the client of it
             c = start_client(sup, bindir, tmp, a, f"f{rnd + 1}", suite.nginx.port,
-                             f"{tag}-porthole")
+                             f"{tag}-porthole", standby=False)
             started.append(c.proc)
             time.sleep(1)
             got = get_once(b.ip, b.http_port, c.host(b))

@@ -226,15 +226,17 @@ def render_markdown_table(res: dict) -> str:
 
 
 # --------------------------------------------------------------------------
-# Workload 9, the cluster: its own targets (owner node, relayed), so its own tables
+# Workload 9, the cluster: its own targets (owner node, relayed, standby), so its own tables
 # --------------------------------------------------------------------------
 
-CLUSTER_HEAD = ["workload", "metric", "direct", "owner node", "relayed", "relayed/owner",
-                "owner/direct"]
+CLUSTER_TARGETS = ("direct", "owner", "relayed", "standby")
+CLUSTER_HEAD = ["workload", "metric", "direct", "owner node", "relayed", "standby",
+                "relayed/owner", "standby/owner", "owner/direct"]
 
 
 def cluster_rows(res: dict) -> list[list[str]]:
-    """[workload, metric, direct, owner node, relayed, relayed/owner, owner/direct]"""
+    """[workload, metric, direct, owner node, relayed, standby, relayed/owner,
+    standby/owner, owner/direct]"""
     c = res.get("cluster") or {}
     out = []
     for key, label in (("keepalive", "9 keep-alive"), ("newconn", "9 new conn/request")):
@@ -244,13 +246,13 @@ def cluster_rows(res: dict) -> list[list[str]]:
         for i, (metric, sub, fmt) in enumerate((("requests/s", "rps", "{:.0f}"),
                                                 ("p50 latency ms", "p50_ms", "{:.2f}"),
                                                 ("p99 latency ms", "p99_ms", "{:.2f}"))):
-            d, o, r = (_g(w, t, sub) for t in ("direct", "owner", "relayed"))
+            d, o, r, sb = (_g(w, t, sub) for t in CLUSTER_TARGETS)
             out.append([label if i == 0 else "", metric, _num(d, fmt), _num(o, fmt),
-                        _num(r, fmt), _num(_ratio(r, o), "{:.2f}x"),
-                        _num(_ratio(o, d), "{:.2f}x")])
+                        _num(r, fmt), _num(sb, fmt), _num(_ratio(r, o), "{:.2f}x"),
+                        _num(_ratio(sb, o), "{:.2f}x"), _num(_ratio(o, d), "{:.2f}x")])
         out.append(["", "errors (all rounds)"] + [
             _fails(_g(w, t, "errors_all_rounds")) if _g(w, t) else "-"
-            for t in ("direct", "owner", "relayed")] + ["", ""])
+            for t in CLUSTER_TARGETS] + ["", "", ""])
     return out
 
 
@@ -267,7 +269,10 @@ def cluster_figures(res: dict) -> list[list[str]]:
                     f"{_num(f.get('client_back_s'), '{:.3f}')} s (median)"])
     e = c.get("etcd")
     if e:
-        out.append([f"9 etcd requests/s, idle (2 nodes, 1 tunnel, {e['idle_window_s']:.0f} s)",
+        tunnels = e.get("idle_tunnels", 1)
+        out.append([f"9 etcd requests/s, idle (2 nodes, {tunnels} tunnel{'s' * (tunnels > 1)}"
+                    f"{', 1 standby' if e.get('idle_standby_connections') else ''}, "
+                    f"{e['idle_window_s']:.0f} s)",
                     _num(e.get("idle_per_s"), "{:.2f}")])
         out.append([f"9 etcd requests per new tunnel ({e.get('new_tunnels')} clients at once)",
                     f"{_num(e.get('per_new_tunnel'), '{:.1f}')} (raw "
@@ -418,12 +423,12 @@ def _cluster_details(c: dict) -> list[str]:
     out = []
     for key, label in (("keepalive", "keep-alive"), ("newconn", "new conn/request")):
         w = c.get(key) or {}
-        spread = [f"{t} {w[t]['rounds_rps']}" for t in ("direct", "owner", "relayed")
+        spread = [f"{t} {w[t]['rounds_rps']}" for t in CLUSTER_TARGETS
                   if _g(w, t, "rounds_rps")]
         if spread:
             out.append(f"cluster {label} requests/s by round (the table shows each target's "
                        "median): " + ", ".join(spread))
-        for t in ("owner", "relayed"):
+        for t in CLUSTER_TARGETS[1:]:
             cpus = _g(w, t, "rounds_cpu_s") or []
             if cpus and all(cpus):
                 out.append(f"  {t}: CPU s per round: " + "; ".join(
@@ -536,6 +541,9 @@ def targets(res: dict) -> list[dict]:
         r = ck.get("relayed_over_owner")
         add("cluster: keep-alive req/s relayed vs owner node", ">= 0.7x", _num(r, "{:.2f}x"),
             None if r is None else r >= 0.7)
+        r = ck.get("standby_over_owner")
+        add("cluster: keep-alive req/s standby vs owner node, informative", ">= 0.9x",
+            _num(r, "{:.2f}x"), None if r is None else r >= 0.9)
     m = res.get("memory")
     if m:
         many = m.get("client_rss_kib_many_tunnels")
@@ -583,9 +591,11 @@ def render_markdown(doc: dict) -> str:
     ]
     if doc["results"].get("cluster"):
         out += ["## Cluster (workload 9)", "",
-                "Two portholed nodes on one etcd, the tunnel's client connected to the first "
-                "(the owner node); relayed: through the other node, which hands each "
-                "connection to the owner over mutual TLS.", "",
+                "Two portholed nodes on one etcd, two tunnel clients connected to the first "
+                "(the owner node). relayed: a client with --no-standby, through the other "
+                "node, which hands each connection to the owner over mutual TLS; standby: a "
+                "client as run by default, through the other node, which serves it over the "
+                "client's standby connection.", "",
                 render_markdown_cluster(doc["results"]), ""]
     out += [
         "## Details",
