@@ -230,8 +230,8 @@ def main(argv=None) -> int:
             "CA (n1's, copied), and has a certificate of the run's own cluster CA. The clients "
             "are given n1's address only: \"c\" with --no-standby, \"s\" as by default (its "
             "standby connection on n2). Failover runs on fresh node pairs, one per round, "
-            "each under a cluster prefix of its own in the same etcd, with a --no-standby "
-            "client.")
+            "each under a cluster prefix of its own in the same etcd, three rounds with "
+            "--no-standby and three with a standby connection.")
     suite.notes.append("all targets: porthole http tunnels use --proto http; portholed and "
                        "porthole run with their default pool size (10) and log level (info).")
 

@@ -10,8 +10,9 @@ default (a second, standby connection to the other node).
   direct   wrk -> nginx, for reference
 
 Then the cost of a lost node (kill -9 of the client's node: the time until
-the other node answers 200 for the tunnel again), on nodes of its own, and
-what the cluster asks of etcd, read from etcd's Prometheus /metrics.
+the other node answers 200 for the tunnel again), on nodes of its own, for a
+client with one connection and for one with two, and what the cluster asks
+of etcd, read from etcd's Prometheus /metrics.
 """
 
 from __future__ import annotations
@@ -36,7 +37,11 @@ ETCD = Path("/usr/bin/etcd")
 NODE_IPS = ("127.0.0.1", "127.0.0.2")
 IDLE_S = 10  # etcd requests counted over this long with the cluster idle
 NEW_TUNNELS = 10  # clients started at once to count etcd requests per new tunnel
-FAILOVER_ROUNDS = 3
+FAILOVER_ROUNDS = 3  # for each of FAILOVER_MODES
+# A client with one control connection (--no-standby), and one with two (a
+# standby connection on the other node, as clients run by default).
+FAILOVER_MODES = (("one", False), ("two", True))
+FAILOVER_LABELS = {"one": "one connection", "two": "two connections"}
 FAILOVER_POLL_S = 0.02
 FAILOVER_LIMIT_S = 30
 # The counter: every gRPC call etcd starts. portholed speaks etcd's JSON
@@ -301,17 +306,17 @@ def get_once(ip: str, port: int, host: str, timeout: float = 10) -> str:
     return asyncio.run(_get_once(ip, port, host, f"/{services.SMALL_FILE}", timeout))
 
 
-async def _until_served(node: Node, client: Client, killed_at: float, connection: int) -> dict:
+async def _until_served(node: Node, client: Client, killed_at: float, back_when) -> dict:
     """Requests through `node` one after the other, FAILOVER_POLL_S apart, until
-    one is answered 200; meanwhile watches the client's ready file for its
-    next connection (its reconnect, to whichever node)."""
+    one is answered 200; meanwhile watches the client's ready file until
+    `back_when(doc)` holds (the client is back: reconnected, or promoted)."""
     seen: dict[str, int] = {}
     back: dict = {}
 
     async def watch_client():
         while True:
             doc = client.ready()
-            if doc and doc.get("connection", 0) > connection and doc.get("tunnels"):
+            if doc and back_when(doc):
                 back["client_back_s"] = time.monotonic() - killed_at
                 back["client_server"] = doc.get("server")
                 return
@@ -363,11 +368,15 @@ def w_cluster(suite) -> None:
     finally:
         sup.stop(etcd.proc)
     ka, nc = res.get("keepalive", {}), res.get("newconn", {})
+    one, two = _g(res, "failover", "one") or {}, _g(res, "failover", "two") or {}
     suite.log(f"  keep-alive relayed/owner {_f(ka.get('relayed_over_owner'))}x, standby/owner "
               f"{_f(ka.get('standby_over_owner'))}x; new conn/request relayed/owner "
               f"{_f(nc.get('relayed_over_owner'))}x, standby/owner "
               f"{_f(nc.get('standby_over_owner'))}x")
-    suite.log(f"  failover median {_f(_g(res, 'failover', 'served_s'))} s; etcd "
+    suite.log(f"  failover one connection: {_f(one.get('served_s'), '{:.3f}')} s; two "
+              f"connections: {_f(two.get('served_s'), '{:.3f}')} s, failures "
+              f"{_f(two.get('failures_total'), '{:d}')}, promoted after "
+              f"{_f(two.get('client_back_s'), '{:.3f}')} s (medians); etcd "
               f"{_f(_g(res, 'etcd', 'idle_per_s'))} req/s idle, "
               f"{_f(_g(res, 'etcd', 'per_new_tunnel'), '{:.1f}')} per new tunnel")
 
@@ -551,51 +560,77 @@ def _wrk_rounds(suite, label: str, targets: dict, script: Path | None, procs: di
 
 
 def _failover(suite, etcd: Etcd, pki: dict, tmp: Path, res: dict) -> None:
-    """FAILOVER_ROUNDS times, on a fresh pair of nodes (a cluster prefix of
-    their own) and a fresh client with --no-standby given n1's address only:
-    kill -9 n1, then requests through n2 until one is answered 200."""
+    """FAILOVER_ROUNDS rounds for a client with one connection (--no-standby)
+    and as many for one with two (its standby connection on n2), each on a
+    fresh pair of nodes (a cluster prefix of their own) and a fresh client
+    given n1's address only: kill -9 n1, then requests through n2 until one
+    is answered 200, while the client's ready file is watched until it is
+    back (one connection: its next connection, to whichever node; two: its
+    "server" is n2, the standby connection promoted)."""
+    out: dict = {"poll_s": FAILOVER_POLL_S, "limit_s": FAILOVER_LIMIT_S}
+    res["failover"] = out
+    for mode, standby in FAILOVER_MODES:
+        rounds = [_failover_round(suite, etcd, pki, tmp, mode, standby, rnd)
+                  for rnd in range(FAILOVER_ROUNDS)]
+        served = sorted(r["served_s"] for r in rounds if r["served_s"] is not None)
+        back = sorted(r["client_back_s"] for r in rounds if r.get("client_back_s") is not None)
+        out[mode] = {
+            "standby": standby,
+            "rounds": rounds,
+            "served_s": served[len(served) // 2] if len(served) == len(rounds) else None,
+            "served_s_rounds": [r["served_s"] for r in rounds],
+            "client_back_s": back[len(back) // 2] if len(back) == len(rounds) else None,
+            "client_back_s_rounds": [r.get("client_back_s") for r in rounds],
+            "failures_total": sum(sum(r["failures"].values()) for r in rounds),
+            "all_served": len(served) == len(rounds)}
+
+
+def _failover_round(suite, etcd: Etcd, pki: dict, tmp: Path, mode: str, standby: bool,
+                    rnd: int) -> dict:
     sup, bindir = suite.sup, suite.bindir
-    rounds = []
-    for rnd in range(FAILOVER_ROUNDS):
-        tag = f"failover{rnd + 1}"
-        started: list[Proc] = []
-        try:
-            a = start_node(sup, bindir, tmp, etcd, pki, 1, f"/bench-{tag}/", tag, None)
-            started.append(a.proc)
-            b = start_node(sup, bindir, tmp, etcd, pki, 2, f"/bench-{tag}/", tag, a)
-            started.append(b.proc)
-            time.sleep(1)  # a has seen b before it tells the client of it
-            c = start_client(sup, bindir, tmp, a, f"f{rnd + 1}", suite.nginx.port,
-                             f"{tag}-porthole", standby=False)
-            started.append(c.proc)
-            time.sleep(1)
-            got = get_once(b.ip, b.http_port, c.host(b))
-            if got != "200":
-                raise RuntimeError(f"failover round {rnd + 1}: before the kill, a request "
-                                   f"through n2 got {got}")
-            connection = (c.ready() or {}).get("connection", 1)
-            os.kill(a.proc.pid, signal.SIGKILL)
-            killed_at = time.monotonic()
-            r = asyncio.run(_until_served(b, c, killed_at, connection))
-            r["node_b_log"] = _log_summary(b.proc.text())
-            r["client_log"] = _log_summary(c.proc.text())
-            r["client_connected_lines"] = re.findall(r"connected to server (\S+)", c.proc.text())
-            rounds.append(r)
-            suite.log(f"  failover round {rnd + 1}/{FAILOVER_ROUNDS}: 200 through n2 after "
-                      f"{_f(r['served_s'], '{:.3f}')} s ({r['attempts']} requests; before it "
-                      f"{r['failures'] or 'no failure'}); client back on "
-                      f"{r.get('client_server', '?')} after {_f(r.get('client_back_s'), '{:.3f}')} s")
-        finally:
-            sup.stop_many(list(reversed(started)))
-    served = sorted(r["served_s"] for r in rounds if r["served_s"] is not None)
-    back = sorted(r["client_back_s"] for r in rounds if r.get("client_back_s") is not None)
-    res["failover"] = {
-        "rounds": rounds,
-        "served_s": served[len(served) // 2] if len(served) == len(rounds) else None,
-        "served_s_rounds": [r["served_s"] for r in rounds],
-        "client_back_s": back[len(back) // 2] if back else None,
-        "all_served": len(served) == len(rounds),
-        "poll_s": FAILOVER_POLL_S, "limit_s": FAILOVER_LIMIT_S}
+    tag = f"failover-{mode}{rnd + 1}"
+    label = f"failover {FAILOVER_LABELS[mode]} round {rnd + 1}/{FAILOVER_ROUNDS}"
+    started: list[Proc] = []
+    try:
+        a = start_node(sup, bindir, tmp, etcd, pki, 1, f"/bench-{tag}/", tag, None)
+        started.append(a.proc)
+        b = start_node(sup, bindir, tmp, etcd, pki, 2, f"/bench-{tag}/", tag, a)
+        started.append(b.proc)
+        time.sleep(1)  # a has seen b before it tells the client of it
+        c = start_client(sup, bindir, tmp, a, f"f{rnd + 1}", suite.nginx.port,
+                         f"{tag}-porthole", standby=standby)
+        started.append(c.proc)
+        if standby:
+            wait_standby(c, b, tag)
+        time.sleep(1)
+        got = get_once(b.ip, b.http_port, c.host(b))
+        if got != "200":
+            raise RuntimeError(f"{label}: before the kill, a request through n2 got {got}")
+        before = c.ready() or {}
+        if before.get("standby") != (b.tunnel_addr if standby else None):
+            raise RuntimeError(f"{label}: before the kill, the client's standby is "
+                               f"{before.get('standby')}")
+        connection = before.get("connection", 1)
+        if standby:
+            def back_when(doc):
+                return doc.get("server") == b.tunnel_addr and bool(doc.get("tunnels"))
+        else:
+            def back_when(doc):
+                return doc.get("connection", 0) > connection and bool(doc.get("tunnels"))
+        os.kill(a.proc.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        r = asyncio.run(_until_served(b, c, killed_at, back_when))
+        r["node_b_log"] = _log_summary(b.proc.text())
+        r["client_log"] = _log_summary(c.proc.text())
+        r["client_connected_lines"] = re.findall(r"connected to server (\S+)", c.proc.text())
+        back = "client promoted to" if standby else "client back on"
+        suite.log(f"  {label}: 200 through n2 after {_f(r['served_s'], '{:.3f}')} s "
+                  f"({r['attempts']} requests; before it {r['failures'] or 'no failure'}); "
+                  f"{back} {r.get('client_server', '?')} after "
+                  f"{_f(r.get('client_back_s'), '{:.3f}')} s")
+        return r
+    finally:
+        sup.stop_many(list(reversed(started)))
 
 
 # --------------------------------------------------------------------------

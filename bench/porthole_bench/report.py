@@ -260,13 +260,17 @@ def cluster_figures(res: dict) -> list[list[str]]:
     """[figure, value]: failover and etcd requests."""
     c = res.get("cluster") or {}
     out = []
-    f = c.get("failover")
-    if f:
-        rounds = ", ".join(_num(x, "{:.3f}") for x in f.get("served_s_rounds") or [])
-        out.append(["9 failover: kill -9 of the client's node, until 200 through the other",
-                    f"{_num(f.get('served_s'), '{:.3f}')} s (median; rounds {rounds})"])
-        out.append(["9 failover: the client connected to the other node after",
-                    f"{_num(f.get('client_back_s'), '{:.3f}')} s (median)"])
+    one, two = _g(c, "failover", "one"), _g(c, "failover", "two")
+    if one:
+        out.append(["9 failover, one connection: kill -9 of its node, 200 through the other",
+                    _failover_served(one)])
+        out.append(["9 failover, one connection: client connected to the other node",
+                    _failover_back(one)])
+    if two:
+        out.append(["9 failover, two connections: kill -9 of its node, 200 through the other",
+                    _failover_served(two)])
+        out.append(["9 failover, two connections: standby promoted (ready file's server)",
+                    _failover_back(two)])
     e = c.get("etcd")
     if e:
         tunnels = e.get("idle_tunnels", 1)
@@ -282,6 +286,17 @@ def cluster_figures(res: dict) -> list[list[str]]:
                         _num(e.get("per_closed_tunnel"), "{:.1f}")])
         out.append(["9 etcd counter", f"sum of {e.get('counter')} over all methods"])
     return out
+
+
+def _failover_served(f: dict) -> str:
+    rounds = ", ".join(_num(x, "{:.3f}") for x in f.get("served_s_rounds") or [])
+    return (f"{_num(f.get('served_s'), '{:.3f}')} s after the kill (median; rounds {rounds}); "
+            f"failed requests before it, all rounds: {f.get('failures_total')}")
+
+
+def _failover_back(f: dict) -> str:
+    rounds = ", ".join(_num(x, "{:.3f}") for x in f.get("client_back_s_rounds") or [])
+    return f"{_num(f.get('client_back_s'), '{:.3f}')} s after the kill (median; rounds {rounds})"
 
 
 def render_cluster(res: dict) -> str:
@@ -443,17 +458,18 @@ def _cluster_details(c: dict) -> list[str]:
         if e.get("new_tunnel_failures"):
             out.append(f"cluster new tunnels: requests through the other node failed: "
                        f"{e['new_tunnel_failures']}")
-    f = c.get("failover") or {}
-    for i, r in enumerate(f.get("rounds") or []):
-        line = (f"cluster failover round {i + 1}: {r['attempts']} request(s) through the other "
-                f"node, failures before the first 200: {_fails(r.get('failures'))}; client "
-                f"connected to {r.get('client_server', '?')} after "
-                f"{_num(r.get('client_back_s'), '{:.3f}')} s")
-        lg = r.get("node_b_log") or {}
-        if lg.get("total"):
-            line += "; the other node logged: " + "; ".join(
-                f"{n}x {m[:100]}" for m, n in list(lg["top"].items())[:3])
-        out.append(line)
+    for mode, label, back in (("one", "one connection", "client connected to"),
+                              ("two", "two connections", "standby promoted, client on")):
+        for i, r in enumerate(_g(c, "failover", mode, "rounds") or []):
+            line = (f"cluster failover, {label}, round {i + 1}: {r['attempts']} request(s) "
+                    f"through the other node, failures before the first 200: "
+                    f"{_fails(r.get('failures'))}; {back} {r.get('client_server', '?')} after "
+                    f"{_num(r.get('client_back_s'), '{:.3f}')} s")
+            lg = r.get("node_b_log") or {}
+            if lg.get("total"):
+                line += "; the other node logged: " + "; ".join(
+                    f"{n}x {m[:100]}" for m, n in list(lg["top"].items())[:3])
+            out.append(line)
     if c.get("still_running") and not all(c["still_running"].values()):
         out.append(f"cluster: processes still running after the wrk rounds: "
                    f"{c['still_running']}")
