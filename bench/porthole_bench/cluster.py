@@ -445,9 +445,10 @@ def _etcd_figures(suite, etcd: Etcd, tmp: Path, n1: Node, n2: Node,
                   started: list[Proc]) -> dict:
     """etcd requests per second while idle (two nodes, two tunnels, one of
     them with a standby connection), and per new tunnel: NEW_TUNNELS clients
-    of distinct names started at once (every other one on each node), counted
-    from before the first starts until all are up and one more second has
-    passed."""
+    of distinct names started at once (every other one on each node, each
+    with its standby connection on the other), counted from before the first
+    starts until all are up, their standby connections too, and one more
+    second has passed."""
     sup = suite.sup
     out: dict = {"counter": COUNTER, "idle_tunnels": 2, "idle_standby_connections": 1}
     a = etcd.counters()
@@ -471,6 +472,13 @@ def _etcd_figures(suite, etcd: Etcd, tmp: Path, n1: Node, n2: Node,
         for i, c in enumerate(clients):
             wait_client(c, f"t{i}", timeout=30)
         up = time.monotonic()
+        # A client opens its standby connection once its tunnel is up; that
+        # node asks etcd whether the client holds the name.
+        deadline = up + 10
+        while (not all(c.standby_on((n2, n1)[i % 2]) for i, c in enumerate(clients))
+               and time.monotonic() < deadline):
+            time.sleep(0.05)
+        standby_up = time.monotonic()
         time.sleep(1)
         after = etcd.counters()
         new = _delta(before, after)
@@ -478,6 +486,9 @@ def _etcd_figures(suite, etcd: Etcd, tmp: Path, n1: Node, n2: Node,
         out["new_tunnels"] = NEW_TUNNELS
         out["new_window_s"] = round(window, 2)
         out["new_up_s"] = round(up - before["t"], 2)
+        out["new_standby_up_s"] = round(standby_up - before["t"], 2)
+        out["new_standby_connections"] = sum(c.standby_on((n2, n1)[i % 2])
+                                             for i, c in enumerate(clients))
         out["new_requests"] = new["started"]
         out["new_by_method"] = new["by_method"]
         out["per_new_tunnel_raw"] = new["started"] / NEW_TUNNELS
@@ -505,8 +516,9 @@ def _etcd_figures(suite, etcd: Etcd, tmp: Path, n1: Node, n2: Node,
                 started.remove(c.proc)
     suite.log(f"  etcd per new tunnel: {out['per_new_tunnel']:.1f} requests "
               f"({out['new_requests']:.0f} for {NEW_TUNNELS} clients, all up in "
-              f"{out['new_up_s']} s; less {out['idle_per_s']:.2f}/s idle over {window:.1f} s; "
-              f"{_methods(new['by_method'])}); per tunnel closed "
+              f"{out['new_up_s']} s, {out['new_standby_connections']} standby connections "
+              f"up in {out['new_standby_up_s']} s; less {out['idle_per_s']:.2f}/s idle over "
+              f"{window:.1f} s; {_methods(new['by_method'])}); per tunnel closed "
               f"{out['per_closed_tunnel']:.1f} ({_methods(left['by_method'])})")
     return out
 

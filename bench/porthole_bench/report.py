@@ -452,7 +452,9 @@ def _cluster_details(c: dict) -> list[str]:
     if e:
         out.append(f"cluster etcd requests by method: idle {e['idle_window_s']} s "
                    f"{_methods(e.get('idle_by_method'))}; {e.get('new_tunnels')} new tunnels "
-                   f"({e.get('new_window_s')} s, all up after {e.get('new_up_s')} s) "
+                   f"({e.get('new_window_s')} s, all up after {e.get('new_up_s')} s, "
+                   f"{e.get('new_standby_connections')} standby connections up after "
+                   f"{e.get('new_standby_up_s')} s) "
                    f"{_methods(e.get('new_by_method'))}; their closing "
                    f"{_methods(e.get('closed_by_method'))}")
         if e.get("new_tunnel_failures"):
