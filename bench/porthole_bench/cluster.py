@@ -438,7 +438,7 @@ def _main_set(suite, etcd: Etcd, pki: dict, tmp: Path, res: dict) -> None:
         res["standby_client_still_on_n2"] = sby.standby_on(n2)
         res["logs"] = {k: _log_summary(p.text()) for k, p in procs.items()}
     finally:
-        sup.stop_many(list(reversed(started)))
+        _stop(sup, started)
 
 
 def _etcd_figures(suite, etcd: Etcd, tmp: Path, n1: Node, n2: Node,
@@ -642,7 +642,15 @@ def _failover_round(suite, etcd: Etcd, pki: dict, tmp: Path, mode: str, standby:
                   f"{_f(r.get('client_back_s'), '{:.3f}')} s")
         return r
     finally:
-        sup.stop_many(list(reversed(started)))
+        _stop(sup, started)
+
+
+def _stop(sup: Supervisor, started: list[Proc]) -> None:
+    """Clients first, then nodes: a client stopped with its node logs a lost
+    connection that says nothing about the run."""
+    clients = [p for p in started if p.argv and Path(p.argv[0]).name == "porthole"]
+    sup.stop_many(list(reversed(clients)))
+    sup.stop_many([p for p in reversed(started) if p not in clients])
 
 
 # --------------------------------------------------------------------------
