@@ -31,7 +31,7 @@ TITLES = {
     "memory": "6. memory: server with 100 one-tunnel clients; one client",
     "inspect": "7. inspector on vs off: workload 1 through a client capturing every exchange",
     "screen": "8. status screen on vs off: workload 1 through a client drawing its screen on a pty",
-    "cluster": "9. cluster: two portholed nodes on one etcd; owner vs relayed, failover, etcd requests",
+    "cluster": "9. cluster: two portholed nodes on one etcd; owner, relayed, standby; failover; etcd",
 }
 
 
@@ -227,9 +227,11 @@ def main(argv=None) -> int:
             "cluster: nodes n1 (127.0.0.1) and n2 (127.0.0.2) on one etcd member "
             f"({suite.results['cluster'].get('etcd_version')}), default lease TTL (5 s) and "
             "options otherwise; each node listens on its own IP, presents the same public dev "
-            "CA (n1's, copied), and has a certificate of the run's own cluster CA. The client "
-            "is given n1's address only. Failover runs on fresh node pairs, one per round, "
-            "each under a cluster prefix of its own in the same etcd.")
+            "CA (n1's, copied), and has a certificate of the run's own cluster CA. The clients "
+            "are given n1's address only: \"c\" with --no-standby, \"s\" as by default (its "
+            "standby connection on n2). Failover runs on fresh node pairs, one per round, "
+            "each under a cluster prefix of its own in the same etcd, three rounds with "
+            "--no-standby and three with a standby connection.")
     suite.notes.append("all targets: porthole http tunnels use --proto http; portholed and "
                        "porthole run with their default pool size (10) and log level (info).")
 
@@ -251,8 +253,9 @@ def main(argv=None) -> int:
         print(report.render_table(results))
     if results.get("cluster"):
         print("\n== cluster (workload 9): two portholed nodes on one etcd; owner node = the one "
-              "the tunnel's client is connected to, relayed = through the other node; ratios "
-              "relayed / owner and owner / direct\n")
+              "the tunnel's client is connected to, relayed = through the other node to a "
+              "--no-standby client, standby = through the other node to a client's standby "
+              "connection; ratios relayed / owner, standby / owner and owner / direct\n")
         print(report.render_cluster(results))
     if det:
         print()

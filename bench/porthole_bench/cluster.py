@@ -1,14 +1,18 @@
 """Workload 9: portholed's cluster mode (docs/CLUSTER.md). Two nodes share
 one tunnel namespace in a real etcd (Debian's etcd-server, /usr/bin/etcd),
-on 127.0.0.1 and 127.0.0.2; one tunnel client is connected to the first.
+on 127.0.0.1 and 127.0.0.2; two tunnel clients are connected to the first:
+"c" with --no-standby (one control connection) and "s" as clients run by
+default (a second, standby connection to the other node).
 
-  owner    wrk -> the node whose client holds the tunnel -> client -> nginx
-  relayed  wrk -> the other node -> mutual TLS to the owner -> client -> nginx
+  owner    wrk -> n1, whose client "c" holds the tunnel -> client -> nginx
+  relayed  wrk -> n2 -> mutual TLS to the owner n1 -> client "c" -> nginx
+  standby  wrk -> n2 -> client "s" over its standby connection -> nginx
   direct   wrk -> nginx, for reference
 
 Then the cost of a lost node (kill -9 of the client's node: the time until
-the other node answers 200 for the tunnel again), on nodes of its own, and
-what the cluster asks of etcd, read from etcd's Prometheus /metrics.
+the other node answers 200 for the tunnel again), on nodes of its own, for a
+client with one connection and for one with two, and what the cluster asks
+of etcd, read from etcd's Prometheus /metrics.
 """
 
 from __future__ import annotations
@@ -33,7 +37,11 @@ ETCD = Path("/usr/bin/etcd")
 NODE_IPS = ("127.0.0.1", "127.0.0.2")
 IDLE_S = 10  # etcd requests counted over this long with the cluster idle
 NEW_TUNNELS = 10  # clients started at once to count etcd requests per new tunnel
-FAILOVER_ROUNDS = 3
+FAILOVER_ROUNDS = 3  # for each of FAILOVER_MODES
+# A client with one control connection (--no-standby), and one with two (a
+# standby connection on the other node, as clients run by default).
+FAILOVER_MODES = (("one", False), ("two", True))
+FAILOVER_LABELS = {"one": "one connection", "two": "two connections"}
 FAILOVER_POLL_S = 0.02
 FAILOVER_LIMIT_S = 30
 # The counter: every gRPC call etcd starts. portholed speaks etcd's JSON
@@ -173,6 +181,10 @@ class Client:
     def host(self, node: Node) -> str:
         return f"{self.sub}.{DOMAIN}:{node.http_port}"
 
+    def standby_on(self, node: Node) -> bool:
+        """The ready file says the client's standby connection is to `node`."""
+        return (self.ready() or {}).get("standby") == node.tunnel_addr
+
     def ready(self) -> dict | None:
         try:
             doc = json.loads(self.ready_file.read_text())
@@ -233,13 +245,14 @@ def start_node(sup: Supervisor, bindir: Path, tmp: Path, etcd: Etcd, pki: dict, 
 
 
 def start_client(sup: Supervisor, bindir: Path, tmp: Path, node: Node, sub: str,
-                 origin_port: int, name: str, wait: bool = True) -> Client:
+                 origin_port: int, name: str, wait: bool = True,
+                 standby: bool = True) -> Client:
     """`porthole http` of the origin as <sub>.localhost, given one node's address
-    only (the node tells it of the others)."""
+    only (the node tells it of the others); with --no-standby unless `standby`."""
     ready_file = tmp / f"{name}.ready.json"
     argv = [bindir / "porthole", "--server-addr", node.tunnel_addr, "--trust-ca", node.ca,
             "--inspect-addr", "disabled", "--log", "stdout", "--log-level", "info",
-            "--ready-file", ready_file,
+            "--ready-file", ready_file, *([] if standby else ["--no-standby"]),
             "http", f"127.0.0.1:{origin_port}", "--proto", "http", "--subdomain", sub]
     c = Client(sup.start(name, argv), ready_file, sub)
     if wait:
@@ -250,6 +263,12 @@ def start_client(sup: Supervisor, bindir: Path, tmp: Path, node: Node, sub: str,
 def wait_client(c: Client, what: str, timeout: float = 20) -> dict:
     return _wait_ready(c.ready_file, c.proc, f"porthole {what}",
                        ok=lambda d: len(d.get("tunnels") or []) == 1, timeout=timeout)
+
+
+def wait_standby(c: Client, node: Node, what: str, timeout: float = 20) -> dict:
+    """Until the client's ready file shows its standby connection to `node`."""
+    return _wait_ready(c.ready_file, c.proc, f"porthole {what} (standby on {node.name})",
+                       ok=lambda d: d.get("standby") == node.tunnel_addr, timeout=timeout)
 
 
 # --------------------------------------------------------------------------
@@ -287,17 +306,17 @@ def get_once(ip: str, port: int, host: str, timeout: float = 10) -> str:
     return asyncio.run(_get_once(ip, port, host, f"/{services.SMALL_FILE}", timeout))
 
 
-async def _until_served(node: Node, client: Client, killed_at: float, connection: int) -> dict:
+async def _until_served(node: Node, client: Client, killed_at: float, back_when) -> dict:
     """Requests through `node` one after the other, FAILOVER_POLL_S apart, until
-    one is answered 200; meanwhile watches the client's ready file for its
-    next connection (its reconnect, to whichever node)."""
+    one is answered 200; meanwhile watches the client's ready file until
+    `back_when(doc)` holds (the client is back: reconnected, or promoted)."""
     seen: dict[str, int] = {}
     back: dict = {}
 
     async def watch_client():
         while True:
             doc = client.ready()
-            if doc and doc.get("connection", 0) > connection and doc.get("tunnels"):
+            if doc and back_when(doc):
                 back["client_back_s"] = time.monotonic() - killed_at
                 back["client_server"] = doc.get("server")
                 return
@@ -349,15 +368,24 @@ def w_cluster(suite) -> None:
     finally:
         sup.stop(etcd.proc)
     ka, nc = res.get("keepalive", {}), res.get("newconn", {})
-    suite.log(f"  keep-alive relayed/owner {_f(ka.get('relayed_over_owner'))}x, new conn/request "
-              f"relayed/owner {_f(nc.get('relayed_over_owner'))}x; failover median "
-              f"{_f(_g(res, 'failover', 'served_s'))} s; etcd {_f(_g(res, 'etcd', 'idle_per_s'))} "
-              f"req/s idle, {_f(_g(res, 'etcd', 'per_new_tunnel'), '{:.1f}')} per new tunnel")
+    one, two = _g(res, "failover", "one") or {}, _g(res, "failover", "two") or {}
+    suite.log(f"  keep-alive relayed/owner {_f(ka.get('relayed_over_owner'))}x, standby/owner "
+              f"{_f(ka.get('standby_over_owner'))}x; new conn/request relayed/owner "
+              f"{_f(nc.get('relayed_over_owner'))}x, standby/owner "
+              f"{_f(nc.get('standby_over_owner'))}x")
+    suite.log(f"  failover one connection: {_f(one.get('served_s'), '{:.3f}')} s; two "
+              f"connections: {_f(two.get('served_s'), '{:.3f}')} s, failures "
+              f"{_f(two.get('failures_total'), '{:d}')}, promoted after "
+              f"{_f(two.get('client_back_s'), '{:.3f}')} s (medians); etcd "
+              f"{_f(_g(res, 'etcd', 'idle_per_s'))} req/s idle, "
+              f"{_f(_g(res, 'etcd', 'per_new_tunnel'), '{:.1f}')} per new tunnel")
 
 
 def _main_set(suite, etcd: Etcd, pki: dict, tmp: Path, res: dict) -> None:
-    """Two nodes and one client on n1: etcd while idle and per new tunnel,
-    then workloads 1 and 2 through the owner and through the other node."""
+    """Two nodes and two clients on n1, "c" with --no-standby and "s" with its
+    standby connection on n2: etcd while idle and per new tunnel, then
+    workloads 1 and 2 through the owner, relayed through the other node, and
+    through the other node to the standby connection."""
     sup, bindir, nginx = suite.sup, suite.bindir, suite.nginx
     started: list[Proc] = []
     try:
@@ -365,21 +393,33 @@ def _main_set(suite, etcd: Etcd, pki: dict, tmp: Path, res: dict) -> None:
         started.append(n1.proc)
         n2 = start_node(sup, bindir, tmp, etcd, pki, 2, "/bench/", "main", n1)
         started.append(n2.proc)
-        time.sleep(1)  # n1 has seen n2 in etcd before it tells the client of it
-        cli = start_client(sup, bindir, tmp, n1, "c", nginx.port, "cluster-porthole")
+        time.sleep(1)  # n1 has seen n2 in etcd before it tells the clients of it
+        cli = start_client(sup, bindir, tmp, n1, "c", nginx.port, "cluster-porthole",
+                           standby=False)
         started.append(cli.proc)
+        sby = start_client(sup, bindir, tmp, n1, "s", nginx.port, "cluster-porthole-s")
+        started.append(sby.proc)
+        wait_standby(sby, n2, "s")
         # Their warnings and errors are shown with the workload's (see
         # Suite.log_since), and in the whole run's summary.
         for k, p in (("cluster-n1", n1.proc), ("cluster-n2", n2.proc),
-                     ("cluster-porthole", cli.proc)):
+                     ("cluster-porthole", cli.proc), ("cluster-porthole-s", sby.proc)):
             suite.watched[k] = p
         res["node_args"] = n1.args
         res["client_args"] = cli.proc.argv[1:]
-        for node in (n1, n2):
-            got = get_once(node.ip, node.http_port, cli.host(node))
-            if got != "200":
-                raise RuntimeError(f"a request for c.{DOMAIN} through {node.name} got {got}")
+        res["standby_client_args"] = sby.proc.argv[1:]
+        for c in (cli, sby):
+            for node in (n1, n2):
+                got = get_once(node.ip, node.http_port, c.host(node))
+                if got != "200":
+                    raise RuntimeError(f"a request for {c.sub}.{DOMAIN} through {node.name} "
+                                       f"got {got}")
         time.sleep(2)  # pools filled, directories settled
+        for c, want in ((cli, None), (sby, n2.tunnel_addr)):
+            doc = c.ready() or {}
+            if doc.get("server") != n1.tunnel_addr or doc.get("standby") != want:
+                raise RuntimeError(f"client {c.sub}: server {doc.get('server')}, standby "
+                                   f"{doc.get('standby')}; expected {n1.tunnel_addr}, {want}")
 
         res["etcd"] = _etcd_figures(suite, etcd, tmp, n1, n2, started)
 
@@ -388,24 +428,29 @@ def _main_set(suite, etcd: Etcd, pki: dict, tmp: Path, res: dict) -> None:
                    "owner": (f"http://{n1.ip}:{n1.http_port}/{services.SMALL_FILE}",
                              cli.host(n1)),
                    "relayed": (f"http://{n2.ip}:{n2.http_port}/{services.SMALL_FILE}",
-                               cli.host(n2))}
-        procs = {"n1": n1.proc, "n2": n2.proc, "client": cli.proc}
+                               cli.host(n2)),
+                   "standby": (f"http://{n2.ip}:{n2.http_port}/{services.SMALL_FILE}",
+                               sby.host(n2))}
+        procs = {"n1": n1.proc, "n2": n2.proc, "client": cli.proc, "client_s": sby.proc}
         res["keepalive"] = _wrk_rounds(suite, "keep-alive", targets, None, procs)
         res["newconn"] = _wrk_rounds(suite, "new conn", targets, suite.close_lua, procs)
         res["still_running"] = {k: p.poll() is None for k, p in procs.items()}
+        res["standby_client_still_on_n2"] = sby.standby_on(n2)
         res["logs"] = {k: _log_summary(p.text()) for k, p in procs.items()}
     finally:
-        sup.stop_many(list(reversed(started)))
+        _stop(sup, started)
 
 
 def _etcd_figures(suite, etcd: Etcd, tmp: Path, n1: Node, n2: Node,
                   started: list[Proc]) -> dict:
-    """etcd requests per second while idle (two nodes, one tunnel), and per
-    new tunnel: NEW_TUNNELS clients of distinct names started at once (every
-    other one on each node), counted from before the first starts until all
-    are up and one more second has passed."""
+    """etcd requests per second while idle (two nodes, two tunnels, one of
+    them with a standby connection), and per new tunnel: NEW_TUNNELS clients
+    of distinct names started at once (every other one on each node, each
+    with its standby connection on the other), counted from before the first
+    starts until all are up, their standby connections too, and one more
+    second has passed."""
     sup = suite.sup
-    out: dict = {"counter": COUNTER}
+    out: dict = {"counter": COUNTER, "idle_tunnels": 2, "idle_standby_connections": 1}
     a = etcd.counters()
     time.sleep(IDLE_S)
     b = etcd.counters()
@@ -427,6 +472,13 @@ def _etcd_figures(suite, etcd: Etcd, tmp: Path, n1: Node, n2: Node,
         for i, c in enumerate(clients):
             wait_client(c, f"t{i}", timeout=30)
         up = time.monotonic()
+        # A client opens its standby connection once its tunnel is up; that
+        # node asks etcd whether the client holds the name.
+        deadline = up + 10
+        while (not all(c.standby_on((n2, n1)[i % 2]) for i, c in enumerate(clients))
+               and time.monotonic() < deadline):
+            time.sleep(0.05)
+        standby_up = time.monotonic()
         time.sleep(1)
         after = etcd.counters()
         new = _delta(before, after)
@@ -434,6 +486,9 @@ def _etcd_figures(suite, etcd: Etcd, tmp: Path, n1: Node, n2: Node,
         out["new_tunnels"] = NEW_TUNNELS
         out["new_window_s"] = round(window, 2)
         out["new_up_s"] = round(up - before["t"], 2)
+        out["new_standby_up_s"] = round(standby_up - before["t"], 2)
+        out["new_standby_connections"] = sum(c.standby_on((n2, n1)[i % 2])
+                                             for i, c in enumerate(clients))
         out["new_requests"] = new["started"]
         out["new_by_method"] = new["by_method"]
         out["per_new_tunnel_raw"] = new["started"] / NEW_TUNNELS
@@ -461,16 +516,17 @@ def _etcd_figures(suite, etcd: Etcd, tmp: Path, n1: Node, n2: Node,
                 started.remove(c.proc)
     suite.log(f"  etcd per new tunnel: {out['per_new_tunnel']:.1f} requests "
               f"({out['new_requests']:.0f} for {NEW_TUNNELS} clients, all up in "
-              f"{out['new_up_s']} s; less {out['idle_per_s']:.2f}/s idle over {window:.1f} s; "
-              f"{_methods(new['by_method'])}); per tunnel closed "
+              f"{out['new_up_s']} s, {out['new_standby_connections']} standby connections "
+              f"up in {out['new_standby_up_s']} s; less {out['idle_per_s']:.2f}/s idle over "
+              f"{window:.1f} s; {_methods(new['by_method'])}); per tunnel closed "
               f"{out['per_closed_tunnel']:.1f} ({_methods(left['by_method'])})")
     return out
 
 
 def _wrk_rounds(suite, label: str, targets: dict, script: Path | None, procs: dict) -> dict:
     """Workload 1 or 2 through each target in turn, WRK_ROUNDS times over
-    (direct, owner, relayed, direct, ...), each target's median round
-    reported, with the CPU the nodes and the client used in each round."""
+    (direct, owner, relayed, standby, direct, ...), each target's median round
+    reported, with the CPU the nodes and the clients used in each round."""
     rounds: dict[str, list[dict]] = {t: [] for t in targets}
     for rnd in range(WRK_ROUNDS):
         for target, (url, host) in targets.items():
@@ -506,59 +562,95 @@ def _wrk_rounds(suite, label: str, targets: dict, script: Path | None, procs: di
                 errors[k] = errors.get(k, 0) + v
         median["errors_all_rounds"] = errors
         out[target] = median
-    o, rl, d = (_g(out, t, "rps") for t in ("owner", "relayed", "direct"))
-    out["relayed_over_owner"] = rl / o if o else None
-    out["owner_over_direct"] = o / d if d else None
-    out["relayed_over_direct"] = rl / d if d else None
+    o, rl, sb, d = (_g(out, t, "rps") for t in ("owner", "relayed", "standby", "direct"))
+    out["relayed_over_owner"] = rl / o if o and rl is not None else None
+    out["standby_over_owner"] = sb / o if o and sb is not None else None
+    out["owner_over_direct"] = o / d if d and o is not None else None
+    out["relayed_over_direct"] = rl / d if d and rl is not None else None
+    out["standby_over_direct"] = sb / d if d and sb is not None else None
     return out
 
 
 def _failover(suite, etcd: Etcd, pki: dict, tmp: Path, res: dict) -> None:
-    """FAILOVER_ROUNDS times, on a fresh pair of nodes (a cluster prefix of
-    their own) and a fresh client given n1's address only: kill -9 n1, then
-    requests through n2 until one is answered 200."""
+    """FAILOVER_ROUNDS rounds for a client with one connection (--no-standby)
+    and as many for one with two (its standby connection on n2), each on a
+    fresh pair of nodes (a cluster prefix of their own) and a fresh client
+    given n1's address only: kill -9 n1, then requests through n2 until one
+    is answered 200, while the client's ready file is watched until it is
+    back (one connection: its next connection, to whichever node; two: its
+    "server" is n2, the standby connection promoted)."""
+    out: dict = {"poll_s": FAILOVER_POLL_S, "limit_s": FAILOVER_LIMIT_S}
+    res["failover"] = out
+    for mode, standby in FAILOVER_MODES:
+        rounds = [_failover_round(suite, etcd, pki, tmp, mode, standby, rnd)
+                  for rnd in range(FAILOVER_ROUNDS)]
+        served = sorted(r["served_s"] for r in rounds if r["served_s"] is not None)
+        back = sorted(r["client_back_s"] for r in rounds if r.get("client_back_s") is not None)
+        out[mode] = {
+            "standby": standby,
+            "rounds": rounds,
+            "served_s": served[len(served) // 2] if len(served) == len(rounds) else None,
+            "served_s_rounds": [r["served_s"] for r in rounds],
+            "client_back_s": back[len(back) // 2] if len(back) == len(rounds) else None,
+            "client_back_s_rounds": [r.get("client_back_s") for r in rounds],
+            "failures_total": sum(sum(r["failures"].values()) for r in rounds),
+            "all_served": len(served) == len(rounds)}
+
+
+def _failover_round(suite, etcd: Etcd, pki: dict, tmp: Path, mode: str, standby: bool,
+                    rnd: int) -> dict:
     sup, bindir = suite.sup, suite.bindir
-    rounds = []
-    for rnd in range(FAILOVER_ROUNDS):
-        tag = f"failover{rnd + 1}"
-        started: list[Proc] = []
-        try:
-            a = start_node(sup, bindir, tmp, etcd, pki, 1, f"/bench-{tag}/", tag, None)
-            started.append(a.proc)
-            b = start_node(sup, bindir, tmp, etcd, pki, 2, f"/bench-{tag}/", tag, a)
-            started.append(b.proc)
-            time.sleep(1)  # a has seen b before it tells the client of it
-            c = start_client(sup, bindir, tmp, a, f"f{rnd + 1}", suite.nginx.port,
-                             f"{tag}-porthole")
-            started.append(c.proc)
-            time.sleep(1)
-            got = get_once(b.ip, b.http_port, c.host(b))
-            if got != "200":
-                raise RuntimeError(f"failover round {rnd + 1}: before the kill, a request "
-                                   f"through n2 got {got}")
-            connection = (c.ready() or {}).get("connection", 1)
-            os.kill(a.proc.pid, signal.SIGKILL)
-            killed_at = time.monotonic()
-            r = asyncio.run(_until_served(b, c, killed_at, connection))
-            r["node_b_log"] = _log_summary(b.proc.text())
-            r["client_log"] = _log_summary(c.proc.text())
-            r["client_connected_lines"] = re.findall(r"connected to server (\S+)", c.proc.text())
-            rounds.append(r)
-            suite.log(f"  failover round {rnd + 1}/{FAILOVER_ROUNDS}: 200 through n2 after "
-                      f"{_f(r['served_s'], '{:.3f}')} s ({r['attempts']} requests; before it "
-                      f"{r['failures'] or 'no failure'}); client back on "
-                      f"{r.get('client_server', '?')} after {_f(r.get('client_back_s'), '{:.3f}')} s")
-        finally:
-            sup.stop_many(list(reversed(started)))
-    served = sorted(r["served_s"] for r in rounds if r["served_s"] is not None)
-    back = sorted(r["client_back_s"] for r in rounds if r.get("client_back_s") is not None)
-    res["failover"] = {
-        "rounds": rounds,
-        "served_s": served[len(served) // 2] if len(served) == len(rounds) else None,
-        "served_s_rounds": [r["served_s"] for r in rounds],
-        "client_back_s": back[len(back) // 2] if back else None,
-        "all_served": len(served) == len(rounds),
-        "poll_s": FAILOVER_POLL_S, "limit_s": FAILOVER_LIMIT_S}
+    tag = f"failover-{mode}{rnd + 1}"
+    label = f"failover {FAILOVER_LABELS[mode]} round {rnd + 1}/{FAILOVER_ROUNDS}"
+    started: list[Proc] = []
+    try:
+        a = start_node(sup, bindir, tmp, etcd, pki, 1, f"/bench-{tag}/", tag, None)
+        started.append(a.proc)
+        b = start_node(sup, bindir, tmp, etcd, pki, 2, f"/bench-{tag}/", tag, a)
+        started.append(b.proc)
+        time.sleep(1)  # a has seen b before it tells the client of it
+        c = start_client(sup, bindir, tmp, a, f"f{rnd + 1}", suite.nginx.port,
+                         f"{tag}-porthole", standby=standby)
+        started.append(c.proc)
+        if standby:
+            wait_standby(c, b, tag)
+        time.sleep(1)
+        got = get_once(b.ip, b.http_port, c.host(b))
+        if got != "200":
+            raise RuntimeError(f"{label}: before the kill, a request through n2 got {got}")
+        before = c.ready() or {}
+        if before.get("standby") != (b.tunnel_addr if standby else None):
+            raise RuntimeError(f"{label}: before the kill, the client's standby is "
+                               f"{before.get('standby')}")
+        connection = before.get("connection", 1)
+        if standby:
+            def back_when(doc):
+                return doc.get("server") == b.tunnel_addr and bool(doc.get("tunnels"))
+        else:
+            def back_when(doc):
+                return doc.get("connection", 0) > connection and bool(doc.get("tunnels"))
+        os.kill(a.proc.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        r = asyncio.run(_until_served(b, c, killed_at, back_when))
+        r["node_b_log"] = _log_summary(b.proc.text())
+        r["client_log"] = _log_summary(c.proc.text())
+        r["client_connected_lines"] = re.findall(r"connected to server (\S+)", c.proc.text())
+        back = "client promoted to" if standby else "client back on"
+        suite.log(f"  {label}: 200 through n2 after {_f(r['served_s'], '{:.3f}')} s "
+                  f"({r['attempts']} requests; before it {r['failures'] or 'no failure'}); "
+                  f"{back} {r.get('client_server', '?')} after "
+                  f"{_f(r.get('client_back_s'), '{:.3f}')} s")
+        return r
+    finally:
+        _stop(sup, started)
+
+
+def _stop(sup: Supervisor, started: list[Proc]) -> None:
+    """Clients first, then nodes: a client stopped with its node logs a lost
+    connection that says nothing about the run."""
+    clients = [p for p in started if p.argv and Path(p.argv[0]).name == "porthole"]
+    sup.stop_many(list(reversed(clients)))
+    sup.stop_many([p for p in reversed(started) if p not in clients])
 
 
 # --------------------------------------------------------------------------

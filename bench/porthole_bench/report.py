@@ -226,15 +226,17 @@ def render_markdown_table(res: dict) -> str:
 
 
 # --------------------------------------------------------------------------
-# Workload 9, the cluster: its own targets (owner node, relayed), so its own tables
+# Workload 9, the cluster: its own targets (owner node, relayed, standby), so its own tables
 # --------------------------------------------------------------------------
 
-CLUSTER_HEAD = ["workload", "metric", "direct", "owner node", "relayed", "relayed/owner",
-                "owner/direct"]
+CLUSTER_TARGETS = ("direct", "owner", "relayed", "standby")
+CLUSTER_HEAD = ["workload", "metric", "direct", "owner node", "relayed", "standby",
+                "relayed/owner", "standby/owner", "owner/direct"]
 
 
 def cluster_rows(res: dict) -> list[list[str]]:
-    """[workload, metric, direct, owner node, relayed, relayed/owner, owner/direct]"""
+    """[workload, metric, direct, owner node, relayed, standby, relayed/owner,
+    standby/owner, owner/direct]"""
     c = res.get("cluster") or {}
     out = []
     for key, label in (("keepalive", "9 keep-alive"), ("newconn", "9 new conn/request")):
@@ -244,13 +246,13 @@ def cluster_rows(res: dict) -> list[list[str]]:
         for i, (metric, sub, fmt) in enumerate((("requests/s", "rps", "{:.0f}"),
                                                 ("p50 latency ms", "p50_ms", "{:.2f}"),
                                                 ("p99 latency ms", "p99_ms", "{:.2f}"))):
-            d, o, r = (_g(w, t, sub) for t in ("direct", "owner", "relayed"))
+            d, o, r, sb = (_g(w, t, sub) for t in CLUSTER_TARGETS)
             out.append([label if i == 0 else "", metric, _num(d, fmt), _num(o, fmt),
-                        _num(r, fmt), _num(_ratio(r, o), "{:.2f}x"),
-                        _num(_ratio(o, d), "{:.2f}x")])
+                        _num(r, fmt), _num(sb, fmt), _num(_ratio(r, o), "{:.2f}x"),
+                        _num(_ratio(sb, o), "{:.2f}x"), _num(_ratio(o, d), "{:.2f}x")])
         out.append(["", "errors (all rounds)"] + [
             _fails(_g(w, t, "errors_all_rounds")) if _g(w, t) else "-"
-            for t in ("direct", "owner", "relayed")] + ["", ""])
+            for t in CLUSTER_TARGETS] + ["", "", ""])
     return out
 
 
@@ -258,16 +260,23 @@ def cluster_figures(res: dict) -> list[list[str]]:
     """[figure, value]: failover and etcd requests."""
     c = res.get("cluster") or {}
     out = []
-    f = c.get("failover")
-    if f:
-        rounds = ", ".join(_num(x, "{:.3f}") for x in f.get("served_s_rounds") or [])
-        out.append(["9 failover: kill -9 of the client's node, until 200 through the other",
-                    f"{_num(f.get('served_s'), '{:.3f}')} s (median; rounds {rounds})"])
-        out.append(["9 failover: the client connected to the other node after",
-                    f"{_num(f.get('client_back_s'), '{:.3f}')} s (median)"])
+    one, two = _g(c, "failover", "one"), _g(c, "failover", "two")
+    if one:
+        out.append(["9 failover, one connection: kill -9 of its node, 200 through the other",
+                    _failover_served(one)])
+        out.append(["9 failover, one connection: client connected to the other node",
+                    _failover_back(one)])
+    if two:
+        out.append(["9 failover, two connections: kill -9 of its node, 200 through the other",
+                    _failover_served(two)])
+        out.append(["9 failover, two connections: standby promoted (ready file's server)",
+                    _failover_back(two)])
     e = c.get("etcd")
     if e:
-        out.append([f"9 etcd requests/s, idle (2 nodes, 1 tunnel, {e['idle_window_s']:.0f} s)",
+        tunnels = e.get("idle_tunnels", 1)
+        out.append([f"9 etcd requests/s, idle (2 nodes, {tunnels} tunnel{'s' * (tunnels > 1)}"
+                    f"{', 1 standby' if e.get('idle_standby_connections') else ''}, "
+                    f"{e['idle_window_s']:.0f} s)",
                     _num(e.get("idle_per_s"), "{:.2f}")])
         out.append([f"9 etcd requests per new tunnel ({e.get('new_tunnels')} clients at once)",
                     f"{_num(e.get('per_new_tunnel'), '{:.1f}')} (raw "
@@ -277,6 +286,17 @@ def cluster_figures(res: dict) -> list[list[str]]:
                         _num(e.get("per_closed_tunnel"), "{:.1f}")])
         out.append(["9 etcd counter", f"sum of {e.get('counter')} over all methods"])
     return out
+
+
+def _failover_served(f: dict) -> str:
+    rounds = ", ".join(_num(x, "{:.3f}") for x in f.get("served_s_rounds") or [])
+    return (f"{_num(f.get('served_s'), '{:.3f}')} s after the kill (median; rounds {rounds}); "
+            f"failed requests before it, all rounds: {f.get('failures_total')}")
+
+
+def _failover_back(f: dict) -> str:
+    rounds = ", ".join(_num(x, "{:.3f}") for x in f.get("client_back_s_rounds") or [])
+    return f"{_num(f.get('client_back_s'), '{:.3f}')} s after the kill (median; rounds {rounds})"
 
 
 def render_cluster(res: dict) -> str:
@@ -418,12 +438,12 @@ def _cluster_details(c: dict) -> list[str]:
     out = []
     for key, label in (("keepalive", "keep-alive"), ("newconn", "new conn/request")):
         w = c.get(key) or {}
-        spread = [f"{t} {w[t]['rounds_rps']}" for t in ("direct", "owner", "relayed")
+        spread = [f"{t} {w[t]['rounds_rps']}" for t in CLUSTER_TARGETS
                   if _g(w, t, "rounds_rps")]
         if spread:
             out.append(f"cluster {label} requests/s by round (the table shows each target's "
                        "median): " + ", ".join(spread))
-        for t in ("owner", "relayed"):
+        for t in CLUSTER_TARGETS[1:]:
             cpus = _g(w, t, "rounds_cpu_s") or []
             if cpus and all(cpus):
                 out.append(f"  {t}: CPU s per round: " + "; ".join(
@@ -432,23 +452,26 @@ def _cluster_details(c: dict) -> list[str]:
     if e:
         out.append(f"cluster etcd requests by method: idle {e['idle_window_s']} s "
                    f"{_methods(e.get('idle_by_method'))}; {e.get('new_tunnels')} new tunnels "
-                   f"({e.get('new_window_s')} s, all up after {e.get('new_up_s')} s) "
+                   f"({e.get('new_window_s')} s, all up after {e.get('new_up_s')} s, "
+                   f"{e.get('new_standby_connections')} standby connections up after "
+                   f"{e.get('new_standby_up_s')} s) "
                    f"{_methods(e.get('new_by_method'))}; their closing "
                    f"{_methods(e.get('closed_by_method'))}")
         if e.get("new_tunnel_failures"):
             out.append(f"cluster new tunnels: requests through the other node failed: "
                        f"{e['new_tunnel_failures']}")
-    f = c.get("failover") or {}
-    for i, r in enumerate(f.get("rounds") or []):
-        line = (f"cluster failover round {i + 1}: {r['attempts']} request(s) through the other "
-                f"node, failures before the first 200: {_fails(r.get('failures'))}; client "
-                f"connected to {r.get('client_server', '?')} after "
-                f"{_num(r.get('client_back_s'), '{:.3f}')} s")
-        lg = r.get("node_b_log") or {}
-        if lg.get("total"):
-            line += "; the other node logged: " + "; ".join(
-                f"{n}x {m[:100]}" for m, n in list(lg["top"].items())[:3])
-        out.append(line)
+    for mode, label, back in (("one", "one connection", "client connected to"),
+                              ("two", "two connections", "standby promoted, client on")):
+        for i, r in enumerate(_g(c, "failover", mode, "rounds") or []):
+            line = (f"cluster failover, {label}, round {i + 1}: {r['attempts']} request(s) "
+                    f"through the other node, failures before the first 200: "
+                    f"{_fails(r.get('failures'))}; {back} {r.get('client_server', '?')} after "
+                    f"{_num(r.get('client_back_s'), '{:.3f}')} s")
+            lg = r.get("node_b_log") or {}
+            if lg.get("total"):
+                line += "; the other node logged: " + "; ".join(
+                    f"{n}x {m[:100]}" for m, n in list(lg["top"].items())[:3])
+            out.append(line)
     if c.get("still_running") and not all(c["still_running"].values()):
         out.append(f"cluster: processes still running after the wrk rounds: "
                    f"{c['still_running']}")
@@ -536,6 +559,9 @@ def targets(res: dict) -> list[dict]:
         r = ck.get("relayed_over_owner")
         add("cluster: keep-alive req/s relayed vs owner node", ">= 0.7x", _num(r, "{:.2f}x"),
             None if r is None else r >= 0.7)
+        r = ck.get("standby_over_owner")
+        add("cluster: keep-alive req/s standby vs owner node, informative", ">= 0.9x",
+            _num(r, "{:.2f}x"), None if r is None else r >= 0.9)
     m = res.get("memory")
     if m:
         many = m.get("client_rss_kib_many_tunnels")
@@ -583,9 +609,11 @@ def render_markdown(doc: dict) -> str:
     ]
     if doc["results"].get("cluster"):
         out += ["## Cluster (workload 9)", "",
-                "Two portholed nodes on one etcd, the tunnel's client connected to the first "
-                "(the owner node); relayed: through the other node, which hands each "
-                "connection to the owner over mutual TLS.", "",
+                "Two portholed nodes on one etcd, two tunnel clients connected to the first "
+                "(the owner node). relayed: a client with --no-standby, through the other "
+                "node, which hands each connection to the owner over mutual TLS; standby: a "
+                "client as run by default, through the other node, which serves it over the "
+                "client's standby connection.", "",
                 render_markdown_cluster(doc["results"]), ""]
     out += [
         "## Details",
