@@ -146,10 +146,12 @@ struct server::tcp_listener {
   tcp::acceptor acceptor;
 };
 
-server::server(asio::io_context& ioc, server_config cfg, std::shared_ptr<directory> names)
+server::server(asio::io_context& ioc, server_config cfg, std::shared_ptr<directory> names,
+               std::function<directory::clock::time_point()> now)
     : ioc_(ioc),
       cfg_(std::move(cfg)),
-      directory_(names ? std::move(names) : std::make_shared<local_directory>()),
+      directory_(names ? std::move(names) : std::make_shared<local_directory>(now)),
+      now_(std::move(now)),
       tunnel_ips_(cfg_.max_tunnel_conns_per_ip),
       public_ips_(cfg_.max_public_conns_per_ip),
       handshakes_(cfg_.max_handshakes) {
@@ -1096,7 +1098,7 @@ asio::awaitable<void> server::proxy_tcp(std::shared_ptr<tunnel> t, tcp::socket p
 // move to another node; a single node has nowhere for them to go.
 directory::clock::time_point server::hold_until() const {
   const bool gone = stopping_ && !cfg_.cluster.enabled();
-  return gone ? directory::clock::now() : directory::clock::now() + cfg_.reconnect_grace;
+  return gone ? now_() : now_() + cfg_.reconnect_grace;
 }
 
 void server::drop_tunnel(const tunnel& t, directory::clock::time_point hold_until) {
@@ -1129,7 +1131,7 @@ void server::close_tunnel(control_session& session, std::string_view url) {
   }
   const std::shared_ptr<tunnel> t = *it;
   mine.erase(it);
-  drop_tunnel(*t, directory::clock::now());
+  drop_tunnel(*t, now_());
 }
 
 listener_addresses server::listening_addresses() const {
