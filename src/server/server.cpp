@@ -1,6 +1,8 @@
 #include "server/server.h"
 
 #include <algorithm>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -130,6 +132,19 @@ class byte_counter final : public net::relay_observer {
   std::shared_ptr<metrics> m_;
   bool relayed_;
 };
+
+// A claim goes on to its answer even if the session that asked for it ends
+// meanwhile, which cancels the session's coroutines: a claim cut short may
+// have won the name in a cluster's store with nobody here to give it back.
+// Run to its end, its tunnels are released by keep_claimed().
+asio::awaitable<claim_answer> claim_to_the_end(std::shared_ptr<directory> names, std::string name,
+                                               claimant who,
+                                               std::vector<std::shared_ptr<tunnel>> tunnels) {
+  const auto executor = co_await asio::this_coro::executor;
+  auto claim = names->claim(std::move(name), std::move(who), std::move(tunnels));
+  auto uncancelled = asio::bind_cancellation_slot(asio::cancellation_slot(), asio::use_awaitable);
+  co_return co_await asio::co_spawn(executor, std::move(claim), std::move(uncancelled));
+}
 
 }  // namespace
 
@@ -895,7 +910,8 @@ asio::awaitable<std::vector<proto::new_tunnel>> server::open_http_tunnels(
       replies.push_back({req.req_id, url, scheme, ""});
     }
     // A name is one client's in every scheme: one claim decides for all.
-    const claim_answer got = co_await directory_->claim(host, claimant_of(*session), tunnels);
+    const claim_answer got =
+        co_await claim_to_the_end(directory_, host, claimant_of(*session), tunnels);
     if (got.outcome == claim_outcome::unavailable) {
       co_return refused(std::string(proto::registry_unavailable) + " (" + got.error +
                         "); try again shortly.");
@@ -985,7 +1001,8 @@ asio::awaitable<proto::new_tunnel> server::open_tcp_tunnel(std::shared_ptr<contr
     }
     auto t = std::make_shared<tunnel>(tunnel{url, "tcp", "", "", session, client_id});
     std::vector<std::shared_ptr<tunnel>> claimed{t};
-    const claim_answer got = co_await directory_->claim(url, claimant_of(*session), claimed);
+    const claim_answer got =
+        co_await claim_to_the_end(directory_, url, claimant_of(*session), claimed);
     if (got.outcome == claim_outcome::unavailable) {
       co_return refusal(std::string(proto::registry_unavailable) + " (" + got.error +
                         "); try again shortly.");
@@ -1409,8 +1426,9 @@ asio::awaitable<server::relay_result> server::open_relay(remote_owner owner, rel
   // check on every relayed connection.
   node_sessions_->prepare(stream->native_handle(), owner.node_addr);
   asio::steady_timer timer(ioc_, std::chrono::seconds(3));
-  auto shaken = co_await (stream->async_handshake(asio::ssl::stream_base::client, net::use_nothrow) ||
-                          timer.async_wait(net::use_nothrow));
+  auto shaken =
+      co_await (stream->async_handshake(asio::ssl::stream_base::client, net::use_nothrow) ||
+                timer.async_wait(net::use_nothrow));
   if (shaken.index() == 1 || std::get<0>(std::get<0>(shaken))) {
     out.error = "no TLS handshake with node " + owner.node_id;
     out.retry = true;
@@ -1433,8 +1451,8 @@ asio::awaitable<server::relay_result> server::open_relay(remote_owner owner, rel
   const auto said = decode_relay_answer(std::get<1>(std::get<0>(answer)));
   if (!said || !said->error.empty()) {
     ++metrics_->relays_refused;
-    out.error = "node " + owner.node_id + " refused the relay: " +
-                (said ? said->error : std::string("bad answer"));
+    out.error = "node " + owner.node_id +
+                " refused the relay: " + (said ? said->error : std::string("bad answer"));
     out.retry = said && said->stale;
     co_return out;
   }

@@ -221,6 +221,32 @@ TEST_F(ServerClaimsTest, AnUnreachableRegistryRefusesWithTheRegistryUnavailableE
   EXPECT_EQ(names->claims().size(), 1u);  // another random name would fail the same way
 }
 
+TEST_F(ServerClaimsTest, AClaimWonAfterItsSessionEndedIsReleasedNotRouted) {
+  auto names = std::make_shared<fake_directory>();
+  names->script({{claim_outcome::won, "", true}});
+  start(names);
+  control_client& first = connect();
+  const std::string id = last_id_;
+  run(first.send(http_tunnel("foo")));
+  run_until([&] { return names->claims().size() == 1; });
+
+  // The client reconnects while its claim is on its way: the server ends the
+  // old session before it answers the new connection's Auth.
+  connect(id);
+  now_ += 5min;
+  names->let_through();
+  run_until([&] { return names->releases().size() == 1; });
+
+  EXPECT_EQ(names->releases()[0].url, url_of("foo.example.test"));
+  EXPECT_EQ(names->releases()[0].hold_until, now_ + cfg_.reconnect_grace);
+  EXPECT_EQ(server_->find_route("http", "foo.example.test").local, nullptr);
+  std::optional<proto::message> told;
+  do {
+    told = run(first.next());
+    EXPECT_FALSE(told && std::holds_alternative<proto::new_tunnel>(*told));
+  } while (told);
+}
+
 TEST_F(ServerClaimsTest, ADroppedClientsNamesAreHeldForTheGracePeriodOnTheServersClock) {
   auto names = std::make_shared<fake_directory>();
   start(names);
