@@ -75,9 +75,12 @@ package: build
 test-package: package
 	@tests/package/test-debs $(BUILD)
 
-# docs/SELF-HOSTING.md followed step by step, in a fresh Debian 12 root.
+# docs/SELF-HOSTING.md followed step by step, in a fresh Debian 12 root; then
+# docs/CLUSTER.md's three nodes, three-member etcd and haproxy, each machine an
+# overlay of this one in namespaces of its own (under a minute).
 test-selfhost: package
 	@tests/selfhost/test-guide $(BUILD)
+	@tests/selfhost/test-cluster-guide $(BUILD)
 
 # Linux ARM (docs/CROSS.md): ARCH=arm64 or armhf, cross-compiled into
 # build-$(ARCH)/ with cmake/toolchain-$(ARCH).cmake; programs run under qemu-user.

@@ -1,6 +1,8 @@
 #include "server/server.h"
 
 #include <algorithm>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -131,6 +133,19 @@ class byte_counter final : public net::relay_observer {
   bool relayed_;
 };
 
+// A claim goes on to its answer even if the session that asked for it ends
+// meanwhile, which cancels the session's coroutines: a claim cut short may
+// have won the name in a cluster's store with nobody here to give it back.
+// Run to its end, its tunnels are released by keep_claimed().
+asio::awaitable<claim_answer> claim_to_the_end(std::shared_ptr<directory> names, std::string name,
+                                               claimant who,
+                                               std::vector<std::shared_ptr<tunnel>> tunnels) {
+  const auto executor = co_await asio::this_coro::executor;
+  auto claim = names->claim(std::move(name), std::move(who), std::move(tunnels));
+  auto uncancelled = asio::bind_cancellation_slot(asio::cancellation_slot(), asio::use_awaitable);
+  co_return co_await asio::co_spawn(executor, std::move(claim), std::move(uncancelled));
+}
+
 }  // namespace
 
 /// A bound listening socket and what it serves.
@@ -146,10 +161,12 @@ struct server::tcp_listener {
   tcp::acceptor acceptor;
 };
 
-server::server(asio::io_context& ioc, server_config cfg, std::shared_ptr<directory> names)
+server::server(asio::io_context& ioc, server_config cfg, std::shared_ptr<directory> names,
+               std::function<directory::clock::time_point()> now)
     : ioc_(ioc),
       cfg_(std::move(cfg)),
-      directory_(names ? std::move(names) : std::make_shared<local_directory>()),
+      directory_(names ? std::move(names) : std::make_shared<local_directory>(now)),
+      now_(std::move(now)),
       tunnel_ips_(cfg_.max_tunnel_conns_per_ip),
       public_ips_(cfg_.max_public_conns_per_ip),
       handshakes_(cfg_.max_handshakes) {
@@ -1003,7 +1020,8 @@ asio::awaitable<std::vector<proto::new_tunnel>> server::open_http_tunnels(
       replies.push_back({req.req_id, url, scheme, ""});
     }
     // A name is one client's in every scheme: one claim decides for all.
-    const claim_answer got = co_await directory_->claim(host, claimant_of(*session), tunnels);
+    const claim_answer got =
+        co_await claim_to_the_end(directory_, host, claimant_of(*session), tunnels);
     if (got.outcome == claim_outcome::unavailable) {
       co_return refused(std::string(proto::registry_unavailable) + " (" + got.error +
                         "); try again shortly.");
@@ -1093,7 +1111,8 @@ asio::awaitable<proto::new_tunnel> server::open_tcp_tunnel(std::shared_ptr<contr
     }
     auto t = std::make_shared<tunnel>(tunnel{url, "tcp", "", "", session, client_id});
     std::vector<std::shared_ptr<tunnel>> claimed{t};
-    const claim_answer got = co_await directory_->claim(url, claimant_of(*session), claimed);
+    const claim_answer got =
+        co_await claim_to_the_end(directory_, url, claimant_of(*session), claimed);
     if (got.outcome == claim_outcome::unavailable) {
       co_return refusal(std::string(proto::registry_unavailable) + " (" + got.error +
                         "); try again shortly.");
@@ -1206,7 +1225,7 @@ asio::awaitable<void> server::proxy_tcp(std::shared_ptr<tunnel> t, tcp::socket p
 // move to another node; a single node has nowhere for them to go.
 directory::clock::time_point server::hold_until() const {
   const bool gone = stopping_ && !cfg_.cluster.enabled();
-  return gone ? directory::clock::now() : directory::clock::now() + cfg_.reconnect_grace;
+  return gone ? now_() : now_() + cfg_.reconnect_grace;
 }
 
 void server::drop_tunnel(const tunnel& t, directory::clock::time_point hold_until) {
@@ -1239,7 +1258,7 @@ void server::close_tunnel(control_session& session, std::string_view url) {
   }
   const std::shared_ptr<tunnel> t = *it;
   mine.erase(it);
-  drop_tunnel(*t, directory::clock::now());
+  drop_tunnel(*t, now_());
 }
 
 listener_addresses server::listening_addresses() const {
@@ -1517,8 +1536,9 @@ asio::awaitable<server::relay_result> server::open_relay(remote_owner owner, rel
   // check on every relayed connection.
   node_sessions_->prepare(stream->native_handle(), owner.node_addr);
   asio::steady_timer timer(ioc_, std::chrono::seconds(3));
-  auto shaken = co_await (stream->async_handshake(asio::ssl::stream_base::client, net::use_nothrow) ||
-                          timer.async_wait(net::use_nothrow));
+  auto shaken =
+      co_await (stream->async_handshake(asio::ssl::stream_base::client, net::use_nothrow) ||
+                timer.async_wait(net::use_nothrow));
   if (shaken.index() == 1 || std::get<0>(std::get<0>(shaken))) {
     out.error = "no TLS handshake with node " + owner.node_id;
     out.retry = true;
@@ -1541,8 +1561,8 @@ asio::awaitable<server::relay_result> server::open_relay(remote_owner owner, rel
   const auto said = decode_relay_answer(std::get<1>(std::get<0>(answer)));
   if (!said || !said->error.empty()) {
     ++metrics_->relays_refused;
-    out.error = "node " + owner.node_id + " refused the relay: " +
-                (said ? said->error : std::string("bad answer"));
+    out.error = "node " + owner.node_id +
+                " refused the relay: " + (said ? said->error : std::string("bad answer"));
     out.retry = said && said->stale;
     co_return out;
   }

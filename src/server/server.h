@@ -4,6 +4,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -44,7 +45,10 @@ struct listener_addresses {
 class server {
  public:
   /// `names` is the directory of a cluster; nullptr for a single node's own.
-  server(net::asio::io_context& ioc, server_config cfg, std::shared_ptr<directory> names = nullptr);
+  /// `now` is the clock reconnect grace periods are measured on (a test's
+  /// fake one; it is also the clock of the single node's own directory).
+  server(net::asio::io_context& ioc, server_config cfg, std::shared_ptr<directory> names = nullptr,
+         std::function<directory::clock::time_point()> now = directory::clock::now);
   ~server();
 
   /// Loads TLS, binds every listener and starts accepting. Throws
@@ -201,6 +205,7 @@ class server {
   server_config cfg_;
   std::unique_ptr<net::asio::ssl::context> tls_;
   std::shared_ptr<directory> directory_;
+  std::function<directory::clock::time_point()> now_;
   std::unique_ptr<net::asio::ssl::context> node_server_tls_;  ///< the node-to-node listener
   std::unique_ptr<net::asio::ssl::context> node_client_tls_;  ///< relays to other nodes
   std::string node_addr_;                                     ///< as bound
