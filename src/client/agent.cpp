@@ -122,7 +122,13 @@ std::string_view to_string(transport_kind t) {
 
 /// One live control connection.
 struct agent::session {
-  net::host_port server;  ///< the node it is to
+  net::host_port server;  ///< the node it is to, as dialled
+  /// Where its multiplexed and proxy connections go: the node's own address
+  /// when a cluster node told it (the address dialled may be a load
+  /// balancer's, which could send them to another node), else `server`.
+  net::host_port node;
+  bool node_failed = false;  ///< the node's own address could not be reached: use `server`
+  std::string tls_name;      ///< what the server's certificate must name
   std::unique_ptr<net::tls_stream> stream;
   net::frame_reader reader;
   clock::time_point last_pong = clock::now();
@@ -189,8 +195,19 @@ agent::agent(asio::io_context& ioc, client_config cfg)
   if (servers_.empty()) {
     servers_.push_back(net::split_host_port(cfg_.server_addr, "443"));
   }
+  given_servers_ = servers_.size();
   server_host_ = servers_.front().host;
   server_port_ = servers_.front().port;
+}
+
+std::string agent::learned_tls_name(const net::host_port& to, const std::string& given) const {
+  std::string bare = given;
+  if (bare.size() > 2 && bare.front() == '[' && bare.back() == ']') {
+    bare = bare.substr(1, bare.size() - 2);
+  }
+  net::error_code ec;
+  asio::ip::make_address(bare, ec);
+  return ec ? given : to.host;
 }
 
 void agent::next_server() {
@@ -301,6 +318,11 @@ asio::awaitable<agent_result> agent::run() {
         continue;
       }
       failed_in_a_row_ = 0;
+    } else if (was_up) {
+      // A connection that served is tried again at once (a node behind the
+      // address stopped, and another one takes it); backoff after that.
+      spdlog::info("reconnecting to server {}:{}", server_host_, server_port_);
+      continue;
     }
     spdlog::info("reconnecting in {}s", delay.count());
     if (observer_ != nullptr) {
@@ -317,7 +339,7 @@ asio::awaitable<agent_result> agent::run() {
 // Says why when it fails, except for a certificate that does not verify:
 // that ends the client, and the caller says so.
 asio::awaitable<std::tuple<net::error_code, std::unique_ptr<net::tls_stream>>> agent::connect(
-    net::host_port to) {
+    net::host_port to, std::string tls_name) {
   const std::string server = to.host + ":" + to.port;
   auto [ec, sock, failure] = co_await net::dial(to.host, to.port, cfg_.proxy, cfg_.dial_timeout);
   if (ec) {
@@ -327,7 +349,7 @@ asio::awaitable<std::tuple<net::error_code, std::unique_ptr<net::tls_stream>>> a
     co_return std::tuple{ec, nullptr};
   }
   auto stream = std::make_unique<net::tls_stream>(std::move(sock), tls_);
-  net::verify_host(stream->native_handle(), to.host);
+  net::verify_host(stream->native_handle(), tls_name);
   if (tls_session_) {
     SSL_set_session(stream->native_handle(), tls_session_.get());
   }
@@ -365,12 +387,16 @@ int agent::on_new_session(SSL* ssl, SSL_SESSION* session) {
 }
 
 asio::awaitable<std::tuple<std::shared_ptr<agent::session>, std::optional<agent_result>>>
-agent::open_session(net::host_port to, bool standby) {
+agent::open_session(net::host_port to, std::string tls_name, bool standby) {
   auto s = std::make_shared<session>();
+  s->tls_name = std::move(tls_name);
   s->server = std::move(to);
+  s->node = s->server;
   s->standby = standby;
   const std::string server = s->name();
-  auto [ec, stream] = co_await connect(s->server);
+  net::host_port server_addr = s->server;
+  std::string tls_name_copy = s->tls_name;
+  auto [ec, stream] = co_await connect(std::move(server_addr), std::move(tls_name_copy));
   if (ec) {
     if (is_verify_failure(ec) && !standby) {
       co_return std::tuple{nullptr, agent_result{1, "the TLS certificate of " + server +
@@ -437,6 +463,13 @@ agent::open_session(net::host_port to, bool standby) {
     s->standby_granted = s->mux_granted && cfg_.standby && has(proto::feature_standby);
     s->nodes = resp->ext->nodes;
     s->version = resp->ext->version;
+    if (!resp->ext->node.empty()) {
+      try {
+        s->node = net::split_host_port(resp->ext->node, "443");
+      } catch (const std::exception&) {
+        s->node = {};  // a node's word is advice
+      }
+    }
   } else {
     s->version = resp->mm_version;
   }
@@ -457,7 +490,12 @@ agent::open_session(net::host_port to, bool standby) {
 asio::awaitable<std::optional<agent_result>> agent::serve_once(bool& was_up) {
   // (A braced temporary inside a co_await expression trips g++ 12.)
   net::host_port to{server_host_, server_port_};
-  auto [s, fatal] = co_await open_session(std::move(to), false);
+  // A node learned from another node is checked against the name the user
+  // gave: the nodes of a cluster present the same certificate.
+  std::string tls_name = server_index_ < given_servers_
+                             ? server_host_
+                             : learned_tls_name(servers_[server_index_], servers_.front().host);
+  auto [s, fatal] = co_await open_session(std::move(to), std::move(tls_name), false);
   if (!s) {
     co_return fatal;  // or nothing: run() tries again after its backoff
   }
@@ -554,7 +592,8 @@ asio::awaitable<void> agent::keep_standby() {
     } catch (const std::exception&) {
       continue;
     }
-    auto [s, ignored] = co_await open_session(to, true);
+    std::string tls_name = learned_tls_name(to, main->tls_name);
+    auto [s, ignored] = co_await open_session(to, std::move(tls_name), true);
     if (s != nullptr && (stopped_ || current_ != main || standby_ != nullptr)) {
       net::close_stream(*s->stream);  // the main connection changed meanwhile
       continue;
@@ -640,7 +679,10 @@ asio::awaitable<void> agent::read_loop(session& s) {
       }
       tell_if_settled();
     } else if (std::holds_alternative<proto::req_proxy>(msg)) {
-      net::spawn(ioc_.get_executor(), proxy_connection(s.server), "proxy connection");
+      net::spawn(ioc_.get_executor(),
+                 proxy_connection(s.node_failed ? s.server : s.node,
+                                  s.node_failed ? s.tls_name : learned_tls_name(s.node, s.tls_name)),
+                 "proxy connection");
     } else if (std::holds_alternative<proto::pong>(msg)) {
       s.last_pong = clock::now();
     } else {
@@ -653,7 +695,19 @@ asio::awaitable<void> agent::read_loop(session& s) {
 // it cannot be had, the server falls back to asking for proxy connections.
 asio::awaitable<void> agent::mux_loop(session& s) {
   while (s.mux_granted && !stopped_) {
-    auto [ec, conn] = co_await connect(s.server);
+    const bool direct = !s.node_failed && (s.node.host != s.server.host || s.node.port != s.server.port);
+    // (Named: temporaries inside a co_await expression trip g++ 12.)
+    net::host_port to = direct ? s.node : s.server;
+    std::string tls_name = direct ? learned_tls_name(s.node, s.tls_name) : s.tls_name;
+    auto [ec, conn] = co_await connect(std::move(to), std::move(tls_name));
+    if (ec && direct) {
+      // The node's own address is not reachable from here (or presents
+      // something else): the address dialled for the control connection is.
+      s.node_failed = true;
+      net::host_port fallback = s.server;
+      std::string fallback_name = s.tls_name;
+      std::tie(ec, conn) = co_await connect(std::move(fallback), std::move(fallback_name));
+    }
     const bool connect_said_why = ec && !is_verify_failure(ec);
     if (!ec) {
       std::string reg = proto::encode_framed(proto::reg_mux{client_id_});
@@ -1053,8 +1107,8 @@ std::shared_ptr<const tunnel_spec> agent::find_tunnel(const std::string& url) co
   return nullptr;
 }
 
-asio::awaitable<void> agent::proxy_connection(net::host_port to) {
-  auto [ec, stream] = co_await connect(std::move(to));
+asio::awaitable<void> agent::proxy_connection(net::host_port to, std::string tls_name) {
+  auto [ec, stream] = co_await connect(std::move(to), std::move(tls_name));
   if (ec) {
     spdlog::debug("proxy connection failed: {}", ec.message());  // connect() said why
     co_return;

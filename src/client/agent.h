@@ -114,12 +114,15 @@ class agent {
  private:
   struct session;
 
+  /// A TLS connection to `to`, whose certificate must be valid for
+  /// `tls_name` (the name the user gave; a node's address learned from
+  /// another node is an IP the certificate need not name).
   net::asio::awaitable<std::tuple<net::error_code, std::unique_ptr<net::tls_stream>>> connect(
-      net::host_port to);
+      net::host_port to, std::string tls_name);
   /// A control connection to `to`, authenticated: the session, or why the
   /// client must stop (a refusal of the main connection), or neither.
   net::asio::awaitable<std::tuple<std::shared_ptr<session>, std::optional<agent_result>>>
-  open_session(net::host_port to, bool standby);
+  open_session(net::host_port to, std::string tls_name, bool standby);
   net::asio::awaitable<std::optional<agent_result>> serve_once(bool& was_up);
   /// Makes the standby connection the main one (Promote) and serves until it ends.
   net::asio::awaitable<std::optional<agent_result>> serve_promoted(std::shared_ptr<session> s,
@@ -134,7 +137,7 @@ class agent {
   void drop_standby();
   void end_now();
   net::asio::awaitable<void> leave_by(std::chrono::steady_clock::time_point deadline);
-  net::asio::awaitable<void> proxy_connection(net::host_port to);
+  net::asio::awaitable<void> proxy_connection(net::host_port to, std::string tls_name);
   net::asio::awaitable<void> read_loop(session& s);
   net::asio::awaitable<void> drain(std::shared_ptr<mux::session> m);
   net::asio::awaitable<void> mux_loop(session& s);
@@ -166,6 +169,11 @@ class agent {
   void learn_servers(const std::vector<std::string>& nodes);
 
   std::vector<net::host_port> servers_;  ///< --server-addr's list, then the nodes learned
+  std::size_t given_servers_ = 0;        ///< how many of servers_ the user gave
+  /// What the certificate of a node at `to`, learned from another node, must
+  /// name: the name the user gave (the nodes of a cluster share a
+  /// certificate for it), or, when the user gave an IP address, `to`'s own.
+  std::string learned_tls_name(const net::host_port& to, const std::string& given) const;
   std::size_t server_index_ = 0;
   std::size_t failed_in_a_row_ = 0;  ///< servers tried since the last accepted connection
   std::string server_host_;  ///< the current server

@@ -684,6 +684,12 @@ server::route etcd_directory::find(std::string_view scheme, std::string_view nam
               false, false};
     }
   }
+  if (contains(r.held, scheme) && !r.live.empty()) {
+    // One scheme of the name given up, another still live: its node is
+    // releasing them one after the other (a disconnect, a node that stops),
+    // and etcd will say in a moment whether the client moves. Worth a wait.
+    return {nullptr, 0, std::nullopt, true, true};
+  }
   return {nullptr, 0, std::nullopt, held_now(r), held_now(r) && r.moving};
 }
 

@@ -99,6 +99,10 @@ class payload_reader {
         }
       }
     }
+    if (const json* n = find_key(*v, "Node");
+        n != nullptr && n->is_string() && n->get_ref<const std::string&>().size() <= max_node_addr) {
+      e.node = n->get<std::string>();
+    }
     if (const json* sb = find_key(*v, "Standby"); sb != nullptr && sb->is_boolean()) {
       e.standby = sb->get<bool>();
     }
@@ -119,6 +123,9 @@ ordered encode_ext(const extensions& e) {
   }
   if (!e.nodes.empty()) {
     j["Nodes"] = e.nodes;
+  }
+  if (!e.node.empty()) {
+    j["Node"] = e.node;
   }
   if (e.standby) {
     j["Standby"] = true;

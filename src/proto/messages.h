@@ -27,6 +27,11 @@ struct extensions {
   /// AuthResp of a cluster node: where the client may connect if this node
   /// goes ("host:port" of the other nodes' tunnel listeners; at most 64).
   std::vector<std::string> nodes{};
+  /// AuthResp of a cluster node: this node's own tunnel listener
+  /// ("host:port"), where the client's multiplexed and proxy connections go
+  /// so that they reach the node of its control connection even when the
+  /// address it dialled spreads connections over several nodes.
+  std::string node{};
   /// Auth of a client's second control connection (extension "standby"): it
   /// stands by on another node of the cluster than the client's main one,
   /// serving the same tunnels there, and takes them over on Promote.

@@ -779,6 +779,7 @@ asio::awaitable<void> server::serve_client(std::unique_ptr<net::tls_stream> stre
       resp.ext->features.emplace_back(proto::feature_standby);
     }
     resp.ext->nodes = directory_->other_nodes();
+    resp.ext->node = own_tunnel_addr_;
   }
   auto session = std::make_shared<control_session>(*this, std::move(stream), std::move(reader),
                                                    client_id, pool_size, mux_granted, peer,
@@ -941,8 +942,14 @@ asio::awaitable<bool> server::promote(std::shared_ptr<control_session> session) 
     for (const auto& t : tunnels) {
       t->standby = false;
     }
-    const claim_answer got = co_await directory_->claim(name, claimant_of(*session), tunnels);
+    const claim_answer got =
+        co_await claim_to_the_end(directory_, name, claimant_of(*session), tunnels);
     if (session->closed()) {
+      // It ended while the claim was on its way: the names are held for the
+      // client as if they had been up when it left.
+      for (const auto& t : tunnels) {
+        drop_tunnel(*t, hold_until());
+      }
       co_return false;
     }
     if (!got.won()) {
@@ -1307,6 +1314,7 @@ void server::join_cluster() {
       tunnel_addr = net::to_string(ep);
     }
   }
+  own_tunnel_addr_ = tunnel_addr;
   node_addresses here{cfg_.cluster.node_id, node_addr_, tunnel_addr};
   // Shared with the handler: should the loop below end first, the handler
   // still writes to something alive.

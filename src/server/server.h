@@ -209,6 +209,7 @@ class server {
   std::unique_ptr<net::asio::ssl::context> node_server_tls_;  ///< the node-to-node listener
   std::unique_ptr<net::asio::ssl::context> node_client_tls_;  ///< relays to other nodes
   std::string node_addr_;                                     ///< as bound
+  std::string own_tunnel_addr_;  ///< told to clients (AuthResp Node); "" if bound to all
   /// The last TLS session with each node (by its node address), resumed by
   /// the next relay to it.
   std::unique_ptr<net::tls_session_cache> node_sessions_;

@@ -148,6 +148,64 @@ TEST_F(EtcdDirectoryTest, AReleasedNameIsHeldForItsClientThenFreed) {
   EXPECT_TRUE(claim(*n2, "app.example.com", "b").won());
 }
 
+TEST_F(EtcdDirectoryTest, AStandbyServesTheNameOnlyWhileItsClientHoldsIt) {
+  auto n1 = node("n1");
+  auto n2 = node("n2");
+  ASSERT_TRUE(claim(*n1, "app.example.com", "a").won());
+  auto standby = http("app.example.com", "a");
+  standby->standby = true;
+  // Another client, or another token, cannot stand by for it.
+  EXPECT_FALSE(run(n2->stand_by("app.example.com", {"b", "token"}, {standby})));
+  EXPECT_FALSE(run(n2->stand_by("app.example.com", {"a", "other"}, {standby})));
+  // Nor can the node of the claim itself.
+  EXPECT_FALSE(run(n1->stand_by("app.example.com", {"a", "token"}, {standby})));
+  ASSERT_TRUE(run(n2->stand_by("app.example.com", {"a", "token"}, {standby})));
+  run_until([&] { return n2->find("http", "app.example.com").local != nullptr; });
+  EXPECT_EQ(n2->find("http", "app.example.com").local, standby);
+  EXPECT_EQ(n2->find("https", "app.example.com").local, nullptr);
+  // Promoted: a claim on the standby's node takes the name over.
+  standby->standby = false;
+  const auto taken = run(n2->claim("app.example.com", {"a", "token"}, {standby}));
+  ASSERT_TRUE(taken.won()) << taken.error;
+  EXPECT_EQ(n2->find("http", "app.example.com").local, standby);
+  EXPECT_EQ(n2->find("http", "app.example.com").revision, taken.revision);
+}
+
+TEST_F(EtcdDirectoryTest, AStandbyStopsServingANameAnotherClientClaimed) {
+  auto n1 = node("n1");
+  auto n2 = node("n2");
+  ASSERT_TRUE(claim(*n1, "app.example.com", "a").won());
+  auto standby = http("app.example.com", "a");
+  standby->standby = true;
+  ASSERT_TRUE(run(n2->stand_by("app.example.com", {"a", "token"}, {standby})));
+  // Client a gives the name up on n1; client b claims it there.
+  n1->release(*last_, server::directory::clock::now());
+  run_until([&] { return n1->is_free("app.example.com"); });
+  ASSERT_TRUE(claim(*n1, "app.example.com", "b").won());
+  run_until([&] { return n2->find("http", "app.example.com").remote.has_value(); });
+  EXPECT_EQ(n2->find("http", "app.example.com").local, nullptr);
+  // Its release is local: the name stays b's.
+  n2->release(*standby, server::directory::clock::now());
+  EXPECT_FALSE(n2->is_free("app.example.com"));
+  EXPECT_EQ(claim(*n2, "app.example.com", "c").outcome, claim_outcome::live_elsewhere);
+}
+
+TEST_F(EtcdDirectoryTest, ASchemeGivenUpWhileAnotherIsLiveIsWaitedForElsewhere) {
+  auto n1 = node("n1");
+  auto n2 = node("n2");
+  auto plain = http("app.example.com", "a");
+  auto secure = http("app.example.com", "a");
+  secure->protocol = "https";
+  secure->url = "https://app.example.com";
+  ASSERT_TRUE(run(n1->claim("app.example.com", {"a", "token"}, {plain, secure})).won());
+  // A node releasing a client's schemes one after the other (a disconnect).
+  n1->release(*plain, server::directory::clock::now() + 5s);
+  run_until([&] { return n2->find("http", "app.example.com").held; });
+  const auto between = n2->find("http", "app.example.com");
+  EXPECT_TRUE(between.moving);  // a request waits for the next word, not a 404
+  EXPECT_TRUE(n2->find("https", "app.example.com").remote.has_value());
+}
+
 TEST_F(EtcdDirectoryTest, AReleaseWithoutGraceFreesTheNameEverywhere) {
   auto n1 = node("n1");
   auto n2 = node("n2");

@@ -106,7 +106,9 @@ TEST(Messages, EveryMessageSurvivesARoundTrip) {
       close_tunnel{"https://foo.example.com"},
       promote{},
       auth{"2", "1.7", "tok", "", "linux", "amd64", "abc",
-           extensions{"0.1.0", 0, {"mux", "standby"}, {}, true}},
+           extensions{"0.1.0", 0, {"mux", "standby"}, {}, "", true}},
+      auth_resp{"2", "1.7", "0123", "",
+                extensions{"0.1.0", 0, {"mux", "standby"}, {"127.0.0.2:443"}, "127.0.0.1:443"}},
   };
   for (const message& m : all) {
     auto back = decode(encode(m));
