@@ -47,6 +47,14 @@ std::string generate_token();
 /// a letter (so that it is never taken for an id).
 bool valid_token_name(std::string_view name);
 
+/// A new token for `req` and its record, without an id: what every store
+/// adds. Its subdomains are lower case, each once. Throws
+/// std::invalid_argument for a bad name or subdomain.
+std::pair<std::string, token_record> make_token(const token_request& req);
+
+/// The Unix time now, in seconds.
+std::int64_t unix_now();
+
 /// tokens.db. Not thread-safe. Throws std::runtime_error naming the file when
 /// SQLite fails or the file is not a token store.
 class token_store {
