@@ -23,6 +23,8 @@ struct token_snapshot {
   /// A token was ever added, even if every one is revoked since: a client
   /// must still bring one.
   bool ever_had_tokens = false;
+
+  bool operator==(const token_snapshot&) const = default;
 };
 
 /// The tokens as a running server reads them. Used from the server's thread

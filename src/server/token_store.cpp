@@ -123,6 +123,7 @@ std::pair<std::string, token_record> make_token(const token_request& req) {
       r.subdomains.push_back(name);
     }
   }
+  std::sort(r.subdomains.begin(), r.subdomains.end());
   std::string token = generate_token();
   r.name = req.name;
   r.prefix = token.substr(0, shown_prefix);
