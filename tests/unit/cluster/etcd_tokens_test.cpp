@@ -18,6 +18,7 @@
 #include <stdexcept>
 
 #include "cluster/etcd_token_source.h"
+#include "cluster/etcd_token_store.h"
 #include "server/authtokens.h"
 #include "support/captured_log.h"
 #include "support/temporary_directory.h"
@@ -314,6 +315,52 @@ TEST_F(EtcdTokensTest, ANodeKeepsTheTokensItReadWhileEtcdIsGone) {
       [&] { return log.text().find("cannot read the tokens from etcd") != std::string::npos; });
   EXPECT_FALSE(node.refresh());
   EXPECT_TRUE(node.check(token));
+}
+
+// The token commands' store, as `portholed token ... --cluster etcds://...`
+// builds it from the cluster's flags: TLS to etcd with the node's certificate.
+TEST(EtcdTokenStoreTest, TheCommandsWorkOverTlsWithTheNodesCertificate) {
+  if (!std::filesystem::exists(porthole::testing::etcd_program)) {
+    FAIL() << "etcd is not installed at " << porthole::testing::etcd_program;
+  }
+  temporary_directory dir;
+  const auto files = porthole::testing::etcd_tls_files::make(dir.path(), "cluster-ca");
+  etcd_process etcd(dir.path(), files);
+  server::cluster_config c;
+  c.etcd = "etcds://127.0.0.1:" + etcd.port();
+  c.ca = files.ca_cert;
+  c.cert = files.client_cert;
+  c.key = files.client_key;
+  c.prefix = "/tls";
+  etcd_token_store tokens(c);
+  auto [token, rec] = tokens.add(named("over-tls"));
+  ASSERT_EQ(tokens.list().size(), 1u);
+  EXPECT_EQ(tokens.list()[0].hash, server::hash_token(token));
+  EXPECT_EQ(tokens.where(), c.etcd + " (keys /tls/tokens/)");
+  EXPECT_TRUE(tokens.revoke(rec.id));
+  EXPECT_TRUE(tokens.list().empty());
+
+  c.cert.clear();  // etcd asks for a client certificate
+  c.key.clear();
+  etcd_token_store refused(c);
+  try {
+    refused.list();
+    FAIL() << "etcd answered a client without a certificate";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("etcd at " + c.etcd), std::string::npos) << e.what();
+  }
+}
+
+TEST(EtcdTokenStoreTest, AnEtcdThatCannotBeReachedIsNamed) {
+  server::cluster_config c;
+  c.etcd = "etcd://127.0.0.1:" + std::to_string(porthole::testing::free_loopback_port());
+  etcd_token_store tokens(c);
+  try {
+    tokens.add(named("nowhere"));
+    FAIL() << "added to no etcd";
+  } catch (const std::runtime_error& e) {
+    EXPECT_EQ(std::string(e.what()).find("cannot reach etcd at " + c.etcd), 0u) << e.what();
+  }
 }
 
 }  // namespace
