@@ -10,6 +10,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -332,8 +333,8 @@ int main(int argc, char** argv) {
   }
   if (tokens.chosen()) {
     // `portholed --config FILE token ...` manages the tokens of the state
-    // directory FILE names, as the server that reads FILE does.
-    if (!config.file.empty() && !tokens.state_dir_given()) {
+    // directory or the cluster FILE names, as the server that reads FILE does.
+    if (!config.file.empty()) {
       try {
         porthole::server::apply_config_file(app, config.file);
       } catch (const std::exception& e) {
@@ -390,10 +391,19 @@ int main(int argc, char** argv) {
 
     porthole::net::io_loop ioc(1);
     std::shared_ptr<porthole::server::directory> names;
+    std::shared_ptr<porthole::server::token_source> tokens;
     if (cfg.cluster.enabled()) {
       names = porthole::cluster::make_etcd_directory(ioc.get_executor(), cfg.cluster);
+      tokens = porthole::cluster::make_etcd_token_source(ioc.get_executor(), cfg.cluster);
+      const std::filesystem::path db = cfg.state_dir / "tokens.db";
+      if (std::filesystem::exists(db)) {
+        porthole::log::warn(
+            "a node of a cluster accepts the cluster's tokens, in etcd, not those of tokens.db; "
+            "add them with portholed token add --cluster",
+            {{"ignored", db.string()}, {"tokens", tokens->where()}});
+      }
     }
-    porthole::server::server srv(ioc, cfg, names);
+    porthole::server::server srv(ioc, cfg, names, porthole::server::directory::clock::now, tokens);
     // Before start() logs "ready": a SIGTERM from then on is a clean shutdown.
     boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
     srv.start();

@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "cluster/etcd_token_store.h"
+#include "cluster/make_directory.h"
 #include "server/token_store.h"
 
 namespace porthole::portholed {
@@ -93,6 +95,69 @@ bool all_digits(std::string_view s) {
          std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
+// Where the commands keep the tokens: tokens.db, or a cluster's etcd.
+class token_place {
+ public:
+  virtual ~token_place() = default;
+  virtual std::pair<std::string, token_record> add(const server::token_request& req) = 0;
+  virtual std::vector<token_record> list() = 0;
+  virtual bool revoke(std::int64_t id) = 0;
+  virtual std::string where() const = 0;
+  /// What a revoke does to the servers that read the tokens.
+  virtual std::string revoke_effect() const = 0;
+  /// How the servers take any client again once every token is revoked.
+  virtual std::string how_to_open() const = 0;
+};
+
+class tokens_db_place final : public token_place {
+ public:
+  explicit tokens_db_place(std::filesystem::path db) : db_(std::move(db)) {}
+
+  std::pair<std::string, token_record> add(const server::token_request& req) override {
+    return server::token_store(db_, true).add(req);
+  }
+  std::vector<token_record> list() override {
+    if (!std::filesystem::exists(db_)) {
+      return {};
+    }
+    return server::token_store(db_, false).list();
+  }
+  bool revoke(std::int64_t id) override { return server::token_store(db_, false).revoke(id); }
+  std::string where() const override { return db_.string(); }
+  std::string revoke_effect() const override {
+    return "A running portholed refuses it from now on and disconnects its clients within a few "
+           "seconds.";
+  }
+  std::string how_to_open() const override { return db_.string() + " is removed"; }
+
+ private:
+  std::filesystem::path db_;
+};
+
+class cluster_place final : public token_place {
+ public:
+  explicit cluster_place(const server::cluster_config& c) : store_(c), prefix_(c.prefix) {}
+
+  std::pair<std::string, token_record> add(const server::token_request& req) override {
+    return store_.add(req);
+  }
+  std::vector<token_record> list() override { return store_.list(); }
+  bool revoke(std::int64_t id) override { return store_.revoke(id); }
+  std::string where() const override { return store_.where(); }
+  std::string revoke_effect() const override {
+    return "Every node of the cluster refuses it from now on and disconnects its clients within "
+           "a second.";
+  }
+  std::string how_to_open() const override {
+    return "the keys under " + prefix_ + (prefix_.ends_with('/') ? "" : "/") +
+           "tokens/ are deleted from etcd";
+  }
+
+ private:
+  cluster::etcd_token_store store_;
+  std::string prefix_;
+};
+
 }  // namespace
 
 std::string default_state_dir() {
@@ -108,9 +173,12 @@ std::string default_state_dir() {
 }
 
 struct token_cli::options {
-  explicit options(std::string& dir) : state_dir(dir) {}
+  options(server::server_config& c, std::string& dir) : cfg(c), state_dir(dir) {}
 
-  std::string& state_dir;
+  server::server_config& cfg;  ///< the server's, with its --cluster flags (or --config's keys)
+  std::string& state_dir;      ///< the server's --state-dir (or --config's key)
+  std::string own_state_dir;   ///< a subcommand's --state-dir, which wins
+  server::cluster_config own_cluster;  ///< a subcommand's cluster flags, which win
   CLI::App* token = nullptr;
   CLI::App* add = nullptr;
   CLI::App* list = nullptr;
@@ -123,11 +191,56 @@ struct token_cli::options {
   bool json = false;
   std::string which;
 
-  std::filesystem::path db() const { return std::filesystem::path(state_dir) / "tokens.db"; }
+  const CLI::App* chosen() const {
+    for (const CLI::App* sub : {add, list, revoke}) {
+      if (sub->parsed()) {
+        return sub;
+      }
+    }
+    return nullptr;
+  }
+
+  bool given(const char* flag) const { return chosen()->count(flag) > 0; }
+
+  std::filesystem::path db() const {
+    return std::filesystem::path(given("--state-dir") ? own_state_dir : state_dir) / "tokens.db";
+  }
+
+  // The server's cluster settings, but for those the subcommand was given.
+  server::cluster_config cluster() const {
+    server::cluster_config c = cfg.cluster;
+    if (given("--cluster")) {
+      c.etcd = own_cluster.etcd;
+    }
+    if (given("--cluster-prefix")) {
+      c.prefix = own_cluster.prefix;
+    }
+    if (given("--cluster-ca")) {
+      c.ca = own_cluster.ca;
+    }
+    if (given("--node-cert")) {
+      c.cert = own_cluster.cert;
+    }
+    if (given("--node-key")) {
+      c.key = own_cluster.key;
+    }
+    return c;
+  }
+
+  std::unique_ptr<token_place> place() const {
+    const server::cluster_config c = cluster();
+    if (!c.enabled()) {
+      return std::make_unique<tokens_db_place>(db());
+    }
+    if (!c.prefix.starts_with('/')) {
+      throw std::runtime_error("--cluster-prefix '" + c.prefix + "' must start with '/'");
+    }
+    return std::make_unique<cluster_place>(c);
+  }
 };
 
 token_cli::token_cli(CLI::App& app, server::server_config& cfg, std::string& state_dir)
-    : opt_(std::make_unique<options>(state_dir)) {
+    : opt_(std::make_unique<options>(cfg, state_dir)) {
   app.add_option("--max-tunnels-per-token", cfg.max_tunnels_per_token,
                  "Tunnels all the clients of one authtoken may have open together (0: no limit)")
       ->capture_default_str()
@@ -144,10 +257,39 @@ token_cli::token_cli(CLI::App& app, server::server_config& cfg, std::string& sta
       ->check(CLI::Range(std::size_t{0}, max_limit));
 
   options& o = *opt_;
-  o.token = app.add_subcommand("token", "Manage the authtokens of <state-dir>/tokens.db");
+  o.token = app.add_subcommand(
+      "token",
+      "Manage the authtokens of <state-dir>/tokens.db, or with --cluster etcd://HOST:PORT those "
+      "of a cluster, in its etcd (every node accepts them; a revoke reaches every node within a "
+      "second)");
   o.token->require_subcommand(1);
+  o.token->footer(
+      "Each subcommand takes --state-dir DIR, or --cluster etcd://HOST:PORT[,...] (etcds:// for "
+      "TLS, with --cluster-ca, --node-cert, --node-key) and --cluster-prefix; `portholed --config "
+      "FILE token ...` takes them from FILE, as the server does.");
+  o.own_state_dir = state_dir;
   auto state_option = [&](CLI::App* sub) {
-    sub->add_option("--state-dir", o.state_dir, "Directory of tokens.db")->capture_default_str();
+    sub->add_option("--state-dir", o.own_state_dir, "Directory of tokens.db (without --cluster)")
+        ->capture_default_str();
+    sub->add_option("--cluster", o.own_cluster.etcd,
+                    "The tokens of the cluster whose etcd this is, not tokens.db: "
+                    "etcd://HOST:PORT[,HOST:PORT...] (etcds:// for TLS)")
+        ->group("Cluster");
+    sub->add_option("--cluster-prefix", o.own_cluster.prefix,
+                    "Prefix of the cluster's keys in etcd")
+        ->capture_default_str()
+        ->group("Cluster");
+    sub->add_option("--cluster-ca", o.own_cluster.ca,
+                    "With etcds://: the CA etcd's certificate must chain to")
+        ->check(CLI::ExistingFile)
+        ->group("Cluster");
+    sub->add_option("--node-cert", o.own_cluster.cert,
+                    "With etcds://: the certificate (PEM) shown to etcd")
+        ->check(CLI::ExistingFile)
+        ->group("Cluster");
+    sub->add_option("--node-key", o.own_cluster.key, "The private key of --node-cert")
+        ->check(CLI::ExistingFile)
+        ->group("Cluster");
   };
 
   o.add =
@@ -193,18 +335,10 @@ bool token_cli::chosen() const {
   return opt_->token->parsed();
 }
 
-bool token_cli::state_dir_given() const {
-  for (const CLI::App* sub : {opt_->add, opt_->list, opt_->revoke}) {
-    if (sub->parsed() && sub->count("--state-dir") > 0) {
-      return true;
-    }
-  }
-  return false;
-}
-
 int token_cli::run() {
   options& o = *opt_;
   try {
+    std::unique_ptr<token_place> place = o.place();
     if (o.add->parsed()) {
       if (*o.max_tunnels_opt) {
         o.req.max_tunnels = o.max_tunnels;
@@ -215,20 +349,16 @@ int token_cli::run() {
       if (*o.max_conns_opt) {
         o.req.max_conns = o.max_conns;
       }
-      server::token_store store(o.db(), true);
-      auto [token, rec] = store.add(o.req);
+      auto [token, rec] = place->add(o.req);
       std::cout << token << std::endl;
-      std::cerr << "Added " << label(rec) << " to " << o.db().string()
+      std::cerr << "Added " << label(rec) << " to " << place->where()
                 << ". The token is shown only this once (only its hash is stored).\n"
                 << "A client uses it with:  porthole --authtoken " << token
                 << " ...   (or authtoken: in ~/.porthole.yml)\n";
       return 0;
     }
     if (o.list->parsed()) {
-      std::vector<token_record> all;
-      if (std::filesystem::exists(o.db())) {
-        all = server::token_store(o.db(), false).list();
-      }
+      std::vector<token_record> all = place->list();
       if (o.json) {
         nlohmann::json out = nlohmann::json::array();
         for (const auto& r : all) {
@@ -236,15 +366,14 @@ int token_cli::run() {
         }
         std::cout << out.dump(2) << "\n";
       } else if (all.empty()) {
-        std::cerr << "No tokens in " << o.db().string() << " (add one with: portholed token add)\n";
+        std::cerr << "No tokens in " << place->where() << " (add one with: portholed token add)\n";
       } else {
         print_table(all);
       }
       return 0;
     }
     // revoke
-    server::token_store store(o.db(), false);
-    std::vector<token_record> all = store.list();
+    std::vector<token_record> all = place->list();
     std::vector<token_record> matches;
     for (const auto& r : all) {
       if (all_digits(o.which) ? std::to_string(r.id) == o.which : r.name == o.which) {
@@ -253,7 +382,7 @@ int token_cli::run() {
     }
     if (matches.empty()) {
       std::cerr << "portholed: no token has the " << (all_digits(o.which) ? "id" : "name") << " '"
-                << o.which << "' in " << o.db().string() << " (see portholed token list)\n";
+                << o.which << "' in " << place->where() << " (see portholed token list)\n";
       return 1;
     }
     if (matches.size() > 1) {
@@ -265,14 +394,12 @@ int token_cli::run() {
                 << " have it; revoke one by its id\n";
       return 1;
     }
-    store.revoke(matches[0].id);
-    std::cout << "Revoked " << label(matches[0])
-              << ". A running portholed refuses it from now on and disconnects its clients "
-                 "within a few seconds.\n";
+    place->revoke(matches[0].id);
+    std::cout << "Revoked " << label(matches[0]) << ". " << place->revoke_effect() << "\n";
     if (all.size() == 1) {
       std::cerr << "That was the last token: portholed now refuses every client until a token "
                    "is added (or "
-                << o.db().string() << " is removed).\n";
+                << place->how_to_open() << ").\n";
     }
     return 0;
   } catch (const std::exception& e) {

@@ -1,6 +1,7 @@
 #pragma once
 // `portholed token add|list|revoke`: the authtokens of <state-dir>/tokens.db,
-// and the server's per-token limit flags.
+// or with --cluster those of a cluster in its etcd; and the server's
+// per-token limit flags.
 
 #include <CLI/CLI.hpp>
 #include <memory>
@@ -15,8 +16,8 @@ namespace porthole::portholed {
 std::string default_state_dir();
 
 /// Adds the `token` subcommands and the --max-*-per-token flags to `app`.
-/// `state_dir` is the server's --state-dir variable, shared with the
-/// subcommands' own --state-dir.
+/// `state_dir` and `cfg.cluster` are the server's settings (its flags, or
+/// --config's keys); a subcommand's own --state-dir and cluster flags win.
 class token_cli {
  public:
   token_cli(CLI::App& app, server::server_config& cfg, std::string& state_dir);
@@ -24,9 +25,6 @@ class token_cli {
 
   /// True if the command line chose a `token` subcommand.
   bool chosen() const;
-
-  /// True if the chosen subcommand was given its own --state-dir.
-  bool state_dir_given() const;
 
   /// Runs the chosen subcommand; the process's exit status.
   int run();

@@ -1,7 +1,6 @@
 #include "server/authtokens.h"
 
 #include <openssl/crypto.h>
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <chrono>
@@ -24,51 +23,30 @@ std::string db_key(std::int64_t id) {
 
 }  // namespace
 
-authtokens::authtokens(std::vector<std::string> file_tokens, std::filesystem::path db_path,
+authtokens::authtokens(std::vector<std::string> file_tokens, std::shared_ptr<token_source> source,
                        token_limits defaults)
-    : file_tokens_(std::move(file_tokens)), db_path_(std::move(db_path)), defaults_(defaults) {}
+    : file_tokens_(std::move(file_tokens)), source_(std::move(source)), defaults_(defaults) {}
 
-authtokens::~authtokens() = default;
+authtokens::~authtokens() {
+  source_->on_changed = nullptr;  // the source may outlive whoever it woke
+}
 
 bool authtokens::refresh() {
   const bool first = !std::exchange(refreshed_, true);
   try {
-    struct stat st {};
-    if (::stat(db_path_.c_str(), &st) != 0) {
-      if (!store_) {
-        return false;
-      }
-      // Removed: its tokens are no more (and its reservations with them).
-      store_.reset();
-      by_hash_.clear();
-      reserved_.clear();
-      ids_.clear();
-      ever_had_tokens_ = false;
-      log::warn("the tokens database was removed: its tokens are no longer accepted",
-                {{"path", db_path_.string()}});
-      return true;
+    std::optional<token_snapshot> now = source_->read_changes();
+    if (!now) {
+      return false;
     }
-    if (!store_ || st.st_dev != dev_ || st.st_ino != ino_) {
-      store_.reset();
-      store_.emplace(db_path_, false);
-      dev_ = st.st_dev;
-      ino_ = st.st_ino;
-      store_->changed();
-      reload();
-      return true;
-    }
-    if (store_->changed()) {
-      reload();
-      return true;
-    }
-    return false;
+    take(std::move(*now));
+    return true;
   } catch (const std::exception& e) {
     if (first) {
       throw;
     }
     if (auto skipped = error_log_.admit()) {
       log::error("cannot read the tokens; keeping the ones read before",
-                 {{"path", db_path_.string()},
+                 {{"from", source_->where()},
                   {"error", e.what()},
                   {"suppressed", log::if_nonzero(*skipped)}});
     }
@@ -76,13 +54,12 @@ bool authtokens::refresh() {
   }
 }
 
-void authtokens::reload() {
-  std::vector<token_record> all = store_->list();
-  ever_had_tokens_ = store_->ever_had_tokens();
+void authtokens::take(token_snapshot now) {
+  ever_had_tokens_ = now.ever_had_tokens;
   by_hash_.clear();
   reserved_.clear();
   ids_.clear();
-  for (token_record& r : all) {
+  for (token_record& r : now.tokens) {
     ids_.insert(r.id);
     for (const std::string& s : r.subdomains) {
       reserved_[s] = r.id;
@@ -91,7 +68,7 @@ void authtokens::reload() {
     by_hash_.emplace(std::move(hash), std::move(r));
   }
   log::info(required() ? "tokens read; clients must bring one" : "tokens read",
-            {{"path", db_path_.string()}, {"tokens", by_hash_.size()}});
+            {{"from", source_->where()}, {"tokens", by_hash_.size()}});
 }
 
 token_identity authtokens::identity_of(const token_record& r) const {
@@ -158,14 +135,10 @@ void authtokens::record_use(const token_identity& who) {
 }
 
 void authtokens::flush_uses() {
-  if (!store_) {
-    uses_.clear();
-    return;
-  }
   for (auto it = uses_.begin(); it != uses_.end();) {
     bool written = false;
     try {
-      written = store_->touch(it->first, it->second);
+      written = source_->touch(it->first, it->second);
     } catch (const std::exception& e) {
       if (auto skipped = error_log_.admit()) {
         log::warn("cannot record when a token was last used",

@@ -1,11 +1,9 @@
 #pragma once
 // The authtokens the running server accepts: those of an --authtokens file
-// (read once) and those of <state-dir>/tokens.db (followed while it runs),
-// with the tokens' limits and reserved subdomains.
+// (read once) and those of a token source (tokens.db, or a cluster's etcd)
+// followed while it runs, with the tokens' limits and reserved subdomains.
 
-#include <sys/types.h>
-
-#include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -16,27 +14,30 @@
 
 #include "server/connection_limits.h"
 #include "server/token_limits.h"
-#include "server/token_store.h"
+#include "server/token_source.h"
 
 namespace porthole::server {
 
 class authtokens {
  public:
-  /// `file_tokens` from --authtokens; `db_path` need not exist (yet).
-  /// `defaults` apply to file tokens and to db tokens without their own.
-  authtokens(std::vector<std::string> file_tokens, std::filesystem::path db_path,
+  /// `file_tokens` from --authtokens; `source` the other tokens.
+  /// `defaults` apply to file tokens and to the source's tokens without
+  /// their own.
+  authtokens(std::vector<std::string> file_tokens, std::shared_ptr<token_source> source,
              token_limits defaults);
   ~authtokens();
 
-  /// Follows tokens.db: opens it once it exists, re-reads it when another
-  /// process changed it (a stat and PRAGMA data_version when it did not),
-  /// forgets it once it is removed. True if its tokens may have changed.
-  /// The first call throws std::runtime_error for a file that cannot be
+  /// Takes the source's tokens if they changed; true if they may have.
+  /// The first call throws std::runtime_error for tokens that cannot be
   /// read; later ones log it (rate-limited) and keep the tokens read before.
   bool refresh();
 
+  /// Calls `wake` whenever the source says its tokens may have changed
+  /// (a cluster's etcd does; tokens.db is only polled).
+  void on_changed(std::function<void()> wake) { source_->on_changed = std::move(wake); }
+
   /// True when a client must bring a token: an --authtokens file was given,
-  /// or tokens.db has ever had a token (revoking the last one does not open
+  /// or the source has ever had a token (revoking the last one does not open
   /// the server to anyone).
   bool required() const { return !file_tokens_.empty() || ever_had_tokens_; }
 
@@ -48,30 +49,26 @@ class authtokens {
   /// (compared case-folded), or "" if none did.
   std::string reserved_by(std::string_view subdomain) const;
 
-  /// False for a db token since revoked (or whose file is gone).
+  /// False for a source's token since revoked (or whose file is gone).
   bool live(const token_identity& who) const;
 
-  /// Remembers that a db token was used now; written by flush_uses().
+  /// Remembers that a source's token was used now; written by flush_uses().
   void record_use(const token_identity& who);
 
   /// Writes the last-used times recorded, without waiting for a lock (what
   /// cannot be written now is tried again next time).
   void flush_uses();
 
-  /// Tokens in tokens.db now.
-  std::size_t db_tokens() const { return by_hash_.size(); }
-  const std::filesystem::path& db_path() const { return db_path_; }
+  /// Where the source's tokens are, for log lines.
+  std::string source() const { return source_->where(); }
 
  private:
-  void reload();
+  void take(token_snapshot now);
   token_identity identity_of(const token_record& r) const;
 
   std::vector<std::string> file_tokens_;
-  std::filesystem::path db_path_;
+  std::shared_ptr<token_source> source_;
   token_limits defaults_;
-  std::optional<token_store> store_;
-  dev_t dev_ = 0;
-  ino_t ino_ = 0;
   bool refreshed_ = false;
   bool ever_had_tokens_ = false;
   std::map<std::string, token_record, std::less<>> by_hash_;

@@ -162,7 +162,8 @@ struct server::tcp_listener {
 };
 
 server::server(asio::io_context& ioc, server_config cfg, std::shared_ptr<directory> names,
-               std::function<directory::clock::time_point()> now)
+               std::function<directory::clock::time_point()> now,
+               std::shared_ptr<token_source> tokens)
     : ioc_(ioc),
       cfg_(std::move(cfg)),
       directory_(names ? std::move(names) : std::make_shared<local_directory>(now)),
@@ -170,8 +171,11 @@ server::server(asio::io_context& ioc, server_config cfg, std::shared_ptr<directo
       tunnel_ips_(cfg_.max_tunnel_conns_per_ip),
       public_ips_(cfg_.max_public_conns_per_ip),
       handshakes_(cfg_.max_handshakes) {
+  if (!tokens) {
+    tokens = std::make_shared<tokens_db_source>(cfg_.state_dir / "tokens.db");
+  }
   tokens_ = std::make_unique<authtokens>(
-      cfg_.authtokens, cfg_.state_dir / "tokens.db",
+      cfg_.authtokens, std::move(tokens),
       token_limits{cfg_.max_tunnels_per_token, cfg_.max_tcp_ports_per_token,
                    cfg_.max_conns_per_token});
   cfg_.domain = lower(cfg_.domain);
@@ -208,7 +212,7 @@ void server::start() {
   tokens_->refresh();
   if (!tokens_->required()) {
     log::warn("any client may open tunnels on this server: no --authtokens file and no tokens",
-              {{"tokens_db", tokens_->db_path().string()}});
+              {{"tokens", tokens_->source()}});
   }
   net::spawn(ioc_.get_executor(), watch_tokens(), "tokens");
 
@@ -518,10 +522,10 @@ asio::awaitable<void> server::serve_tls(tcp::socket sock, ip_connection_counts::
 }
 
 asio::awaitable<void> server::watch_tokens() {
-  asio::steady_timer tick(ioc_);
+  tokens_->on_changed([this] { tokens_changed_.notify(); });
   while (!stopping_) {
-    tick.expires_after(cfg_.token_poll_interval);
-    co_await tick.async_wait(net::use_nothrow);
+    co_await tokens_changed_.wait_until(std::chrono::steady_clock::now() +
+                                        cfg_.token_poll_interval);
     if (stopping_) {
       co_return;
     }

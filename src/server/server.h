@@ -47,8 +47,10 @@ class server {
   /// `names` is the directory of a cluster; nullptr for a single node's own.
   /// `now` is the clock reconnect grace periods are measured on (a test's
   /// fake one; it is also the clock of the single node's own directory).
+  /// `tokens` are a cluster's authtokens; nullptr for <state-dir>/tokens.db.
   server(net::asio::io_context& ioc, server_config cfg, std::shared_ptr<directory> names = nullptr,
-         std::function<directory::clock::time_point()> now = directory::clock::now);
+         std::function<directory::clock::time_point()> now = directory::clock::now,
+         std::shared_ptr<token_source> tokens = nullptr);
   ~server();
 
   /// Loads TLS, binds every listener and starts accepting. Throws
@@ -192,7 +194,8 @@ class server {
   net::asio::awaitable<std::vector<proto::new_tunnel>> open_http_tunnels(
       std::shared_ptr<control_session> session, proto::req_tunnel req,
       std::vector<std::string> protocols);
-  /// Follows tokens.db: closes the clients of revoked tokens, writes last-used times.
+  /// Follows the tokens (tokens.db or etcd): closes the clients of revoked
+  /// tokens, writes last-used times.
   net::asio::awaitable<void> watch_tokens();
   std::shared_ptr<token_account> account_for(const token_identity& who);
   /// The NewTunnel error if `host` is a subdomain another token reserved, else "".
@@ -216,6 +219,7 @@ class server {
   net::event tcp_names_changed_;
   std::set<std::string, std::less<>> unbindable_tcp_names_;  ///< other nodes' ports in use here
   std::unique_ptr<authtokens> tokens_;
+  net::event tokens_changed_;  ///< the token source says its tokens may have changed
   std::map<std::string, std::weak_ptr<token_account>, std::less<>> accounts_;  ///< by token key
   hostname_policy names_;
   ip_connection_counts tunnel_ips_;  ///< open connections per address, tunnel port

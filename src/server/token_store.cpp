@@ -55,12 +55,6 @@ struct statement_finalizer {
   void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
 };
 
-std::int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 std::string lower(std::string_view s) {
   std::string out(s);
   std::transform(out.begin(), out.end(), out.begin(),
@@ -103,6 +97,42 @@ bool valid_token_name(std::string_view name) {
     return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_' ||
            c == '@';
   });
+}
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::pair<std::string, token_record> make_token(const token_request& req) {
+  if (!req.name.empty() && !valid_token_name(req.name)) {
+    throw std::invalid_argument("the name '" + req.name +
+                                "' is not valid: 1 to 64 letters, digits and . - _ @, starting "
+                                "with a letter");
+  }
+  token_record r;
+  for (const std::string& s : req.subdomains) {
+    if (!valid_subdomain(s)) {
+      throw std::invalid_argument("the subdomain '" + s +
+                                  "' is not valid: one DNS label of 1 to 63 letters, digits and "
+                                  "'-', not starting or ending with '-'");
+    }
+    const std::string name = lower(s);
+    if (std::find(r.subdomains.begin(), r.subdomains.end(), name) == r.subdomains.end()) {
+      r.subdomains.push_back(name);
+    }
+  }
+  std::sort(r.subdomains.begin(), r.subdomains.end());
+  std::string token = generate_token();
+  r.name = req.name;
+  r.prefix = token.substr(0, shown_prefix);
+  r.hash = hash_token(token);
+  r.max_tunnels = req.max_tunnels;
+  r.max_tcp_ports = req.max_tcp_ports;
+  r.max_conns = req.max_conns;
+  r.created = unix_now();
+  return {std::move(token), std::move(r)};
 }
 
 struct token_store::impl {
@@ -334,26 +364,10 @@ const std::filesystem::path& token_store::path() const {
 }
 
 std::pair<std::string, token_record> token_store::add(const token_request& req) {
-  if (!req.name.empty() && !valid_token_name(req.name)) {
-    throw std::invalid_argument("the name '" + req.name +
-                                "' is not valid: 1 to 64 letters, digits and . - _ @, starting "
-                                "with a letter");
-  }
-  std::vector<std::string> subdomains;
-  for (const std::string& s : req.subdomains) {
-    if (!valid_subdomain(s)) {
-      throw std::invalid_argument("the subdomain '" + s +
-                                  "' is not valid: one DNS label of 1 to 63 letters, digits and "
-                                  "'-', not starting or ending with '-'");
-    }
-    const std::string name = lower(s);
-    if (std::find(subdomains.begin(), subdomains.end(), name) == subdomains.end()) {
-      subdomains.push_back(name);
-    }
-  }
-  const std::string token = generate_token();
+  auto made = make_token(req);
+  token_record& r = made.second;
   return impl_->in_transaction("adding a token", [&] {
-    for (const std::string& s : subdomains) {
+    for (const std::string& s : r.subdomains) {
       impl::statement q(*impl_,
                         "SELECT t.id, t.name FROM reservation r JOIN token t ON t.id = r.token_id "
                         "WHERE r.subdomain = ?1");
@@ -364,15 +378,6 @@ std::pair<std::string, token_record> token_store::add(const token_request& req) 
                                     std::to_string(q.integer(0)) + holder);
       }
     }
-    token_record r;
-    r.name = req.name;
-    r.prefix = token.substr(0, shown_prefix);
-    r.hash = hash_token(token);
-    r.subdomains = subdomains;
-    r.max_tunnels = req.max_tunnels;
-    r.max_tcp_ports = req.max_tcp_ports;
-    r.max_conns = req.max_conns;
-    r.created = unix_now();
     impl::statement ins(*impl_,
                         "INSERT INTO token (name, hash, prefix, max_tunnels, max_tcp_ports, "
                         "max_conns, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
@@ -385,12 +390,12 @@ std::pair<std::string, token_record> token_store::add(const token_request& req) 
         .bind(7, r.created);
     ins.step();
     r.id = sqlite3_last_insert_rowid(impl_->db.get());
-    for (const std::string& s : subdomains) {
+    for (const std::string& s : r.subdomains) {
       impl::statement res(*impl_, "INSERT INTO reservation (subdomain, token_id) VALUES (?1, ?2)");
       res.bind(1, s).bind(2, r.id);
       res.step();
     }
-    return std::pair{token, r};
+    return made;
   });
 }
 

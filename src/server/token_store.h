@@ -26,6 +26,8 @@ struct token_record {
   std::optional<std::size_t> max_conns;      ///< nullopt: the server's default
   std::int64_t created = 0;                  ///< Unix time, seconds
   std::optional<std::int64_t> last_used;     ///< Unix time of the last Auth with it
+
+  bool operator==(const token_record&) const = default;
 };
 
 /// What `token add` asks for.
@@ -46,6 +48,14 @@ std::string generate_token();
 /// True for a token name: 1..64 of letters, digits and ".-_@", starting with
 /// a letter (so that it is never taken for an id).
 bool valid_token_name(std::string_view name);
+
+/// A new token for `req` and its record, without an id: what every store
+/// adds. Its subdomains are lower case, each once, sorted. Throws
+/// std::invalid_argument for a bad name or subdomain.
+std::pair<std::string, token_record> make_token(const token_request& req);
+
+/// The Unix time now, in seconds.
+std::int64_t unix_now();
 
 /// tokens.db. Not thread-safe. Throws std::runtime_error naming the file when
 /// SQLite fails or the file is not a token store.

@@ -142,7 +142,7 @@ token_limits defaults() {
 }
 
 TEST_F(TokenStoreTest, ServerWithoutTokensAcceptsAnyClientWithoutAccounting) {
-  authtokens tokens({}, db(), defaults());
+  authtokens tokens({}, std::make_shared<tokens_db_source>(db()), defaults());
   EXPECT_FALSE(tokens.refresh());
   EXPECT_FALSE(tokens.required());
   auto who = tokens.check("anything");
@@ -151,7 +151,7 @@ TEST_F(TokenStoreTest, ServerWithoutTokensAcceptsAnyClientWithoutAccounting) {
 }
 
 TEST_F(TokenStoreTest, ServerFollowsTokensAddedAndRevokedWhileItRuns) {
-  authtokens tokens({}, db(), defaults());
+  authtokens tokens({}, std::make_shared<tokens_db_source>(db()), defaults());
   tokens.refresh();
   token_store admin(db(), true);
   auto [token, rec] = admin.add({"ci", {"blog"}, 1, {}, {}});
@@ -183,7 +183,7 @@ TEST_F(TokenStoreTest, ServerFollowsTokensAddedAndRevokedWhileItRuns) {
 TEST_F(TokenStoreTest, FileTokensAndDbTokensWorkTogether) {
   token_store admin(db(), true);
   auto [token, rec] = admin.add({});
-  authtokens tokens({"one", "two"}, db(), defaults());
+  authtokens tokens({"one", "two"}, std::make_shared<tokens_db_source>(db()), defaults());
   tokens.refresh();
   EXPECT_TRUE(tokens.check(token));
   auto two = tokens.check("two");
@@ -198,7 +198,7 @@ TEST_F(TokenStoreTest, FileTokensAndDbTokensWorkTogether) {
 TEST_F(TokenStoreTest, ServerRecordsLastUse) {
   token_store admin(db(), true);
   auto [token, rec] = admin.add({});
-  authtokens tokens({}, db(), defaults());
+  authtokens tokens({}, std::make_shared<tokens_db_source>(db()), defaults());
   tokens.refresh();
   tokens.record_use(*tokens.check(token));
   tokens.flush_uses();
@@ -209,7 +209,7 @@ TEST_F(TokenStoreTest, ServerRecordsLastUse) {
 TEST_F(TokenStoreTest, ServerRefusesToStartOnAnUnreadableTokenFile) {
   std::filesystem::create_directories(db().parent_path());
   std::ofstream(db()) << "garbage garbage garbage garbage garbage garbage garbage garbage";
-  authtokens tokens({}, db(), defaults());
+  authtokens tokens({}, std::make_shared<tokens_db_source>(db()), defaults());
   EXPECT_THROW(tokens.refresh(), std::runtime_error);
 }
 
