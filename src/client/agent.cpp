@@ -307,7 +307,11 @@ asio::awaitable<agent_result> agent::run() {
       co_return agent_result{};
     }
     if (was_up) {
+      // Only a connection that served counts as a success: one the server
+      // accepted and then refused every tunnel on (a cluster node without
+      // etcd) must not make the client go round the nodes without a pause.
       delay = cfg_.reconnect_min;
+      failed_in_a_row_ = 0;
     }
     if (servers_.size() > 1) {
       // Another node at once, unless every one failed since the last success.
@@ -502,7 +506,6 @@ asio::awaitable<std::optional<agent_result>> agent::serve_once(bool& was_up) {
   if (on_client_id_) {
     on_client_id_(client_id_);
   }
-  failed_in_a_row_ = 0;
   learn_servers(s->nodes);
   ++connections_;
   spdlog::info("connected to server {} as client {}{}", s->name(), client_id_,

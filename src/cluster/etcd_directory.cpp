@@ -405,10 +405,12 @@ asio::awaitable<void> etcd_directory::follow_names() {
     }
     // Lost the stream (etcd restarted, a member died): read everything again
     // and follow on from there, after a breath.
+    catching_up_ = true;
     co_await stopping_.wait_until(clock::now() + std::chrono::milliseconds(500));
     const std::int64_t revision = co_await load();
     if (revision != 0) {
       watched_from_ = revision + 1;
+      catching_up_ = false;
     }
   }
 }

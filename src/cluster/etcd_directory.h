@@ -72,6 +72,7 @@ class etcd_directory final : public server::directory,
       std::string name, server::claimant who,
       std::vector<std::shared_ptr<server::tunnel>> tunnels) override;
   bool takes_standby() const override { return true; }
+  bool catching_up() const override { return catching_up_; }
   net::asio::awaitable<bool> stand_by(std::string name, server::claimant who,
                                       std::vector<std::shared_ptr<server::tunnel>> tunnels) override;
   void release(const server::tunnel& t, clock::time_point hold_until) override;
@@ -157,6 +158,7 @@ class etcd_directory final : public server::directory,
   std::int64_t watched_from_ = 0;
   bool registered_ = true;
   bool leaving_ = false;  ///< the node's key is in etcd under the current lease
+  bool catching_up_ = false;  ///< the watch was lost and every name not read again since
   std::unique_ptr<etcd_watch> watch_;
   std::map<std::string, record, std::less<>> names_;  ///< every name, from the watch
   std::map<std::string, node_info, std::less<>> nodes_;

@@ -1,6 +1,7 @@
 #include "server/control_session.h"
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/write.hpp>
 
 #include "log/event.h"
@@ -112,7 +113,11 @@ asio::awaitable<void> control_session::read_loop() {
   for (;;) {
     auto [ec, msg] = co_await reader_.read(*stream_);
     if (ec) {
-      if (ec != asio::error::eof && ec != asio::error::operation_aborted && !closed_) {
+      if (ec == asio::ssl::error::stream_truncated && !closed_) {
+        // How a porthole client that stops (or a killed one) closes: the
+        // TCP connection ends without a TLS close_notify.
+        log::info("client closed its control connection", {{"client", client_id_}, {"peer", peer_}});
+      } else if (ec != asio::error::eof && ec != asio::error::operation_aborted && !closed_) {
         log::warn("control connection ended",
                   {{"client", client_id_}, {"peer", peer_}, {"error", ec.message()}});
       }

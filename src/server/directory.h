@@ -126,6 +126,11 @@ class directory {
   virtual net::asio::awaitable<claim_answer> claim(
       std::string name, claimant who, std::vector<std::shared_ptr<tunnel>> tunnels) = 0;
 
+  /// True while the directory may not know every name: a cluster node that
+  /// lost its watch of etcd and has not read every name again since. A
+  /// name it does not know may then exist.
+  virtual bool catching_up() const { return false; }
+
   /// True if a client may keep a second control connection here, standing
   /// by for the tunnels it has on another node (extension "standby"): a
   /// cluster's directory.

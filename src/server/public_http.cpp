@@ -109,6 +109,9 @@ asio::awaitable<std::tuple<net::error_code, std::size_t>> read_more(Stream& s, b
 // the client moves to another node), and how often it asks again.
 constexpr auto relay_patience = std::chrono::seconds(5);
 constexpr auto relay_retry_pause = std::chrono::milliseconds(100);
+// How long a request for a name this node does not know waits while the
+// node reads the cluster's names again after losing its watch.
+constexpr auto catch_up_patience = std::chrono::seconds(2);
 
 // The public stream as a channel for the relay to another node; the session
 // keeps owning it.
@@ -343,6 +346,9 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
     if (to.moving && !relayed_ && !tunnel_) {
       to = co_await wait_while_moving(host);
     }
+    if (!to.local && !to.remote && !to.held && !relayed_ && server_.names_catching_up()) {
+      to = co_await wait_while_catching_up(host);
+    }
     if (!to.local && to.remote) {
       if (relayed_ || tunnel_ || pending_ > 0) {
         // One hop at most, and a connection relayed to one node is that
@@ -458,6 +464,22 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
     asio::steady_timer pause(timer_.get_executor());
     route to = server_.find_route(scheme_, host);
     while (to.moving && clock::now() < give_up && !closed_) {
+      pause.expires_after(relay_retry_pause);
+      co_await pause.async_wait(net::use_nothrow);
+      to = server_.find_route(scheme_, host);
+    }
+    co_return to;
+  }
+
+  // This node lost its watch of the cluster's names (etcd restarted) and has
+  // not read them all again: a name it does not know may be another node's.
+  // A short wait (at most catch_up_patience) instead of a 404.
+  asio::awaitable<route> wait_while_catching_up(const std::string& host) {
+    const auto give_up = clock::now() + catch_up_patience;
+    asio::steady_timer pause(timer_.get_executor());
+    route to = server_.find_route(scheme_, host);
+    while (!to.local && !to.remote && server_.names_catching_up() && clock::now() < give_up &&
+           !closed_) {
       pause.expires_after(relay_retry_pause);
       co_await pause.async_wait(net::use_nothrow);
       to = server_.find_route(scheme_, host);

@@ -72,6 +72,9 @@ class server {
     return directory_->find(scheme, host);
   }
 
+  /// See directory::catching_up.
+  bool names_catching_up() const { return directory_->catching_up(); }
+
   /// Claims and routes the tunnels a ReqTunnel asks for; gives one NewTunnel
   /// per protocol (or one with Error set).
   net::asio::awaitable<std::vector<proto::new_tunnel>> open_tunnels(
