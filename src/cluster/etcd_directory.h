@@ -72,7 +72,10 @@ class etcd_directory final : public server::directory,
       std::string name, server::claimant who,
       std::vector<std::shared_ptr<server::tunnel>> tunnels) override;
   bool takes_standby() const override { return true; }
-  bool catching_up() const override { return catching_up_; }
+  /// Also while the node is not sure of its lease (it was stopped past its
+  /// TTL): the names it knew may have changed hands meanwhile, and the
+  /// watch's news of that may still be on its way.
+  bool catching_up() const override { return catching_up_ || !sure_of_lease(); }
   net::asio::awaitable<bool> stand_by(std::string name, server::claimant who,
                                       std::vector<std::shared_ptr<server::tunnel>> tunnels) override;
   void release(const server::tunnel& t, clock::time_point hold_until) override;
