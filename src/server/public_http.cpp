@@ -344,10 +344,20 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
       co_return false;
     }
     if (to.moving && !relayed_ && !tunnel_) {
-      to = co_await wait_while_moving(host);
+      // The name's node is shutting down and its client is on its way to
+      // another node.
+      // (Named: a temporary inside a co_await expression trips g++ 12.)
+      const auto moving = [](const route& r) { return r.moving; };
+      to = co_await wait_for_route(host, relay_patience, moving);
     }
     if (!to.local && !to.remote && !to.held && !relayed_ && server_.names_catching_up()) {
-      to = co_await wait_while_catching_up(host);
+      // This node lost its view of the cluster's names (its watch, or its
+      // lease) and has not caught up: a name it does not know may be
+      // another node's.
+      const auto unknown = [this](const route& r) {
+        return !r.local && !r.remote && server_.names_catching_up();
+      };
+      to = co_await wait_for_route(host, catch_up_patience, unknown);
     }
     if (!to.local && to.remote) {
       if (relayed_ || tunnel_ || pending_ > 0) {
@@ -456,30 +466,17 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
     co_return false;
   }
 
-  // The name's node is shutting down and its client is on its way to another
-  // node: a short wait (every relay_retry_pause, at most relay_patience)
-  // instead of a 503. The latest route.
-  asio::awaitable<route> wait_while_moving(const std::string& host) {
-    const auto give_up = clock::now() + relay_patience;
+  // Asks the directory again every relay_retry_pause while `waiting` holds
+  // for its answer, for at most `patience`: a short wait instead of a 503 or
+  // a 404 while the cluster's view of the name is about to change. The
+  // latest route.
+  template <class While>
+  asio::awaitable<route> wait_for_route(const std::string& host, clock::duration patience,
+                                        While waiting) {
+    const auto give_up = clock::now() + patience;
     asio::steady_timer pause(timer_.get_executor());
     route to = server_.find_route(scheme_, host);
-    while (to.moving && clock::now() < give_up && !closed_) {
-      pause.expires_after(relay_retry_pause);
-      co_await pause.async_wait(net::use_nothrow);
-      to = server_.find_route(scheme_, host);
-    }
-    co_return to;
-  }
-
-  // This node lost its watch of the cluster's names (etcd restarted) and has
-  // not read them all again: a name it does not know may be another node's.
-  // A short wait (at most catch_up_patience) instead of a 404.
-  asio::awaitable<route> wait_while_catching_up(const std::string& host) {
-    const auto give_up = clock::now() + catch_up_patience;
-    asio::steady_timer pause(timer_.get_executor());
-    route to = server_.find_route(scheme_, host);
-    while (!to.local && !to.remote && server_.names_catching_up() && clock::now() < give_up &&
-           !closed_) {
+    while (waiting(to) && clock::now() < give_up && !closed_) {
       pause.expires_after(relay_retry_pause);
       co_await pause.async_wait(net::use_nothrow);
       to = server_.find_route(scheme_, host);

@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 
+#include "support/run_coroutines.h"
 #include "support/temporary_directory.h"
 #include "unit/cluster/etcd_process.h"
 
@@ -52,19 +53,12 @@ class EtcdDirectoryTest : public ::testing::Test {
 
   template <class T>
   T run(asio::awaitable<T> task) {
-    auto done = asio::co_spawn(io_, std::move(task), asio::use_future);
-    run_until([&] { return done.wait_for(0s) == std::future_status::ready; });
-    return done.get();
+    return porthole::testing::run(io_, std::move(task));
   }
 
   template <class Done>
-  void run_until(Done done, std::chrono::seconds guard = 20s) {
-    const auto give_up = std::chrono::steady_clock::now() + guard;
-    while (!done()) {
-      ASSERT_LT(std::chrono::steady_clock::now(), give_up) << "not done in time";
-      io_.restart();
-      io_.run_for(5ms);
-    }
+  void run_until(Done done) {
+    porthole::testing::run_until(io_, done);
   }
 
   static std::shared_ptr<tunnel> http(const std::string& host, const std::string& client) {

@@ -21,6 +21,7 @@
 #include "cluster/etcd_token_store.h"
 #include "server/authtokens.h"
 #include "support/captured_log.h"
+#include "support/run_coroutines.h"
 #include "support/temporary_directory.h"
 #include "unit/cluster/etcd_process.h"
 
@@ -62,19 +63,12 @@ class EtcdTokensTest : public ::testing::Test {
 
   template <class T>
   T run(asio::awaitable<T> task) {
-    auto done = asio::co_spawn(io_, std::move(task), asio::use_future);
-    run_until([&] { return done.wait_for(0s) == std::future_status::ready; });
-    return done.get();
+    return porthole::testing::run(io_, std::move(task));
   }
 
   template <class Done>
-  void run_until(Done done, std::chrono::seconds guard = 20s) {
-    const auto give_up = std::chrono::steady_clock::now() + guard;
-    while (!done()) {
-      ASSERT_LT(std::chrono::steady_clock::now(), give_up) << "not done in time";
-      io_.restart();
-      io_.run_for(5ms);
-    }
+  void run_until(Done done) {
+    porthole::testing::run_until(io_, done);
   }
 
   std::pair<std::string, token_record> add(etcd_tokens& s, token_request req) {

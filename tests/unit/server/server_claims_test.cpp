@@ -18,6 +18,7 @@
 #include "net/tls.h"
 #include "proto/messages.h"
 #include "server/server.h"
+#include "support/run_coroutines.h"
 #include "support/temporary_directory.h"
 #include "unit/server/fake_directory.h"
 
@@ -136,21 +137,12 @@ class ServerClaimsTest : public ::testing::Test {
 
   template <class T>
   T run(asio::awaitable<T> task) {
-    auto done = asio::co_spawn(ioc_, std::move(task), asio::use_future);
-    run_until([&] { return done.wait_for(0s) == std::future_status::ready; });
-    return done.get();
+    return porthole::testing::run(ioc_, std::move(task));
   }
 
-  // Runs the loop in slices until `done` holds: no sleep, and a bound that
-  // fails the test rather than hanging it.
   template <class Done>
   void run_until(Done done) {
-    const auto give_up = std::chrono::steady_clock::now() + 10s;
-    while (!done()) {
-      ASSERT_LT(std::chrono::steady_clock::now(), give_up) << "not done in time";
-      ioc_.restart();
-      ioc_.run_for(5ms);
-    }
+    porthole::testing::run_until(ioc_, done, 10s);
   }
 
   net::io_loop ioc_{1};
