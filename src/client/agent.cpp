@@ -565,7 +565,7 @@ asio::awaitable<std::optional<agent_result>> agent::serve_promoted(std::shared_p
 
 asio::awaitable<void> agent::serve_session(std::shared_ptr<session> s) {
   co_await (read_loop(*s) || write_loop(*s) || ping_loop(*s) || mux_loop(*s));
-  if (s->mux && s->mux->stream_count() > 0 && !stopped_) {
+  if (s->mux && !stopped_) {
     net::spawn(ioc_.get_executor(), drain(s->mux), "draining a multiplexed connection");
   } else if (s->mux) {
     s->mux->close();
@@ -654,7 +654,12 @@ void agent::standby_answer(session& s, const proto::new_tunnel& nt) {
 // finish): it is closed once they are done, within a bound.
 asio::awaitable<void> agent::drain(std::shared_ptr<mux::session> m) {
   const auto give_up = clock::now() + std::chrono::seconds(30);
-  while (!m->closed() && m->stream_count() > 0 && clock::now() < give_up) {
+  // Kept a moment even without a stream: the node may have opened one just
+  // as its control connection ended (its OPEN still on the way), and closes
+  // the connection itself when it is done.
+  const auto linger = clock::now() + std::chrono::seconds(2);
+  while (!m->closed() && (m->stream_count() > 0 || clock::now() < linger) &&
+         clock::now() < give_up) {
     const bool stop = co_await stopping_.wait_until(clock::now() + std::chrono::milliseconds(50));
     if (stop) {
       break;
