@@ -70,6 +70,13 @@ class EtcdDirectoryTest : public ::testing::Test {
     return t;
   }
 
+  // A tunnel of `client`'s standby connection on another node.
+  static std::shared_ptr<tunnel> standby_http(const std::string& host, const std::string& client) {
+    auto t = http(host, client);
+    t->standby = true;
+    return t;
+  }
+
   server::claim_answer claim(etcd_directory& d, const std::string& host, const std::string& client,
                              std::shared_ptr<tunnel> t = nullptr) {
     if (!t) {
@@ -146,8 +153,7 @@ TEST_F(EtcdDirectoryTest, AStandbyServesTheNameOnlyWhileItsClientHoldsIt) {
   auto n1 = node("n1");
   auto n2 = node("n2");
   ASSERT_TRUE(claim(*n1, "app.example.com", "a").won());
-  auto standby = http("app.example.com", "a");
-  standby->standby = true;
+  auto standby = standby_http("app.example.com", "a");
   // Another client, or another token, cannot stand by for it.
   EXPECT_FALSE(run(n2->stand_by("app.example.com", {"b", "token"}, {standby})));
   EXPECT_FALSE(run(n2->stand_by("app.example.com", {"a", "other"}, {standby})));
@@ -169,8 +175,7 @@ TEST_F(EtcdDirectoryTest, AStandbyStopsServingANameAnotherClientClaimed) {
   auto n1 = node("n1");
   auto n2 = node("n2");
   ASSERT_TRUE(claim(*n1, "app.example.com", "a").won());
-  auto standby = http("app.example.com", "a");
-  standby->standby = true;
+  auto standby = standby_http("app.example.com", "a");
   ASSERT_TRUE(run(n2->stand_by("app.example.com", {"a", "token"}, {standby})));
   // Client a gives the name up on n1; client b claims it there.
   n1->release(*last_, server::directory::clock::now());
