@@ -66,6 +66,8 @@ struct command_line {
   std::optional<std::string> server_addr, authtoken, trust_ca, http_proxy, inspect_addr, inspect_db,
       ready_file;
   std::optional<int> pool_size;
+  std::optional<std::size_t> local_idle_conns;
+  std::optional<int> local_idle_timeout;
   std::string log_target = "stdout";
   std::string log_level = "info";
   bool log_given = false;
@@ -508,6 +510,14 @@ int main(int argc, char** argv) {
   app.add_option("--pool-size", cl.pool_size,
                  "Proxy connections to keep ready at the server (default 10)")
       ->check(CLI::Range(1, 1000));
+  app.add_option("--local-idle-conns", cl.local_idle_conns,
+                 "Idle keep-alive connections to each local HTTP service kept for the next "
+                 "request (default 64); 0 dials the service for every public connection")
+      ->check(CLI::Range(0, 10000));
+  app.add_option("--local-idle-timeout", cl.local_idle_timeout,
+                 "Seconds such a connection is kept unused (default 4); keep it below the "
+                 "service's own keep-alive time-out")
+      ->check(CLI::Range(1, 3600));
   int heartbeat = static_cast<int>(cfg.ping_interval.count());
   app.add_option("--heartbeat-interval", heartbeat,
                  "Seconds between heartbeats (Ping) to the server")
@@ -633,6 +643,11 @@ int main(int argc, char** argv) {
       cfg.trust_ca = *ca;
     }
     cfg.pool_size = first_of(cl.pool_size, file ? file->pool_size : std::nullopt).value_or(10);
+    cfg.local_idle_conns =
+        first_of(cl.local_idle_conns, file ? file->local_idle_conns : std::nullopt).value_or(64);
+    cfg.local_idle_timeout = std::chrono::seconds(
+        first_of(cl.local_idle_timeout, file ? file->local_idle_timeout : std::nullopt)
+            .value_or(4));
     cfg.mux = !no_mux;
     cfg.standby = !no_standby && !no_mux;
     cfg.ping_interval = std::chrono::seconds(heartbeat);

@@ -12,6 +12,7 @@
 #include <deque>
 #include <set>
 
+#include "client/local_http.h"
 #include "http/forwarding.h"
 #include "inspect/http_capture.h"
 #include "mux/session.h"
@@ -149,8 +150,8 @@ struct agent::session {
   std::shared_ptr<mux::session> mux;  ///< the multiplexed connection, while up
   std::string outbox;                 ///< frames for the server, not yet written
   net::event outbox_ready;
-  bool leaving = false;  ///< stopping: end once the outbox (CloseTunnels) is written
-  std::string version;   ///< the server's, as it said in AuthResp
+  bool leaving = false;            ///< stopping: end once the outbox (CloseTunnels) is written
+  std::string version;             ///< the server's, as it said in AuthResp
   std::vector<std::string> nodes;  ///< the cluster's other nodes, as this one told
   bool standby_granted = false;    ///< the server takes a standby connection on another node
   bool standby = false;            ///< stands by for the tunnels (until promoted)
@@ -168,7 +169,9 @@ agent::agent(asio::io_context& ioc, client_config cfg)
     : ioc_(ioc),
       cfg_(std::move(cfg)),
       tls_(net::make_client_tls(cfg_.trust_ca)),
-      client_id_(cfg_.client_id) {
+      client_id_(cfg_.client_id),
+      local_pool_(std::make_shared<local_pool>(
+          ioc.get_executor(), local_pool_limits{cfg_.local_idle_conns, cfg_.local_idle_timeout})) {
   SSL_CTX* ctx = tls_.native_handle();
   // Not SSL_CTX_set_app_data: Asio keeps its verify callback in that slot and
   // deletes whatever is there when the context goes.
@@ -482,7 +485,7 @@ agent::open_session(net::host_port to, std::string tls_name, bool standby) {
     co_return std::tuple{nullptr, std::nullopt};
   }
   // What the line below says: multiplexed, porthole's base protocol, or ngrok 1.x's.
-  s->transport = !resp->ext      ? transport_kind::ngrok
+  s->transport = !resp->ext       ? transport_kind::ngrok
                  : s->mux_granted ? transport_kind::mux
                                   : transport_kind::pool;
   if (!standby) {
@@ -510,8 +513,8 @@ asio::awaitable<std::optional<agent_result>> agent::serve_once(bool& was_up) {
   ++connections_;
   spdlog::info("connected to server {} as client {}{}", s->name(), client_id_,
                s->transport == transport_kind::ngrok ? " (ngrok 1.x protocol)"
-               : s->mux_granted ? " (porthole " + s->version + ", multiplexed)"
-                                : " (porthole " + s->version + ")");
+               : s->mux_granted                      ? " (porthole " + s->version + ", multiplexed)"
+                                                     : " (porthole " + s->version + ")");
 
   if (observer_ != nullptr) {
     observer_->online(s->version);
@@ -642,9 +645,10 @@ void agent::standby_answer(session& s, const proto::new_tunnel& nt) {
   }
   if (s.by_req_id.empty() && !s.ready) {
     s.ready = true;
-    spdlog::info("standing by on server {}: it serves the tunnels too, and takes over if server "
-                 "{}:{} goes",
-                 s.name(), server_host_, server_port_);
+    spdlog::info(
+        "standing by on server {}: it serves the tunnels too, and takes over if server "
+        "{}:{} goes",
+        s.name(), server_host_, server_port_);
     tell_if_settled();
   }
 }
@@ -687,10 +691,11 @@ asio::awaitable<void> agent::read_loop(session& s) {
       }
       tell_if_settled();
     } else if (std::holds_alternative<proto::req_proxy>(msg)) {
-      net::spawn(ioc_.get_executor(),
-                 proxy_connection(s.node_failed ? s.server : s.node,
-                                  s.node_failed ? s.tls_name : learned_tls_name(s.node, s.tls_name)),
-                 "proxy connection");
+      net::spawn(
+          ioc_.get_executor(),
+          proxy_connection(s.node_failed ? s.server : s.node,
+                           s.node_failed ? s.tls_name : learned_tls_name(s.node, s.tls_name)),
+          "proxy connection");
     } else if (std::holds_alternative<proto::pong>(msg)) {
       s.last_pong = clock::now();
     } else {
@@ -703,7 +708,8 @@ asio::awaitable<void> agent::read_loop(session& s) {
 // it cannot be had, the server falls back to asking for proxy connections.
 asio::awaitable<void> agent::mux_loop(session& s) {
   while (s.mux_granted && !stopped_) {
-    const bool direct = !s.node_failed && (s.node.host != s.server.host || s.node.port != s.server.port);
+    const bool direct =
+        !s.node_failed && (s.node.host != s.server.host || s.node.port != s.server.port);
     // (Named: temporaries inside a co_await expression trip g++ 12.)
     net::host_port to = direct ? s.node : s.server;
     std::string tls_name = direct ? learned_tls_name(s.node, s.tls_name) : s.tls_name;
@@ -773,24 +779,30 @@ asio::awaitable<void> agent::serve_proxied(net::channel& tunnel,
                                            proto::start_proxy info, std::string initial) {
   spdlog::debug("{}: connection from {}", info.url, info.client_addr);
   const connection_count counted(observer_);
+  if (spec->is_http()) {
+    co_await serve_http(tunnel, std::move(spec), std::move(info), std::move(initial));
+    co_return;
+  }
   auto [dec, local, failure] =
       co_await net::dial(spec->local_host, spec->local_port, std::nullopt, cfg_.local_dial_timeout);
   if (dec) {
     spdlog::warn("{}: cannot reach the local service at {}: {}", info.url, spec->local_addr(),
                  failure);
-    if (spec->is_http()) {
-      const std::string page = http::error_response(
-          502, "Bad Gateway",
-          "porthole could not reach the local service at " + spec->local_addr() + ": " + failure,
-          false);
-      co_await tunnel.write(asio::buffer(page));
-      tunnel.shutdown_send();
-    }
     tunnel.close();
     co_return;
   }
-  if ((capture_ == nullptr && observer_ == nullptr) || !spec->is_http()) {
-    co_await net::relay(local, tunnel, std::move(initial), cfg_.tcp_idle_timeout, true);
+  co_await net::relay(local, tunnel, std::move(initial), cfg_.tcp_idle_timeout, true);
+}
+
+asio::awaitable<void> agent::serve_http(net::channel& tunnel,
+                                        std::shared_ptr<const tunnel_spec> spec,
+                                        proto::start_proxy info, std::string initial) {
+  local_http_target target{
+      spec->local_host, spec->local_port, info.url,
+      std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.local_dial_timeout),
+      cfg_.tcp_idle_timeout};
+  if (capture_ == nullptr && observer_ == nullptr) {
+    co_await forward_http(tunnel, local_pool_, std::move(target), std::move(initial));
     co_return;
   }
   inspect::http_capture_options options;
@@ -808,7 +820,7 @@ asio::awaitable<void> agent::serve_proxied(net::channel& tunnel,
                       writer->submit(std::move(e));
                     }
                   });
-  co_await net::relay(local, tunnel, std::move(initial), cfg_.tcp_idle_timeout, true, &tap);
+  co_await forward_http(tunnel, local_pool_, std::move(target), std::move(initial), &tap);
 }
 
 void agent::capture_into(std::shared_ptr<inspect::capture_writer> writer, std::size_t body_limit) {
@@ -1005,8 +1017,8 @@ void agent::tell_if_settled() {
                                  ? server_host_ + ":" + server_port_
                                  : "[" + server_host_ + "]:" + server_port_;
   const bool standing_by = standby_ != nullptr && standby_->ready && !standby_->over;
-  settled_tunnels now{client_id_,  server,    current_->transport, connections_, tunnels(),
-                      standing_by ? standby_->name() : std::string()};
+  settled_tunnels now{client_id_,   server,    current_->transport,
+                      connections_, tunnels(), standing_by ? standby_->name() : std::string()};
   if (told_ == now) {
     return;
   }

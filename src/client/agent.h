@@ -14,11 +14,12 @@
 
 #include "client/agent_observer.h"
 #include "client/config.h"
+#include "client/local_pool.h"
 #include "inspect/capture_writer.h"
 #include "mux/session.h"
+#include "net/address.h"
 #include "net/channel.h"
 #include "net/event.h"
-#include "net/address.h"
 #include "net/stream.h"
 #include "proto/messages.h"
 
@@ -145,6 +146,11 @@ class agent {
   net::asio::awaitable<void> serve_proxied(net::channel& tunnel,
                                            std::shared_ptr<const tunnel_spec> spec,
                                            proto::start_proxy info, std::string initial = {});
+  /// An http tunnel's public connection: its requests forwarded to the local
+  /// service on kept connections (local_http.h), captured if asked.
+  net::asio::awaitable<void> serve_http(net::channel& tunnel,
+                                        std::shared_ptr<const tunnel_spec> spec,
+                                        proto::start_proxy info, std::string initial);
   net::asio::awaitable<void> ping_loop(session& s);
   net::asio::awaitable<void> write_loop(session& s);
   void send(session& s, const proto::message& m);
@@ -176,7 +182,7 @@ class agent {
   std::string learned_tls_name(const net::host_port& to, const std::string& given) const;
   std::size_t server_index_ = 0;
   std::size_t failed_in_a_row_ = 0;  ///< servers tried since the last accepted connection
-  std::string server_host_;  ///< the current server
+  std::string server_host_;          ///< the current server
   std::string server_port_;
   std::string client_id_;
   std::function<void(const std::string&)> on_client_id_;
@@ -194,6 +200,8 @@ class agent {
   /// tunnel_spec::key() -> the subdomain the server chose for an http tunnel
   /// that named none, asked for again after a reconnect.
   std::map<std::string, std::string, std::less<>> assigned_subdomains_;
+  /// Idle keep-alive connections to the local HTTP services of http tunnels.
+  std::shared_ptr<local_pool> local_pool_;
   std::shared_ptr<inspect::capture_writer> capture_;
   std::size_t capture_body_limit_ = 0;
   agent_observer* observer_ = nullptr;

@@ -55,6 +55,11 @@ struct client_config {
   seconds auth_timeout{15};
   seconds local_dial_timeout{10};
   seconds tcp_idle_timeout{7200};
+  /// Idle keep-alive connections to each local HTTP service kept for the next
+  /// request (http tunnels); 0: every public connection dials its own.
+  std::size_t local_idle_conns = 64;
+  /// How long such a connection is kept unused (see local_pool_limits).
+  seconds local_idle_timeout{4};
   seconds reconnect_min{1};
   seconds reconnect_max{30};
   seconds leave_timeout{2};  ///< a stopping client's wait to give its URLs back

@@ -26,10 +26,23 @@ namespace fs = std::filesystem;
 constexpr std::string_view proto_shape =
     "a map of http, https or tcp to a local [host:]port, as in 'http: 8080'";
 
-const std::vector<std::string_view> top_level_keys = {
-    "server_addr",  "authtoken", "auth_token",   "trust_ca",   "trust_host_root_certs",
-    "http_proxy",   "pool_size", "inspect_addr", "inspect_db", "inspect_body_limit",
-    "inspect_keep", "log",       "log_level",    "ready_file", "tunnels"};
+const std::vector<std::string_view> top_level_keys = {"server_addr",
+                                                      "authtoken",
+                                                      "auth_token",
+                                                      "trust_ca",
+                                                      "trust_host_root_certs",
+                                                      "http_proxy",
+                                                      "pool_size",
+                                                      "inspect_addr",
+                                                      "inspect_db",
+                                                      "inspect_body_limit",
+                                                      "inspect_keep",
+                                                      "log",
+                                                      "log_level",
+                                                      "ready_file",
+                                                      "tunnels",
+                                                      "local_idle_conns",
+                                                      "local_idle_timeout"};
 const std::vector<std::string_view> tunnel_keys = {"proto", "subdomain", "hostname", "auth",
                                                    "remote_port"};
 const std::vector<std::string_view> protocols = {"http", "https", "tcp"};
@@ -326,6 +339,10 @@ class config_parser {
         out.http_proxy = url;
       } else if (e.key == "pool_size") {
         out.pool_size = static_cast<int>(integer(e, 1, 1000));
+      } else if (e.key == "local_idle_conns") {
+        out.local_idle_conns = static_cast<std::size_t>(integer(e, 0, 10000));
+      } else if (e.key == "local_idle_timeout") {
+        out.local_idle_timeout = static_cast<int>(integer(e, 1, 3600));
       } else if (e.key == "inspect_addr") {
         if (e.value.IsScalar() && e.value.Scalar() == "disabled") {
           out.inspect_addr = "disabled";

@@ -492,3 +492,100 @@ class RecordingHTTPBackend(_TCPBackend):
     def recorded(self) -> list[RecordedRequest]:
         with self.server.recorded_lock:
             return list(self.server.recorded)
+
+
+class _ReuseHandler(socketserver.StreamRequestHandler):
+    """Answers like RecordingHTTPBackend, then does what the server's `mode`
+    says with the connection (see ReuseBackend)."""
+
+    def handle(self):
+        srv = self.server
+        with srv.lock:
+            srv.accepted += 1
+        try:
+            while self._one_request():
+                pass
+        except (OSError, ValueError) as e:
+            srv.note(f"{self.client_address} failed: {e!r}")
+
+    def _reset(self) -> None:
+        self.request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.request.close()
+
+    def _one_request(self) -> bool:
+        srv = self.server
+        if srv.mode == "reset-idle":
+            self.request.settimeout(srv.idle_reset)
+            try:
+                line = self.rfile.readline(65536)
+            except TimeoutError:
+                self._reset()
+                with srv.lock:
+                    srv.resets += 1
+                srv.reset_event.set()
+                return False
+            self.request.settimeout(None)
+        else:
+            line = self.rfile.readline(65536)
+        if not line:
+            return False
+        method = line.split(b" ", 1)[0].decode("latin-1")
+        length = 0
+        while (field := self.rfile.readline(65536)) not in (b"\r\n", b"\n", b""):
+            name, _, value = field.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value.strip())
+        body = self.rfile.read(length)
+        with srv.lock:
+            srv.requests.append((method, body))
+            n = len(srv.requests)
+        if srv.mode == "drop-unanswered":
+            self._reset()
+            return False
+        answer = b"request %d" % n
+        close = srv.mode == "connection-close"
+        self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                         + (b"Connection: close\r\n" if close else b"")
+                         + b"Content-Length: %d\r\n\r\n%s" % (len(answer), answer))
+        self.wfile.flush()
+        return srv.mode not in ("connection-close", "close-silently")
+
+
+class ReuseBackend(_TCPBackend):
+    """An HTTP/1.1 server that counts the connections it accepts and the
+    requests it reads (.accepted, .requests as (method, body) pairs), in one
+    of these modes:
+      keep-alive        answers and keeps the connection;
+      connection-close  answers with Connection: close and closes;
+      close-silently    answers as if keeping the connection, then closes it;
+      reset-idle        keeps the connection, resets it once idle for
+                        `idle_reset` seconds (.resets counts, .reset_event is set);
+      drop-unanswered   reads the request and resets the connection unanswered."""
+
+    name = "reuse-backend"
+    handler = _ReuseHandler
+
+    def __init__(self, mode: str = "keep-alive", idle_reset: float = 0.2):
+        super().__init__()
+        self.server.mode = mode
+        self.server.idle_reset = idle_reset
+        self.server.lock = threading.Lock()
+        self.server.accepted = 0
+        self.server.resets = 0
+        self.server.reset_event = threading.Event()
+        self.server.requests = []
+
+    @property
+    def accepted(self) -> int:
+        with self.server.lock:
+            return self.server.accepted
+
+    @property
+    def requests(self) -> list:
+        with self.server.lock:
+            return list(self.server.requests)
+
+    @property
+    def resets(self) -> int:
+        with self.server.lock:
+            return self.server.resets
