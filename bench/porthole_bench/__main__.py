@@ -210,7 +210,10 @@ def main(argv=None) -> int:
         suite.notes.append(
             "scale: the portholed under test runs with --read-header-timeout 60 (default 10) "
             "so that connections opened first are still idle, not answered 408, when the "
-            "last ones open; everything else runs with default options.")
+            "last ones open, and with --max-public-conns-per-ip 0 and --max-conns-per-client "
+            "0 (no limit; defaults 1024 and 4096): every connection comes from 127.0.0.1 and "
+            "goes to one client, and the workload measures holding them, not the limits; "
+            "everything else runs with default options.")
     hs = (suite.results.get("scale") or {}).get("haproxy")
     if hs and hs.get("ok", 0) < hs.get("n", 0):
         suite.notes.append(

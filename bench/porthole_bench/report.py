@@ -390,6 +390,9 @@ def details(res: dict) -> list[str]:
                 else:
                     out.append(f"  {k} log: no warnings or errors")
         if t == "porthole":
+            if d.get("portholed_extra_args"):
+                out.append(f"  portholed options besides the suite's: "
+                           f"{' '.join(d['portholed_extra_args'])}")
             if not all((d.get("still_running") or {}).values()):
                 out.append(f"  processes still running afterwards: {d.get('still_running')}")
     for key, label in (("keepalive", "keep-alive"), ("newconn", "new conn/request")):
