@@ -23,7 +23,7 @@ BENCH = Path(__file__).resolve().parents[1]
 WORKLOADS = ["keepalive", "newconn", "burst", "bulk", "scale", "memory", "inspect", "screen",
              "cluster"]
 TITLES = {
-    "keepalive": "1. keep-alive HTTP: wrk -t1 -c32 on a 1 KiB file",
+    "keepalive": "1. keep-alive HTTP: wrk -t1 -c32 on a 1 KiB file (http and tcp tunnel)",
     "newconn": "2. a new connection per request: wrk -t1 -c32, Connection: close",
     "burst": "3. burst: 500 connections at once, one request each (3 rounds)",
     "bulk": "4. bulk: iperf3 through a tcp tunnel, 1 GiB curl download through an http tunnel",
@@ -58,6 +58,10 @@ def child_env() -> dict:
     if "/usr/sbin" not in env["PATH"].split(":"):
         env["PATH"] += ":/usr/sbin:/sbin"
     return env
+
+
+def _has(w, target: str) -> bool:
+    return isinstance(w, dict) and bool(w.get(target))
 
 
 def main(argv=None) -> int:
@@ -132,7 +136,8 @@ def main(argv=None) -> int:
     interrupted = None
     failed = False
     try:
-        print("\n== set-up: nginx, iperf3, haproxy chain, portholed, porthole http + tcp")
+        print("\n== set-up: nginx, iperf3, haproxy tcp and http chains, portholed, porthole "
+              "http + tcp")
         suite.setup()
         for w in WORKLOADS:
             if w not in only:
@@ -214,10 +219,10 @@ def main(argv=None) -> int:
             "0 (no limit; defaults 1024 and 4096): every connection comes from 127.0.0.1 and "
             "goes to one client, and the workload measures holding them, not the limits; "
             "everything else runs with default options.")
-    hs = (suite.results.get("scale") or {}).get("haproxy")
+    hs = (suite.results.get("scale") or {}).get("haproxy-tcp")
     if hs and hs.get("ok", 0) < hs.get("n", 0):
         suite.notes.append(
-            "scale, haproxy: haproxy sizes its maxconn from the open-file limit (two files per "
+            "scale, haproxy-tcp: haproxy sizes its maxconn from the open-file limit (two files per "
             "connection in mode tcp), so under this machine's limit the public haproxy holds "
             "just under 10,000 connections; the connections beyond wait unaccepted, which is "
             "what its timeouts above are.")
@@ -235,6 +240,20 @@ def main(argv=None) -> int:
             "standby connection on n2). Failover runs on fresh node pairs, one per round, "
             "each under a cluster prefix of its own in the same etcd, three rounds with "
             "--no-standby and three with a standby connection.")
+    if any(_has(suite.results.get(w), "haproxy-http") for w in ("keepalive", "newconn",
+                                                                 "download")):
+        suite.notes.append(
+            "haproxy-http: two haproxy processes in mode http (default threads), the public "
+            "one with option forwardfor and http-reuse always to the inner one over TLS (ssl "
+            "verify none), the inner one (bind ... ssl crt) with http-reuse always to nginx; "
+            "keep-alive on every hop. haproxy-tcp: the same two hops in mode tcp, one "
+            "connection per hop for each public connection (called \"haproxy\" in results "
+            "written before haproxy-http was added).")
+    if _has(suite.results.get("keepalive"), "porthole-tcp"):
+        suite.notes.append(
+            "keep-alive, tcp tunnel: the same wrk load through a `porthole tcp` client of the "
+            "main portholed whose local service is nginx (porthole-tcp), compared with "
+            "haproxy-tcp; the http tunnel's rows compare with both chains.")
     suite.notes.append("all targets: porthole http tunnels use --proto http; portholed and "
                        "porthole run with their default pool size (10) and log level (info).")
 
