@@ -15,13 +15,13 @@ import time
 import traceback
 from pathlib import Path
 
-from . import cluster, report, services
+from . import cluster, cost, report, services
 from .procs import Supervisor
 from .suite import Suite
 
 BENCH = Path(__file__).resolve().parents[1]
 WORKLOADS = ["keepalive", "newconn", "burst", "bulk", "scale", "memory", "inspect", "screen",
-             "cluster"]
+             "cluster", "cost"]
 TITLES = {
     "keepalive": "1. keep-alive HTTP: wrk -t1 -c32 on a 1 KiB file (http and tcp tunnel)",
     "newconn": "2. a new connection per request: wrk -t1 -c32, Connection: close",
@@ -32,6 +32,7 @@ TITLES = {
     "inspect": "7. inspector on vs off: workload 1 through a client capturing every exchange",
     "screen": "8. status screen on vs off: workload 1 through a client drawing its screen on a pty",
     "cluster": "9. cluster: two portholed nodes on one etcd; owner, relayed, standby; failover; etcd",
+    "cost": "10. cost per request: CPU and system calls of each process under workload 1's load",
 }
 
 
@@ -153,6 +154,8 @@ def main(argv=None) -> int:
                     suite.w_memory(args.memory_clients)
                 elif w == "cluster":
                     cluster.w_cluster(suite)
+                elif w == "cost":
+                    cost.w_cost(suite)
                 else:
                     getattr(suite, f"w_{w}")()
             except Interrupted:
@@ -241,7 +244,8 @@ def main(argv=None) -> int:
             "each under a cluster prefix of its own in the same etcd, three rounds with "
             "--no-standby and three with a standby connection.")
     if any(_has(suite.results.get(w), "haproxy-http") for w in ("keepalive", "newconn",
-                                                                 "download")):
+                                                                 "download")) \
+            or "cost" in suite.results:
         suite.notes.append(
             "haproxy-http: two haproxy processes in mode http (default threads), the public "
             "one with option forwardfor and http-reuse always to the inner one over TLS (ssl "
@@ -254,6 +258,12 @@ def main(argv=None) -> int:
             "keep-alive, tcp tunnel: the same wrk load through a `porthole tcp` client of the "
             "main portholed whose local service is nginx (porthole-tcp), compared with "
             "haproxy-tcp; the http tunnel's rows compare with both chains.")
+    if "cost" in suite.results:
+        c = suite.results["cost"]
+        suite.notes.append(
+            f"cost per request: a fresh portholed with two http tunnel clients (inspector off; "
+            f"on, capturing into a temp file), then the haproxy-http chain; each under {c['load']}. "
+            f"CPU from {c['cpu_source']}.")
     suite.notes.append("all targets: porthole http tunnels use --proto http; portholed and "
                        "porthole run with their default pool size (10) and log level (info).")
 
@@ -262,7 +272,8 @@ def main(argv=None) -> int:
     det = report.details(results)
     durations = (f"wrk {args.duration:g} s per run after a {args.warmup:g} s warm-up; iperf3 "
                  f"5 s; burst 3 rounds of 500; scale {args.scale_conns} connections "
-                 f"(open phase <= 40 s, requests <= 45 s)")
+                 f"(open phase <= 40 s, requests <= 45 s); cost: wrk {args.duration:g} s "
+                 f"counted, strace {cost.strace_seconds(args.duration)} s")
     doc = {"date": now.isoformat(timespec="seconds"), "command": command,
            "wall_time_s": round(wall, 1), "machine": mach, "versions": vers,
            "durations": durations, "config": getattr(suite, "config", None),
@@ -283,6 +294,12 @@ def main(argv=None) -> int:
         print()
         for line in det:
             print(line)
+    if results.get("cost"):
+        print("\n== cost per request (workload 10): each process on the path under workload 1's "
+              "keep-alive load, per request (wrk's count); system calls from perf's "
+              "tracepoints in the same window, and by name from strace in a shorter window of "
+              "its own (which slows the process down)\n")
+        print(report.render_cost(results))
     print("\n== targets\n")
     print(report.render_targets(tgt))
     print("\n== notes\n")

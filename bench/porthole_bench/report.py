@@ -359,6 +359,90 @@ def render_markdown_cluster(res: dict) -> str:
     return "\n\n".join(parts)
 
 
+# --------------------------------------------------------------------------
+# Workload 10, cost per request: its own table and lines
+# --------------------------------------------------------------------------
+
+STRACE_TOP_SHOWN = 8
+COST_HEAD = ["path", "process", "requests", "req/s", "CPU µs/req", "user µs", "sys µs",
+             "cycles/req", "instr/req", "syscalls/req", "ctx sw/req"]
+
+
+def cost_rows(res: dict) -> list[list[str]]:
+    """The counters window of each path: per request, each process and both."""
+    c = res.get("cost") or {}
+    out = []
+    for key, p in (c.get("paths") or {}).items():
+        w = p.get("counters") or {}
+        for i, (proc, pr) in enumerate((w.get("per_request") or {}).items()):
+            first = i == 0
+            out.append([p.get("label", key) if first else "", proc,
+                        _num(w.get("requests"), "{}") if first else "",
+                        _num(w.get("rps"), "{:.0f}") if first else "",
+                        _num(pr.get("cpu_us"), "{:.2f}"), _num(pr.get("user_us"), "{:.2f}"),
+                        _num(pr.get("sys_us"), "{:.2f}"), _num(pr.get("cycles"), "{:.0f}"),
+                        _num(pr.get("instructions"), "{:.0f}"),
+                        _num(pr.get("syscalls"), "{:.2f}"),
+                        _num(pr.get("context_switches"), "{:.3f}")])
+    return out
+
+
+def cost_lines(res: dict) -> list[str]:
+    """How it was measured, and the strace window's calls by name."""
+    c = res.get("cost") or {}
+    if not c:
+        return []
+    perf = c.get("perf") or {}
+    out = [f"load: {c.get('load')}; CPU: {c.get('cpu_source')}"
+           + (f" ({perf['why']})" if perf.get("why") else "")
+           + (f"; perf stat counted {', '.join(perf['counted'])}" if perf.get("counted")
+              else "")]
+    for key, p in (c.get("paths") or {}).items():
+        pr = _g(p, "counters", "per_request") or {}
+        if any(v.get("syscalls_by_name") for v in pr.values()):
+            out.append(f"system calls per request by name, {p.get('label', key)}, counted by "
+                       f"their tracepoints in the counters window (perf stat; top "
+                       f"{STRACE_TOP_SHOWN}, the rest as other):")
+            for proc, v in pr.items():
+                out.append(f"  {proc}: {_num(v.get('syscalls'), '{:.2f}')} = " + ", ".join(
+                    f"{name} {x:.2f}" for name, x in (v.get("syscalls_by_name") or {}).items()))
+        st = p.get("strace") or {}
+        if not st.get("per_request"):
+            continue
+        out.append(f"strace -c -f, {p.get('label', key)}: {st['requests']} requests in "
+                   f"{st['seconds']} s ({st['rps']:.0f}/s under strace); system calls per "
+                   f"request, total and top {len(next(iter(st['per_request'].values()))['top'])}:")
+        for proc, pr in st["per_request"].items():
+            out.append(f"  {proc}: {pr['total']:.2f} = " + ", ".join(
+                f"{name} {v:.2f}" for name, v in pr["top"].items()))
+        errs = {proc: d.get("errors") for proc, d in (st.get("processes") or {}).items()
+                if d.get("errors")}
+        if errs:
+            out.append("  failed calls (all, not per request): " + "; ".join(
+                f"{proc} " + ", ".join(f"{k} {v}" for k, v in e.items())
+                for proc, e in errs.items()))
+    return out
+
+
+def render_cost(res: dict) -> str:
+    body = cost_rows(res)
+    parts = [_text_table(COST_HEAD, body)] if body else []
+    lines = cost_lines(res)
+    if lines:
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
+def render_markdown_cost(res: dict) -> str:
+    body = cost_rows(res)
+    parts = [_markdown_table(COST_HEAD, body)] if body else []
+    lines = cost_lines(res)
+    if lines:
+        parts.append("\n".join(f"  - {ln.strip()}" if ln.startswith("  ") else f"- {ln}"
+                               for ln in lines))
+    return "\n\n".join(parts)
+
+
 def details(res: dict) -> list[str]:
     """What the table has no room for: failures by kind, memory, logs."""
     out = []
@@ -675,6 +759,13 @@ def render_markdown(doc: dict) -> str:
                 "client as run by default, through the other node, which serves it over the "
                 "client's standby connection.", "",
                 render_markdown_cluster(doc["results"]), ""]
+    if doc["results"].get("cost"):
+        out += ["## Cost per request (workload 10)", "",
+                "Each process on the path under workload 1's keep-alive load, per request "
+                "(wrk's count): CPU, and system calls (from perf's tracepoints in the same "
+                "window; by name also from strace in a shorter window of its own, which "
+                "slows the process down).", "",
+                render_markdown_cost(doc["results"]), ""]
     out += [
         "## Details",
         "",
