@@ -15,15 +15,15 @@ import time
 import traceback
 from pathlib import Path
 
-from . import cluster, report, services
+from . import cluster, cost, report, services
 from .procs import Supervisor
 from .suite import Suite
 
 BENCH = Path(__file__).resolve().parents[1]
 WORKLOADS = ["keepalive", "newconn", "burst", "bulk", "scale", "memory", "inspect", "screen",
-             "cluster"]
+             "cluster", "cost"]
 TITLES = {
-    "keepalive": "1. keep-alive HTTP: wrk -t1 -c32 on a 1 KiB file",
+    "keepalive": "1. keep-alive HTTP: wrk -t1 -c32 on a 1 KiB file (http and tcp tunnel)",
     "newconn": "2. a new connection per request: wrk -t1 -c32, Connection: close",
     "burst": "3. burst: 500 connections at once, one request each (3 rounds)",
     "bulk": "4. bulk: iperf3 through a tcp tunnel, 1 GiB curl download through an http tunnel",
@@ -32,6 +32,7 @@ TITLES = {
     "inspect": "7. inspector on vs off: workload 1 through a client capturing every exchange",
     "screen": "8. status screen on vs off: workload 1 through a client drawing its screen on a pty",
     "cluster": "9. cluster: two portholed nodes on one etcd; owner, relayed, standby; failover; etcd",
+    "cost": "10. cost per request: CPU and system calls of each process under workload 1's load",
 }
 
 
@@ -58,6 +59,10 @@ def child_env() -> dict:
     if "/usr/sbin" not in env["PATH"].split(":"):
         env["PATH"] += ":/usr/sbin:/sbin"
     return env
+
+
+def _has(w, target: str) -> bool:
+    return isinstance(w, dict) and bool(w.get(target))
 
 
 def main(argv=None) -> int:
@@ -132,7 +137,8 @@ def main(argv=None) -> int:
     interrupted = None
     failed = False
     try:
-        print("\n== set-up: nginx, iperf3, haproxy chain, portholed, porthole http + tcp")
+        print("\n== set-up: nginx, iperf3, haproxy tcp and http chains, portholed, porthole "
+              "http + tcp")
         suite.setup()
         for w in WORKLOADS:
             if w not in only:
@@ -148,6 +154,8 @@ def main(argv=None) -> int:
                     suite.w_memory(args.memory_clients)
                 elif w == "cluster":
                     cluster.w_cluster(suite)
+                elif w == "cost":
+                    cost.w_cost(suite)
                 else:
                     getattr(suite, f"w_{w}")()
             except Interrupted:
@@ -210,11 +218,14 @@ def main(argv=None) -> int:
         suite.notes.append(
             "scale: the portholed under test runs with --read-header-timeout 60 (default 10) "
             "so that connections opened first are still idle, not answered 408, when the "
-            "last ones open; everything else runs with default options.")
-    hs = (suite.results.get("scale") or {}).get("haproxy")
+            "last ones open, and with --max-public-conns-per-ip 0 and --max-conns-per-client "
+            "0 (no limit; defaults 1024 and 4096): every connection comes from 127.0.0.1 and "
+            "goes to one client, and the workload measures holding them, not the limits; "
+            "everything else runs with default options.")
+    hs = (suite.results.get("scale") or {}).get("haproxy-tcp")
     if hs and hs.get("ok", 0) < hs.get("n", 0):
         suite.notes.append(
-            "scale, haproxy: haproxy sizes its maxconn from the open-file limit (two files per "
+            "scale, haproxy-tcp: haproxy sizes its maxconn from the open-file limit (two files per "
             "connection in mode tcp), so under this machine's limit the public haproxy holds "
             "just under 10,000 connections; the connections beyond wait unaccepted, which is "
             "what its timeouts above are.")
@@ -232,6 +243,27 @@ def main(argv=None) -> int:
             "standby connection on n2). Failover runs on fresh node pairs, one per round, "
             "each under a cluster prefix of its own in the same etcd, three rounds with "
             "--no-standby and three with a standby connection.")
+    if any(_has(suite.results.get(w), "haproxy-http") for w in ("keepalive", "newconn",
+                                                                 "download")) \
+            or "cost" in suite.results:
+        suite.notes.append(
+            "haproxy-http: two haproxy processes in mode http (default threads), the public "
+            "one with option forwardfor and http-reuse always to the inner one over TLS (ssl "
+            "verify none), the inner one (bind ... ssl crt) with http-reuse always to nginx; "
+            "keep-alive on every hop. haproxy-tcp: the same two hops in mode tcp, one "
+            "connection per hop for each public connection (called \"haproxy\" in results "
+            "written before haproxy-http was added).")
+    if _has(suite.results.get("keepalive"), "porthole-tcp"):
+        suite.notes.append(
+            "keep-alive, tcp tunnel: the same wrk load through a `porthole tcp` client of the "
+            "main portholed whose local service is nginx (porthole-tcp), compared with "
+            "haproxy-tcp; the http tunnel's rows compare with both chains.")
+    if "cost" in suite.results:
+        c = suite.results["cost"]
+        suite.notes.append(
+            f"cost per request: a fresh portholed with two http tunnel clients (inspector off; "
+            f"on, capturing into a temp file), then the haproxy-http chain; each under {c['load']}. "
+            f"CPU from {c['cpu_source']}.")
     suite.notes.append("all targets: porthole http tunnels use --proto http; portholed and "
                        "porthole run with their default pool size (10) and log level (info).")
 
@@ -240,7 +272,8 @@ def main(argv=None) -> int:
     det = report.details(results)
     durations = (f"wrk {args.duration:g} s per run after a {args.warmup:g} s warm-up; iperf3 "
                  f"5 s; burst 3 rounds of 500; scale {args.scale_conns} connections "
-                 f"(open phase <= 40 s, requests <= 45 s)")
+                 f"(open phase <= 40 s, requests <= 45 s); cost: wrk {args.duration:g} s "
+                 f"counted, strace {cost.strace_seconds(args.duration)} s")
     doc = {"date": now.isoformat(timespec="seconds"), "command": command,
            "wall_time_s": round(wall, 1), "machine": mach, "versions": vers,
            "durations": durations, "config": getattr(suite, "config", None),
@@ -261,6 +294,12 @@ def main(argv=None) -> int:
         print()
         for line in det:
             print(line)
+    if results.get("cost"):
+        print("\n== cost per request (workload 10): each process on the path under workload 1's "
+              "keep-alive load, per request (wrk's count); system calls from perf's "
+              "tracepoints in the same window, and by name from strace in a shorter window of "
+              "its own (which slows the process down)\n")
+        print(report.render_cost(results))
     print("\n== targets\n")
     print(report.render_targets(tgt))
     print("\n== notes\n")

@@ -1,6 +1,7 @@
 """The services under test, with configs generated into the run's temp dir:
-nginx (the origin), iperf3 (a bulk TCP origin), the two-hop haproxy TLS chain
-(the baseline), and portholed / porthole."""
+nginx (the origin), iperf3 (a bulk TCP origin), the two-hop haproxy TLS
+chains (the baselines: one in mode tcp, one in mode http), and portholed /
+porthole."""
 
 from __future__ import annotations
 
@@ -106,12 +107,14 @@ def make_cert(tmp: Path) -> Path:
     CLI. EC P-256, the same key type as portholed's --dev certificate."""
     d = tmp / "haproxy"
     d.mkdir(exist_ok=True)
+    bundle = d / "bundle.pem"
+    if bundle.exists():  # one certificate for both chains
+        return bundle
     key, crt = d / "key.pem", d / "crt.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                     "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", crt,
                     "-days", "2", "-subj", "/CN=localhost"],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    bundle = d / "bundle.pem"
     bundle.write_bytes(crt.read_bytes() + key.read_bytes())
     return bundle
 
@@ -121,51 +124,99 @@ class HaproxyChain:
     public: Proc
     inner: Proc
     ports: dict  # origin name -> public port of the chain
+    public_cfg: str
+    inner_cfg: str
 
 
-def start_haproxy_chain(sup: Supervisor, tmp: Path, origins: dict) -> HaproxyChain:
-    """Two haproxy processes, both mode tcp:
-        public haproxy (plain port) --TLS, ssl verify none--> inner haproxy
-        (bind ... ssl crt) --> origin,
-    one such path per origin ({name: port}). This is the work any TLS tunnel
-    does: a public side, a TLS hop, a private side."""
-    bundle = make_cert(tmp)
-    d = tmp / "haproxy"
-    defaults = """\
+_HAPROXY_DEFAULTS = """\
 defaults
-    mode tcp
+    mode {mode}
     timeout connect 10s
     timeout client 600s
     timeout server 600s
     maxconn 100000
 """
+
+
+def start_haproxy_chain(sup: Supervisor, tmp: Path, origins: dict) -> HaproxyChain:
+    """haproxy-tcp: two haproxy processes, both mode tcp:
+        public haproxy (plain port) --TLS, ssl verify none--> inner haproxy
+        (bind ... ssl crt) --> origin,
+    one such path per origin ({name: port}). This is the work any TLS tunnel
+    does: a public side, a TLS hop, a private side; one connection on each
+    hop per public connection, as a tcp tunnel."""
+    public, inner = [], []
+    for name, origin_port in origins.items():
+        public.append((name, f"""\
+backend tls_{name}
+    server inner 127.0.0.1:{{inner_port}} ssl verify none
+"""))
+        inner.append((name, f"""\
+backend origin_{name}
+    server origin 127.0.0.1:{origin_port}
+"""))
+    return _start_chain(sup, tmp, "tcp", public, inner)
+
+
+def start_haproxy_http_chain(sup: Supervisor, tmp: Path, origins: dict) -> HaproxyChain:
+    """haproxy-http: the same two hops in mode http, as an HTTP tunnel's two
+    machines would run them: the public haproxy parses each request, adds
+    X-Forwarded-For (option forwardfor) and sends it over TLS to the inner
+    haproxy on a server connection it keeps and shares between clients
+    (http-reuse always); the inner haproxy does the same towards the origin.
+    Keep-alive on every hop (haproxy's default, option http-keep-alive), so a
+    public connection closed after one request does not close the hops
+    behind it. Default threads (one per CPU), as haproxy-tcp."""
+    public, inner = [], []
+    for name, origin_port in origins.items():
+        public.append((name, f"""\
+    option forwardfor
+backend tls_{name}
+    http-reuse always
+    server inner 127.0.0.1:{{inner_port}} ssl verify none
+"""))
+        inner.append((name, f"""\
+backend origin_{name}
+    http-reuse always
+    server origin 127.0.0.1:{origin_port}
+"""))
+    return _start_chain(sup, tmp, "http", public, inner)
+
+
+def _start_chain(sup: Supervisor, tmp: Path, mode: str, public: list, inner: list
+                 ) -> HaproxyChain:
+    """One haproxy process per hop: `inner` listens with TLS and connects to
+    the origin, `public` listens on a plain port and connects to `inner` over
+    TLS. public and inner are [(origin name, the frontend's tail and its
+    backend)]; "{inner_port}" in public's text is the inner hop's port."""
+    bundle = make_cert(tmp)
+    d = tmp / "haproxy"
+    defaults = _HAPROXY_DEFAULTS.format(mode=mode)
     pub_cfg, inner_cfg = ["global\n", defaults], ["global\n", defaults]
     pub_ports, inner_ports = {}, {}
-    for name, origin_port in origins.items():
+    for (name, pub_text), (_, inner_text) in zip(public, inner):
         pub_ports[name], inner_ports[name] = free_port(), free_port()
         pub_cfg.append(f"""\
 frontend pub_{name}
     bind 127.0.0.1:{pub_ports[name]}
     default_backend tls_{name}
-backend tls_{name}
-    server inner 127.0.0.1:{inner_ports[name]} ssl verify none
-""")
+""" + pub_text.replace("{inner_port}", str(inner_ports[name])))
         inner_cfg.append(f"""\
 frontend tls_{name}
     bind 127.0.0.1:{inner_ports[name]} ssl crt {bundle}
     default_backend origin_{name}
-backend origin_{name}
-    server origin 127.0.0.1:{origin_port}
-""")
-    (d / "public.cfg").write_text("".join(pub_cfg))
-    (d / "inner.cfg").write_text("".join(inner_cfg))
-    inner = sup.start("haproxy-inner", ["haproxy", "-db", "-f", d / "inner.cfg"])
+""" + inner_text)
+    pub_path, inner_path = d / f"public-{mode}.cfg", d / f"inner-{mode}.cfg"
+    pub_path.write_text("".join(pub_cfg))
+    inner_path.write_text("".join(inner_cfg))
+    inner_proc = sup.start(f"haproxy-{mode}-inner", ["haproxy", "-db", "-f", inner_path])
     for p in inner_ports.values():
-        wait_listening(p, proc=inner)
-    public = sup.start("haproxy-public", ["haproxy", "-db", "-f", d / "public.cfg"])
+        wait_listening(p, proc=inner_proc)
+    public_proc = sup.start(f"haproxy-{mode}-public", ["haproxy", "-db", "-f", pub_path])
     for p in pub_ports.values():
-        wait_listening(p, proc=public)
-    return HaproxyChain(public, inner, pub_ports)
+        wait_listening(p, proc=public_proc)
+    return HaproxyChain(public_proc, inner_proc, pub_ports, pub_path.read_text(),
+                        inner_path.read_text())
 
 
 @dataclass

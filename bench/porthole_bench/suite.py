@@ -1,11 +1,16 @@
-"""The workloads. Each is measured against three targets in the same run:
+"""The workloads. Each is measured against these targets in the same run:
 
-  direct    the client talks to the origin (nginx or iperf3) itself;
-  porthole  through portholed and a porthole client (public port -> TLS
-            tunnel -> local origin);
-  haproxy   through the two-hop haproxy chain (public haproxy, mode tcp ->
-            TLS -> inner haproxy, bind ssl -> origin): the cost any TLS
-            tunnel pays, the baseline porthole is judged against.
+  direct        the client talks to the origin (nginx or iperf3) itself;
+  porthole      through portholed and a porthole client (public port -> TLS
+                tunnel -> local origin), an http tunnel for HTTP and a tcp
+                tunnel for iperf3;
+  porthole-tcp  (keep-alive only) HTTP through a porthole tcp tunnel;
+  haproxy-tcp   through the two-hop haproxy chain in mode tcp (public
+                haproxy -> TLS -> inner haproxy, bind ssl -> origin): the
+                cost any TLS tunnel pays, the baseline of a tcp tunnel;
+  haproxy-http  (HTTP workloads) the same two hops in mode http, with
+                X-Forwarded-For and connections kept and reused on each hop:
+                the baseline of an http tunnel.
 """
 
 from __future__ import annotations
@@ -23,7 +28,11 @@ from . import loadgen, services
 from .procs import Supervisor, cpu_seconds, open_fds, rss_kib
 
 WRK_ROUNDS = 3  # interleaved rounds per wrk workload; the median is reported
-TARGETS = ("direct", "porthole", "haproxy")
+# Targets by workload, in the order of the interleaved rounds. "haproxy-tcp"
+# was called "haproxy" in results written before haproxy-http was added.
+TARGETS = ("direct", "porthole", "haproxy-tcp")  # burst, iperf3, scale
+HTTP_TARGETS = ("direct", "porthole", "haproxy-tcp", "haproxy-http")  # newconn, download
+KEEPALIVE_TARGETS = ("direct", "porthole", "porthole-tcp", "haproxy-tcp", "haproxy-http")
 
 
 class Sampler:
@@ -101,28 +110,39 @@ class Suite:
         self.iperf = services.start_iperf3(self.sup)
         self.chain = services.start_haproxy_chain(
             self.sup, self.tmp, {"web": self.nginx.port, "iperf": self.iperf.port})
+        self.hchain = services.start_haproxy_http_chain(self.sup, self.tmp,
+                                                        {"web": self.nginx.port})
         self.server = services.start_portholed(self.sup, self.bindir, self.tmp)
         self.web = services.start_porthole(self.sup, self.bindir, self.server, "http",
                                            self.nginx.port, subdomain="b", name="porthole-http")
         self.tcp = services.start_porthole(self.sup, self.bindir, self.server, "tcp",
                                            self.iperf.port, name="porthole-tcp")
+        # Workload 1's HTTP through a tcp tunnel: a client of its own, to nginx.
+        self.tcpweb = services.start_porthole(self.sup, self.bindir, self.server, "tcp",
+                                              self.nginx.port, name="porthole-tcp-web")
         self.watched = {"portholed": self.server.proc, "porthole-http": self.web.proc,
-                        "porthole-tcp": self.tcp.proc}
+                        "porthole-tcp": self.tcp.proc, "porthole-tcp-web": self.tcpweb.proc}
         self.close_lua = self.tmp / "close.lua"
         self.close_lua.write_text(loadgen.CLOSE_LUA)
         time.sleep(1)  # proxy pools filled
         self.log(f"set-up done in {time.monotonic() - t0:.1f} s: nginx :{self.nginx.port}, "
-                 f"iperf3 :{self.iperf.port}, haproxy chain :{self.chain.ports['web']} "
-                 f"(web) :{self.chain.ports['iperf']} (iperf3), portholed http "
+                 f"iperf3 :{self.iperf.port}, haproxy-tcp chain :{self.chain.ports['web']} "
+                 f"(web) :{self.chain.ports['iperf']} (iperf3), haproxy-http chain "
+                 f":{self.hchain.ports['web']}, portholed http "
                  f":{self.server.http_port} tunnel :{self.server.tunnel_port}, "
-                 f"tunnels {self.web.url} and {self.tcp.url}")
+                 f"tunnels {self.web.url}, {self.tcp.url} (iperf3) and {self.tcpweb.url} "
+                 f"(nginx)")
         self.config = {
             "portholed_args": self.server.args,
             "porthole_http": self.web.proc.argv[1:],
             "porthole_tcp": self.tcp.proc.argv[1:],
+            "porthole_tcp_web": self.tcpweb.proc.argv[1:],
             "nginx_conf": (self.tmp / "nginx" / "nginx.conf").read_text(),
-            "haproxy_public_cfg": (self.tmp / "haproxy" / "public.cfg").read_text(),
-            "haproxy_inner_cfg": (self.tmp / "haproxy" / "inner.cfg").read_text(),
+            # haproxy-tcp's (the keys of the time it was the only chain)
+            "haproxy_public_cfg": self.chain.public_cfg,
+            "haproxy_inner_cfg": self.chain.inner_cfg,
+            "haproxy_http_public_cfg": self.hchain.public_cfg,
+            "haproxy_http_inner_cfg": self.hchain.inner_cfg,
         }
 
     def check_tunnels(self, before: str) -> None:
@@ -132,21 +152,23 @@ class Suite:
         if self.server.proc.poll() is not None:
             raise RuntimeError(f"portholed exited (code {self.server.proc.poll()}) before "
                                f"{before}:\n{self.server.proc.tail(10)}")
-        for attr, kind, port, sub in (("web", "http", self.nginx.port, "b"),
-                                      ("tcp", "tcp", self.iperf.port, None)):
+        for attr, kind, port, sub, name in (
+                ("web", "http", self.nginx.port, "b", "porthole-http"),
+                ("tcp", "tcp", self.iperf.port, None, "porthole-tcp"),
+                ("tcpweb", "tcp", self.nginx.port, None, "porthole-tcp-web")):
             t = getattr(self, attr)
             rc = t.proc.poll()
             if rc is None:
                 continue
             last = (t.proc.text().strip().splitlines() or ["(no output)"])[-1]
-            msg = (f"porthole {kind} client exited with code {rc} before {before} "
+            msg = (f"{name} client exited with code {rc} before {before} "
                    f"(last log line: {last.strip()}); restarted it")
             self.notes.append(msg)
             self.log(f"  NOTE: {msg}")
             nt = services.start_porthole(self.sup, self.bindir, self.server, kind, port,
-                                         subdomain=sub, name=f"porthole-{kind}")
+                                         subdomain=sub, name=name)
             setattr(self, attr, nt)
-            self.watched[f"porthole-{kind} (restart {len(self.watched)})"] = nt.proc
+            self.watched[f"{name} (restart {len(self.watched)})"] = nt.proc
             time.sleep(1)
 
     def log_marks(self) -> dict:
@@ -171,29 +193,37 @@ class Suite:
             return self.nginx.port, f"127.0.0.1:{self.nginx.port}"
         if target == "porthole":
             return self.server.http_port, self.web.host
-        return self.chain.ports["web"], f"127.0.0.1:{self.chain.ports['web']}"
+        if target == "porthole-tcp":
+            return self.tcpweb.public_port, f"127.0.0.1:{self.tcpweb.public_port}"
+        if target == "haproxy-tcp":
+            return self.chain.ports["web"], f"127.0.0.1:{self.chain.ports['web']}"
+        if target == "haproxy-http":
+            return self.hchain.ports["web"], f"127.0.0.1:{self.hchain.ports['web']}"
+        raise ValueError(f"no such target: {target}")
 
-    def tunnel_procs(self) -> dict:
-        return {"server": self.server.proc, "client": self.web.proc}
+    def tunnel_procs(self, target: str = "porthole") -> dict:
+        client = self.tcpweb if target == "porthole-tcp" else self.web
+        return {"server": self.server.proc, "client": client.proc}
 
     # -- 1 and 2: wrk --------------------------------------------------------
 
-    def _wrk_workload(self, key: str, script: Path | None) -> None:
+    def _wrk_workload(self, key: str, script: Path | None, targets: tuple) -> None:
         """Runs wrk against each target in turn, WRK_ROUNDS times over
-        (direct, porthole, haproxy, direct, ...), and reports each target's
-        median round: on a shared machine one run of one target can be off by
-        a third, and interleaving spreads slow spells over all targets."""
-        rounds: dict[str, list[dict]] = {t: [] for t in TARGETS}
+        (direct, porthole, ..., haproxy-http, direct, ...), and reports each
+        target's median round: on a shared machine one run of one target can
+        be off by a third, and interleaving spreads slow spells over all
+        targets."""
+        rounds: dict[str, list[dict]] = {t: [] for t in targets}
         for rnd in range(WRK_ROUNDS):
-            for target in TARGETS:
+            for target in targets:
                 port, host = self.http_endpoint(target)
                 url = f"http://127.0.0.1:{port}/{services.SMALL_FILE}"
                 if self.warmup:
                     loadgen.wrk(self.sup, url, host, self.warmup, script=script)
                     time.sleep(0.5)
                 sampler = None
-                if target == "porthole":
-                    procs = self.tunnel_procs()
+                if target in ("porthole", "porthole-tcp"):
+                    procs = self.tunnel_procs(target)
                     idle = {k: p.rss_kib() for k, p in procs.items()}
                     sampler = Sampler(procs)
                 r = loadgen.wrk(self.sup, url, host, self.duration, script=script,
@@ -203,7 +233,7 @@ class Suite:
                     r["rss_peak_kib"] = sampler.peak
                     r["cpu_s"] = sampler.cpu_used()
                 rounds[target].append(r)
-                self.log(f"  round {rnd + 1}/{WRK_ROUNDS} {target:8s} {r['rps']:10.0f} req/s  "
+                self.log(f"  round {rnd + 1}/{WRK_ROUNDS} {target:12s} {r['rps']:10.0f} req/s  "
                          f"p50 {r.get('p50_ms', 0):7.2f} ms  p99 {r.get('p99_ms', 0):7.2f} ms  "
                          f"errors {r['errors'] or 'none'}")
                 time.sleep(1)
@@ -220,10 +250,10 @@ class Suite:
         self.results[key] = out
 
     def w_keepalive(self):
-        self._wrk_workload("keepalive", None)
+        self._wrk_workload("keepalive", None, KEEPALIVE_TARGETS)
 
     def w_newconn(self):
-        self._wrk_workload("newconn", self.close_lua)
+        self._wrk_workload("newconn", self.close_lua, HTTP_TARGETS)
 
     # -- 3: burst -------------------------------------------------------------
 
@@ -249,7 +279,7 @@ class Suite:
                    "ttfb_p50_ms_rounds": [r["ttfb_p50_ms"] for r in runs],
                    "wall_s_rounds": [round(r["wall_s"], 3) for r in runs]}
             out[target] = agg
-            self.log(f"  {target:8s} ok {agg['ok']}/{agg['attempted']}  p99 TTFB per round "
+            self.log(f"  {target:12s} ok {agg['ok']}/{agg['attempted']}  p99 TTFB per round "
                      f"{', '.join(_f(x) for x in agg['ttfb_p99_ms_rounds'])} ms  "
                      f"failures {fails or 'none'}")
         self.results["burst"] = out
@@ -259,14 +289,14 @@ class Suite:
     def w_bulk(self, seconds: int = 5):
         ip = {}
         ports = {"direct": self.iperf.port, "porthole": self.tcp.public_port,
-                 "haproxy": self.chain.ports["iperf"]}
+                 "haproxy-tcp": self.chain.ports["iperf"]}
         # Interleaved rounds, median reported, as for wrk (see _wrk_workload).
         runs: dict[str, list[dict]] = {t: [] for t in TARGETS}
         for rnd in range(WRK_ROUNDS):
             for target in TARGETS:
                 r = loadgen.iperf3_client(self.sup, ports[target], seconds)
                 runs[target].append(r)
-                self.log(f"  round {rnd + 1}/{WRK_ROUNDS} iperf3 {target:8s} " +
+                self.log(f"  round {rnd + 1}/{WRK_ROUNDS} iperf3 {target:12s} " +
                          (f"{r['Gbps']:7.2f} Gbit/s" if r["ok"] else f"FAILED: {r['error']}"))
                 time.sleep(1)
         for target, rs in runs.items():
@@ -278,12 +308,12 @@ class Suite:
             ip[target] = dict(ordered[len(ordered) // 2])
             ip[target]["rounds_Gbps"] = [round(r["Gbps"], 2) for r in rs]
         dl = {}
-        for target in TARGETS:
+        for target in HTTP_TARGETS:
             port, host = self.http_endpoint(target)
             r = loadgen.curl_download(self.sup, f"http://127.0.0.1:{port}/{services.BIG_FILE}",
                                       host, services.BIG_SIZE)
             dl[target] = r
-            self.log(f"  1 GiB    {target:8s} " + (f"{r['MBps']:7.0f} MB/s" if r["ok"]
+            self.log(f"  1 GiB    {target:12s} " + (f"{r['MBps']:7.0f} MB/s" if r["ok"]
                                                      else f"FAILED: {r['error']}"))
             time.sleep(0.5)
         self.results["iperf3"] = ip
@@ -297,19 +327,21 @@ class Suite:
             t0 = time.monotonic()
             if target == "porthole":
                 # A fresh server and client: memory deltas are this workload's own.
+                # Its limits are set to what is measured: all n connections
+                # come from 127.0.0.1 (past the default per-address limit,
+                # 1024) and go to one client (past the default per-client
+                # limit, 4096); connections opened first must still be idle,
+                # not answered 408, when the last ones open.
+                extra = scale_portholed_args()
                 srv = services.start_portholed(self.sup, self.bindir, self.tmp,
-                                               name="portholed-scale",
-                                               # 10,000 connections through one client:
-                                               # past the default per-client limit (4096).
-                                               extra=["--read-header-timeout", "60",
-                                                      "--max-conns-per-client", "0"])
+                                               name="portholed-scale", extra=extra)
                 cli = services.start_porthole(self.sup, self.bindir, srv, "http",
                                               self.nginx.port, subdomain="s",
                                               name="porthole-scale")
                 time.sleep(2)
                 procs = {"server": srv.proc, "client": cli.proc}
                 port, host = srv.http_port, cli.host
-            elif target == "haproxy":
+            elif target == "haproxy-tcp":
                 procs = {"server": self.chain.public, "client": self.chain.inner}
                 port, host = self.http_endpoint(target)
             else:
@@ -342,11 +374,11 @@ class Suite:
                              "client": _log_summary(cli.proc.text())}
                 d["still_running"] = {"server": srv.proc.poll() is None,
                                       "client": cli.proc.poll() is None}
-                d["portholed_extra_args"] = ["--read-header-timeout", "60"]
+                d["portholed_extra_args"] = extra
                 self.sup.stop_many([cli.proc, srv.proc])
             d["wall_s"] = round(time.monotonic() - t0, 1)
             out[target] = d
-            self.log(f"  {target:8s} opened {r.opened}/{n} in {r.open_s:.1f} s, ok {r.ok}/{n}, "
+            self.log(f"  {target:12s} opened {r.opened}/{n} in {r.open_s:.1f} s, ok {r.ok}/{n}, "
                      f"failures {r.failures or 'none'}, {d['wall_s']} s"
                      + (f", RSS/conn idle {d.get('kib_per_conn_idle')} KiB held "
                         f"{d.get('kib_per_conn_held')} KiB" if procs else ""))
@@ -573,6 +605,13 @@ class Suite:
         # serves the local API.
         m = re.search(r"--inspect-db", text)
         return m.group(0) if m else None
+
+
+def scale_portholed_args() -> list[str]:
+    """The options the scale workload's portholed runs with, besides the
+    suite's usual ones (README, workload 5)."""
+    return ["--read-header-timeout", "60", "--max-public-conns-per-ip", "0",
+            "--max-conns-per-client", "0"]
 
 
 def _capture_counts(db: Path, log: str) -> dict:
