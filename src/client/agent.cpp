@@ -70,9 +70,10 @@ bool is_verify_failure(const net::error_code& ec) {
          ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_CERTIFICATE_VERIFY_FAILED;
 }
 
-// The relay's view of one proxied HTTP connection: its bytes feed an
-// http_capture, whose exchanges go to `sink` (which must never block).
-class capture_tap final : public net::relay_observer {
+// forward_http's view of one proxied HTTP connection: what it framed (or,
+// relayed as bytes, its bytes) feeds an http_capture, whose exchanges go to
+// `sink` (which must never block).
+class capture_tap final : public http_observer {
  public:
   capture_tap(inspect::http_capture_options options, std::function<void(inspect::exchange)> sink)
       : capture_(std::move(options), std::move(sink)) {}
@@ -82,6 +83,21 @@ class capture_tap final : public net::relay_observer {
 
   void to_near(std::string_view bytes) noexcept override { capture_.on_request_bytes(bytes); }
   void to_tunnel(std::string_view bytes) noexcept override { capture_.on_response_bytes(bytes); }
+  void request_head(const http::request_head& head) noexcept override {
+    capture_.framed_request_head(head);
+  }
+  void request_body(std::string_view bytes) noexcept override {
+    capture_.framed_request_body(bytes);
+  }
+  void request_end() noexcept override { capture_.framed_request_end(); }
+  void response_head(const http::response_head& head) noexcept override {
+    capture_.framed_response_head(head);
+  }
+  void response_body(std::string_view bytes) noexcept override {
+    capture_.framed_response_body(bytes);
+  }
+  void response_end() noexcept override { capture_.framed_response_end(); }
+  void lost_track(std::string_view why) noexcept override { capture_.abandon(why); }
 
  private:
   inspect::http_capture capture_;

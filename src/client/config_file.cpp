@@ -33,6 +33,8 @@ const std::vector<std::string_view> top_level_keys = {"server_addr",
                                                       "trust_host_root_certs",
                                                       "http_proxy",
                                                       "pool_size",
+                                                      "local_idle_conns",
+                                                      "local_idle_timeout",
                                                       "inspect_addr",
                                                       "inspect_db",
                                                       "inspect_body_limit",
@@ -40,9 +42,7 @@ const std::vector<std::string_view> top_level_keys = {"server_addr",
                                                       "log",
                                                       "log_level",
                                                       "ready_file",
-                                                      "tunnels",
-                                                      "local_idle_conns",
-                                                      "local_idle_timeout"};
+                                                      "tunnels"};
 const std::vector<std::string_view> tunnel_keys = {"proto", "subdomain", "hostname", "auth",
                                                    "remote_port"};
 const std::vector<std::string_view> protocols = {"http", "https", "tcp"};

@@ -44,13 +44,20 @@ constexpr std::string_view page_policy =
 std::string content_type_of(std::string_view name) {
   const auto dot = name.rfind('.');
   const std::string_view ext = dot == std::string_view::npos ? "" : name.substr(dot + 1);
-  if (ext == "html") return "text/html; charset=utf-8";
-  if (ext == "css") return "text/css; charset=utf-8";
-  if (ext == "js" || ext == "mjs") return "text/javascript; charset=utf-8";
-  if (ext == "svg") return "image/svg+xml";
-  if (ext == "png") return "image/png";
-  if (ext == "ico") return "image/x-icon";
-  if (ext == "json") return "application/json";
+  if (ext == "html")
+    return "text/html; charset=utf-8";
+  if (ext == "css")
+    return "text/css; charset=utf-8";
+  if (ext == "js" || ext == "mjs")
+    return "text/javascript; charset=utf-8";
+  if (ext == "svg")
+    return "image/svg+xml";
+  if (ext == "png")
+    return "image/png";
+  if (ext == "ico")
+    return "image/x-icon";
+  if (ext == "json")
+    return "application/json";
   return "application/octet-stream";
 }
 
@@ -130,8 +137,8 @@ replay_edit edit_from_json(const json& modify) {
     throw std::invalid_argument("modify must be an object");
   }
   for (const auto& [key, value] : modify.items()) {
-    static constexpr std::string_view known[] = {"method", "uri", "path", "headers", "body",
-                                                 "body_base64"};
+    static constexpr std::string_view known[] = {"method",  "uri",  "path",
+                                                 "headers", "body", "body_base64"};
     if (std::find(std::begin(known), std::end(known), key) == std::end(known)) {
       throw std::invalid_argument("modify." + key +
                                   " is not known (method, uri, headers, body, body_base64)");
@@ -164,7 +171,11 @@ replay_edit edit_from_json(const json& modify) {
 struct inspector::state : std::enable_shared_from_this<inspector::state> {
   state(asio::io_context& io, local_api& api, agent& agent,
         std::shared_ptr<inspect::capture_writer> captures, std::size_t body_limit)
-      : io(io), api(api), agent(agent), captures(std::move(captures)), body_limit(body_limit),
+      : io(io),
+        api(api),
+        agent(agent),
+        captures(std::move(captures)),
+        body_limit(body_limit),
         tunnel_watch(io) {}
 
   asio::io_context& io;
@@ -219,8 +230,10 @@ struct inspector::state : std::enable_shared_from_this<inspector::state> {
     if (auto it = req.query.find("limit"); it != req.query.end()) {
       const auto n = parse_id(it->second);
       if (!n || *n > 1000) {
-        return response::error(status::bad_request, "limit must be a whole number from 1 to 1000, "
-                                                    "not '" + it->second + "'");
+        return response::error(status::bad_request,
+                               "limit must be a whole number from 1 to 1000, "
+                               "not '" +
+                                   it->second + "'");
       }
       limit = static_cast<std::size_t>(*n);
     }
@@ -232,9 +245,8 @@ struct inspector::state : std::enable_shared_from_this<inspector::state> {
     for (const auto& e : captures->list(limit, tunnel, false)) {
       list.push_back(inspect::to_json(e, false));
     }
-    return response::json(dump({{"uri", "/api/requests/http"},
-                                {"requests", list},
-                                {"dropped", captures->dropped()}}));
+    return response::json(dump(
+        {{"uri", "/api/requests/http"}, {"requests", list}, {"dropped", captures->dropped()}}));
   }
 
   // GET /api/requests/http/{id}[/curl | /request/body | /response/body]
@@ -260,11 +272,10 @@ struct inspector::state : std::enable_shared_from_this<inspector::state> {
     if (what == "request/body" || what == "response/body") {
       const bool of_request = what == "request/body";
       if (!of_request && !e->response) {
-        return response::error(status::not_found, "exchange " + std::string(id_text) +
-                                                      " has no response");
+        return response::error(status::not_found,
+                               "exchange " + std::string(id_text) + " has no response");
       }
-      const inspect::header_list& headers =
-          of_request ? e->request.headers : e->response->headers;
+      const inspect::header_list& headers = of_request ? e->request.headers : e->response->headers;
       const inspect::captured_body& body = of_request ? e->request.body : e->response->body;
       response r;
       r.content_type = inspect::header_value(headers, "content-type");
@@ -275,8 +286,8 @@ struct inspector::state : std::enable_shared_from_this<inspector::state> {
         r.body = body.bytes;
       } else {
         inspect::body_decoding decoded = inspect::decoded_body(headers, body);
-        r.body = decoded.complete() || !decoded.bytes.empty() ? std::move(decoded.bytes)
-                                                               : body.bytes;
+        r.body =
+            decoded.complete() || !decoded.bytes.empty() ? std::move(decoded.bytes) : body.bytes;
       }
       // Captured content is someone else's: it must not run as this origin.
       // (local_api adds X-Content-Type-Options: nosniff to every answer.)
@@ -312,7 +323,8 @@ struct inspector::state : std::enable_shared_from_this<inspector::state> {
       chosen = captures->list(1000);
     }
     // Oldest first, as a HAR's entries are read.
-    std::sort(chosen.begin(), chosen.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+    std::sort(chosen.begin(), chosen.end(),
+              [](const auto& a, const auto& b) { return a.id < b.id; });
     response r = response::json(dump(inspect::to_har(chosen, PORTHOLE_VERSION)));
     r.headers = {{"Content-Disposition", "attachment; filename=\"porthole.har\""}};
     return r;
@@ -329,15 +341,16 @@ struct inspector::state : std::enable_shared_from_this<inspector::state> {
       return;
     }
     if (!body.is_object() || !body.contains("id")) {
-      respond(response::error(status::bad_request, "the body must name the request to replay: "
-                                                   "{\"id\": \"...\"}"));
+      respond(response::error(status::bad_request,
+                              "the body must name the request to replay: "
+                              "{\"id\": \"...\"}"));
       return;
     }
     const json& id_json = body["id"];
-    const std::string id_text =
-        id_json.is_string() ? id_json.get<std::string>()
-        : id_json.is_number_integer() ? std::to_string(id_json.get<std::int64_t>())
-                                      : std::string();
+    const std::string id_text = id_json.is_string() ? id_json.get<std::string>()
+                                : id_json.is_number_integer()
+                                    ? std::to_string(id_json.get<std::int64_t>())
+                                    : std::string();
     const auto id = parse_id(id_text);
     auto original = id ? captures->get(*id) : std::nullopt;
     if (!original) {
@@ -389,7 +402,8 @@ struct inspector::state : std::enable_shared_from_this<inspector::state> {
     spdlog::info("replaying request {} ({} {}) to {}{}", *id, original->request.method,
                  original->request.target, tunnel->spec.local_addr(),
                  edit.empty() ? "" : ", edited");
-    net::spawn(io.get_executor(), run_replay(shared_from_this(), std::move(bytes), *id, std::move(target), respond),
+    net::spawn(io.get_executor(),
+               run_replay(shared_from_this(), std::move(bytes), *id, std::move(target), respond),
                "replay of request " + id_text);
   }
 
@@ -411,15 +425,15 @@ struct inspector::state : std::enable_shared_from_this<inspector::state> {
     try {
       result.exchange->id = self->captures->store(*result.exchange);
     } catch (const std::exception& e) {
-      respond(response::error(status::internal_server_error,
-                              std::string("the replay was sent but could not be stored: ") +
-                                  e.what()));
+      respond(
+          response::error(status::internal_server_error,
+                          std::string("the replay was sent but could not be stored: ") + e.what()));
       co_return;
     }
     const inspect::exchange& e = *result.exchange;
-    spdlog::info("replay of request {} is request {}: {}", id, e.id,
-                 e.response ? std::to_string(e.response->status) + " " + e.response->reason
-                            : e.error);
+    spdlog::info(
+        "replay of request {} is request {}: {}", id, e.id,
+        e.response ? std::to_string(e.response->status) + " " + e.response->reason : e.error);
     response r = response::json(dump(inspect::to_json(e, true)), status::created);
     respond(std::move(r));
   }

@@ -249,7 +249,8 @@ struct local_api::state {
   std::vector<route> routes;
   std::unordered_set<std::shared_ptr<connection>> connections;
   /// Event streams open now; read from other threads.
-  std::shared_ptr<std::atomic<std::size_t>> listeners = std::make_shared<std::atomic<std::size_t>>(0);
+  std::shared_ptr<std::atomic<std::size_t>> listeners =
+      std::make_shared<std::atomic<std::size_t>>(0);
 
   void add_route(route r) {
     if (!r.path.starts_with('/')) {
@@ -302,9 +303,8 @@ struct local_api::state {
                                      ? "Origin '" + std::string(origin) + "'"
                                      : "Sec-Fetch-Site '" + std::string(fetch_site) + "'";
         return plain_text(beast_http::status::forbidden,
-                          "cross-origin " + std::string(view(head.method_string())) +
-                              " refused: " + from + " is not this inspector (http://" +
-                              std::string(host) + ")\n");
+                          "cross-origin " + std::string(view(head.method_string())) + " refused: " +
+                              from + " is not this inspector (http://" + std::string(host) + ")\n");
       }
     }
     return std::nullopt;
@@ -380,8 +380,7 @@ struct local_api::state {
     } catch (const std::exception& e) {
       spdlog::warn("web interface: {} {} failed: {}", view(message.method_string()), target,
                    e.what());
-      return outcome::answer(
-          response::error(beast_http::status::internal_server_error, e.what()));
+      return outcome::answer(response::error(beast_http::status::internal_server_error, e.what()));
     }
   }
 
@@ -471,8 +470,8 @@ struct local_api::state {
         break;
       }
       if (result.later) {
-        result.res = co_await answer_later(std::move(result.later), std::move(result.req), method,
-                                           target);
+        result.res =
+            co_await answer_later(std::move(result.later), std::move(result.req), method, target);
       }
       spdlog::debug("web interface: {} {} {} -> {}", conn->peer, method, target,
                     static_cast<unsigned>(result.res.status));

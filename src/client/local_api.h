@@ -84,8 +84,7 @@ class local_api {
   /// when the answer is ready (e.g. after talking to another server). An
   /// exception it throws before calling `respond` becomes a 500. The
   /// connection waits for the answer, bounded by nothing but stop().
-  using async_handler =
-      std::function<void(request, std::function<void(response)> respond)>;
+  using async_handler = std::function<void(request, std::function<void(response)> respond)>;
 
   /// `listen_addr` is "host:port" (port 0: the OS chooses; an empty host or
   /// "*" means every interface); nothing is bound before start(). Throws

@@ -76,7 +76,7 @@ enum class after_exchange {
 class forwarder : public std::enable_shared_from_this<forwarder> {
  public:
   forwarder(net::channel& tunnel, std::shared_ptr<local_pool> pool, local_http_target target,
-            net::relay_observer* observer, const asio::any_io_executor& ex, std::string initial)
+            http_observer* observer, const asio::any_io_executor& ex, std::string initial)
       : tunnel_(tunnel),
         pool_(std::move(pool)),
         target_(std::move(target)),
@@ -95,6 +95,9 @@ class forwarder : public std::enable_shared_from_this<forwarder> {
   /// (checked with the kernel first unless the request may be sent twice).
   asio::awaitable<bool> connect(bool allow_pooled, bool check_now = false);
   asio::awaitable<error_code> send_to_local(std::string_view bytes, bool observed);
+  /// The current request as far as it is framed (held_[0, ready_)), its head
+  /// as kept_head_ says.
+  asio::awaitable<error_code> send_request_start(bool observed);
   asio::awaitable<void> send_request_body();
   asio::awaitable<void> relay_rest();
   void frame_request_body();
@@ -108,7 +111,7 @@ class forwarder : public std::enable_shared_from_this<forwarder> {
   net::channel& tunnel_;
   std::shared_ptr<local_pool> pool_;
   local_http_target target_;
-  net::relay_observer* observer_;
+  http_observer* observer_;
   std::string addr_;
   local_http_totals totals_;
 
@@ -118,6 +121,10 @@ class forwarder : public std::enable_shared_from_this<forwarder> {
   /// (the current request's head and body as far as parsed).
   std::string held_;
   std::size_t ready_ = 0;
+  std::size_t head_len_ = 0;  ///< the current request's head: held_[0, head_len_)
+  /// The head sent instead, when the client's Connection: close is taken
+  /// out so that the service keeps its connection; empty: sent as it came.
+  std::string kept_head_;
   bool request_done_ = false;    ///< the current request's last byte is framed
   bool request_failed_ = false;  ///< its body could not be read or sent in full
   net::read_size tunnel_reads_;
@@ -177,6 +184,7 @@ asio::awaitable<forwarder::head_read> forwarder::read_request_head() {
       }
       if (r.head_complete) {
         ready_ = r.consumed;
+        head_len_ = r.consumed;
         request_done_ = r.message_complete;
         request_failed_ = false;
         co_return head_read::request;
@@ -250,13 +258,48 @@ asio::awaitable<bool> forwarder::connect(bool allow_pooled, bool check_now) {
 }
 
 asio::awaitable<error_code> forwarder::send_to_local(std::string_view bytes, bool observed) {
+  if (observed && observer_ != nullptr) {
+    if (!bytes.empty()) {
+      observer_->request_body(bytes);
+    }
+    if (request_done_) {
+      observer_->request_end();
+    }
+  }
   if (bytes.empty()) {
     co_return error_code{};
   }
-  if (observed && observer_ != nullptr) {
-    observer_->to_near(bytes);
-  }
   co_return co_await local_channel_->write(asio::buffer(bytes.data(), bytes.size()));
+}
+
+asio::awaitable<error_code> forwarder::send_request_start(bool observed) {
+  const std::string_view start = std::string_view(held_).substr(0, ready_);
+  if (observed && observer_ != nullptr) {
+    observer_->request_head(requests_.head());
+  }
+  if (kept_head_.empty()) {
+    const std::string_view body = start.substr(head_len_);
+    if (observed && observer_ != nullptr) {
+      if (!body.empty()) {
+        observer_->request_body(body);
+      }
+      if (request_done_) {
+        observer_->request_end();
+      }
+    }
+    co_return co_await local_channel_->write(asio::buffer(start.data(), start.size()));
+  }
+  if (observed && observer_ != nullptr) {
+    if (ready_ > head_len_) {
+      observer_->request_body(start.substr(head_len_));
+    }
+    if (request_done_) {
+      observer_->request_end();
+    }
+  }
+  std::string out = kept_head_;
+  out.append(start.substr(head_len_));
+  co_return co_await local_channel_->write(asio::buffer(out));
 }
 
 // The rest of a request body, read from the tunnel while the response may
@@ -301,6 +344,11 @@ asio::awaitable<void> forwarder::send_request_body() {
 asio::awaitable<after_exchange> forwarder::exchange() {
   const std::string method = requests_.head().method;
   const bool client_keeps_alive = requests_.head().keep_alive;
+  // The public client's Connection: close ends the public connection (its
+  // answer is its last); the service is not told, and keeps its connection.
+  kept_head_ = client_keeps_alive
+                   ? std::string()
+                   : http::without_close_option(std::string_view(held_).substr(0, head_len_));
   frame_request_body();
   // Only a request that is whole in hand now, and that may be sent twice,
   // is ever sent twice.
@@ -315,7 +363,7 @@ asio::awaitable<after_exchange> forwarder::exchange() {
     ++totals_.reused;
   }
   responses_.expect(method);
-  error_code wec = co_await send_to_local(std::string_view(held_).substr(0, ready_), true);
+  error_code wec = co_await send_request_start(true);
   if (!retryable) {
     held_.erase(0, ready_);
     ready_ = 0;
@@ -354,7 +402,7 @@ asio::awaitable<after_exchange> forwarder::exchange() {
         if (!again) {
           co_return after_exchange::end;
         }
-        wec = co_await send_to_local(std::string_view(held_).substr(0, ready_), false);
+        wec = co_await send_request_start(false);
         continue;
       }
       failed = true;
@@ -373,12 +421,30 @@ asio::awaitable<after_exchange> forwarder::exchange() {
           // the response (a 502 page if its head is bad) and says why.
           spdlog::debug("{}: the local service's response is not valid HTTP: {}", target_.url,
                         r.error.message());
+          if (observer_ != nullptr) {
+            observer_->lost_track("response is not valid HTTP: " + r.error.message());
+          }
           switched = true;
           used = input.size();
           break;
         }
+        if (observer_ != nullptr) {
+          if (r.head_complete) {
+            observer_->response_head(responses_.head());
+          } else if (r.consumed > 0) {
+            observer_->response_body(input.substr(used, r.consumed));
+          }
+          if (r.message_complete) {
+            observer_->response_end();
+          }
+        }
         used += r.consumed;
         if (responses_.switched_protocols()) {
+          // Only an upgrade request may switch, and those are relayed as
+          // bytes from the start: this is a service that broke the rules.
+          if (observer_ != nullptr) {
+            observer_->lost_track("the service switched protocols unasked");
+          }
           switched = true;
           used = input.size();
           break;
@@ -394,9 +460,6 @@ asio::awaitable<after_exchange> forwarder::exchange() {
       }
       if (used > 0) {
         const std::string_view out = input.substr(0, used);
-        if (observer_ != nullptr) {
-          observer_->to_tunnel(out);
-        }
         const error_code tec = co_await tunnel_.write(asio::buffer(out.data(), out.size()));
         if (tec) {
           failed = true;
@@ -411,6 +474,9 @@ asio::awaitable<after_exchange> forwarder::exchange() {
       if (ec == asio::error::eof && responses_.body_until_close() && responses_.pending() == 0) {
         complete = true;
         until_close = true;
+        if (observer_ != nullptr) {
+          observer_->response_end();
+        }
       } else if (!got_response_bytes && local_reused_ && retryable) {
         // A kept connection the service closed just as the request went out.
         ++totals_.retried;
@@ -418,7 +484,7 @@ asio::awaitable<after_exchange> forwarder::exchange() {
         if (!again) {
           co_return after_exchange::end;
         }
-        wec = co_await send_to_local(std::string_view(held_).substr(0, ready_), false);
+        wec = co_await send_request_start(false);
       } else {
         failed = true;
       }
@@ -453,7 +519,8 @@ asio::awaitable<after_exchange> forwarder::exchange() {
     co_return after_exchange::end;
   }
   requests_.release();
-  if (client_keeps_alive && service_keeps_alive && !until_close && !leftover && local_) {
+  const bool service_was_told_close = !client_keeps_alive && kept_head_.empty();
+  if (!service_was_told_close && service_keeps_alive && !until_close && !leftover && local_) {
     local_channel_.reset();
     pool_->put(addr_, std::move(*local_));
   }
@@ -506,7 +573,7 @@ void forwarder::arm_watchdog() {
 asio::awaitable<local_http_totals> forward_http(net::channel& tunnel,
                                                 std::shared_ptr<local_pool> pool,
                                                 local_http_target target, std::string initial,
-                                                net::relay_observer* observer) {
+                                                http_observer* observer) {
   const auto executor = co_await asio::this_coro::executor;
   auto f = std::make_shared<forwarder>(tunnel, std::move(pool), std::move(target), observer,
                                        executor, std::move(initial));

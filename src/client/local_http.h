@@ -13,10 +13,28 @@
 #include <string>
 
 #include "client/local_pool.h"
+#include "http/message_parser.h"
 #include "net/channel.h"
 #include "net/relay.h"
 
 namespace porthole::client {
+
+/// Sees what forward_http forwards, as it goes: each exchange as the messages
+/// it framed (heads parsed once, body bytes as they travel), and the bytes of
+/// a connection relayed as bytes (relay_observer's part). No member may block
+/// or throw.
+class http_observer : public net::relay_observer {
+ public:
+  virtual void request_head(const http::request_head& head) noexcept = 0;
+  virtual void request_body(std::string_view bytes) noexcept = 0;
+  virtual void request_end() noexcept = 0;
+  /// Interim 1xx responses included, each ended by response_end().
+  virtual void response_head(const http::response_head& head) noexcept = 0;
+  virtual void response_body(std::string_view bytes) noexcept = 0;
+  virtual void response_end() noexcept = 0;
+  /// What follows cannot be told as messages (why says what happened).
+  virtual void lost_track(std::string_view why) noexcept = 0;
+};
 
 /// Where and how one tunnel's requests are forwarded.
 struct local_http_target {
@@ -40,13 +58,13 @@ struct local_http_totals {
 /// only if it is idempotent, carries no body, went out on a reused connection
 /// and nothing of its response came back; otherwise a failure after the
 /// request left ends the public connection. If the local service cannot be
-/// reached, the public client gets a 502 page. `observer` (capture) sees every
-/// byte each way, as the relay shows it; it must outlive the call.
+/// reached, the public client gets a 502 page. `observer` (capture), if
+/// given, must outlive the call.
 /// `initial` are tunnel bytes read before (the start of the first request).
 net::asio::awaitable<local_http_totals> forward_http(net::channel& tunnel,
                                                      std::shared_ptr<local_pool> pool,
                                                      local_http_target target,
                                                      std::string initial = {},
-                                                     net::relay_observer* observer = nullptr);
+                                                     http_observer* observer = nullptr);
 
 }  // namespace porthole::client

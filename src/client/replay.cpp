@@ -48,7 +48,8 @@ std::string replay_request(const inspect::captured_request& original, const repl
   const std::string target = edit.target.value_or(original.target);
   inspect::header_list headers = edit.headers.value_or(original.headers);
   if (!http::is_token(method)) {
-    throw std::invalid_argument("method '" + method + "' is not an HTTP method (letters only, e.g. GET)");
+    throw std::invalid_argument("method '" + method +
+                                "' is not an HTTP method (letters only, e.g. GET)");
   }
   if (!is_target(target)) {
     throw std::invalid_argument("path '" + target +
@@ -112,11 +113,10 @@ std::string replay_request(const inspect::captured_request& original, const repl
 asio::awaitable<replay_result> replay(std::string request_bytes, std::int64_t original_id,
                                       replay_target target) {
   const std::string local = target.local_host + ":" + target.local_port;
-  auto dialed =
-      co_await net::dial(target.local_host, target.local_port, std::nullopt, target.connect_timeout);
+  auto dialed = co_await net::dial(target.local_host, target.local_port, std::nullopt,
+                                   target.connect_timeout);
   if (dialed.error) {
-    co_return replay_result{std::nullopt,
-                            "local service " + local + " is down: " + dialed.failure};
+    co_return replay_result{std::nullopt, "local service " + local + " is down: " + dialed.failure};
   }
 
   std::optional<inspect::exchange> answer;
@@ -126,10 +126,10 @@ asio::awaitable<replay_result> replay(std::string request_bytes, std::int64_t or
   options.remote_addr = "replay";
   options.body_limit = target.body_limit;
   inspect::http_capture capture(std::move(options), [&](inspect::exchange e) {
-                                  if (!answer) {
-                                    answer = std::move(e);
-                                  }
-                                });
+    if (!answer) {
+      answer = std::move(e);
+    }
+  });
   capture.on_request_bytes(request_bytes);
 
   boost::beast::tcp_stream stream(std::move(dialed.socket));
@@ -145,9 +145,9 @@ asio::awaitable<replay_result> replay(std::string request_bytes, std::int64_t or
   }
   capture.on_close();
   if (!answer) {
-    co_return replay_result{std::nullopt,
-                            "the local service " + local + " answered with something that is not HTTP" +
-                                (ec ? " (" + ec.message() + ")" : std::string())};
+    co_return replay_result{std::nullopt, "the local service " + local +
+                                              " answered with something that is not HTTP" +
+                                              (ec ? " (" + ec.message() + ")" : std::string())};
   }
   answer->replay_of = original_id;
   if (!answer->response && ec == boost::beast::error::timeout) {

@@ -311,6 +311,54 @@ bool is_edge_field(std::string_view name) {
                      [name](std::string_view n) { return same_cgi_name(name, n); });
 }
 
+std::string without_close_option(std::string_view head) {
+  std::string out;
+  bool found = false;
+  std::size_t pos = 0;
+  bool first_line = true;
+  while (pos < head.size()) {
+    std::size_t end = head.find("\r\n", pos);
+    end = end == std::string_view::npos ? head.size() : end + 2;
+    const std::string_view line = head.substr(pos, end - pos);
+    pos = end;
+    const std::size_t colon = line.find(':');
+    const std::string_view name = colon == std::string_view::npos ? "" : line.substr(0, colon);
+    if (first_line || !(iequals(name, "connection") || iequals(name, "proxy-connection"))) {
+      first_line = false;
+      out += line;
+      continue;
+    }
+    std::string kept;
+    std::string_view value = line.substr(colon + 1);
+    value.remove_suffix(value.ends_with("\r\n") ? 2 : 0);
+    bool dropped = false;
+    while (!value.empty()) {
+      const std::size_t comma = value.find(',');
+      const std::string_view option =
+          trim_ows(comma == std::string_view::npos ? value : value.substr(0, comma));
+      value.remove_prefix(comma == std::string_view::npos ? value.size() : comma + 1);
+      if (iequals(option, "close")) {
+        dropped = true;
+      } else if (!option.empty()) {
+        kept += kept.empty() ? "" : ", ";
+        kept += option;
+      }
+    }
+    if (!dropped) {
+      out += line;
+      continue;
+    }
+    found = true;
+    if (!kept.empty()) {
+      out += name;
+      out += ": ";
+      out += kept;
+      out += "\r\n";
+    }
+  }
+  return found ? out : std::string();
+}
+
 std::string add_forwarded_fields(std::string_view head, const forwarded_for& f) {
   const split_head s = split(head);
 

@@ -54,6 +54,13 @@ bool is_edge_field(std::string_view name);
 /// Every other byte of the head is kept as it was; values cannot add lines.
 std::string add_forwarded_fields(std::string_view head, const forwarded_for& f);
 
+/// `head` (a complete request head) without the option `close` in its
+/// Connection and Proxy-Connection fields (a field left with no option is
+/// dropped): the head a reverse proxy sends on a connection to the service
+/// that it keeps for later requests, while it closes the client's itself.
+/// Every other byte is kept. Empty if the head has no close option.
+std::string without_close_option(std::string_view head);
+
 /// A complete response with a small HTML page, Content-Length set and
 /// `Connection: close` unless keep_alive. `extra_fields` are whole lines,
 /// each ending in CRLF (e.g. "WWW-Authenticate: Basic realm=\"x\"\r\n").

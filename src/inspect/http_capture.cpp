@@ -170,6 +170,86 @@ void http_capture::on_close() noexcept {
   response_bytes_ = {};
 }
 
+void http_capture::framed_request_head(const http::request_head& head) noexcept {
+  if (stopped_) {
+    return;
+  }
+  now_.reset();
+  try {
+    start_exchange(head);
+  } catch (const std::exception& e) {
+    stop(e.what());
+  }
+}
+
+void http_capture::framed_request_body(std::string_view bytes) noexcept {
+  if (stopped_ || !reading_request_ || pending_.empty()) {
+    return;
+  }
+  try {
+    keep(pending_.back().ex.request.body, bytes, options_.body_limit);
+  } catch (const std::exception& e) {
+    stop(e.what());
+  }
+}
+
+void http_capture::framed_request_end() noexcept {
+  if (stopped_ || !reading_request_ || pending_.empty()) {
+    return;
+  }
+  now_.reset();
+  try {
+    reading_request_ = false;
+    pending_.back().request_done = true;
+    emit_ready();
+  } catch (const std::exception& e) {
+    stop(e.what());
+  }
+}
+
+void http_capture::framed_response_head(const http::response_head& head) noexcept {
+  if (stopped_) {
+    return;
+  }
+  now_.reset();
+  try {
+    start_response(head);
+  } catch (const std::exception& e) {
+    stop(e.what());
+  }
+}
+
+void http_capture::framed_response_body(std::string_view bytes) noexcept {
+  if (stopped_ || !reading_response_) {
+    return;
+  }
+  try {
+    keep(answered()->ex.response->body, bytes, options_.body_limit);
+  } catch (const std::exception& e) {
+    stop(e.what());
+  }
+}
+
+void http_capture::framed_response_end() noexcept {
+  if (stopped_) {
+    return;
+  }
+  now_.reset();
+  try {
+    if (response_is_interim_) {
+      response_is_interim_ = false;
+    } else if (reading_response_) {
+      complete_response();
+    }
+  } catch (const std::exception& e) {
+    stop(e.what());
+  }
+}
+
+void http_capture::abandon(std::string_view why) noexcept {
+  stop(why);
+}
+
 void http_capture::parse_requests(std::string_view input) {
   while (!stopped_ && !awaiting_upgrade_ && !switched_) {
     if (!reading_request_ && !request_began_ && !input.empty()) {
@@ -207,11 +287,17 @@ void http_capture::parse_requests(std::string_view input) {
 }
 
 void http_capture::on_request_head() {
+  const http::request_head& head = requests_.head();
+  if (start_exchange(head)) {
+    responses_.expect(head.method);
+  }
+}
+
+bool http_capture::start_exchange(const http::request_head& head) {
   if (pending_.size() >= options_.max_pending) {
     stop("too many pipelined requests");
-    return;
+    return false;
   }
-  const http::request_head& head = requests_.head();
   pending_exchange p;
   p.started = request_began_.value_or(now());
   request_began_.reset();
@@ -224,9 +310,9 @@ void http_capture::on_request_head() {
   p.ex.request.target = head.target;
   p.ex.request.version = version_text(head.version);
   p.ex.request.headers = to_headers(head.fields);
-  responses_.expect(head.method);
   pending_.push_back(std::move(p));
   reading_request_ = true;
+  return true;
 }
 
 http_capture::pending_exchange* http_capture::answered() {
@@ -280,12 +366,15 @@ void http_capture::parse_responses(std::string_view input) {
 }
 
 void http_capture::on_response_head() {
+  start_response(responses_.head());
+}
+
+void http_capture::start_response(const http::response_head& head) {
   pending_exchange* p = answered();
   if (p == nullptr) {
     stop("a response came without a request");
     return;
   }
-  const http::response_head& head = responses_.head();
   if (head.status >= 100 && head.status < 200 && head.status != 101) {
     response_is_interim_ = true;
     return;

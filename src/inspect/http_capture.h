@@ -59,6 +59,25 @@ class http_capture {
   /// calls of any member do nothing.
   void on_close() noexcept;
 
+  // Framed input: a relay that frames the messages itself, one exchange at a
+  // time, hands over what it parsed instead of the bytes, and nothing is
+  // parsed twice. Body bytes are as they travel (chunked framing included).
+  // Between exchanges a connection may go on in bytes (an upgrade request),
+  // never the other way round.
+
+  /// A request head, the start of an exchange.
+  void framed_request_head(const http::request_head& head) noexcept;
+  void framed_request_body(std::string_view bytes) noexcept;
+  void framed_request_end() noexcept;
+  /// A response head of the current exchange: an interim 1xx one is not kept.
+  void framed_response_head(const http::response_head& head) noexcept;
+  void framed_response_body(std::string_view bytes) noexcept;
+  /// The end of the response whose head came last (an interim one's too).
+  void framed_response_end() noexcept;
+  /// The traffic can no longer be followed (e.g. a response that is not
+  /// valid HTTP): what was whole is kept, with `why`, and nothing more.
+  void abandon(std::string_view why) noexcept;
+
   /// True once capture stopped: after a parse error, a bound was hit, or on_close().
   bool stopped() const { return stopped_; }
 
@@ -90,6 +109,9 @@ class http_capture {
   void parse_responses(std::string_view input);
   void on_request_head();
   void on_response_head();
+  /// A pending exchange for `head`; false if no more may be pending.
+  bool start_exchange(const http::request_head& head);
+  void start_response(const http::response_head& head);
   pending_exchange* answered();
   void complete_response();
   void switch_protocols(pending_exchange& p);

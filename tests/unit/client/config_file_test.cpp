@@ -171,6 +171,8 @@ trust_ca: /etc/porthole/ca.pem
 http_proxy: http://user:pw@proxy.corp:3128
 inspect_addr: 127.0.0.1:4040
 pool_size: 20
+local_idle_conns: 0
+local_idle_timeout: 30
 log: stderr
 log_level: debug
 inspect_body_limit: 65536
@@ -186,6 +188,8 @@ trust_host_root_certs: true
   EXPECT_EQ(cfg.http_proxy, "http://user:pw@proxy.corp:3128");
   EXPECT_EQ(cfg.inspect_addr, "127.0.0.1:4040");
   EXPECT_EQ(cfg.pool_size, 20);
+  EXPECT_EQ(cfg.local_idle_conns, 0u);
+  EXPECT_EQ(cfg.local_idle_timeout, 30);
   EXPECT_EQ(cfg.log, "stderr");
   EXPECT_EQ(cfg.log_level, "debug");
   EXPECT_EQ(cfg.inspect_body_limit, 65536u);
@@ -278,12 +282,11 @@ TEST(ConfigFile, DefaultPathIsDotPortholeYmlInHome) {
 // ---- errors: each names the file, line and column ----
 
 TEST(ConfigFileError, UnknownTopLevelKeyListsTheValidOnes) {
-  EXPECT_EQ(
-      error_of("authtoken: x\nserver_adr: a:1\n"),
-      "porthole.yml:2:1: unknown key 'server_adr' (expected one of: server_addr, authtoken, "
-      "auth_token, trust_ca, trust_host_root_certs, http_proxy, pool_size, inspect_addr, "
-      "inspect_db, inspect_body_limit, inspect_keep, log, log_level, ready_file, tunnels; did "
-      "you mean 'server_addr'?)");
+  EXPECT_EQ(error_of("authtoken: x\nserver_adr: a:1\n"),
+            "porthole.yml:2:1: unknown key 'server_adr' (expected one of: server_addr, authtoken, "
+            "auth_token, trust_ca, trust_host_root_certs, http_proxy, pool_size, local_idle_conns, "
+            "local_idle_timeout, inspect_addr, inspect_db, inspect_body_limit, inspect_keep, log, "
+            "log_level, ready_file, tunnels; did you mean 'server_addr'?)");
 }
 
 TEST(ConfigFileError, UnknownTunnelKeyNamesTheTunnel) {
@@ -346,6 +349,11 @@ TEST(ConfigFileError, LongValuesAreShortenedInMessages) {
   EXPECT_EQ(
       error_of("pool_size: " + std::string(100, 'x') + "\n"),
       "porthole.yml:1:12: 'pool_size' must be an integer (got '" + std::string(40, 'x') + "...')");
+}
+
+TEST(ConfigFileError, LocalIdleTimeoutOfZeroIsOutOfRange) {
+  const std::string e = error_of("local_idle_timeout: 0\n");
+  EXPECT_NE(e.find("porthole.yml:1:21: 'local_idle_timeout'"), std::string::npos) << e;
 }
 
 TEST(ConfigFileError, RemotePortOutOfRange) {

@@ -454,5 +454,27 @@ TEST(ErrorResponse, ExtraFieldsAreInTheHead) {
   EXPECT_NE(head.find("\r\nWWW-Authenticate: Basic realm=\"porthole\"\r\n"), std::string::npos);
 }
 
+TEST(WithoutCloseOption, DropsAConnectionFieldThatSaysOnlyClose) {
+  EXPECT_EQ(without_close_option("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n"
+                                 "Accept: */*\r\n\r\n"),
+            "GET / HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n");
+}
+
+TEST(WithoutCloseOption, KeepsTheOtherOptions) {
+  EXPECT_EQ(
+      without_close_option("GET / HTTP/1.1\r\nconnection:  TE , Close\r\nTE: trailers\r\n\r\n"),
+      "GET / HTTP/1.1\r\nconnection: TE\r\nTE: trailers\r\n\r\n");
+}
+
+TEST(WithoutCloseOption, CoversProxyConnectionToo) {
+  EXPECT_EQ(without_close_option("GET / HTTP/1.1\r\nProxy-Connection: close\r\n\r\n"),
+            "GET / HTTP/1.1\r\n\r\n");
+}
+
+TEST(WithoutCloseOption, IsEmptyWithoutACloseOption) {
+  EXPECT_EQ(without_close_option("GET / HTTP/1.1\r\nConnection: keep-alive\r\n\r\n"), "");
+  EXPECT_EQ(without_close_option("GET /close HTTP/1.1\r\nX-Connection: close\r\n\r\n"), "");
+}
+
 }  // namespace
 }  // namespace porthole::http

@@ -190,5 +190,38 @@ TEST(BareLineEnding, FindsLfWithoutCrAndCrWithoutLf) {
   EXPECT_EQ(find_bare_line_ending("\n", 0), 0u);
 }
 
+TEST(BareLineEnding, FindsTheFirstOfEitherKindFromAnyStart) {
+  // Every string of up to 7 bytes over {a, CR, LF}, from every start, against
+  // the rule read byte by byte.
+  const auto reference = [](std::string_view in, std::size_t from) {
+    for (std::size_t i = from; i < in.size(); ++i) {
+      if (in[i] == '\n' && (i == 0 || in[i - 1] != '\r')) {
+        return i;
+      }
+      if (in[i] == '\r' && i + 1 < in.size() && in[i + 1] != '\n') {
+        return i;
+      }
+    }
+    return std::string_view::npos;
+  };
+  const char alphabet[] = {'a', '\r', '\n'};
+  for (std::size_t len = 0; len <= 7; ++len) {
+    std::size_t combos = 1;
+    for (std::size_t k = 0; k < len; ++k) {
+      combos *= 3;
+    }
+    for (std::size_t c = 0; c < combos; ++c) {
+      std::string in;
+      for (std::size_t k = 0, n = c; k < len; ++k, n /= 3) {
+        in += alphabet[n % 3];
+      }
+      for (std::size_t from = 0; from <= len; ++from) {
+        ASSERT_EQ(find_bare_line_ending(in, from), reference(in, from))
+            << testing::PrintToString(in) << " from " << from;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace porthole::http

@@ -120,6 +120,72 @@ TEST_F(HttpCapture, ContentLengthRequestAndResponseAreCaptured) {
   EXPECT_FALSE(e.websocket);
 }
 
+TEST_F(HttpCapture, FramedInputGivesTheSameExchangeAsTheBytes) {
+  const std::string request =
+      "POST /upload?x=1 HTTP/1.1\r\nHost: app.example.com\r\nContent-Length: 5\r\n\r\nhello";
+  const std::string response = "HTTP/1.1 201 Created\r\nContent-Length: 2\r\nX-A: b\r\n\r\nok";
+  auto bytes = make();
+  requests(bytes, request, 7);
+  responses(bytes, response, 7);
+  ASSERT_EQ(captured.size(), 1u);
+  const exchange from_bytes = captured[0];
+  captured.clear();
+
+  // The same exchange as a relay that frames the messages hands it over.
+  http::request_parser req(http::forwarded_limits);
+  ASSERT_TRUE(req.parse(request).head_complete);
+  http::response_parser resp;
+  resp.expect("POST");
+  ASSERT_TRUE(resp.parse(response).head_complete);
+  auto framed = make();
+  framed.framed_request_head(req.head());
+  framed.framed_request_body("hel");
+  framed.framed_request_body("lo");
+  framed.framed_request_end();
+  EXPECT_TRUE(captured.empty());
+  framed.framed_response_head(resp.head());
+  framed.framed_response_body("ok");
+  framed.framed_response_end();
+  ASSERT_EQ(captured.size(), 1u);
+  EXPECT_EQ(captured[0], from_bytes);
+}
+
+TEST_F(HttpCapture, FramedInterimResponsesAreNotKept) {
+  http::request_parser req(http::forwarded_limits);
+  ASSERT_TRUE(req.parse("PUT /f HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n"
+                        "Content-Length: 1\r\n\r\n")
+                  .head_complete);
+  http::response_parser resp;
+  resp.expect("PUT");
+  ASSERT_TRUE(resp.parse("HTTP/1.1 100 Continue\r\n\r\n").head_complete);
+  const http::response_head interim = resp.head();
+  ASSERT_TRUE(resp.parse("HTTP/1.1 204 No Content\r\n\r\n").head_complete);
+  auto c = make();
+  c.framed_request_head(req.head());
+  c.framed_response_head(interim);
+  c.framed_response_end();
+  c.framed_request_body("x");
+  c.framed_request_end();
+  c.framed_response_head(resp.head());
+  c.framed_response_end();
+  ASSERT_EQ(captured.size(), 1u);
+  EXPECT_EQ(captured[0].response->status, 204);
+  EXPECT_EQ(captured[0].request.body, (captured_body{"x", 1, false}));
+}
+
+TEST_F(HttpCapture, FramedCaptureThatLostTrackKeepsTheWholeRequestsWithWhy) {
+  http::request_parser req(http::forwarded_limits);
+  ASSERT_TRUE(req.parse("GET / HTTP/1.1\r\nHost: a\r\n\r\n").head_complete);
+  auto c = make();
+  c.framed_request_head(req.head());
+  c.framed_request_end();
+  c.abandon("response is not valid HTTP: bad");
+  ASSERT_EQ(captured.size(), 1u);
+  EXPECT_EQ(captured[0].error, "capture stopped: response is not valid HTTP: bad");
+  c.on_close();
+  EXPECT_EQ(captured.size(), 1u);
+}
+
 TEST_F(HttpCapture, RequestAtThePublicFieldLimitIsCapturedWithTheFieldsTheServerAdded) {
   // portholed lets 100 fields through and adds X-Forwarded-For, -Proto,
   // -Host and -Port, X-Real-IP and Forwarded: the capture must take what the
