@@ -91,9 +91,8 @@ class forwarder : public std::enable_shared_from_this<forwarder> {
   enum class head_read { request, ended, not_http };
   asio::awaitable<head_read> read_request_head();
   asio::awaitable<after_exchange> exchange();
-  /// A connection for the current request: a kept one if `allow_pooled`
-  /// (checked with the kernel first unless the request may be sent twice).
-  asio::awaitable<bool> connect(bool allow_pooled, bool check_now = false);
+  /// A connection for the current request: a kept one if `allow_pooled`.
+  asio::awaitable<bool> connect(bool allow_pooled);
   asio::awaitable<error_code> send_to_local(std::string_view bytes, bool observed);
   /// The current request as far as it is framed (held_[0, ready_)), its head
   /// as kept_head_ says.
@@ -229,11 +228,11 @@ void forwarder::drop_local() {
   local_.reset();
 }
 
-asio::awaitable<bool> forwarder::connect(bool allow_pooled, bool check_now) {
+asio::awaitable<bool> forwarder::connect(bool allow_pooled) {
   drop_local();
   local_reused_ = false;
   if (allow_pooled) {
-    local_ = pool_->take(addr_, check_now);
+    local_ = pool_->take(addr_);
   }
   if (local_) {
     local_reused_ = true;
@@ -355,7 +354,7 @@ asio::awaitable<after_exchange> forwarder::exchange() {
   const bool retryable = idempotent(method) && request_done_;
   ++totals_.requests;
 
-  const bool connected = co_await connect(true, !retryable);
+  const bool connected = co_await connect(true);
   if (!connected) {
     co_return after_exchange::end;
   }

@@ -13,9 +13,6 @@ struct local_pool::entry {
   socket sock;
   std::string addr;
   clock::time_point since = clock::now();
-  /// Taken, expired or closed: the pool no longer holds it, whatever its
-  /// watch says when it completes.
-  bool gone = false;
 };
 
 local_pool::local_pool(const boost::asio::any_io_executor& executor, local_pool_limits limits)
@@ -24,7 +21,6 @@ local_pool::local_pool(const boost::asio::any_io_executor& executor, local_pool_
 local_pool::~local_pool() {
   for (auto& [addr, entries] : idle_by_addr_) {
     for (auto& e : entries) {
-      e->gone = true;
       boost::system::error_code ignored;
       e->sock.close(ignored);
     }
@@ -33,7 +29,9 @@ local_pool::~local_pool() {
 
 namespace {
 
-/// True if the service closed, reset or wrote on an idle connection.
+/// True if the service closed, reset or wrote on an idle connection: one
+/// system call at the moment of use, instead of a watch on every idle
+/// connection (an epoll_ctl each time one is put back, and a wake-up).
 bool closed_or_spoke(local_pool::socket& s) {
   char byte = 0;
   const ssize_t n = ::recv(s.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -42,7 +40,7 @@ bool closed_or_spoke(local_pool::socket& s) {
 
 }  // namespace
 
-std::optional<local_pool::socket> local_pool::take(const std::string& addr, bool check_now) {
+std::optional<local_pool::socket> local_pool::take(const std::string& addr) {
   auto it = idle_by_addr_.find(addr);
   if (it == idle_by_addr_.end()) {
     return std::nullopt;
@@ -53,15 +51,11 @@ std::optional<local_pool::socket> local_pool::take(const std::string& addr, bool
     std::shared_ptr<entry> e = std::move(entries.back());
     entries.pop_back();
     --idle_;
-    e->gone = true;
     boost::system::error_code ignored;
-    if (now - e->since >= limits_.idle_timeout || (check_now && closed_or_spoke(e->sock))) {
+    if (now - e->since >= limits_.idle_timeout || closed_or_spoke(e->sock)) {
       e->sock.close(ignored);
       continue;
     }
-    // Ends the watch (it completes with operation_aborted, no system call):
-    // the connection is the caller's from here.
-    e->sock.cancel(ignored);
     if (entries.empty()) {
       idle_by_addr_.erase(it);
     }
@@ -78,7 +72,6 @@ void local_pool::put(const std::string& addr, socket s) {
   auto& entries = idle_by_addr_[addr];
   if (entries.size() >= limits_.per_address) {
     // The oldest goes: the newest is the most likely to be kept open by the service.
-    entries.front()->gone = true;
     boost::system::error_code ignored;
     entries.front()->sock.close(ignored);
     entries.pop_front();
@@ -87,40 +80,7 @@ void local_pool::put(const std::string& addr, socket s) {
   auto e = std::make_shared<entry>(std::move(s), addr);
   entries.push_back(e);
   ++idle_;
-  watch(e);
   arm_sweep();
-}
-
-// An idle connection is readable only when the service closed it, reset it
-// or sent something no request asked for: in each case it is not reusable.
-void local_pool::watch(const std::shared_ptr<entry>& e) {
-  e->sock.async_wait(socket::wait_read,
-                     [weak = weak_from_this(), e](const boost::system::error_code&) {
-                       if (e->gone) {
-                         return;
-                       }
-                       if (auto pool = weak.lock()) {
-                         pool->remove(e);
-                       }
-                     });
-}
-
-void local_pool::remove(const std::shared_ptr<entry>& e) {
-  e->gone = true;
-  boost::system::error_code ignored;
-  e->sock.close(ignored);
-  auto it = idle_by_addr_.find(e->addr);
-  if (it == idle_by_addr_.end()) {
-    return;
-  }
-  auto& entries = it->second;
-  if (const auto pos = std::ranges::find(entries, e); pos != entries.end()) {
-    entries.erase(pos);
-    --idle_;
-  }
-  if (entries.empty()) {
-    idle_by_addr_.erase(it);
-  }
 }
 
 // Connections nobody took for idle_timeout are closed by one timer for the
@@ -148,7 +108,6 @@ void local_pool::sweep() {
   for (auto it = idle_by_addr_.begin(); it != idle_by_addr_.end();) {
     auto& entries = it->second;
     while (!entries.empty() && now - entries.front()->since >= limits_.idle_timeout) {
-      entries.front()->gone = true;
       boost::system::error_code ignored;
       entries.front()->sock.close(ignored);
       entries.pop_front();

@@ -28,7 +28,7 @@ struct local_pool_limits {
 };
 
 /// Single-threaded: use it from the executor it was made with. Held by
-/// shared_ptr: its watches on idle connections hold a weak reference.
+/// shared_ptr: its sweep timer holds a weak reference.
 class local_pool : public std::enable_shared_from_this<local_pool> {
  public:
   using socket = boost::asio::ip::tcp::socket;
@@ -39,12 +39,10 @@ class local_pool : public std::enable_shared_from_this<local_pool> {
   local_pool& operator=(const local_pool&) = delete;
 
   /// The most recently used idle connection to `addr` that the service has
-  /// not closed, if any. A connection the service closed, or on which it
-  /// sent anything while idle, is never handed out once the event loop has
-  /// seen it; `check_now` also asks the kernel (one system call), for a
-  /// request that must not be sent twice, so a close that has arrived but
-  /// not yet been seen does not cost it.
-  std::optional<socket> take(const std::string& addr, bool check_now = false);
+  /// not closed, if any. A connection the service closed or reset, or on
+  /// which it sent anything while idle, is closed and never handed out (the
+  /// kernel is asked as it is taken).
+  std::optional<socket> take(const std::string& addr);
 
   /// Keeps `s`, whose last response left it reusable, for a later request to
   /// `addr`; closes it if `addr` already has its share of idle connections.
@@ -59,8 +57,6 @@ class local_pool : public std::enable_shared_from_this<local_pool> {
   struct entry;
   using clock = std::chrono::steady_clock;
 
-  void watch(const std::shared_ptr<entry>& e);
-  void remove(const std::shared_ptr<entry>& e);
   void sweep();
   void arm_sweep();
 

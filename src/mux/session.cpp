@@ -61,7 +61,7 @@ std::unique_ptr<stream> session::open(const proto::start_proxy& info) {
     return s;
   }
   streams_[id] = s.get();
-  send(frame_type::open, id, proto::encode(info));
+  send(frame_type::open, id, proto::encode_start_proxy(info));
   return s;
 }
 
@@ -150,9 +150,14 @@ bool session::handle_frame(const frame_header& h, std::string_view payload) {
       spdlog::warn("mux connection: the client may not open streams; closing it");
       return false;
     }
-    auto info = proto::decode(payload);
-    auto* start = info ? std::get_if<proto::start_proxy>(&*info) : nullptr;
-    if (start == nullptr || streams_.contains(h.stream)) {
+    std::optional<proto::start_proxy> start = proto::decode_start_proxy(payload);
+    if (!start) {
+      auto info = proto::decode(payload);
+      if (auto* any = info ? std::get_if<proto::start_proxy>(&*info) : nullptr) {
+        start = std::move(*any);
+      }
+    }
+    if (!start || streams_.contains(h.stream)) {
       spdlog::warn("mux connection: bad OPEN for stream {}; closing it", h.stream);
       return false;
     }

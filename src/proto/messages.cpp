@@ -100,7 +100,8 @@ class payload_reader {
       }
     }
     if (const json* n = find_key(*v, "Node");
-        n != nullptr && n->is_string() && n->get_ref<const std::string&>().size() <= max_node_addr) {
+        n != nullptr && n->is_string() &&
+        n->get_ref<const std::string&>().size() <= max_node_addr) {
       e.node = n->get<std::string>();
     }
     if (const json* sb = find_key(*v, "Standby"); sb != nullptr && sb->is_boolean()) {
@@ -218,8 +219,8 @@ boost::system::result<message> decode_payload(std::string_view type, const json&
 }  // namespace
 
 std::string_view type_name(const message& m) {
-  static constexpr std::string_view names[] = {"Auth",     "AuthResp", "ReqTunnel",  "NewTunnel",
-                                               "ReqProxy", "RegProxy", "StartProxy", "Ping",
+  static constexpr std::string_view names[] = {"Auth",     "AuthResp", "ReqTunnel",   "NewTunnel",
+                                               "ReqProxy", "RegProxy", "StartProxy",  "Ping",
                                                "Pong",     "RegMux",   "CloseTunnel", "Promote"};
   static_assert(std::size(names) == std::variant_size_v<message>);
   return names[m.index()];
@@ -252,6 +253,57 @@ std::string encode(const message& m) {
 
 std::string encode_framed(const message& m) {
   return encode_frame(encode(m));
+}
+
+namespace {
+
+constexpr std::string_view start_proxy_head = R"({"Type":"StartProxy","Payload":{"Url":")";
+constexpr std::string_view start_proxy_middle = R"(","ClientAddr":")";
+constexpr std::string_view start_proxy_tail = R"("}})";
+
+/// True if JSON writes `s` between quotes as it is: no quote, backslash,
+/// control character, and only ASCII (the dump of anything else is decode()'s
+/// and encode()'s business).
+bool plain_json_string(std::string_view s) {
+  return std::ranges::all_of(s, [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u >= 0x20 && u < 0x80 && c != '"' && c != '\\';
+  });
+}
+
+}  // namespace
+
+std::string encode_start_proxy(const start_proxy& m) {
+  if (!plain_json_string(m.url) || !plain_json_string(m.client_addr)) {
+    return encode(m);
+  }
+  std::string out;
+  out.reserve(start_proxy_head.size() + m.url.size() + start_proxy_middle.size() +
+              m.client_addr.size() + start_proxy_tail.size());
+  out += start_proxy_head;
+  out += m.url;
+  out += start_proxy_middle;
+  out += m.client_addr;
+  out += start_proxy_tail;
+  return out;
+}
+
+std::optional<start_proxy> decode_start_proxy(std::string_view json) {
+  if (!json.starts_with(start_proxy_head) || !json.ends_with(start_proxy_tail)) {
+    return std::nullopt;
+  }
+  json.remove_prefix(start_proxy_head.size());
+  json.remove_suffix(start_proxy_tail.size());
+  const std::size_t middle = json.find(start_proxy_middle);
+  if (middle == std::string_view::npos) {
+    return std::nullopt;
+  }
+  const std::string_view url = json.substr(0, middle);
+  const std::string_view client_addr = json.substr(middle + start_proxy_middle.size());
+  if (!plain_json_string(url) || !plain_json_string(client_addr)) {
+    return std::nullopt;
+  }
+  return start_proxy{std::string(url), std::string(client_addr)};
 }
 
 }  // namespace porthole::proto

@@ -164,4 +164,12 @@ std::string encode(const message& m);
 /// decode() of a whole frame body is done by the caller; this frames encode().
 std::string encode_framed(const message& m);
 
+/// StartProxy, the message of every public connection, without a JSON
+/// document in between: the same bytes as encode(), and decode()'s result
+/// for those bytes. decode_start_proxy() reads only the shape
+/// encode_start_proxy() writes (no escapes, keys in that order) and gives
+/// nothing for any other text, which decode() then reads.
+std::string encode_start_proxy(const start_proxy& m);
+std::optional<start_proxy> decode_start_proxy(std::string_view json);
+
 }  // namespace porthole::proto

@@ -141,6 +141,39 @@ TEST(Messages, EncodesStartProxyAndRefusalByteForByteAsNgrokdDoes) {
       R"(http://foo.ngrok.test:26201 is already registered."}})");
 }
 
+TEST(Messages, StartProxyFastPathWritesWhatEncodeWritesAndReadsItBack) {
+  for (const start_proxy& m : {start_proxy{"http://foo.ngrok.test:26201", "127.0.0.1:55314"},
+                               start_proxy{"tcp://example.com:5555", "[::1]:4000"},
+                               start_proxy{"", ""}, start_proxy{"https://a\"b\\c", "x\ny"},
+                               start_proxy{"https://caf\xc3\xa9.example", "1.2.3.4:5"}}) {
+    const std::string fast = encode_start_proxy(m);
+    EXPECT_EQ(fast, encode(m));
+    const auto back = decode(fast);
+    ASSERT_TRUE(back);
+    EXPECT_EQ(std::get<start_proxy>(*back), m);
+    // The fast reader takes what it can and leaves the rest to decode().
+    if (const auto quick = decode_start_proxy(fast)) {
+      EXPECT_EQ(*quick, m);
+    }
+  }
+  EXPECT_EQ(decode_start_proxy(encode(start_proxy{"http://a:1", "b:2"})),
+            (start_proxy{"http://a:1", "b:2"}));
+}
+
+TEST(Messages, StartProxyFastReaderLeavesOtherShapesToDecode) {
+  EXPECT_FALSE(
+      decode_start_proxy(R"({"Type":"StartProxy","Payload":{"ClientAddr":"b","Url":"a"}})"));
+  EXPECT_FALSE(
+      decode_start_proxy(R"({"Type":"StartProxy","Payload":{"Url":"a\u0041","ClientAddr":"b"}})"));
+  EXPECT_FALSE(
+      decode_start_proxy(R"({ "Type":"StartProxy","Payload":{"Url":"a","ClientAddr":"b"}})"));
+  EXPECT_FALSE(
+      decode_start_proxy(R"({"Type":"StartProxy","Payload":{"Url":"a","ClientAddr":"b"}}x)"));
+  EXPECT_FALSE(
+      decode_start_proxy(R"({"Type":"StartProxy","Payload":{"Url":"a"","ClientAddr":"b"}})"));
+  EXPECT_FALSE(decode_start_proxy(""));
+}
+
 TEST(Messages, EncodesEveryBaseFieldEvenWhenEmpty) {
   const std::string json = encode(new_tunnel{"", "", "", "boom"});
   for (const char* key : {"\"ReqId\"", "\"Url\"", "\"Protocol\"", "\"Error\""}) {
