@@ -105,6 +105,9 @@ class forwarder : public std::enable_shared_from_this<forwarder> {
   /// Lets the local connection go: only when no operation is pending on it.
   void drop_local();
   void touch() { deadline_ = clock::now() + target_.idle; }
+  /// After the last answer: waits (at most target_.linger, dropping what
+  /// comes) for the public side to end the tunnel.
+  asio::awaitable<void> linger();
   void arm_watchdog();
 
   net::channel& tunnel_;
@@ -166,12 +169,29 @@ asio::awaitable<local_http_totals> forwarder::run() {
       break;
     }
   }
-  tunnel_.shutdown_send();
-  tunnel_.close();
   drop_local();
+  if (!done_ && tunnel_.can_half_close()) {
+    // The public side ends its connection once it has the last answer: a
+    // close before that would cut the answer off (a stream reset travels
+    // faster than the bytes before it are delivered).
+    tunnel_.shutdown_send();
+    co_await linger();
+  }
+  tunnel_.close();
   done_ = true;
   timer_.cancel();
   co_return totals_;
+}
+
+asio::awaitable<void> forwarder::linger() {
+  deadline_ = clock::now() + target_.linger;
+  arm_watchdog();  // replaces the wait for the idle deadline
+  for (;;) {
+    auto [ec, s] = co_await read_from(tunnel_, tunnel_reads_);
+    if (ec) {
+      co_return;
+    }
+  }
 }
 
 asio::awaitable<forwarder::head_read> forwarder::read_request_head() {
@@ -413,6 +433,10 @@ asio::awaitable<after_exchange> forwarder::exchange() {
       got_response_bytes = true;
       const std::string_view input = with_held(resp_held, s);
       std::size_t used = 0;
+      // The final response's head as it goes out, when it must say close.
+      std::size_t head_at = 0;
+      std::size_t head_size = 0;
+      std::string new_head;
       while (used < input.size()) {
         const http::parse_result r = responses_.parse(input.substr(used));
         if (r.error) {
@@ -426,6 +450,13 @@ asio::awaitable<after_exchange> forwarder::exchange() {
           switched = true;
           used = input.size();
           break;
+        }
+        if (r.head_complete && !kept_head_.empty() && responses_.head().status >= 200) {
+          // The public client asked to close and the service was not told:
+          // the answer says close, as the client's server must (RFC 9112 9.6).
+          new_head = http::with_close_option(input.substr(used, r.consumed));
+          head_at = used;
+          head_size = new_head.empty() ? 0 : r.consumed;
         }
         if (observer_ != nullptr) {
           if (r.head_complete) {
@@ -458,7 +489,15 @@ asio::awaitable<after_exchange> forwarder::exchange() {
         }
       }
       if (used > 0) {
-        const std::string_view out = input.substr(0, used);
+        std::string edited;
+        std::string_view out = input.substr(0, used);
+        if (head_size > 0) {
+          edited.reserve(used + new_head.size());
+          edited.append(input.substr(0, head_at));
+          edited.append(new_head);
+          edited.append(input.substr(head_at + head_size, used - head_at - head_size));
+          out = edited;
+        }
         const error_code tec = co_await tunnel_.write(asio::buffer(out.data(), out.size()));
         if (tec) {
           failed = true;

@@ -44,6 +44,9 @@ struct local_http_target {
   std::chrono::milliseconds dial_timeout{10000};
   /// Nothing moved either way for this long ends the public connection.
   std::chrono::steady_clock::duration idle = std::chrono::hours(2);
+  /// How long the public side is given to end the connection after its last
+  /// answer, before the tunnel is closed anyway.
+  std::chrono::steady_clock::duration linger = std::chrono::seconds(2);
 };
 
 /// What forward_http did, for logs and tests.

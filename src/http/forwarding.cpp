@@ -311,9 +311,16 @@ bool is_edge_field(std::string_view name) {
                      [name](std::string_view n) { return same_cgi_name(name, n); });
 }
 
-std::string without_close_option(std::string_view head) {
+namespace {
+
+/// Rewrites the Connection fields (and Proxy-Connection with
+/// `proxy_connection_too`) of a head: `edit` gets each field's options,
+/// trimmed, and keeps those it leaves; a field left with none is dropped.
+/// `edit` returns false to give up (the result is then empty). Every other
+/// line is kept as it is, the empty line included.
+template <class Edit>
+std::string edit_connection_fields(std::string_view head, bool proxy_connection_too, Edit edit) {
   std::string out;
-  bool found = false;
   std::size_t pos = 0;
   bool first_line = true;
   while (pos < head.size()) {
@@ -323,40 +330,70 @@ std::string without_close_option(std::string_view head) {
     pos = end;
     const std::size_t colon = line.find(':');
     const std::string_view name = colon == std::string_view::npos ? "" : line.substr(0, colon);
-    if (first_line || !(iequals(name, "connection") || iequals(name, "proxy-connection"))) {
+    if (first_line || !(iequals(name, "connection") ||
+                        (proxy_connection_too && iequals(name, "proxy-connection")))) {
       first_line = false;
       out += line;
       continue;
     }
-    std::string kept;
+    std::vector<std::string_view> options;
     std::string_view value = line.substr(colon + 1);
     value.remove_suffix(value.ends_with("\r\n") ? 2 : 0);
-    bool dropped = false;
     while (!value.empty()) {
       const std::size_t comma = value.find(',');
       const std::string_view option =
           trim_ows(comma == std::string_view::npos ? value : value.substr(0, comma));
       value.remove_prefix(comma == std::string_view::npos ? value.size() : comma + 1);
-      if (iequals(option, "close")) {
-        dropped = true;
-      } else if (!option.empty()) {
-        kept += kept.empty() ? "" : ", ";
-        kept += option;
+      if (!option.empty()) {
+        options.push_back(option);
       }
     }
-    if (!dropped) {
+    const std::size_t before = options.size();
+    if (!edit(options)) {
+      return {};
+    }
+    if (options.size() == before) {
       out += line;
       continue;
     }
-    found = true;
-    if (!kept.empty()) {
+    if (!options.empty()) {
       out += name;
       out += ": ";
-      out += kept;
+      for (std::size_t k = 0; k < options.size(); ++k) {
+        out += k == 0 ? "" : ", ";
+        out += options[k];
+      }
       out += "\r\n";
     }
   }
+  return out;
+}
+
+}  // namespace
+
+std::string without_close_option(std::string_view head) {
+  bool found = false;
+  std::string out =
+      edit_connection_fields(head, true, [&found](std::vector<std::string_view>& options) {
+        found |= std::erase_if(options, [](std::string_view o) { return iequals(o, "close"); }) > 0;
+        return true;
+      });
   return found ? out : std::string();
+}
+
+std::string with_close_option(std::string_view head) {
+  std::string out = edit_connection_fields(head, false, [](std::vector<std::string_view>& options) {
+    if (std::ranges::any_of(options, [](std::string_view o) { return iequals(o, "close"); })) {
+      return false;
+    }
+    std::erase_if(options, [](std::string_view o) { return iequals(o, "keep-alive"); });
+    return true;
+  });
+  if (out.size() < 4 || !out.ends_with("\r\n\r\n")) {
+    return {};
+  }
+  out.insert(out.size() - 2, "Connection: close\r\n");
+  return out;
 }
 
 std::string add_forwarded_fields(std::string_view head, const forwarded_for& f) {

@@ -61,6 +61,12 @@ std::string add_forwarded_fields(std::string_view head, const forwarded_for& f);
 /// Every other byte is kept. Empty if the head has no close option.
 std::string without_close_option(std::string_view head);
 
+/// `head` (a complete response head) saying `Connection: close`: the option
+/// keep-alive taken out of its Connection fields and close added, for the
+/// client that asked to close (RFC 9112 9.6) when the service was not told.
+/// Every other byte is kept. Empty if the head already says close.
+std::string with_close_option(std::string_view head);
+
 /// A complete response with a small HTML page, Content-Length set and
 /// `Connection: close` unless keep_alive. `extra_fields` are whole lines,
 /// each ending in CRLF (e.g. "WWW-Authenticate: Basic realm=\"x\"\r\n").

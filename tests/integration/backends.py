@@ -502,9 +502,10 @@ class _ReuseHandler(socketserver.StreamRequestHandler):
         srv = self.server
         with srv.lock:
             srv.accepted += 1
+        self.served = 0
         try:
             while self._one_request():
-                pass
+                self.served += 1
         except (OSError, ValueError) as e:
             srv.note(f"{self.client_address} failed: {e!r}")
 
@@ -514,7 +515,7 @@ class _ReuseHandler(socketserver.StreamRequestHandler):
 
     def _one_request(self) -> bool:
         srv = self.server
-        if srv.mode == "reset-idle":
+        if srv.mode == "reset-idle" and self.served > 0:
             self.request.settimeout(srv.idle_reset)
             try:
                 line = self.rfile.readline(65536)
@@ -559,7 +560,8 @@ class ReuseBackend(_TCPBackend):
       connection-close  answers with Connection: close and closes;
       close-silently    answers as if keeping the connection, then closes it;
       reset-idle        keeps the connection, resets it once idle for
-                        `idle_reset` seconds (.resets counts, .reset_event is set);
+                        `idle_reset` seconds after an answer (.resets counts,
+                        .reset_event is set);
       drop-unanswered   reads the request and resets the connection unanswered."""
 
     name = "reuse-backend"

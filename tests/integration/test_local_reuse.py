@@ -79,6 +79,8 @@ def test_public_connection_close_ends_the_public_connection_not_the_local_one(se
             r = c.request("POST", "/", [("Host", host_of(server)), ("Connection", "close")],
                           f"post {i}".encode())
             assert r.status == 200
+            # The answer says so (the service was not asked to close).
+            assert r.header("Connection") == "close"
             assert c.closed_by_peer(5)
     # Connection: close was the public connection's: the service kept its one.
     assert [body for _, body in backend.requests] == [f"post {i}".encode() for i in range(10)]

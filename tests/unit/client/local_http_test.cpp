@@ -127,8 +127,9 @@ TEST_F(local_http_test, a_request_the_strict_parser_refuses_never_uses_a_kept_co
 }
 
 TEST_F(local_http_test, a_public_connection_close_is_not_passed_to_the_service) {
+  // The answer says close, as the public client asked.
   EXPECT_EQ(through("GET /a HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"),
-            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
   ASSERT_EQ(service_.received.size(), 1u);
   EXPECT_EQ(service_.received[0], "GET /a HTTP/1.1\r\nHost: t\r\n\r\n");
   EXPECT_EQ(pool_->idle(), 1u);

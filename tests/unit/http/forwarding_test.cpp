@@ -476,5 +476,22 @@ TEST(WithoutCloseOption, IsEmptyWithoutACloseOption) {
   EXPECT_EQ(without_close_option("GET /close HTTP/1.1\r\nX-Connection: close\r\n\r\n"), "");
 }
 
+TEST(WithCloseOption, AddsConnectionCloseBeforeTheEmptyLine) {
+  EXPECT_EQ(with_close_option("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"),
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n");
+}
+
+TEST(WithCloseOption, TakesKeepAliveOutAndKeepsTheOtherOptions) {
+  EXPECT_EQ(
+      with_close_option("HTTP/1.1 200 OK\r\nConnection: Keep-Alive\r\nKeep-Alive: timeout=5\r\n"
+                        "connection: keep-alive, X-Y\r\n\r\n"),
+      "HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nconnection: X-Y\r\n"
+      "Connection: close\r\n\r\n");
+}
+
+TEST(WithCloseOption, IsEmptyWhenTheHeadSaysCloseAlready) {
+  EXPECT_EQ(with_close_option("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"), "");
+}
+
 }  // namespace
 }  // namespace porthole::http
