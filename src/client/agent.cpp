@@ -817,26 +817,30 @@ asio::awaitable<void> agent::serve_http(net::channel& tunnel,
       spec->local_host, spec->local_port, info.url,
       std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.local_dial_timeout),
       cfg_.tcp_idle_timeout};
-  if (capture_ == nullptr && observer_ == nullptr) {
-    co_await forward_http(tunnel, local_pool_, std::move(target), std::move(initial));
-    co_return;
+  std::optional<capture_tap> tap;
+  if (capture_ != nullptr || observer_ != nullptr) {
+    inspect::http_capture_options options;
+    options.tunnel_name = spec->name;
+    options.public_url = info.url;
+    options.remote_addr = info.client_addr;
+    options.body_limit = capture_ != nullptr ? capture_body_limit_ : 0;
+    // By value: a connection may end after the agent (when the io_context goes).
+    tap.emplace(std::move(options), [writer = capture_, observer = observer_](inspect::exchange e) {
+      if (observer != nullptr) {
+        observer->exchange_done(e);
+      }
+      if (writer != nullptr) {
+        writer->submit(std::move(e));
+      }
+    });
   }
-  inspect::http_capture_options options;
-  options.tunnel_name = spec->name;
-  options.public_url = info.url;
-  options.remote_addr = info.client_addr;
-  options.body_limit = capture_ != nullptr ? capture_body_limit_ : 0;
-  // By value: a connection may end after the agent (when the io_context goes).
-  capture_tap tap(std::move(options),
-                  [writer = capture_, observer = observer_](inspect::exchange e) {
-                    if (observer != nullptr) {
-                      observer->exchange_done(e);
-                    }
-                    if (writer != nullptr) {
-                      writer->submit(std::move(e));
-                    }
-                  });
-  co_await forward_http(tunnel, local_pool_, std::move(target), std::move(initial), &tap);
+  http_observer* seen_by = tap ? &*tap : nullptr;
+  const local_http_totals done =
+      co_await forward_http(tunnel, local_pool_, std::move(target), std::move(initial), seen_by);
+  spdlog::debug(
+      "{}: connection from {} ended: {} requests, {} on kept connections, {} local dials, "
+      "{} sent again",
+      info.url, info.client_addr, done.requests, done.reused, done.dials, done.retried);
 }
 
 void agent::capture_into(std::shared_ptr<inspect::capture_writer> writer, std::size_t body_limit) {

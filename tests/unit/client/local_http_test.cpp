@@ -82,7 +82,7 @@ class local_http_test : public ::testing::Test {
     public_side.shutdown(tcp::socket::shutdown_send);
     net::socket_channel tunnel(tunnel_side);
     local_http_target target{"127.0.0.1", std::to_string(service_.port), "http://t.example"};
-    testing::run(io_, forward_http(tunnel, pool_, target));
+    last_ = testing::run(io_, forward_http(tunnel, pool_, target));
     std::string out;
     boost::system::error_code ec;
     asio::read(public_side, asio::dynamic_buffer(out), ec);
@@ -90,6 +90,7 @@ class local_http_test : public ::testing::Test {
   }
 
   asio::io_context io_;
+  local_http_totals last_;  ///< what the last through() did
   recording_service service_{io_};
   std::shared_ptr<local_pool> pool_ =
       std::make_shared<local_pool>(io_.get_executor(), local_pool_limits{});
@@ -106,6 +107,9 @@ TEST_F(local_http_test, sequential_requests_share_one_kept_connection) {
             "GET /a HTTP/1.1\r\nHost: t\r\n\r\nGET /b HTTP/1.1\r\nHost: t\r\n\r\n"
             "GET /c HTTP/1.1\r\nHost: t\r\n\r\n");
   EXPECT_EQ(pool_->idle(), 1u);
+  EXPECT_EQ(last_.requests, 1u);
+  EXPECT_EQ(last_.reused, 1u);
+  EXPECT_EQ(last_.dials, 0u);
 }
 
 TEST_F(local_http_test, a_request_the_strict_parser_refuses_never_uses_a_kept_connection) {
@@ -119,6 +123,8 @@ TEST_F(local_http_test, a_request_the_strict_parser_refuses_never_uses_a_kept_co
       "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n"
       "0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n";
   through(smuggler);
+  EXPECT_EQ(last_.reused, 0u);
+  EXPECT_EQ(last_.dials, 1u);
   // It went, as bytes, on a connection of its own, which was not kept.
   ASSERT_EQ(service_.received.size(), 2u);
   EXPECT_EQ(service_.received[1], smuggler);
