@@ -96,6 +96,29 @@ class etcd_process {
   explicit etcd_process(const std::filesystem::path& dir,
                         std::optional<etcd_tls_files> tls = std::nullopt)
       : dir_(dir), tls_(std::move(tls)) {
+    // The ports are free when chosen, not always when etcd binds them (a
+    // test running beside this one may take one in between): then again.
+    for (int attempt = 1;; ++attempt) {
+      try {
+        start();
+        return;
+      } catch (const std::runtime_error&) {
+        if (attempt == 5 || log_tail().find("address already in use") == std::string::npos) {
+          throw;
+        }
+        std::filesystem::remove_all(dir_ / "data");
+      }
+    }
+  }
+
+  ~etcd_process() { kill(); }
+  etcd_process(const etcd_process&) = delete;
+  etcd_process& operator=(const etcd_process&) = delete;
+
+  const std::string& port() const { return client_port_; }
+
+ private:
+  void start() {
     client_port_ = std::to_string(free_loopback_port());
     const std::string peer_url = "http://127.0.0.1:" + std::to_string(free_loopback_port());
     const std::string client_url =
@@ -140,12 +163,7 @@ class etcd_process {
     wait_until_healthy();
   }
 
-  ~etcd_process() { kill(); }
-  etcd_process(const etcd_process&) = delete;
-  etcd_process& operator=(const etcd_process&) = delete;
-
-  const std::string& port() const { return client_port_; }
-
+ public:
   /// Freezes etcd (SIGSTOP): connections open, nothing answered. Returns
   /// once every thread of etcd is stopped.
   void freeze() {
