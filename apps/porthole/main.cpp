@@ -523,6 +523,13 @@ int main(int argc, char** argv) {
                  "Seconds between heartbeats (Ping) to the server")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));
+  std::size_t mux_connections = 1;
+  app.add_option("--mux-conns", mux_connections,
+                 "Multiplexed connections to hold to a porthole server that allows several; "
+                 "it spreads public connections over them, so that one TLS connection's "
+                 "encryption is not one core's limit")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 16));
   bool no_mux = false;
   app.add_flag("--no-mux", no_mux,
                "Use only ngrok 1.x proxy connections, not porthole's multiplexed connection (for "
@@ -649,6 +656,7 @@ int main(int argc, char** argv) {
         first_of(cl.local_idle_timeout, file ? file->local_idle_timeout : std::nullopt)
             .value_or(4));
     cfg.mux = !no_mux;
+    cfg.mux_connections = mux_connections;
     cfg.standby = !no_standby && !no_mux;
     cfg.ping_interval = std::chrono::seconds(heartbeat);
 

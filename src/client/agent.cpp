@@ -4,7 +4,10 @@
 #include <spdlog/spdlog.h>
 #include <sys/utsname.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
@@ -161,10 +164,12 @@ struct agent::session {
   bool was_up = false;                     ///< a tunnel came up on this connection
   std::optional<agent_result> fatal;       ///< why the client must stop, if it must
   bool mux_granted = false;                ///< the server speaks the "mux" extension
+  bool muxes_granted = false;              ///< ... and "muxes": several mux connections
   bool close_granted = false;              ///< the server understands CloseTunnel
   transport_kind transport = transport_kind::ngrok;
-  std::shared_ptr<mux::session> mux;  ///< the multiplexed connection, while up
-  std::string outbox;                 ///< frames for the server, not yet written
+  /// The multiplexed connections, one slot each (null while one is down).
+  std::vector<std::shared_ptr<mux::session>> muxes;
+  std::string outbox;  ///< frames for the server, not yet written
   net::event outbox_ready;
   bool leaving = false;            ///< stopping: end once the outbox (CloseTunnels) is written
   std::string version;             ///< the server's, as it said in AuthResp
@@ -444,6 +449,9 @@ agent::open_session(net::host_port to, std::string tls_name, bool standby) {
   if (cfg_.mux) {
     auth.ext->features.emplace_back(proto::feature_mux);
   }
+  if (cfg_.mux && cfg_.mux_connections > 1) {
+    auth.ext->features.emplace_back(proto::feature_muxes);
+  }
   if (cfg_.mux && cfg_.standby) {
     auth.ext->features.emplace_back(proto::feature_standby);
   }
@@ -482,6 +490,7 @@ agent::open_session(net::host_port to, std::string tls_name, bool standby) {
       return std::find(f.begin(), f.end(), name) != f.end();
     };
     s->mux_granted = cfg_.mux && has(proto::feature_mux);
+    s->muxes_granted = s->mux_granted && cfg_.mux_connections > 1 && has(proto::feature_muxes);
     s->close_granted = has(proto::feature_close_tunnel);
     s->standby_granted = s->mux_granted && cfg_.standby && has(proto::feature_standby);
     s->nodes = resp->ext->nodes;
@@ -584,10 +593,12 @@ asio::awaitable<std::optional<agent_result>> agent::serve_promoted(std::shared_p
 
 asio::awaitable<void> agent::serve_session(std::shared_ptr<session> s) {
   co_await (read_loop(*s) || write_loop(*s) || ping_loop(*s) || mux_loop(*s));
-  if (s->mux && !stopped_) {
-    net::spawn(ioc_.get_executor(), drain(s->mux), "draining a multiplexed connection");
-  } else if (s->mux) {
-    s->mux->close();
+  for (const auto& m : s->muxes) {
+    if (m && !stopped_) {
+      net::spawn(ioc_.get_executor(), drain(m), "draining a multiplexed connection");
+    } else if (m) {
+      m->close();
+    }
   }
   net::close_stream(*s->stream);
   s->over = true;
@@ -720,9 +731,30 @@ asio::awaitable<void> agent::read_loop(session& s) {
   }
 }
 
-// The multiplexed connection, kept up while the control connection lives. If
-// it cannot be had, the server falls back to asking for proxy connections.
+// The multiplexed connections (one, or cfg_.mux_connections with "muxes"),
+// each kept up in its own loop while the control connection lives.
 asio::awaitable<void> agent::mux_loop(session& s) {
+  const std::size_t n = s.muxes_granted ? cfg_.mux_connections : 1;
+  s.muxes.assign(n, nullptr);
+  if (n == 1) {
+    co_await keep_mux(s, 0);
+    co_return;
+  }
+  const auto executor = co_await asio::this_coro::executor;
+  using op = decltype(asio::co_spawn(executor, keep_mux(s, 0), asio::deferred));
+  std::vector<op> loops;
+  for (std::size_t slot = 0; slot < n; ++slot) {
+    loops.push_back(asio::co_spawn(executor, keep_mux(s, slot), asio::deferred));
+  }
+  // Cancelled together (the control connection ended): each loop ends as
+  // the single one does.
+  co_await asio::experimental::make_parallel_group(std::move(loops))
+      .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
+}
+
+// One multiplexed connection, kept up while the control connection lives. If
+// none can be had, the server falls back to asking for proxy connections.
+asio::awaitable<void> agent::keep_mux(session& s, std::size_t slot) {
   while (s.mux_granted && !stopped_) {
     const bool direct =
         !s.node_failed && (s.node.host != s.server.host || s.node.port != s.server.port);
@@ -748,8 +780,8 @@ asio::awaitable<void> agent::mux_loop(session& s) {
       m->on_open = [this](std::unique_ptr<mux::stream> st, proto::start_proxy info) {
         net::spawn(ioc_.get_executor(), serve_stream(std::move(st), std::move(info)), "stream");
       };
-      s.mux = m;
-      spdlog::debug("multiplexed connection up");
+      s.muxes[slot] = m;
+      spdlog::debug("multiplexed connection {} up", slot + 1);
       // Run on its own: when the control connection goes (its node is
       // shutting down), the streams in flight on it still finish.
       auto ended = std::make_shared<net::event>();
@@ -764,7 +796,7 @@ asio::awaitable<void> agent::mux_loop(session& s) {
       while (!*over) {
         co_await ended->wait_until(clock::time_point::max());
       }
-      s.mux.reset();
+      s.muxes[slot].reset();
       if (stopped_) {
         co_return;
       }

@@ -142,6 +142,7 @@ class agent {
   net::asio::awaitable<void> read_loop(session& s);
   net::asio::awaitable<void> drain(std::shared_ptr<mux::session> m);
   net::asio::awaitable<void> mux_loop(session& s);
+  net::asio::awaitable<void> keep_mux(session& s, std::size_t slot);
   net::asio::awaitable<void> serve_stream(std::unique_ptr<mux::stream> st, proto::start_proxy info);
   net::asio::awaitable<void> serve_proxied(net::channel& tunnel,
                                            std::shared_ptr<const tunnel_spec> spec,

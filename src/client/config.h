@@ -40,6 +40,10 @@ struct client_config {
   std::optional<net::http_proxy> proxy;           ///< reach the server through this HTTP proxy
   int pool_size = 10;  ///< proxy connections to ask the server to keep ready
   bool mux = true;     ///< offer the "mux" extension (streams instead of the pool)
+  /// Multiplexed connections to hold (extension "muxes" when above 1): the
+  /// server spreads streams over them, so one TLS connection's crypto is not
+  /// one core's ceiling. 1-16.
+  std::size_t mux_connections = 1;
   /// Keep a second control connection to another node of a cluster that
   /// offers it (extension "standby", which needs mux), to go on serving
   /// without a gap when the node of the first one goes.

@@ -141,6 +141,11 @@ inline constexpr std::string_view feature_close_tunnel = "close_tunnel";
 /// The feature name of a second, standby control connection to another node
 /// of a cluster (granted only by a cluster node, and only with "mux").
 inline constexpr std::string_view feature_standby = "standby";
+/// The feature name of several multiplexed connections per client (with
+/// "mux"): each RegMux adds one, up to max_mux_connections, and the server
+/// spreads new streams over them.
+inline constexpr std::string_view feature_muxes = "muxes";
+inline constexpr std::size_t max_mux_connections = 16;
 
 /// How a cluster node's NewTunnel error starts when it cannot claim names
 /// now (etcd unreachable): a porthole client asks again later instead of

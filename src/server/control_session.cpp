@@ -22,7 +22,8 @@ constexpr std::size_t max_outbox = 4096;
 
 control_session::control_session(server& srv, std::unique_ptr<net::tls_stream> stream,
                                  net::frame_reader reader, std::string client_id, int pool_target,
-                                 bool mux_granted, std::string peer, bool standby)
+                                 bool mux_granted, std::string peer, bool standby,
+                                 bool muxes_granted)
     : server_(srv),
       stream_(std::move(stream)),
       reader_(std::move(reader)),
@@ -33,6 +34,7 @@ control_session::control_session(server& srv, std::unique_ptr<net::tls_stream> s
                                 srv.config().proxy_wait_timeout},
             [this] { send(proto::req_proxy{}); }),
       mux_granted_(mux_granted),
+      muxes_granted_(muxes_granted),
       standby_(standby),
       last_heard_(std::chrono::steady_clock::now()) {}
 
@@ -70,8 +72,8 @@ void control_session::close() {
   closed_ = true;
   net::close_stream(*stream_);
   pool_.close();
-  if (mux_) {
-    mux_->close();
+  for (const auto& m : muxes_) {
+    m->close();
   }
   outbox_ready_.notify();
   closing_.notify();
@@ -91,22 +93,43 @@ void control_session::move_away() {
 }
 
 asio::awaitable<void> control_session::serve_mux(std::unique_ptr<net::tls_stream> conn,
-                                                 std::string initial) {
+                                                 std::string initial, std::string peer) {
   auto self = shared_from_this();
-  if (mux_) {
-    mux_->close();
+  const std::size_t keep = muxes_granted_ ? proto::max_mux_connections : 1;
+  while (muxes_.size() >= keep) {
+    // Its streams end with it; the client opens it again if it still wants it.
+    muxes_.front()->close();
+    muxes_.erase(muxes_.begin());
   }
   auto session = std::make_shared<mux::session>(std::move(conn), mux::session::role::server,
                                                 std::move(initial));
-  mux_ = session;
-  log::info("multiplexed connection up", {{"client", client_id_}});
+  muxes_.push_back(session);
+  log::info(
+      "multiplexed connection up",
+      {{"client", client_id_}, {"peer", peer}, {"connections", std::to_string(muxes_.size())}});
   co_await session->run();
-  if (mux_ == session) {
-    mux_.reset();
-    if (!closed_) {
+  if (std::erase(muxes_, session) > 0 && !closed_) {
+    if (muxes_.empty()) {
       log::warn("multiplexed connection lost; using proxy connections", {{"client", client_id_}});
+    } else {
+      log::warn(
+          "multiplexed connection lost",
+          {{"client", client_id_}, {"peer", peer}, {"connections", std::to_string(muxes_.size())}});
     }
   }
+}
+
+std::shared_ptr<mux::session> control_session::mux() {
+  std::shared_ptr<mux::session> best;
+  const std::size_t n = muxes_.size();
+  for (std::size_t k = 0; k < n; ++k) {
+    const auto& m = muxes_[(next_mux_ + k) % n];
+    if (!m->closed() && (!best || m->stream_count() < best->stream_count())) {
+      best = m;
+    }
+  }
+  ++next_mux_;
+  return best;
 }
 
 asio::awaitable<void> control_session::read_loop() {
@@ -116,7 +139,8 @@ asio::awaitable<void> control_session::read_loop() {
       if (ec == asio::ssl::error::stream_truncated && !closed_) {
         // How a porthole client that stops (or a killed one) closes: the
         // TCP connection ends without a TLS close_notify.
-        log::info("client closed its control connection", {{"client", client_id_}, {"peer", peer_}});
+        log::info("client closed its control connection",
+                  {{"client", client_id_}, {"peer", peer_}});
       } else if (ec != asio::error::eof && ec != asio::error::operation_aborted && !closed_) {
         log::warn("control connection ended",
                   {{"client", client_id_}, {"peer", peer_}, {"error", ec.message()}});

@@ -5,8 +5,8 @@
 #include <deque>
 #include <memory>
 #include <optional>
-#include <string_view>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "mux/session.h"
@@ -65,7 +65,7 @@ class control_session : public std::enable_shared_from_this<control_session> {
  public:
   control_session(server& srv, std::unique_ptr<net::tls_stream> stream, net::frame_reader reader,
                   std::string client_id, int pool_target, bool mux_granted, std::string peer,
-                  bool standby = false);
+                  bool standby = false, bool muxes_granted = false);
   ~control_session();
 
   /// Answers Auth with `resp`, fills the pool and serves the client until it
@@ -90,12 +90,16 @@ class control_session : public std::enable_shared_from_this<control_session> {
   /// The server's counters (/metrics).
   metrics& counters();
 
-  /// Serves the client's multiplexed connection (extension "mux") until it
-  /// ends; a newer one replaces an older one.
-  net::asio::awaitable<void> serve_mux(std::unique_ptr<net::tls_stream> conn, std::string initial);
+  /// Serves one of the client's multiplexed connections (extension "mux")
+  /// until it ends. Without the extension "muxes" a newer one replaces an
+  /// older one; with it, each is one more, and past max_mux_connections the
+  /// oldest goes.
+  net::asio::awaitable<void> serve_mux(std::unique_ptr<net::tls_stream> conn, std::string initial,
+                                       std::string peer);
 
-  /// The live multiplexed connection, if the client has one.
-  std::shared_ptr<mux::session> mux() const { return mux_ && !mux_->closed() ? mux_ : nullptr; }
+  /// The live multiplexed connection with the fewest streams, if the client
+  /// has one: where a new public connection goes. Ties go round in turn.
+  std::shared_ptr<mux::session> mux();
   bool mux_granted() const { return mux_granted_; }
   const std::string& client_id() const { return client_id_; }
   const std::string& peer() const { return peer_; }
@@ -129,7 +133,9 @@ class control_session : public std::enable_shared_from_this<control_session> {
   std::string peer_;
   proxy_pool pool_;
   std::vector<std::shared_ptr<tunnel>> tunnels_;
-  std::shared_ptr<mux::session> mux_;
+  std::vector<std::shared_ptr<mux::session>> muxes_;  ///< oldest first
+  bool muxes_granted_ = false;
+  std::size_t next_mux_ = 0;  ///< where mux() starts looking, one further each time
   bool mux_granted_ = false;
   bool standby_ = false;
   std::deque<std::string> outbox_;

@@ -684,7 +684,7 @@ asio::awaitable<void> server::serve_mux_connection(std::unique_ptr<net::tls_stre
                               : "RegMux for an unknown client; closing",
                       "client", shown_id(client_id)});
   }
-  co_await session->serve_mux(std::move(stream), reader.take_buffered());
+  co_await session->serve_mux(std::move(stream), reader.take_buffered(), std::move(peer));
 }
 
 asio::awaitable<void> server::serve_client(std::unique_ptr<net::tls_stream> stream,
@@ -759,6 +759,7 @@ asio::awaitable<void> server::serve_client(std::unique_ptr<net::tls_stream> stre
 
   int pool_size = cfg_.pool_size;
   bool mux_granted = false;
+  bool muxes_granted = false;
   proto::auth_resp resp{std::string(proto::protocol_version), std::string(proto::mm_version),
                         client_id, "", std::nullopt};
   if (auth->ext) {
@@ -776,6 +777,10 @@ asio::awaitable<void> server::serve_client(std::unique_ptr<net::tls_stream> stre
     resp.ext = proto::extensions{PORTHOLE_VERSION, pool_size, {}};
     if (mux_granted) {
       resp.ext->features.emplace_back(proto::feature_mux);
+      if (std::find(features.begin(), features.end(), proto::feature_muxes) != features.end()) {
+        resp.ext->features.emplace_back(proto::feature_muxes);
+        muxes_granted = true;
+      }
     }
     resp.ext->features.emplace_back(proto::feature_close_tunnel);
     if (mux_granted && directory_->takes_standby() &&
@@ -785,9 +790,9 @@ asio::awaitable<void> server::serve_client(std::unique_ptr<net::tls_stream> stre
     resp.ext->nodes = directory_->other_nodes();
     resp.ext->node = own_tunnel_addr_;
   }
-  auto session = std::make_shared<control_session>(*this, std::move(stream), std::move(reader),
-                                                   client_id, pool_size, mux_granted, peer,
-                                                   standby);
+  auto session =
+      std::make_shared<control_session>(*this, std::move(stream), std::move(reader), client_id,
+                                        pool_size, mux_granted, peer, standby, muxes_granted);
   sessions_[client_id] = session;
   if (auto account = account_for(*who)) {
     account->sessions.push_back(session);
@@ -901,8 +906,8 @@ asio::awaitable<std::vector<proto::new_tunnel>> server::open_standby_tunnels(
       co_return refused("A standby connection names the port of the client's tunnel.");
     }
     name = "tcp://" + cfg_.domain + ":" + std::to_string(req.remote_port);
-    tunnels.push_back(std::make_shared<tunnel>(
-        tunnel{name, "tcp", "", "", session, session->client_id(), true}));
+    tunnels.push_back(
+        std::make_shared<tunnel>(tunnel{name, "tcp", "", "", session, session->client_id(), true}));
     replies.push_back({req.req_id, name, "tcp", ""});
   } else {
     if (req.hostname.empty() && req.subdomain.empty()) {
@@ -957,10 +962,11 @@ asio::awaitable<bool> server::promote(std::shared_ptr<control_session> session) 
       co_return false;
     }
     if (!got.won()) {
-      log::warn("standby connection not promoted: the client's tunnel could not be claimed here",
-                {{"client", session->client_id()},
-                 {"name", name},
-                 {"error", got.error.empty() ? std::string("taken by another client") : got.error}});
+      log::warn(
+          "standby connection not promoted: the client's tunnel could not be claimed here",
+          {{"client", session->client_id()},
+           {"name", name},
+           {"error", got.error.empty() ? std::string("taken by another client") : got.error}});
       // The names not claimed are still standing by; they go with the session.
       bool after = false;
       for (auto& [other, rest] : by_name) {
@@ -1377,9 +1383,10 @@ asio::awaitable<void> server::follow_tcp_names() {
       if (bound.error) {
         // Said once per port, not at every pass: it is tried again each time.
         if (unbindable_tcp_names_.insert(url).second) {
-          log::warn("cannot listen on another node's tcp tunnel port here; connections to it "
-                    "through this node fail",
-                    {{"url", url}, {"error", bound.error.message()}});
+          log::warn(
+              "cannot listen on another node's tcp tunnel port here; connections to it "
+              "through this node fail",
+              {{"url", url}, {"error", bound.error.message()}});
         }
         continue;
       }
@@ -1410,8 +1417,9 @@ asio::awaitable<void> server::serve_node(tcp::socket sock) {
   const std::string peer = peer_of(sock);
   auto stream = std::make_unique<net::tls_stream>(std::move(sock), *node_server_tls_);
   asio::steady_timer timer(ioc_, cfg_.tls_handshake_timeout);
-  auto shaken = co_await (stream->async_handshake(asio::ssl::stream_base::server, net::use_nothrow) ||
-                          timer.async_wait(net::use_nothrow));
+  auto shaken =
+      co_await (stream->async_handshake(asio::ssl::stream_base::server, net::use_nothrow) ||
+                timer.async_wait(net::use_nothrow));
   if (shaken.index() == 1 || std::get<0>(std::get<0>(shaken))) {
     metrics_->count(error_kind::tls_handshake);
     log::warn("node connection refused: no TLS handshake with a certificate of the cluster CA",
@@ -1519,8 +1527,8 @@ asio::awaitable<void> server::proxy_relayed_tcp(std::shared_ptr<tunnel> t,
     net::close_stream(*conn);
     co_return;
   }
-  auto to_client =
-      co_await start_proxy(t, client_ip, {}, std::chrono::steady_clock::now() + cfg_.proxy_wait_timeout);
+  auto to_client = co_await start_proxy(t, client_ip, {},
+                                        std::chrono::steady_clock::now() + cfg_.proxy_wait_timeout);
   if (!to_client) {
     metrics_->count(error_kind::proxy_timeout);
     net::close_stream(*conn);

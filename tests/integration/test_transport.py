@@ -13,6 +13,7 @@ import hashlib
 import os
 import re
 import socket
+import subprocess
 import threading
 import time
 from urllib.parse import urlsplit
@@ -264,3 +265,89 @@ def test_small_request_completes_while_a_slowly_read_50mib_download_is_in_flight
     assert hashlib.sha256(resp.body).digest() == \
         hashlib.sha256(deterministic_bytes(big)).digest(), "the big download arrived corrupted"
     print(f"small requests (seconds, big bytes read by then): {timings}")
+
+
+# --------------------------------------------------------------------------
+# Several multiplexed connections (--mux-conns, extension "muxes")
+# --------------------------------------------------------------------------
+
+MUX_UP = r"multiplexed connection up client={id} peer=127\.0\.0\.1:(?P<port>\d+) connections=(?P<n>\d+)"
+
+
+def mux_up_lines(server, client_id: str, count: int, since: int = 0) -> list:
+    return server.proc.wait_for_all(MUX_UP.format(id=re.escape(client_id)), count, timeout=10,
+                                    since=since)
+
+
+def downloads_intact(url: str, n: int, size: int) -> list[str]:
+    """n concurrent downloads of /stream/size; what went wrong with each, if anything."""
+    from backends import stream_sha256
+    want = stream_sha256(size)
+    problems: list[str] = []
+
+    def one(i: int) -> None:
+        r = curl(f"{url}/stream/{size}")
+        if (r.returncode, r.status) != (0, 200):
+            problems.append(f"{i}: curl {r.returncode} status {r.status}: {r.stderr}")
+        elif hashlib.sha256(r.body).hexdigest() != want:
+            problems.append(f"{i}: {len(r.body)} bytes, not the stream sent")
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return problems
+
+
+def test_client_holds_several_multiplexed_connections_and_streams_keep_their_order(
+        server, http_backend, start_porthole):
+    client = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "foo",
+                            "--proto", "http", "--mux-conns", "3", server=server)
+    lines = mux_up_lines(server, client.client_id, 3)
+    assert sorted(int(m["n"]) for m in lines) == [1, 2, 3]
+    assert len({m["port"] for m in lines}) == 3, "three connections from three ports"
+    # Twelve 4 MiB downloads at once, spread over the three: each arrives whole
+    # and in order (a block out of place changes its checksum).
+    assert downloads_intact(client.url(), 12, 4 * 1024 * 1024) == []
+    # The server spread them: each connection carried at least one download
+    # (the bytes the client sent on it).
+    tunnel_port = server.tunnel_addr.rsplit(":", 1)[1]
+    for m in lines:
+        out = subprocess.run(["ss", "-tinH", "src", f"127.0.0.1:{m['port']}", "dport", "=",
+                              tunnel_port], capture_output=True, text=True).stdout
+        sent = re.search(r"bytes_acked:(\d+)", out)
+        assert sent and int(sent[1]) >= 4 * 1024 * 1024, (m["port"], out)
+
+
+def test_losing_one_of_several_multiplexed_connections_leaves_the_tunnel_serving(
+        server, http_backend, start_porthole):
+    client = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "foo",
+                            "--proto", "http", "--mux-conns", "2", server=server)
+    cid = client.client_id
+    lines = mux_up_lines(server, cid, 2)
+    mark = server.proc.mark()
+    victim = lines[0]["port"]
+    tunnel_port = server.tunnel_addr.rsplit(":", 1)[1]
+    # The client's end of one of them, cut as a dropped link would be.
+    r = subprocess.run(["ss", "-K", "src", "127.0.0.1", "sport", "=", victim,
+                        "dport", "=", tunnel_port], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    server.proc.wait_for(rf"multiplexed connection lost client={re.escape(cid)} "
+                         rf"peer=127\.0\.0\.1:{victim} connections=1", since=mark)
+    # The other one carries the traffic meanwhile, and the client opens the
+    # lost one again.
+    assert downloads_intact(client.url(), 4, 1024 * 1024) == []
+    again = mux_up_lines(server, cid, 1, since=mark)
+    assert again[0]["n"] == "2" and again[0]["port"] != victim
+    assert downloads_intact(client.url(), 4, 1024 * 1024) == []
+
+
+def test_by_default_a_client_holds_one_multiplexed_connection(server, http_backend,
+                                                              start_porthole):
+    client = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "foo",
+                            "--proto", "http", server=server)
+    (line,) = mux_up_lines(server, client.client_id, 1)
+    assert line["n"] == "1"
+    assert downloads_intact(client.url(), 3, 1024 * 1024) == []
+    assert "connections=2" not in server.proc.text()
