@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import re
 import socket
 import socketserver
@@ -510,8 +511,11 @@ class _ReuseHandler(socketserver.StreamRequestHandler):
             srv.note(f"{self.client_address} failed: {e!r}")
 
     def _reset(self) -> None:
+        """Resets the connection now. socket.close() alone would leave the
+        descriptor open while rfile and wfile hold it, and the reset would
+        come only after handle() returns: after the test was told."""
         self.request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.request.close()
+        os.close(self.request.detach())
 
     def _one_request(self) -> bool:
         srv = self.server
