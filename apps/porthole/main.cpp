@@ -34,6 +34,7 @@
 #include "net/address.h"
 #include "net/io_loop.h"
 #include "net/memory.h"
+#include "net/shards.h"
 #include "term/crash.h"
 #include "term/status_board.h"
 #include "term/status_screen.h"
@@ -67,6 +68,7 @@ struct command_line {
       ready_file;
   std::optional<int> pool_size;
   std::optional<std::size_t> local_idle_conns;
+  std::optional<std::size_t> threads;
   std::optional<int> local_idle_timeout;
   std::string log_target = "stdout";
   std::string log_level = "info";
@@ -227,8 +229,9 @@ class running_client {
       : board_(std::move(board)),
         log_to_stderr_(log_to_stderr),
         ioc_(1),
+        shards_(ioc_, cfg.threads),
         resume_(resume_dir(), porthole::client::resume_key(cfg.server_addr, cfg.tunnels)),
-        agent_(ioc_, resumed(std::move(cfg), resume_)),
+        agent_(ioc_, resumed(std::move(cfg), resume_), shards_.executors()),
         started_(std::move(started)),
         signals_(ioc_, SIGINT, SIGTERM),
         hangup_(ioc_, SIGHUP) {
@@ -269,7 +272,12 @@ class running_client {
 
   // Coroutines cut short by stop() are destroyed here, while the agent, the
   // web interface and the captures they use still exist (net::io_loop).
-  ~running_client() { ioc_.destroy_pending(); }
+  // The shards' threads stop first: nothing runs beside what is destroyed.
+  ~running_client() {
+    shards_.stop();
+    shards_.destroy_pending();
+    ioc_.destroy_pending();
+  }
 
   /// Serves until SIGINT, SIGTERM, q on the status screen, or a fatal error;
   /// returns the exit status.
@@ -294,6 +302,8 @@ class running_client {
                      stop_loop();
                    });
     ioc_.run();
+    shards_.stop();
+    shards_.destroy_pending();
     ioc_.destroy_pending();
     screen_.reset();  // the terminal as it was, before anything more is said
     if (result_ && result_->exit_code != 0) {
@@ -444,6 +454,9 @@ class running_client {
   std::shared_ptr<porthole::term::status_board> board_;
   bool log_to_stderr_;
   porthole::net::io_loop ioc_;
+  /// The threads' loops: the multiplexed connections' sockets are theirs,
+  /// so they outlive the agent.
+  porthole::net::shards shards_;
   porthole::client::resume_file resume_;  ///< before the agent, which reads it
   /// Declared before the agent, which writes it, so that it outlives it; removed at exit.
   std::optional<porthole::fs::replaced_file> ready_;
@@ -523,12 +536,15 @@ int main(int argc, char** argv) {
                  "Seconds between heartbeats (Ping) to the server")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));
-  std::size_t mux_connections = 1;
+  app.add_option("--threads", cl.threads,
+                 "Threads serving public connections, each with its own multiplexed "
+                 "connection (default: one per core; 1 serves everything on one thread)")
+      ->check(CLI::Range(1, 256));
+  std::size_t mux_connections = 0;
   app.add_option("--mux-conns", mux_connections,
                  "Multiplexed connections to hold to a porthole server that allows several; "
                  "it spreads public connections over them, so that one TLS connection's "
-                 "encryption is not one core's limit")
-      ->capture_default_str()
+                 "encryption is not one core's limit (default: one per thread)")
       ->check(CLI::Range(1, 16));
   bool no_mux = false;
   app.add_flag("--no-mux", no_mux,
@@ -657,6 +673,8 @@ int main(int argc, char** argv) {
             .value_or(4));
     cfg.mux = !no_mux;
     cfg.mux_connections = mux_connections;
+    cfg.threads = first_of(cl.threads, file ? file->threads : std::nullopt)
+                      .value_or(porthole::net::default_threads());
     cfg.standby = !no_standby && !no_mux;
     cfg.ping_interval = std::chrono::seconds(heartbeat);
 

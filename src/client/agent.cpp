@@ -4,10 +4,12 @@
 #include <spdlog/spdlog.h>
 #include <sys/utsname.h>
 
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
@@ -106,25 +108,47 @@ class capture_tap final : public http_observer {
   inspect::http_capture capture_;
 };
 
-// Tells the observer, if any, that a public connection is open while it lives.
+// Tells the observer, if any, that a public connection is open while it
+// lives; from any shard, through `tell` (agent::tell_observer).
 class connection_count {
  public:
-  explicit connection_count(agent_observer* observer) : observer_(observer) {
-    if (observer_ != nullptr) {
-      observer_->connection_opened();
-    }
+  using teller = std::function<void(std::function<void(agent_observer&)>)>;
+  explicit connection_count(teller tell) : tell_(std::move(tell)) {
+    tell_([](agent_observer& o) { o.connection_opened(); });
   }
   ~connection_count() {
-    if (observer_ != nullptr) {
-      observer_->connection_closed();
-    }
+    tell_([](agent_observer& o) { o.connection_closed(); });
   }
   connection_count(const connection_count&) = delete;
   connection_count& operator=(const connection_count&) = delete;
 
  private:
-  agent_observer* observer_;
+  teller tell_;
 };
+
+// What the observer is shown of an exchange: all but the bodies' bytes.
+inspect::exchange without_bodies(const inspect::exchange& e) {
+  inspect::exchange seen;
+  seen.id = e.id;
+  seen.tunnel_name = e.tunnel_name;
+  seen.public_url = e.public_url;
+  seen.remote_addr = e.remote_addr;
+  seen.start = e.start;
+  seen.duration = e.duration;
+  const auto sized = [](const inspect::captured_body& b) {
+    return inspect::captured_body{{}, b.size, b.size > 0};
+  };
+  seen.request = {e.request.method, e.request.target, e.request.version, e.request.headers,
+                  sized(e.request.body)};
+  if (const auto& r = e.response) {
+    seen.response =
+        inspect::captured_response{r->status, r->reason, r->version, r->headers, sized(r->body)};
+  }
+  seen.replay_of = e.replay_of;
+  seen.websocket = e.websocket;
+  seen.error = e.error;
+  return seen;
+}
 
 }  // namespace
 
@@ -186,13 +210,20 @@ struct agent::session {
   }
 };
 
-agent::agent(asio::io_context& ioc, client_config cfg)
+agent::agent(asio::io_context& ioc, client_config cfg, std::vector<asio::any_io_executor> shards)
     : ioc_(ioc),
       cfg_(std::move(cfg)),
       tls_(net::make_client_tls(cfg_.trust_ca)),
       client_id_(cfg_.client_id),
-      local_pool_(std::make_shared<local_pool>(
-          ioc.get_executor(), local_pool_limits{cfg_.local_idle_conns, cfg_.local_idle_timeout})) {
+      published_tunnels_(std::make_shared<const tunnel_map>()),
+      shards_(std::move(shards)) {
+  if (shards_.empty()) {
+    shards_.push_back(ioc.get_executor());
+  }
+  for (const auto& ex : shards_) {
+    local_pools_.push_back(std::make_shared<local_pool>(
+        ex, local_pool_limits{cfg_.local_idle_conns, cfg_.local_idle_timeout}));
+  }
   SSL_CTX* ctx = tls_.native_handle();
   // Not SSL_CTX_set_app_data: Asio keeps its verify callback in that slot and
   // deletes whatever is there when the context goes.
@@ -378,10 +409,13 @@ asio::awaitable<std::tuple<net::error_code, std::unique_ptr<net::tls_stream>>> a
   }
   auto stream = std::make_unique<net::tls_stream>(std::move(sock), tls_);
   net::verify_host(stream->native_handle(), tls_name);
-  if (tls_session_) {
-    SSL_set_session(stream->native_handle(), tls_session_.get());
+  {
+    const std::lock_guard lock(tls_session_mutex_);
+    if (tls_session_) {
+      SSL_set_session(stream->native_handle(), tls_session_.get());
+    }
   }
-  asio::steady_timer timer(ioc_, cfg_.dial_timeout);
+  asio::steady_timer timer(co_await asio::this_coro::executor, cfg_.dial_timeout);
   auto result =
       co_await (stream->async_handshake(asio::ssl::stream_base::client, net::use_nothrow) ||
                 timer.async_wait(net::use_nothrow));
@@ -409,7 +443,9 @@ asio::awaitable<std::tuple<net::error_code, std::unique_ptr<net::tls_stream>>> a
 int agent::on_new_session(SSL* ssl, SSL_SESSION* session) {
   auto* self = static_cast<agent*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), agent_ex_index()));
   if (SSL_SESSION* copy = SSL_SESSION_dup(session)) {
-    self->tls_session_.reset(copy, &SSL_SESSION_free);
+    std::shared_ptr<SSL_SESSION> kept(copy, &SSL_SESSION_free);
+    const std::lock_guard lock(self->tls_session_mutex_);
+    self->tls_session_ = std::move(kept);
   }
   return 0;  // OpenSSL keeps ownership of `session`
 }
@@ -449,7 +485,7 @@ agent::open_session(net::host_port to, std::string tls_name, bool standby) {
   if (cfg_.mux) {
     auth.ext->features.emplace_back(proto::feature_mux);
   }
-  if (cfg_.mux && cfg_.mux_connections > 1) {
+  if (cfg_.mux && mux_count() > 1) {
     auth.ext->features.emplace_back(proto::feature_muxes);
   }
   if (cfg_.mux && cfg_.standby) {
@@ -490,7 +526,7 @@ agent::open_session(net::host_port to, std::string tls_name, bool standby) {
       return std::find(f.begin(), f.end(), name) != f.end();
     };
     s->mux_granted = cfg_.mux && has(proto::feature_mux);
-    s->muxes_granted = s->mux_granted && cfg_.mux_connections > 1 && has(proto::feature_muxes);
+    s->muxes_granted = s->mux_granted && mux_count() > 1 && has(proto::feature_muxes);
     s->close_granted = has(proto::feature_close_tunnel);
     s->standby_granted = s->mux_granted && cfg_.standby && has(proto::feature_standby);
     s->nodes = resp->ext->nodes;
@@ -593,11 +629,11 @@ asio::awaitable<std::optional<agent_result>> agent::serve_promoted(std::shared_p
 
 asio::awaitable<void> agent::serve_session(std::shared_ptr<session> s) {
   co_await (read_loop(*s) || write_loop(*s) || ping_loop(*s) || mux_loop(*s));
-  for (const auto& m : s->muxes) {
-    if (m && !stopped_) {
-      net::spawn(ioc_.get_executor(), drain(m), "draining a multiplexed connection");
-    } else if (m) {
-      m->close();
+  for (std::size_t slot = 0; slot < s->muxes.size(); ++slot) {
+    // Each on its own shard: a mux session is used there only.
+    if (auto m = s->muxes[slot]) {
+      net::spawn(shards_[slot % shards_.size()], drain(std::move(m)),
+                 "draining a multiplexed connection");
     }
   }
   net::close_stream(*s->stream);
@@ -689,12 +725,11 @@ asio::awaitable<void> agent::drain(std::shared_ptr<mux::session> m) {
   // as its control connection ended (its OPEN still on the way), and closes
   // the connection itself when it is done.
   const auto linger = clock::now() + std::chrono::seconds(2);
-  while (!m->closed() && (m->stream_count() > 0 || clock::now() < linger) &&
+  asio::steady_timer tick(co_await asio::this_coro::executor);
+  while (!stopped_ && !m->closed() && (m->stream_count() > 0 || clock::now() < linger) &&
          clock::now() < give_up) {
-    const bool stop = co_await stopping_.wait_until(clock::now() + std::chrono::milliseconds(50));
-    if (stop) {
-      break;
-    }
+    tick.expires_after(std::chrono::milliseconds(50));
+    co_await tick.async_wait(net::use_nothrow);
   }
   m->close();
 }
@@ -731,10 +766,15 @@ asio::awaitable<void> agent::read_loop(session& s) {
   }
 }
 
-// The multiplexed connections (one, or cfg_.mux_connections with "muxes"),
-// each kept up in its own loop while the control connection lives.
+std::size_t agent::mux_count() const {
+  const std::size_t n = cfg_.mux_connections != 0 ? cfg_.mux_connections : shards_.size();
+  return std::min(n, proto::max_mux_connections);
+}
+
+// The multiplexed connections (one, or mux_count() with "muxes"), each kept
+// up in its own loop while the control connection lives.
 asio::awaitable<void> agent::mux_loop(session& s) {
-  const std::size_t n = s.muxes_granted ? cfg_.mux_connections : 1;
+  const std::size_t n = s.muxes_granted ? mux_count() : 1;
   s.muxes.assign(n, nullptr);
   if (n == 1) {
     co_await keep_mux(s, 0);
@@ -754,45 +794,43 @@ asio::awaitable<void> agent::mux_loop(session& s) {
 
 // One multiplexed connection, kept up while the control connection lives. If
 // none can be had, the server falls back to asking for proxy connections.
+// The loop runs on the agent's thread; the connection on its slot's shard.
 asio::awaitable<void> agent::keep_mux(session& s, std::size_t slot) {
+  const std::size_t shard = slot % shards_.size();
   while (s.mux_granted && !stopped_) {
     const bool direct =
         !s.node_failed && (s.node.host != s.server.host || s.node.port != s.server.port);
     // (Named: temporaries inside a co_await expression trip g++ 12.)
     net::host_port to = direct ? s.node : s.server;
     std::string tls_name = direct ? learned_tls_name(s.node, s.tls_name) : s.tls_name;
-    auto [ec, conn] = co_await connect(std::move(to), std::move(tls_name));
+    auto opening = asio::co_spawn(shards_[shard],
+                                  open_mux(shard, std::move(to), std::move(tls_name), client_id_),
+                                  asio::use_awaitable);
+    auto [ec, m] = co_await std::move(opening);
     if (ec && direct) {
       // The node's own address is not reachable from here (or presents
       // something else): the address dialled for the control connection is.
       s.node_failed = true;
-      net::host_port fallback = s.server;
-      std::string fallback_name = s.tls_name;
-      std::tie(ec, conn) = co_await connect(std::move(fallback), std::move(fallback_name));
+      auto again = asio::co_spawn(shards_[shard], open_mux(shard, s.server, s.tls_name, client_id_),
+                                  asio::use_awaitable);
+      std::tie(ec, m) = co_await std::move(again);
     }
     const bool connect_said_why = ec && !is_verify_failure(ec);
-    if (!ec) {
-      std::string reg = proto::encode_framed(proto::reg_mux{client_id_});
-      ec = co_await net::write_message(*conn, std::move(reg));
-    }
-    if (!ec) {
-      auto m = std::make_shared<mux::session>(std::move(conn), mux::session::role::client);
-      m->on_open = [this](std::unique_ptr<mux::stream> st, proto::start_proxy info) {
-        net::spawn(ioc_.get_executor(), serve_stream(std::move(st), std::move(info)), "stream");
-      };
+    if (m) {
       s.muxes[slot] = m;
       spdlog::debug("multiplexed connection {} up", slot + 1);
       // Run on its own: when the control connection goes (its node is
       // shutting down), the streams in flight on it still finish.
       auto ended = std::make_shared<net::event>();
       auto over = std::make_shared<bool>(false);
-      asio::co_spawn(ioc_.get_executor(), m->run(), [m, ended, over](std::exception_ptr e) {
-        if (e) {
-          net::log_escaped(e, "multiplexed connection");
-        }
-        *over = true;
-        ended->notify();
-      });
+      asio::co_spawn(shards_[shard], m->run(),
+                     asio::bind_executor(ioc_.get_executor(), [ended, over](std::exception_ptr e) {
+                       if (e) {
+                         net::log_escaped(e, "multiplexed connection");
+                       }
+                       *over = true;
+                       ended->notify();
+                     }));
       while (!*over) {
         co_await ended->wait_until(clock::time_point::max());
       }
@@ -812,23 +850,50 @@ asio::awaitable<void> agent::keep_mux(session& s, std::size_t slot) {
   co_await stopping_.wait_until(clock::time_point::max());
 }
 
-asio::awaitable<void> agent::serve_stream(std::unique_ptr<mux::stream> st,
-                                          proto::start_proxy info) {
+asio::awaitable<std::tuple<net::error_code, std::shared_ptr<mux::session>>> agent::open_mux(
+    std::size_t shard, net::host_port to, std::string tls_name, std::string client_id) {
+  auto [ec, conn] = co_await connect(std::move(to), std::move(tls_name));
+  if (!ec) {
+    std::string reg = proto::encode_framed(proto::reg_mux{std::move(client_id)});
+    ec = co_await net::write_message(*conn, std::move(reg));
+  }
+  if (ec) {
+    co_return std::tuple{ec, nullptr};
+  }
+  auto m = std::make_shared<mux::session>(std::move(conn), mux::session::role::client);
+  const auto executor = co_await asio::this_coro::executor;
+  m->on_open = [this, executor, shard](std::unique_ptr<mux::stream> st, proto::start_proxy info) {
+    net::spawn(executor, serve_stream(std::move(st), std::move(info), shard), "stream");
+  };
+  co_return std::tuple{net::error_code{}, std::move(m)};
+}
+
+asio::awaitable<void> agent::serve_stream(std::unique_ptr<mux::stream> st, proto::start_proxy info,
+                                          std::size_t shard) {
   auto spec = find_tunnel(info.url);
   if (!spec) {
     spdlog::warn("server opened a stream for unknown tunnel {}; closing it", info.url);
     co_return;
   }
-  co_await serve_proxied(*st, std::move(spec), std::move(info));
+  co_await serve_proxied(*st, std::move(spec), std::move(info), shard);
+}
+
+void agent::tell_observer(std::function<void(agent_observer&)> tell) {
+  if (observer_ == nullptr) {
+    return;
+  }
+  asio::post(ioc_, [observer = observer_, tell = std::move(tell)] { tell(*observer); });
 }
 
 asio::awaitable<void> agent::serve_proxied(net::channel& tunnel,
                                            std::shared_ptr<const tunnel_spec> spec,
-                                           proto::start_proxy info, std::string initial) {
+                                           proto::start_proxy info, std::size_t shard,
+                                           std::string initial) {
   spdlog::debug("{}: connection from {}", info.url, info.client_addr);
-  const connection_count counted(observer_);
+  const connection_count counted(
+      [this](std::function<void(agent_observer&)> tell) { tell_observer(std::move(tell)); });
   if (spec->is_http()) {
-    co_await serve_http(tunnel, std::move(spec), std::move(info), std::move(initial));
+    co_await serve_http(tunnel, std::move(spec), std::move(info), shard, std::move(initial));
     co_return;
   }
   auto [dec, local, failure] =
@@ -844,7 +909,8 @@ asio::awaitable<void> agent::serve_proxied(net::channel& tunnel,
 
 asio::awaitable<void> agent::serve_http(net::channel& tunnel,
                                         std::shared_ptr<const tunnel_spec> spec,
-                                        proto::start_proxy info, std::string initial) {
+                                        proto::start_proxy info, std::size_t shard,
+                                        std::string initial) {
   local_http_target target{
       spec->local_host, spec->local_port, info.url,
       std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.local_dial_timeout),
@@ -856,10 +922,13 @@ asio::awaitable<void> agent::serve_http(net::channel& tunnel,
     options.public_url = info.url;
     options.remote_addr = info.client_addr;
     options.body_limit = capture_ != nullptr ? capture_body_limit_ : 0;
-    // By value: a connection may end after the agent (when the io_context goes).
-    tap.emplace(std::move(options), [writer = capture_, observer = observer_](inspect::exchange e) {
+    // By value: a connection may end after the agent (when the io_context
+    // goes). The observer is told on the agent's thread, without the bodies.
+    tap.emplace(std::move(options), [writer = capture_, observer = observer_,
+                                     main = ioc_.get_executor()](inspect::exchange e) {
       if (observer != nullptr) {
-        observer->exchange_done(e);
+        inspect::exchange seen = without_bodies(e);
+        asio::post(main, [observer, seen = std::move(seen)] { observer->exchange_done(seen); });
       }
       if (writer != nullptr) {
         writer->submit(std::move(e));
@@ -868,7 +937,8 @@ asio::awaitable<void> agent::serve_http(net::channel& tunnel,
   }
   http_observer* seen_by = tap ? &*tap : nullptr;
   const local_http_totals done =
-      co_await forward_http(tunnel, local_pool_, std::move(target), std::move(initial), seen_by);
+      co_await forward_http(tunnel, local_pools_[shard % local_pools_.size()], std::move(target),
+                            std::move(initial), seen_by);
   spdlog::debug(
       "{}: connection from {} ended: {} requests, {} on kept connections, {} local dials, "
       "{} sent again",
@@ -1041,6 +1111,7 @@ void agent::handle_new_tunnel(session& s, const proto::new_tunnel& nt) {
     }
   }
   url_to_tunnel_[nt.url] = std::make_shared<const tunnel_spec>(*spec);
+  publish_tunnels();
   auto& urls = key_to_url_[key];
   if (std::find(urls.begin(), urls.end(), nt.url) == urls.end()) {
     urls.push_back(nt.url);
@@ -1088,6 +1159,7 @@ void agent::give_up_tunnel(const tunnel_spec& t) {
   assigned_ports_.erase(t.key());
   for (const std::string& url : urls) {
     url_to_tunnel_.erase(url);
+    publish_tunnels();
     if (current_ != nullptr && current_->close_granted) {
       send(*current_, proto::close_tunnel{url});
       spdlog::info("closed tunnel '{}': {}", t.name, url);
@@ -1153,8 +1225,13 @@ std::vector<agent::live_tunnel> agent::tunnels() const {
   return out;
 }
 
+void agent::publish_tunnels() {
+  published_tunnels_.store(std::make_shared<const tunnel_map>(url_to_tunnel_));
+}
+
 std::shared_ptr<const tunnel_spec> agent::find_tunnel(const std::string& url) const {
-  if (auto it = url_to_tunnel_.find(url); it != url_to_tunnel_.end()) {
+  const std::shared_ptr<const tunnel_map> tunnels = published_tunnels_.load();
+  if (auto it = tunnels->find(url); it != tunnels->end()) {
     return it->second;
   }
   // A standby node names an HTTP(S) tunnel with its own public port, which
@@ -1171,7 +1248,7 @@ std::shared_ptr<const tunnel_spec> agent::find_tunnel(const std::string& url) co
     return nullptr;  // a tcp tunnel's port is its name
   }
   const std::string_view wanted = without_port(url);
-  for (const auto& [known, spec] : url_to_tunnel_) {
+  for (const auto& [known, spec] : *tunnels) {
     if (without_port(known) == wanted) {
       return spec;
     }
@@ -1210,7 +1287,7 @@ asio::awaitable<void> agent::proxy_connection(net::host_port to, std::string tls
     co_return;
   }
   net::tls_channel tunnel(std::move(stream));
-  co_await serve_proxied(tunnel, std::move(spec), std::move(*start), reader.take_buffered());
+  co_await serve_proxied(tunnel, std::move(spec), std::move(*start), 0, reader.take_buffered());
 }
 
 }  // namespace porthole::client

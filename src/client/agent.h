@@ -2,11 +2,14 @@
 // The client agent: one control connection to the server, with reconnects,
 // and the proxy connections that carry public traffic to local services.
 
+#include <atomic>
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -56,9 +59,19 @@ struct agent_result {
   std::string error;  ///< what to tell the user when exit_code != 0
 };
 
+/// Threads (docs/THREADS.md): the agent's state lives on `ioc`'s thread, and
+/// every public member is called there. Each multiplexed connection lives
+/// on one shard (an event loop of its own thread), with the streams it
+/// carries, their local connections and their capture; what a stream needs
+/// of the agent is an immutable snapshot (the tunnels) or posted to `ioc`
+/// (what the observer is told).
 class agent {
  public:
-  agent(net::asio::io_context& ioc, client_config cfg);
+  /// `shards`: the executors multiplexed connections are spread over, in
+  /// turn (net::shards::executors(); the first is normally `ioc`'s). None:
+  /// everything on `ioc`. Proxy connections (without "mux") stay on `ioc`.
+  agent(net::asio::io_context& ioc, client_config cfg,
+        std::vector<net::asio::any_io_executor> shards = {});
   ~agent();
 
   /// Connects, opens the tunnels and serves until stop() or a fatal error
@@ -140,18 +153,31 @@ class agent {
   net::asio::awaitable<void> leave_by(std::chrono::steady_clock::time_point deadline);
   net::asio::awaitable<void> proxy_connection(net::host_port to, std::string tls_name);
   net::asio::awaitable<void> read_loop(session& s);
+  /// Runs on the multiplexed connection's own shard.
   net::asio::awaitable<void> drain(std::shared_ptr<mux::session> m);
   net::asio::awaitable<void> mux_loop(session& s);
+  /// How many multiplexed connections to keep where the server takes
+  /// several: --mux-conns, or one per shard.
+  std::size_t mux_count() const;
   net::asio::awaitable<void> keep_mux(session& s, std::size_t slot);
-  net::asio::awaitable<void> serve_stream(std::unique_ptr<mux::stream> st, proto::start_proxy info);
+  /// On shard `shard`: a TLS connection to `to`, RegMux on it, and the mux
+  /// session made of it, whose streams are served on that shard.
+  net::asio::awaitable<std::tuple<net::error_code, std::shared_ptr<mux::session>>> open_mux(
+      std::size_t shard, net::host_port to, std::string tls_name, std::string client_id);
+  net::asio::awaitable<void> serve_stream(std::unique_ptr<mux::stream> st, proto::start_proxy info,
+                                          std::size_t shard);
   net::asio::awaitable<void> serve_proxied(net::channel& tunnel,
                                            std::shared_ptr<const tunnel_spec> spec,
-                                           proto::start_proxy info, std::string initial = {});
+                                           proto::start_proxy info, std::size_t shard,
+                                           std::string initial = {});
   /// An http tunnel's public connection: its requests forwarded to the local
   /// service on kept connections (local_http.h), captured if asked.
   net::asio::awaitable<void> serve_http(net::channel& tunnel,
                                         std::shared_ptr<const tunnel_spec> spec,
-                                        proto::start_proxy info, std::string initial);
+                                        proto::start_proxy info, std::size_t shard,
+                                        std::string initial);
+  /// Runs `tell` with the observer, if any, on the agent's thread.
+  void tell_observer(std::function<void(agent_observer&)> tell);
   net::asio::awaitable<void> ping_loop(session& s);
   net::asio::awaitable<void> write_loop(session& s);
   void send(session& s, const proto::message& m);
@@ -159,7 +185,10 @@ class agent {
   std::string request_tunnel(session& s, const tunnel_spec& t);
   void handle_new_tunnel(session& s, const proto::new_tunnel& nt);
   void give_up_tunnel(const tunnel_spec& t);
+  /// From any shard: the tunnel a public URL is served by (the snapshot).
   std::shared_ptr<const tunnel_spec> find_tunnel(const std::string& url) const;
+  /// Makes url_to_tunnel_ as it is now what find_tunnel() reads.
+  void publish_tunnels();
   void announce_tunnels();
   void tell_if_settled();
   static int on_new_session(SSL* ssl, SSL_SESSION* session);
@@ -169,7 +198,9 @@ class agent {
   net::asio::ssl::context tls_;
   /// The newest TLS session the server gave, offered on every new connection
   /// so that proxy connections resume instead of doing a full handshake.
+  /// Connections are made on every shard: guarded, read and set once each.
   std::shared_ptr<SSL_SESSION> tls_session_;
+  std::mutex tls_session_mutex_;
   /// Makes the next server of the list (given, then learned) the current one.
   void next_server();
   /// Adds the addresses a cluster node told of, after the given ones.
@@ -192,7 +223,10 @@ class agent {
   std::uint64_t connections_ = 0;        ///< control connections the server accepted
   /// Public URL -> what it forwards to, as it was when the tunnel came up: a
   /// connection keeps its snapshot however the tunnel list changes.
-  std::map<std::string, std::shared_ptr<const tunnel_spec>, std::less<>> url_to_tunnel_;
+  using tunnel_map = std::map<std::string, std::shared_ptr<const tunnel_spec>, std::less<>>;
+  tunnel_map url_to_tunnel_;
+  /// url_to_tunnel_ as published for the shards: replaced whole, never changed.
+  std::atomic<std::shared_ptr<const tunnel_map>> published_tunnels_;
   /// tunnel_spec::key() -> the public URLs it has (two for "http+https").
   std::map<std::string, std::vector<std::string>, std::less<>> key_to_url_;
   /// tunnel_spec::key() -> the port the server chose for a tcp tunnel that
@@ -201,8 +235,11 @@ class agent {
   /// tunnel_spec::key() -> the subdomain the server chose for an http tunnel
   /// that named none, asked for again after a reconnect.
   std::map<std::string, std::string, std::less<>> assigned_subdomains_;
-  /// Idle keep-alive connections to the local HTTP services of http tunnels.
-  std::shared_ptr<local_pool> local_pool_;
+  /// The executors of the shards; shards_[0] is where the agent's state is.
+  std::vector<net::asio::any_io_executor> shards_;
+  /// Idle keep-alive connections to the local HTTP services of http
+  /// tunnels, one pool per shard, used on that shard only.
+  std::vector<std::shared_ptr<local_pool>> local_pools_;
   std::shared_ptr<inspect::capture_writer> capture_;
   std::size_t capture_body_limit_ = 0;
   agent_observer* observer_ = nullptr;
@@ -211,7 +248,8 @@ class agent {
   std::shared_ptr<session> standby_;
   net::event standby_wanted_;  ///< the main connection changed or settled
   net::event stopping_;
-  bool stopped_ = false;
+  /// Read by the shards (a connection that ends quietly once stopping).
+  std::atomic<bool> stopped_ = false;
 };
 
 }  // namespace porthole::client

@@ -42,8 +42,12 @@ struct client_config {
   bool mux = true;     ///< offer the "mux" extension (streams instead of the pool)
   /// Multiplexed connections to hold (extension "muxes" when above 1): the
   /// server spreads streams over them, so one TLS connection's crypto is not
-  /// one core's ceiling. 1-16.
-  std::size_t mux_connections = 1;
+  /// one core's ceiling. 1-16; 0: one per thread.
+  std::size_t mux_connections = 0;
+  /// Threads, each with an event loop of its own; the multiplexed
+  /// connections are spread over them (docs/THREADS.md). The composition
+  /// root starts them (net::shards) and hands the agent their executors.
+  std::size_t threads = 1;
   /// Keep a second control connection to another node of a cluster that
   /// offers it (extension "standby", which needs mux), to go on serving
   /// without a gap when the node of the first one goes.

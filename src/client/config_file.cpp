@@ -35,6 +35,7 @@ const std::vector<std::string_view> top_level_keys = {"server_addr",
                                                       "pool_size",
                                                       "local_idle_conns",
                                                       "local_idle_timeout",
+                                                      "threads",
                                                       "inspect_addr",
                                                       "inspect_db",
                                                       "inspect_body_limit",
@@ -341,6 +342,8 @@ class config_parser {
         out.pool_size = static_cast<int>(integer(e, 1, 1000));
       } else if (e.key == "local_idle_conns") {
         out.local_idle_conns = static_cast<std::size_t>(integer(e, 0, 10000));
+      } else if (e.key == "threads") {
+        out.threads = static_cast<std::size_t>(integer(e, 1, 256));
       } else if (e.key == "local_idle_timeout") {
         out.local_idle_timeout = static_cast<int>(integer(e, 1, 3600));
       } else if (e.key == "inspect_addr") {

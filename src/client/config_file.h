@@ -43,6 +43,7 @@ struct config_file {
   std::optional<int> pool_size;                   ///< 1-1000
   std::optional<std::size_t> local_idle_conns;    ///< 0-10000
   std::optional<int> local_idle_timeout;          ///< seconds, 1-3600
+  std::optional<std::size_t> threads;             ///< 1-256
   std::optional<std::size_t> inspect_body_limit;  ///< bytes of each body to capture
   std::optional<std::size_t> inspect_keep;        ///< exchanges to keep
   bool trust_host_root_certs = false;  ///< ngrok 1.x; accepted, the system's roots are the default

@@ -45,6 +45,7 @@ void session::close() {
   }
   auto streams = std::move(streams_);
   streams_.clear();
+  open_streams_.store(0, std::memory_order_relaxed);
   for (auto& [id, s] : streams) {
     s->fail();
   }
@@ -61,6 +62,7 @@ std::unique_ptr<stream> session::open(const proto::start_proxy& info) {
     return s;
   }
   streams_[id] = s.get();
+  open_streams_.store(streams_.size(), std::memory_order_relaxed);
   send(frame_type::open, id, proto::encode_start_proxy(info));
   return s;
 }
@@ -163,6 +165,7 @@ bool session::handle_frame(const frame_header& h, std::string_view payload) {
     }
     std::unique_ptr<stream> s(new stream(shared_from_this(), h.stream, opts_.window));
     streams_[h.stream] = s.get();
+    open_streams_.store(streams_.size(), std::memory_order_relaxed);
     if (on_open) {
       on_open(std::move(s), std::move(*start));
     }
@@ -198,6 +201,7 @@ bool session::handle_frame(const frame_header& h, std::string_view payload) {
       break;
     case frame_type::reset:
       streams_.erase(it);
+      open_streams_.store(streams_.size(), std::memory_order_relaxed);
       s.fail();
       break;
     case frame_type::open:
@@ -306,6 +310,7 @@ void stream::close() {
     session_->send(frame_type::reset, id_, {});
   }
   session_->streams_.erase(id_);
+  session_->open_streams_.store(session_->streams_.size(), std::memory_order_relaxed);
   in_.clear();
   in_.shrink_to_fit();
   in_bytes_ = 0;

@@ -5,6 +5,7 @@
 // round trip and no socket of its own. Each stream has its own flow-control
 // window in each direction and can half-close.
 
+#include <atomic>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <cstdint>
 #include <functional>
@@ -28,7 +29,8 @@ struct options {
 
 class stream;
 
-/// Single-threaded: use it from the executor of its connection.
+/// Single-threaded: use it from the executor of its connection; closed() and
+/// stream_count() may be read from any thread.
 class session : public std::enable_shared_from_this<session> {
  public:
   enum class role { server, client };
@@ -45,7 +47,8 @@ class session : public std::enable_shared_from_this<session> {
 
   /// Ends the connection and every stream.
   void close();
-  bool closed() const { return closed_; }
+  /// From any thread (a relaxed read: a hint, exact on the session's own).
+  bool closed() const { return closed_.load(std::memory_order_relaxed); }
 
   /// Server: a new stream that tells the client `info` (which tunnel, which
   /// public address). Data may be written at once.
@@ -54,7 +57,8 @@ class session : public std::enable_shared_from_this<session> {
   /// Client: called for each stream the server opens.
   std::function<void(std::unique_ptr<stream>, proto::start_proxy)> on_open;
 
-  std::size_t stream_count() const { return streams_.size(); }
+  /// From any thread (a relaxed read: a hint, exact on the session's own).
+  std::size_t stream_count() const { return open_streams_.load(std::memory_order_relaxed); }
 
  private:
   friend class stream;
@@ -75,7 +79,10 @@ class session : public std::enable_shared_from_this<session> {
   net::event out_drained_;
   std::unordered_map<std::uint32_t, stream*> streams_;
   std::uint32_t next_id_ = 1;
-  bool closed_ = false;
+  /// Written on the session's executor only; atomic so that whoever picks a
+  /// session for a new stream may look from another thread.
+  std::atomic<bool> closed_ = false;
+  std::atomic<std::size_t> open_streams_ = 0;  ///< streams_.size()
 };
 
 /// One proxied connection on a mux session.

@@ -15,9 +15,10 @@ def host_of(server, sub: str = "reuse") -> str:
     return f"{sub}.localhost:{server.http_port}"
 
 
-def tunnel_to(start_porthole, server, backend, *args):
+def tunnel_to(start_porthole, server, backend, *args, threads=1):
+    # Each thread keeps its own connections: with one, the counts below are exact.
     return start_porthole("http", f"127.0.0.1:{backend.port}", "--subdomain", "reuse",
-                          "--proto", "http", *args, server=server)
+                          "--proto", "http", "--threads", str(threads), *args, server=server)
 
 
 def one_request(server, method="GET", path="/", body=b"", close=False):
@@ -39,6 +40,16 @@ def test_new_public_connections_reuse_one_local_connection(server, start_porthol
     assert len(backend.requests) == N
     # Sequential requests: the one kept connection serves them all.
     assert backend.accepted <= 2, f"{backend.accepted} local connections for {N} requests"
+
+
+def test_each_thread_keeps_its_own_local_connection(server, start_porthole):
+    backend = ReuseBackend("keep-alive")
+    tunnel_to(start_porthole, server, backend, threads=3)
+    got = [one_request(server, path=f"/{i}") for i in range(N)]
+    assert [status for status, _ in got] == [200] * N
+    # Public connections come on the three threads' multiplexed connections,
+    # and each thread dials the service once at most.
+    assert backend.accepted <= 3, f"{backend.accepted} local connections for {N} requests"
 
 
 def test_local_idle_conns_zero_dials_for_every_public_connection(server, start_porthole):

@@ -13,7 +13,7 @@ N = 30
 def test_30_sequential_connection_close_requests_all_succeed(pool_args, server, http_backend,
                                                              start_porthole):
     client = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "foo",
-                            "--proto", "http", *pool_args, server=server)
+                            "--proto", "http", "--threads", "1", *pool_args, server=server)
     host = f"foo.localhost:{server.http_port}"
     failures = []
     for i in range(N):

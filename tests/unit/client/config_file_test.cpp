@@ -173,6 +173,7 @@ inspect_addr: 127.0.0.1:4040
 pool_size: 20
 local_idle_conns: 0
 local_idle_timeout: 30
+threads: 3
 log: stderr
 log_level: debug
 inspect_body_limit: 65536
@@ -190,6 +191,7 @@ trust_host_root_certs: true
   EXPECT_EQ(cfg.pool_size, 20);
   EXPECT_EQ(cfg.local_idle_conns, 0u);
   EXPECT_EQ(cfg.local_idle_timeout, 30);
+  EXPECT_EQ(cfg.threads, 3u);
   EXPECT_EQ(cfg.log, "stderr");
   EXPECT_EQ(cfg.log_level, "debug");
   EXPECT_EQ(cfg.inspect_body_limit, 65536u);
@@ -285,7 +287,8 @@ TEST(ConfigFileError, UnknownTopLevelKeyListsTheValidOnes) {
   EXPECT_EQ(error_of("authtoken: x\nserver_adr: a:1\n"),
             "porthole.yml:2:1: unknown key 'server_adr' (expected one of: server_addr, authtoken, "
             "auth_token, trust_ca, trust_host_root_certs, http_proxy, pool_size, local_idle_conns, "
-            "local_idle_timeout, inspect_addr, inspect_db, inspect_body_limit, inspect_keep, log, "
+            "local_idle_timeout, threads, inspect_addr, inspect_db, inspect_body_limit, "
+            "inspect_keep, log, "
             "log_level, ready_file, tunnels; did you mean 'server_addr'?)");
 }
 
@@ -354,6 +357,11 @@ TEST(ConfigFileError, LongValuesAreShortenedInMessages) {
 TEST(ConfigFileError, LocalIdleTimeoutOfZeroIsOutOfRange) {
   const std::string e = error_of("local_idle_timeout: 0\n");
   EXPECT_NE(e.find("porthole.yml:1:21: 'local_idle_timeout'"), std::string::npos) << e;
+}
+
+TEST(ConfigFileError, ThreadsOfZeroIsOutOfRange) {
+  const std::string e = error_of("threads: 0\n");
+  EXPECT_NE(e.find("porthole.yml:1:10: 'threads'"), std::string::npos) << e;
 }
 
 TEST(ConfigFileError, RemotePortOutOfRange) {
