@@ -5,8 +5,8 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
-#include <boost/asio/ip/address.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdlib>
@@ -16,16 +16,17 @@
 #include <iostream>
 #include <optional>
 
+#include "cluster/etcd_client.h"
+#include "cluster/make_directory.h"
 #include "fs/replaced_file.h"
 #include "http/message_parser.h"
 #include "log/event.h"
 #include "log/logging.h"
+#include "net/address.h"
 #include "net/io_loop.h"
 #include "net/memory.h"
 #include "net/sd_notify.h"
-#include "cluster/etcd_client.h"
-#include "cluster/make_directory.h"
-#include "net/address.h"
+#include "net/shards.h"
 #include "server/config_file.h"
 #include "server/ready_file.h"
 #include "server/server.h"
@@ -108,11 +109,10 @@ void check_cluster_config(porthole::server::cluster_config& c) {
     gethostname(host, sizeof host - 1);
     c.node_id = host;
   }
-  const bool id_ok =
-      !c.node_id.empty() && c.node_id.size() <= 64 &&
-      std::all_of(c.node_id.begin(), c.node_id.end(), [](unsigned char ch) {
-        return std::isalnum(ch) || ch == '-' || ch == '_' || ch == '.';
-      });
+  const bool id_ok = !c.node_id.empty() && c.node_id.size() <= 64 &&
+                     std::all_of(c.node_id.begin(), c.node_id.end(), [](unsigned char ch) {
+                       return std::isalnum(ch) || ch == '-' || ch == '_' || ch == '.';
+                     });
   if (!id_ok) {
     throw std::runtime_error("--node-id '" + c.node_id +
                              "': use 1 to 64 letters, digits, '-', '_' and '.'");
@@ -246,6 +246,13 @@ int main(int argc, char** argv) {
   app.add_option("--max-public-conns-per-ip", cfg.max_public_conns_per_ip,
                  "Open connections one IP address may have on the public ports (0: no limit)")
       ->capture_default_str();
+  cfg.threads = porthole::net::default_threads();
+  app.add_option("--threads", cfg.threads,
+                 "Threads serving connections, each with its own event loop (default: one per "
+                 "core); the clients' multiplexed connections, and the public connections they "
+                 "carry, are spread over them. 1 serves everything on one thread")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
   app.add_option("--max-handshakes", cfg.max_handshakes,
                  "Connections in TLS handshake or before their first message, all addresses "
                  "together; beyond, the oldest is cut off (0: no limit)")
@@ -390,6 +397,8 @@ int main(int argc, char** argv) {
     }
 
     porthole::net::io_loop ioc(1);
+    // The threads' loops outlive the server: its connections on them are theirs.
+    porthole::net::shards threads(ioc, cfg.threads);
     std::shared_ptr<porthole::server::directory> names;
     std::shared_ptr<porthole::server::token_source> tokens;
     if (cfg.cluster.enabled()) {
@@ -404,6 +413,16 @@ int main(int argc, char** argv) {
       }
     }
     porthole::server::server srv(ioc, cfg, names, porthole::server::directory::clock::now, tokens);
+    srv.use_shards(threads.executors());
+    // However this block ends, the threads stop (and what is pending on
+    // them goes) before the server they use.
+    struct threads_first {
+      porthole::net::shards& threads;
+      ~threads_first() {
+        threads.stop();
+        threads.destroy_pending();
+      }
+    } stop_threads_first{threads};
     // Before start() logs "ready": a SIGTERM from then on is a clean shutdown.
     boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
     srv.start();
@@ -444,7 +463,10 @@ int main(int argc, char** argv) {
     });
     ioc.run();
     // What did not finish draining is destroyed while the server it counts
-    // itself in is alive (see net::io_loop).
+    // itself in is alive (see net::io_loop): the threads' first, once they
+    // stopped.
+    threads.stop();
+    threads.destroy_pending();
     ioc.destroy_pending();
     return 0;
   } catch (const std::exception& e) {

@@ -40,7 +40,8 @@ struct admin_endpoint::state : std::enable_shared_from_this<state> {
   std::uint64_t next_id = 1;
   bool stopped = false;
 
-  http::response<http::string_body> answer(const http::request<http::string_body>& req) {
+  asio::awaitable<http::response<http::string_body>> answer(
+      const http::request<http::string_body>& req) {
     http::response<http::string_body> res;
     res.version(11);
     res.set(http::field::content_type, "text/plain; charset=utf-8");
@@ -56,13 +57,13 @@ struct admin_endpoint::state : std::enable_shared_from_this<state> {
     } else if (path == "/metrics") {
       res.result(http::status::ok);
       res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
-      res.body() = h.metrics();
+      res.body() = co_await h.metrics();
     } else {
       auto [ok, text] = h.health();
       res.result(ok ? http::status::ok : http::status::service_unavailable);
       res.body() = std::move(text);
     }
-    return res;
+    co_return res;
   }
 
   static asio::awaitable<void> accept_loop(std::shared_ptr<state> self) {
@@ -114,7 +115,7 @@ struct admin_endpoint::state : std::enable_shared_from_this<state> {
         break;
       }
       const auto& req = parser.get();
-      http::response<http::string_body> res = self->answer(req);
+      http::response<http::string_body> res = co_await self->answer(req);
       res.keep_alive(req.keep_alive());
       res.prepare_payload();
       stream.expires_after(io_timeout);

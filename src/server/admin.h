@@ -16,7 +16,8 @@ namespace porthole::server {
 class admin_endpoint {
  public:
   struct handlers {
-    std::function<std::string()> metrics;  ///< the /metrics page
+    /// The /metrics page (it may gather its figures from other threads).
+    std::function<net::asio::awaitable<std::string>()> metrics;
     /// /healthz: 200 with `text` while `ok`, else 503 (shutting down, a
     /// cluster node that lost its lease).
     std::function<std::pair<bool, std::string>()> health;

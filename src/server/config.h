@@ -72,6 +72,9 @@ struct server_config {
   /// Connections in their TLS handshake or waiting for their first message,
   /// all addresses together; beyond, the oldest is cut off. 0: no limit.
   std::size_t max_handshakes = 1024;
+  /// Threads, each with an event loop of its own (docs/THREADS.md); the
+  /// composition root starts them and hands them to server::use_shards().
+  std::size_t threads = 1;
   /// Host names outside `domain` a client may ask for with Hostname: exact
   /// names or "*.suffix" (any name ending in ".suffix").
   std::vector<std::string> allowed_hostnames;

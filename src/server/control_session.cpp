@@ -1,10 +1,14 @@
 #include "server/control_session.h"
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl/error.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
 #include "log/event.h"
+#include "net/shards.h"
 #include "server/server.h"
 
 namespace porthole::server {
@@ -18,6 +22,11 @@ namespace {
 constexpr std::size_t max_batch = 16000;
 // Messages queued for a client that does not read them; beyond, it is dropped.
 constexpr std::size_t max_outbox = 4096;
+
+// Ends a multiplexed connection, on its own shard.
+void close_there(const mux_link& m) {
+  asio::post(m.executor, [s = m.session] { s->close(); });
+}
 }  // namespace
 
 control_session::control_session(server& srv, std::unique_ptr<net::tls_stream> stream,
@@ -36,6 +45,7 @@ control_session::control_session(server& srv, std::unique_ptr<net::tls_stream> s
       mux_granted_(mux_granted),
       muxes_granted_(muxes_granted),
       standby_(standby),
+      first_shard_(srv.next_client_shard()),
       last_heard_(std::chrono::steady_clock::now()) {}
 
 control_session::~control_session() = default;
@@ -73,7 +83,7 @@ void control_session::close() {
   net::close_stream(*stream_);
   pool_.close();
   for (const auto& m : muxes_) {
-    m->close();
+    close_there(m);
   }
   outbox_ready_.notify();
   closing_.notify();
@@ -98,17 +108,41 @@ asio::awaitable<void> control_session::serve_mux(std::unique_ptr<net::tls_stream
   const std::size_t keep = muxes_granted_ ? proto::max_mux_connections : 1;
   while (muxes_.size() >= keep) {
     // Its streams end with it; the client opens it again if it still wants it.
-    muxes_.front()->close();
+    close_there(muxes_.front());
     muxes_.erase(muxes_.begin());
   }
-  auto session = std::make_shared<mux::session>(std::move(conn), mux::session::role::server,
+  // The shard with the fewest of the client's connections, the client's
+  // own first: each of its connections' bytes on a thread of its own.
+  const std::size_t shards = server_.shard_count();
+  std::vector<std::size_t> held(shards, 0);
+  for (const auto& m : muxes_) {
+    ++held[m.shard];
+  }
+  std::size_t shard = first_shard_ % shards;
+  for (std::size_t k = 1; k < shards; ++k) {
+    const std::size_t candidate = (first_shard_ + k) % shards;
+    if (held[candidate] < held[shard]) {
+      shard = candidate;
+    }
+  }
+  mux_link link{nullptr, shard, server_.shard_executor(shard)};
+  if (shard != 0) {
+    net::move_to(*conn, link.executor);
+  }
+  link.session = std::make_shared<mux::session>(std::move(conn), mux::session::role::server,
                                                 std::move(initial));
-  muxes_.push_back(session);
-  log::info(
-      "multiplexed connection up",
-      {{"client", client_id_}, {"peer", peer}, {"connections", std::to_string(muxes_.size())}});
-  co_await session->run();
-  if (std::erase(muxes_, session) > 0 && !closed_) {
+  muxes_.push_back(link);
+  log::info("multiplexed connection up", {{"client", client_id_},
+                                          {"peer", peer},
+                                          {"connections", std::to_string(muxes_.size())},
+                                          {"thread", std::to_string(shard)}});
+  if (shard == 0) {
+    co_await link.session->run();
+  } else {
+    co_await asio::co_spawn(link.executor, link.session->run(), asio::use_awaitable);
+  }
+  const auto same = [&link](const mux_link& m) { return m.session == link.session; };
+  if (std::erase_if(muxes_, same) > 0 && !closed_) {
     if (muxes_.empty()) {
       log::warn("multiplexed connection lost; using proxy connections", {{"client", client_id_}});
     } else {
@@ -119,13 +153,20 @@ asio::awaitable<void> control_session::serve_mux(std::unique_ptr<net::tls_stream
   }
 }
 
-std::shared_ptr<mux::session> control_session::mux() {
-  std::shared_ptr<mux::session> best;
+mux_link control_session::mux() {
+  mux_link best;
+  std::size_t best_streams = 0;
   const std::size_t n = muxes_.size();
   for (std::size_t k = 0; k < n; ++k) {
-    const auto& m = muxes_[(next_mux_ + k) % n];
-    if (!m->closed() && (!best || m->stream_count() < best->stream_count())) {
+    const mux_link& m = muxes_[(next_mux_ + k) % n];
+    if (m.session->closed()) {
+      continue;
+    }
+    // Read from this thread while the connection's own changes it: a hint.
+    const std::size_t streams = m.session->stream_count();
+    if (!best || streams < best_streams) {
       best = m;
+      best_streams = streams;
     }
   }
   ++next_mux_;
@@ -267,8 +308,26 @@ std::optional<public_conn_slot> control_session::admit_public(std::string_view p
   return std::nullopt;
 }
 
+std::optional<public_conn_slot> control_session::try_admit_public() {
+  const std::size_t limit = server_.config().max_conns_per_client;
+  if (limit != 0 && *public_conns_ >= limit) {
+    return std::nullopt;
+  }
+  if (!account_) {
+    return public_conn_slot(public_conns_);
+  }
+  if (auto token_count = account_->admit_conn()) {
+    return public_conn_slot(public_conns_, std::move(token_count));
+  }
+  return std::nullopt;
+}
+
 metrics& control_session::counters() {
   return server_.counters();
+}
+
+std::shared_ptr<metrics> control_session::shard_counters(std::size_t i) {
+  return server_.shard_counters(i);
 }
 
 asio::awaitable<std::unique_ptr<net::channel>> start_proxy(
@@ -279,18 +338,22 @@ asio::awaitable<std::unique_ptr<net::channel>> start_proxy(
     if (!session || session->closed()) {
       co_return nullptr;
     }
-    if (auto mux = session->mux()) {
-      ++session->counters().pool_hits;
-      ++session->counters().messages_out["StartProxy"];  // in the stream's OPEN frame
-      // A stream: no round trip, no handshake, the first bytes right behind OPEN.
-      std::unique_ptr<net::channel> stream = mux->open(proto::start_proxy{t->url, client_addr});
-      if (!first_bytes.empty()) {
-        const net::error_code ec = co_await stream->write(asio::buffer(first_bytes));
-        if (ec) {
-          co_return nullptr;
-        }
+    if (mux_link via = session->mux()) {
+      auto counters = session->shard_counters(via.shard);
+      if (via.shard == 0) {
+        co_return co_await open_stream(std::move(via), t->url, std::move(client_addr),
+                                       std::move(first_bytes), std::move(counters));
       }
-      co_return stream;
+      // A connection that stays here while its stream is on another thread.
+      auto opening = asio::co_spawn(via.executor,
+                                    open_stream(via, t->url, std::move(client_addr),
+                                                std::move(first_bytes), std::move(counters)),
+                                    asio::use_awaitable);
+      std::unique_ptr<net::channel> stream = co_await std::move(opening);
+      if (!stream) {
+        co_return nullptr;
+      }
+      co_return std::make_unique<net::shard_channel>(via.executor, std::move(stream));
     }
   }
   const std::string start =
@@ -317,6 +380,27 @@ asio::awaitable<std::unique_ptr<net::channel>> start_proxy(
                {{"url", t->url}, {"error", ec.message()}});
     net::close_stream(*conn);
   }
+}
+
+asio::awaitable<std::unique_ptr<net::channel>> open_stream(mux_link via, std::string url,
+                                                           std::string client_addr,
+                                                           std::string first_bytes,
+                                                           std::shared_ptr<metrics> counters) {
+  if (via.session->closed()) {
+    co_return nullptr;
+  }
+  ++counters->pool_hits;
+  ++counters->messages_out["StartProxy"];  // in the stream's OPEN frame
+  // A stream: no round trip, no handshake, the first bytes right behind OPEN.
+  std::unique_ptr<net::channel> stream =
+      via.session->open(proto::start_proxy{std::move(url), std::move(client_addr)});
+  if (!first_bytes.empty()) {
+    const net::error_code ec = co_await stream->write(asio::buffer(first_bytes));
+    if (ec) {
+      co_return nullptr;
+    }
+  }
+  co_return stream;
 }
 
 }  // namespace porthole::server

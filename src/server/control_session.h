@@ -25,13 +25,32 @@ namespace porthole::server {
 struct metrics;
 class server;
 
+/// One of a client's multiplexed connections, and the shard (thread) it
+/// lives on: it is used there only (docs/THREADS.md).
+struct mux_link {
+  std::shared_ptr<mux::session> session;
+  std::size_t shard = 0;
+  net::asio::any_io_executor executor;
+  explicit operator bool() const { return session != nullptr; }
+};
+
 /// Takes a proxy connection from the pool of the client serving `t` and
 /// starts it: StartProxy{url, client_addr}, then `first_bytes`, in one write.
-/// A stale pooled connection fails that write and another is taken. nullptr
-/// if the client is gone or gives no connection before `deadline`.
+/// A stale pooled connection fails that write and another is taken. With a
+/// multiplexed connection, a stream on it instead (on another shard: one
+/// that runs each operation there). nullptr if the client is gone or gives
+/// no connection before `deadline`. On the server's own thread.
 net::asio::awaitable<std::unique_ptr<net::channel>> start_proxy(
     std::shared_ptr<tunnel> t, std::string client_addr, std::string first_bytes,
     std::chrono::steady_clock::time_point deadline);
+
+/// On the shard of `via`: a stream on that multiplexed connection for a
+/// public connection of `url`, with `first_bytes` written behind its OPEN;
+/// nullptr if the connection is gone. Counted in `counters` (that shard's).
+net::asio::awaitable<std::unique_ptr<net::channel>> open_stream(mux_link via, std::string url,
+                                                                std::string client_addr,
+                                                                std::string first_bytes,
+                                                                std::shared_ptr<metrics> counters);
 
 /// One public connection proxied to a client, counted against the client's
 /// max_conns_per_client (and its token's max_conns, if any) while it lives.
@@ -87,8 +106,10 @@ class control_session : public std::enable_shared_from_this<control_session> {
 
   proxy_pool& pool() { return pool_; }
 
-  /// The server's counters (/metrics).
+  /// The server's counters (/metrics), the ones of this thread.
   metrics& counters();
+  /// The counters of shard `i`, used on that shard only.
+  std::shared_ptr<metrics> shard_counters(std::size_t i);
 
   /// Serves one of the client's multiplexed connections (extension "mux")
   /// until it ends. Without the extension "muxes" a newer one replaces an
@@ -99,7 +120,7 @@ class control_session : public std::enable_shared_from_this<control_session> {
 
   /// The live multiplexed connection with the fewest streams, if the client
   /// has one: where a new public connection goes. Ties go round in turn.
-  std::shared_ptr<mux::session> mux();
+  mux_link mux();
   bool mux_granted() const { return mux_granted_; }
   const std::string& client_id() const { return client_id_; }
   const std::string& peer() const { return peer_; }
@@ -114,6 +135,9 @@ class control_session : public std::enable_shared_from_this<control_session> {
   /// A slot for one more public connection, or nullopt (logged, at most once
   /// a second) when the client already has max_conns_per_client.
   std::optional<public_conn_slot> admit_public(std::string_view public_peer, std::string_view url);
+  /// The same, counting and logging nothing when there is no slot (the
+  /// caller then goes the way that calls admit_public()).
+  std::optional<public_conn_slot> try_admit_public();
   std::size_t public_conns() const { return *public_conns_; }
 
   /// The authtoken the client authenticated with; nullptr on a server that
@@ -133,7 +157,10 @@ class control_session : public std::enable_shared_from_this<control_session> {
   std::string peer_;
   proxy_pool pool_;
   std::vector<std::shared_ptr<tunnel>> tunnels_;
-  std::vector<std::shared_ptr<mux::session>> muxes_;  ///< oldest first
+  std::vector<mux_link> muxes_;  ///< oldest first
+  /// Where the client's first multiplexed connection goes; the others
+  /// follow on the next shards (clients with one spread over the shards).
+  std::size_t first_shard_ = 0;
   bool muxes_granted_ = false;
   std::size_t next_mux_ = 0;  ///< where mux() starts looking, one further each time
   bool mux_granted_ = false;

@@ -11,6 +11,32 @@
 
 namespace porthole::server {
 
+void add_counts(metrics& into, const metrics& from) {
+  const auto add = [](auto& to, const auto& more) {
+    for (std::size_t i = 0; i < to.size(); ++i) {
+      to[i] += more[i];
+    }
+  };
+  add(into.public_opened, from.public_opened);
+  add(into.public_active, from.public_active);
+  add(into.bytes_in, from.bytes_in);
+  add(into.bytes_out, from.bytes_out);
+  add(into.errors, from.errors);
+  into.pool_hits += from.pool_hits;
+  into.pool_misses += from.pool_misses;
+  for (const auto& [type, n] : from.messages_in) {
+    into.messages_in[type] += n;
+  }
+  for (const auto& [type, n] : from.messages_out) {
+    into.messages_out[type] += n;
+  }
+  into.relays_out += from.relays_out;
+  into.relays_in += from.relays_in;
+  into.relays_refused += from.relays_refused;
+  into.relay_bytes_out += from.relay_bytes_out;
+  into.relay_bytes_in += from.relay_bytes_in;
+}
+
 std::string_view name_of(public_protocol p) {
   switch (p) {
     case public_protocol::http:
@@ -25,10 +51,12 @@ std::string_view name_of(public_protocol p) {
 
 std::string_view name_of(error_kind k) {
   static constexpr std::string_view names[] = {
-      "auth_refused",     "version_refused",  "tunnel_refused",   "bad_first_message",
-      "first_message_timeout", "tls_handshake", "heartbeat_timeout", "proxy_timeout",
-      "bad_request",      "header_timeout",   "response_timeout", "bad_response",
-      "tunnel_not_found", "basic_auth_refused", "limit", "relay_failed"};
+      "auth_refused",      "version_refused",       "tunnel_refused",
+      "bad_first_message", "first_message_timeout", "tls_handshake",
+      "heartbeat_timeout", "proxy_timeout",         "bad_request",
+      "header_timeout",    "response_timeout",      "bad_response",
+      "tunnel_not_found",  "basic_auth_refused",    "limit",
+      "relay_failed"};
   static_assert(std::size(names) == error_kinds);
   return names[static_cast<std::size_t>(k)];
 }
@@ -169,8 +197,7 @@ std::string render_metrics(const metrics& m, const process_stats& p, std::string
   e.family("porthole_build_info", "gauge", "Always 1; the version of portholed in a label.");
   e.sample("porthole_build_info", {{"version", version}}, std::uint64_t{1});
 
-  e.family("porthole_clients_connected", "gauge",
-           "Tunnel clients with a live control connection.");
+  e.family("porthole_clients_connected", "gauge", "Tunnel clients with a live control connection.");
   e.sample("porthole_clients_connected", {}, m.clients);
 
   e.family("porthole_tunnels", "gauge", "Open tunnels, by protocol (http, https, tcp).");
@@ -218,8 +245,7 @@ std::string render_metrics(const metrics& m, const process_stats& p, std::string
   e.family("porthole_errors_total", "counter",
            "Refusals and failures, by kind (see docs/CONFIG.md).");
   for (std::size_t i = 0; i < error_kinds; ++i) {
-    e.sample("porthole_errors_total", {{"kind", name_of(static_cast<error_kind>(i))}},
-             m.errors[i]);
+    e.sample("porthole_errors_total", {{"kind", name_of(static_cast<error_kind>(i))}}, m.errors[i]);
   }
 
   if (m.cluster) {

@@ -25,22 +25,22 @@ std::string_view name_of(public_protocol p);
 
 /// The failures the server tells apart, label `kind` of porthole_errors_total.
 enum class error_kind {
-  auth_refused,        ///< Auth with an authtoken not accepted
-  version_refused,     ///< Auth with a protocol version other than 2
-  tunnel_refused,      ///< ReqTunnel answered with an error (name taken, not allowed, ...)
-  bad_first_message,   ///< tunnel connection: no Auth/RegProxy/RegMux, or unknown client id
+  auth_refused,           ///< Auth with an authtoken not accepted
+  version_refused,        ///< Auth with a protocol version other than 2
+  tunnel_refused,         ///< ReqTunnel answered with an error (name taken, not allowed, ...)
+  bad_first_message,      ///< tunnel connection: no Auth/RegProxy/RegMux, or unknown client id
   first_message_timeout,  ///< tunnel connection: no first message in time
-  tls_handshake,       ///< TLS handshake failed or timed out (tunnel port or public HTTPS)
-  heartbeat_timeout,   ///< client dropped for sending no Ping in time
-  proxy_timeout,       ///< no proxy connection from the client in time (HTTP 502, TCP closed)
-  bad_request,         ///< public request refused for breaking HTTP/1.1 framing (400, 431, ...)
-  header_timeout,      ///< public request head not complete in time (408 or closed)
-  response_timeout,    ///< no answer from the local service in time (504)
-  bad_response,        ///< the local service's response was not valid HTTP (502)
-  tunnel_not_found,    ///< public request for a host no tunnel serves (404)
-  basic_auth_refused,  ///< public request without the tunnel's user and password (401)
-  limit,               ///< refused or cut off by a connection limit (per IP, per client, handshakes)
-  relay_failed,        ///< the node that serves the name could not be reached (502, TCP closed)
+  tls_handshake,          ///< TLS handshake failed or timed out (tunnel port or public HTTPS)
+  heartbeat_timeout,      ///< client dropped for sending no Ping in time
+  proxy_timeout,          ///< no proxy connection from the client in time (HTTP 502, TCP closed)
+  bad_request,            ///< public request refused for breaking HTTP/1.1 framing (400, 431, ...)
+  header_timeout,         ///< public request head not complete in time (408 or closed)
+  response_timeout,       ///< no answer from the local service in time (504)
+  bad_response,           ///< the local service's response was not valid HTTP (502)
+  tunnel_not_found,       ///< public request for a host no tunnel serves (404)
+  basic_auth_refused,     ///< public request without the tunnel's user and password (401)
+  limit,         ///< refused or cut off by a connection limit (per IP, per client, handshakes)
+  relay_failed,  ///< the node that serves the name could not be reached (502, TCP closed)
 };
 inline constexpr std::size_t error_kinds = 16;
 
@@ -50,9 +50,9 @@ std::string_view name_of(error_kind k);
 /// What a node of a cluster reports of it (/metrics, /healthz).
 struct cluster_figures {
   std::string node_id;
-  std::size_t nodes = 0;         ///< nodes registered, this one included
-  bool lease_alive = false;      ///< renewed within its TTL
-  bool lease_lost = false;       ///< etcd said it expired (until a new one is granted)
+  std::size_t nodes = 0;     ///< nodes registered, this one included
+  bool lease_alive = false;  ///< renewed within its TTL
+  bool lease_lost = false;   ///< etcd said it expired (until a new one is granted)
   std::uint64_t claims_won = 0;
   std::uint64_t claims_lost = 0;  ///< to another client
   std::uint64_t renewals = 0;
@@ -62,22 +62,22 @@ struct cluster_figures {
 /// The server's counts. Gauges go up and down with what they count; counters
 /// only up. All are read by the admin endpoint at each scrape.
 struct metrics {
-  std::uint64_t clients = 0;  ///< control sessions connected now
+  std::uint64_t clients = 0;                                    ///< control sessions connected now
   std::array<std::uint64_t, public_protocols> tunnels{};        ///< open now, by protocol
   std::array<std::uint64_t, public_protocols> public_opened{};  ///< public connections accepted
   std::array<std::uint64_t, public_protocols> public_active{};  ///< public connections open now
-  std::array<std::uint64_t, public_protocols> bytes_in{};   ///< read from public clients
-  std::array<std::uint64_t, public_protocols> bytes_out{};  ///< written to public clients
+  std::array<std::uint64_t, public_protocols> bytes_in{};       ///< read from public clients
+  std::array<std::uint64_t, public_protocols> bytes_out{};      ///< written to public clients
   std::uint64_t pool_hits = 0;    ///< a proxy connection or stream was ready at once
   std::uint64_t pool_misses = 0;  ///< a public connection had to wait for one
   std::map<std::string_view, std::uint64_t> messages_in;   ///< by type name (static strings)
   std::map<std::string_view, std::uint64_t> messages_out;  ///< by type name (static strings)
   std::array<std::uint64_t, error_kinds> errors{};
-  std::uint64_t relays_out = 0;      ///< public connections handed to another node
-  std::uint64_t relays_in = 0;       ///< public connections another node handed here
-  std::uint64_t relays_refused = 0;  ///< relays refused: the claim's revision was stale
-  std::uint64_t relay_bytes_out = 0;  ///< bytes sent to other nodes on relayed connections
-  std::uint64_t relay_bytes_in = 0;   ///< bytes received from them
+  std::uint64_t relays_out = 0;            ///< public connections handed to another node
+  std::uint64_t relays_in = 0;             ///< public connections another node handed here
+  std::uint64_t relays_refused = 0;        ///< relays refused: the claim's revision was stale
+  std::uint64_t relay_bytes_out = 0;       ///< bytes sent to other nodes on relayed connections
+  std::uint64_t relay_bytes_in = 0;        ///< bytes received from them
   std::optional<cluster_figures> cluster;  ///< set on a node of a cluster, at each scrape
 
   void count(error_kind k) { ++errors[static_cast<std::size_t>(k)]; }
@@ -87,6 +87,12 @@ struct metrics {
   std::uint64_t& out(public_protocol p) { return bytes_out[static_cast<std::size_t>(p)]; }
   std::uint64_t& tunnels_of(public_protocol p) { return tunnels[static_cast<std::size_t>(p)]; }
 };
+
+/// Adds the counts of `from` (another thread's, copied on that thread) to
+/// `into`: the counters that only grow, and the public connections open.
+/// The figures read at scrape time (clients, tunnels, cluster) are not
+/// counters and stay as they are in `into`.
+void add_counts(metrics& into, const metrics& from);
 
 /// One public connection, counted as opened when made and as active while it
 /// lives. It shares the metrics, so it may outlive the server safely.

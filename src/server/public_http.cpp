@@ -83,9 +83,8 @@ void release_if_empty(byte_buffer& b) {
 // Reads what is available from `s` onto the end of `buf` (no zero-filling).
 // `cancel` ends the read early (operation_aborted), leaving `s` usable.
 template <class Stream>
-asio::awaitable<std::tuple<net::error_code, std::size_t>> read_more(Stream& s, byte_buffer& buf,
-                                                                    net::read_size& size,
-                                                                    asio::cancellation_slot cancel) {
+asio::awaitable<std::tuple<net::error_code, std::size_t>> read_more(
+    Stream& s, byte_buffer& buf, net::read_size& size, asio::cancellation_slot cancel) {
   const auto token = [cancel] {
     return asio::as_tuple(asio::bind_cancellation_slot(cancel, asio::use_awaitable));
   };
@@ -182,8 +181,10 @@ template <class Stream>
 class public_http_session : public std::enable_shared_from_this<public_http_session<Stream>> {
  public:
   public_http_session(server& srv, std::unique_ptr<Stream> stream, std::string scheme,
-                      std::string client_ip, bool relayed)
+                      std::string client_ip, bool relayed, std::optional<pinned_public> pinned)
       : relayed_(relayed),
+        pinned_(std::move(pinned)),
+        counters_(pinned_ ? pinned_->counters : srv.shared_counters()),
         server_(srv),
         cfg_(srv.config()),
         stream_(std::move(stream)),
@@ -255,7 +256,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
           continue;  // timed out while flushing: no read to cancel
         }
         auto [ec, n] = co_await read_more(public_, in_, in_size_, read_cancel_.slot());
-        server_.counters().in(protocol_) += n;
+        counters_->in(protocol_) += n;
         if (head_timed_out_) {
           continue;  // answered at the top of the loop
         }
@@ -335,7 +336,18 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
       co_return false;
     }
     const std::string host = http::routing_host(*host_field);
-    route to = server_.find_route(scheme_, host);
+    if (pinned_ && (host != pinned_->t->host || pinned_->via.session->closed())) {
+      // This thread does not route: the client asks again on a new
+      // connection, which the server's thread routes.
+      discard_ = true;
+      close_after = true;
+      co_await reply_local(
+          421, "Misdirected Request",
+          "This connection serves " + pinned_->t->host + "; open a new one for " + host + ".",
+          false);
+      co_return true;
+    }
+    route to = pinned_ ? route{pinned_->t} : server_.find_route(scheme_, host);
     if (server_.stopping() && !to.local && pending_ == 0) {
       // A node that shuts down and no longer serves the name: the request
       // goes unanswered and the connection closes, which tells a client (or
@@ -365,10 +377,9 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
         // node's: a request for a name served elsewhere goes on another.
         discard_ = true;
         close_after = true;
-        co_await reply_local(421, "Misdirected Request",
-                             "This connection cannot carry requests for " + host +
-                                 "; open a new one.",
-                             false);
+        co_await reply_local(
+            421, "Misdirected Request",
+            "This connection cannot carry requests for " + host + "; open a new one.", false);
         co_return true;
       }
       const bool handed_off = co_await reach_owner(host, to);
@@ -376,10 +387,11 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
         co_return false;
       }
       if (!to.local && to.remote) {
-        server_.counters().count(error_kind::relay_failed);
+        counters_->count(error_kind::relay_failed);
         co_await reply_local(502, "Bad Gateway",
-                             "Tunnel " + host + " is served by another node of this server, "
-                             "which cannot be reached now; try again.",
+                             "Tunnel " + host +
+                                 " is served by another node of this server, "
+                                 "which cannot be reached now; try again.",
                              false, "Retry-After: 1\r\n");
         co_return false;
       }
@@ -393,7 +405,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
                                  "expected back shortly.",
                              false, "Retry-After: 5\r\n");
       } else {
-        server_.counters().count(error_kind::tunnel_not_found);
+        counters_->count(error_kind::tunnel_not_found);
         co_await reply_local(404, "Not Found", "Tunnel " + host + " not found", false);
       }
       co_return false;
@@ -410,7 +422,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
     if (!t->http_auth.empty()) {
       const auto authorization = h.find("authorization");
       if (!authorization || !http::basic_auth_matches(*authorization, t->http_auth)) {
-        server_.counters().count(error_kind::basic_auth_refused);
+        counters_->count(error_kind::basic_auth_refused);
         discard_ = true;
         close_after = !h.keep_alive;
         co_await reply_local(401, "Unauthorized", "This tunnel requires a user name and password.",
@@ -497,7 +509,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
       co_return finish();
     }
     borrowed_channel<Stream> near(public_);
-    public_byte_counter bytes(server_.shared_counters(), protocol_);
+    public_byte_counter bytes(counters_, protocol_);
     // The link to the other node cannot half-close: the public client's end
     // of sending ends the relay (an HTTP client that half-closes and waits
     // for its answer is rare), so the other node does not wait out its idle
@@ -507,7 +519,8 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
 
   // Starts a proxy connection with the first request's head in the same write.
   asio::awaitable<bool> open_proxy(const std::shared_ptr<tunnel>& t) {
-    if (auto session = t->session.lock()) {
+    // A pinned connection was admitted where it was accepted.
+    if (auto session = pinned_ ? nullptr : t->session.lock()) {
       conn_slot_ = session->admit_public(client_addr(), t->url);
       if (!conn_slot_) {
         out_.clear();
@@ -518,8 +531,14 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
         co_return false;
       }
     }
-    auto conn = co_await porthole::server::start_proxy(t, client_addr(), std::exchange(out_, {}),
-                                                       clock::now() + cfg_.proxy_wait_timeout);
+    std::unique_ptr<net::channel> conn;
+    if (pinned_) {
+      conn = co_await open_stream(pinned_->via, t->url, client_addr(), std::exchange(out_, {}),
+                                  counters_);
+    } else {
+      conn = co_await porthole::server::start_proxy(t, client_addr(), std::exchange(out_, {}),
+                                                    clock::now() + cfg_.proxy_wait_timeout);
+    }
     if (conn) {
       proxy_ = std::move(conn);
       response_running_ = true;
@@ -536,7 +555,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
       co_return true;
     }
     out_.clear();
-    server_.counters().count(error_kind::proxy_timeout);
+    counters_->count(error_kind::proxy_timeout);
     co_await reply_local(
         502, "Bad Gateway",
         "Tunnel " + t->host + " is not reachable: its client gave no connection in time.", false);
@@ -563,7 +582,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
       }
       byte_buffer chunk;
       auto [ec, n] = co_await read_more(public_, chunk, in_size_, {});
-      server_.counters().in(protocol_) += n;
+      counters_->in(protocol_) += n;
       if (n > 0) {
         touch();
         out_ += view(chunk);
@@ -597,7 +616,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
   // byte of the service's answer to it has been sent yet).
   asio::awaitable<void> refuse(net::error_code ec, bool in_body) {
     const unsigned status = http::status_of(ec);
-    server_.counters().count(error_kind::bad_request);
+    counters_->count(error_kind::bad_request);
     log::warn("public request refused; closing", {{"peer", client_addr()},
                                                   {"scheme", scheme_},
                                                   {"status", status},
@@ -678,7 +697,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
         std::size_t completed = 0;
         const bool valid = parse_responses(rbuf, wbuf, completed);
         if (!valid) {
-          server_.counters().count(error_kind::bad_response);
+          counters_->count(error_kind::bad_response);
           log::warn("the local service's response is not valid HTTP; closing",
                     {{"url", tunnel_->url}, {"error", resp_error_.message()}});
           if (!wbuf.empty()) {
@@ -821,7 +840,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
       // which says so with a 504 (it alone writes to the public side while
       // responses are owed); the connection closes after, or at the latest
       // when the timer fires again.
-      server_.counters().count(error_kind::response_timeout);
+      counters_->count(error_kind::response_timeout);
       log::info("no answer from the local service in time; 504",
                 {{"url", tunnel_->url}, {"timeout", seconds_text(cfg_.response_timeout)}});
       response_timed_out_ = true;
@@ -831,7 +850,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
       return;
     }
     if (head_started_ && pending_ == 0 && !closed_) {
-      server_.counters().count(error_kind::header_timeout);
+      counters_->count(error_kind::header_timeout);
       log::warn("public request head not complete in time; closing",
                 {{"peer", client_addr()},
                  {"scheme", scheme_},
@@ -866,7 +885,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
   // Writes to the public side, counting the bytes for /metrics.
   asio::awaitable<std::tuple<net::error_code, std::size_t>> write_public(asio::const_buffer b) {
     auto [ec, n] = co_await asio::async_write(public_, b, net::use_nothrow);
-    server_.counters().out(protocol_) += n;
+    counters_->out(protocol_) += n;
     co_return std::tuple{ec, n};
   }
 
@@ -876,13 +895,15 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
     return ec ? client_ip_ : net::to_string(ep);
   }
 
-  bool relayed_;  ///< handed here by another node: never handed on
+  bool relayed_;                         ///< handed here by another node: never handed on
+  std::optional<pinned_public> pinned_;  ///< served on another shard: server_ is not asked
+  std::shared_ptr<metrics> counters_;    ///< this thread's
   server& server_;
   const server_config& cfg_;
-  std::unique_ptr<Stream> stream_;  ///< the public connection, owned here
+  std::unique_ptr<Stream> stream_;         ///< the public connection, owned here
   std::unique_ptr<net::tls_stream> node_;  ///< to the node that serves the name, once accepted
   bool relaying_ = false;
-  Stream& public_;                  ///< *stream_
+  Stream& public_;  ///< *stream_
   std::string scheme_;
   public_protocol protocol_;
   std::string client_ip_;
@@ -920,17 +941,19 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
 }  // namespace
 
 asio::awaitable<void> serve_public_http(server& srv, net::tcp::socket stream, std::string scheme,
-                                        std::string client_ip) {
+                                        std::string client_ip,
+                                        std::optional<pinned_public> pinned) {
   auto session = std::make_shared<public_http_session<net::tcp::socket>>(
       srv, std::make_unique<net::tcp::socket>(std::move(stream)), std::move(scheme),
-      std::move(client_ip), false);
+      std::move(client_ip), false, std::move(pinned));
   co_await session->run();
 }
 
 asio::awaitable<void> serve_public_http(server& srv, std::unique_ptr<net::tls_stream> stream,
-                                        std::string scheme, std::string client_ip, bool relayed) {
+                                        std::string scheme, std::string client_ip, bool relayed,
+                                        std::optional<pinned_public> pinned) {
   auto session = std::make_shared<public_http_session<net::tls_stream>>(
-      srv, std::move(stream), std::move(scheme), std::move(client_ip), relayed);
+      srv, std::move(stream), std::move(scheme), std::move(client_ip), relayed, std::move(pinned));
   co_await session->run();
 }
 

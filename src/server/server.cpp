@@ -1,19 +1,25 @@
 #include "server/server.h"
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <charconv>
 #include <random>
 
+#include "http/forwarding.h"
+#include "http/message_parser.h"
 #include "log/event.h"
 #include "net/address.h"
 #include "net/dialer.h"
 #include "net/frame_io.h"
 #include "net/relay.h"
+#include "net/shards.h"
 #include "net/spawn.h"
 #include "net/tls.h"
 #include "server/admin.h"
@@ -184,9 +190,17 @@ server::server(asio::io_context& ioc, server_config cfg, std::shared_ptr<directo
     names_.allowed.push_back(lower(pattern));
   }
   names_.allow_any = cfg_.allow_any_hostname;
+  shards_.push_back({ioc_.get_executor(), metrics_});
 }
 
 server::~server() = default;
+
+void server::use_shards(std::vector<asio::any_io_executor> executors) {
+  shards_.resize(1);
+  for (std::size_t i = 1; i < executors.size(); ++i) {
+    shards_.push_back({std::move(executors[i]), std::make_shared<metrics>()});
+  }
+}
 
 void server::start() {
   std::filesystem::path cert = cfg_.tls_cert;
@@ -336,8 +350,24 @@ std::pair<bool, std::string> server::health() const {
 
 // The gauges of what the server holds are counted when asked for: the maps
 // are small, and nothing can drift.
-std::string server::metrics_page() {
-  metrics& m = *metrics_;
+namespace {
+
+// Runs on the shard that owns `m`.
+asio::awaitable<metrics> copy_counts(std::shared_ptr<metrics> m) {
+  co_return *m;
+}
+
+}  // namespace
+
+asio::awaitable<std::string> server::metrics_page() {
+  // Each shard's counters are copied on their own thread, and summed here.
+  metrics m = *metrics_;
+  for (std::size_t i = 1; i < shards_.size(); ++i) {
+    auto copying =
+        asio::co_spawn(shards_[i].executor, copy_counts(shards_[i].counters), asio::use_awaitable);
+    const metrics theirs = co_await std::move(copying);
+    add_counts(m, theirs);
+  }
   m.clients = 0;
   for (const auto& [id, weak] : sessions_) {
     const auto s = weak.lock();
@@ -348,7 +378,7 @@ std::string server::metrics_page() {
     ++m.tunnels_of(protocol_of(t->protocol));
   }
   m.cluster = directory_->figures();
-  return render_metrics(m, read_process_stats(), PORTHOLE_VERSION);
+  co_return render_metrics(m, read_process_stats(), PORTHOLE_VERSION);
 }
 
 void server::stop() {
@@ -461,11 +491,88 @@ void server::refuse_over_ip_limit(tcp::socket& sock, std::string_view port, std:
   }
 }
 
+std::optional<server::pinned> server::pin(const std::shared_ptr<tunnel>& t, std::string_view peer) {
+  if (shards_.size() < 2 || !t) {
+    return std::nullopt;
+  }
+  auto session = t->session.lock();
+  if (!session || session->closed()) {
+    return std::nullopt;
+  }
+  mux_link via = session->mux();
+  if (!via || via.shard == 0) {
+    return std::nullopt;
+  }
+  // Refused quietly: the connection then stays here, where it is refused
+  // with a page, counted and logged.
+  auto slot = session->try_admit_public();
+  if (!slot) {
+    return std::nullopt;
+  }
+  log::trace("public connection served on another thread",
+             {{"url", t->url}, {"peer", peer}, {"thread", std::to_string(via.shard)}});
+  return pinned{t, std::move(via), std::move(*slot)};
+}
+
+namespace {
+// How long a new plain HTTP connection's first request head is awaited
+// before the connection is served here, whatever it asks for: clients send
+// it with the connection.
+constexpr auto head_pin_wait = std::chrono::milliseconds(200);
+// The part of a first request looked at; a longer head is served here.
+constexpr std::size_t head_pin_bytes = 16 * 1024;
+}  // namespace
+
+asio::awaitable<std::optional<server::pinned>> server::pin_by_head(tcp::socket& sock,
+                                                                   std::string peer) {
+  asio::steady_timer timer(ioc_, head_pin_wait);
+  auto waited = co_await (sock.async_wait(tcp::socket::wait_read, net::use_nothrow) ||
+                          timer.async_wait(net::use_nothrow));
+  if (waited.index() != 0 || std::get<0>(std::get<0>(waited))) {
+    co_return std::nullopt;
+  }
+  // Looked at, not read: the connection's own reader reads it wherever it runs.
+  std::string head(head_pin_bytes, '\0');
+  const ssize_t n = ::recv(sock.native_handle(), head.data(), head.size(), MSG_PEEK | MSG_DONTWAIT);
+  if (n <= 0) {
+    co_return std::nullopt;
+  }
+  http::request_parser parser(http::parser_limits{cfg_.header_limit, cfg_.max_header_fields});
+  const http::parse_result r =
+      parser.parse(std::string_view(head.data(), static_cast<std::size_t>(n)));
+  if (r.error || !r.head_complete) {
+    co_return std::nullopt;
+  }
+  const auto host_field = parser.head().find("host");
+  if (!host_field || host_field->empty()) {
+    co_return std::nullopt;
+  }
+  const route to = find_route("http", http::routing_host(*host_field));
+  if (!to.local || to.remote) {
+    co_return std::nullopt;
+  }
+  co_return pin(to.local, peer);
+}
+
 asio::awaitable<void> server::serve_plain_http(tcp::socket sock,
                                                ip_connection_counts::slot counted_ip) {
   active_guard counted(active_);
   public_conn_count in_metrics(metrics_, public_protocol::http);
   const std::string ip = ip_of(sock);
+  if (shards_.size() > 1 && !stopping()) {
+    std::optional<pinned> to = co_await pin_by_head(sock, peer_of(sock));
+    if (to) {
+      // Served on the thread of the stream that carries it; what counts it
+      // (here) stays here until it ends.
+      net::move_to(sock, to->via.executor);
+      pinned_public there{to->t, to->via, shards_[to->via.shard].counters};
+      auto serving = asio::co_spawn(
+          to->via.executor, serve_public_http(*this, std::move(sock), "http", ip, std::move(there)),
+          asio::use_awaitable);
+      co_await std::move(serving);
+      co_return;
+    }
+  }
   co_await serve_public_http(*this, std::move(sock), "http", ip);
 }
 
@@ -517,6 +624,23 @@ asio::awaitable<void> server::serve_tls(tcp::socket sock, ip_connection_counts::
   } else {
     pending.leave();
     public_conn_count in_metrics(metrics_, public_protocol::https);
+    std::optional<pinned> to;
+    if (shards_.size() > 1 && !sni.empty() && !stopping()) {
+      // Routed by its SNI name; a request for another name on it gets 421.
+      if (route r = find_route("https", sni); r.local && !r.remote) {
+        to = pin(r.local, peer);
+      }
+    }
+    if (to) {
+      net::move_to(*stream, to->via.executor);
+      pinned_public there{to->t, to->via, shards_[to->via.shard].counters};
+      auto serving = asio::co_spawn(
+          to->via.executor,
+          serve_public_http(*this, std::move(stream), "https", ip, false, std::move(there)),
+          asio::use_awaitable);
+      co_await std::move(serving);
+      co_return;
+    }
     co_await serve_public_http(*this, std::move(stream), "https", ip);
   }
 }
@@ -1221,6 +1345,22 @@ asio::awaitable<void> server::proxy_tcp(std::shared_ptr<tunnel> t, tcp::socket p
   if (!slot) {
     co_return;  // refused (logged), or the client is gone: the connection closes
   }
+  if (shards_.size() > 1) {
+    auto session = t->session.lock();
+    if (mux_link via = session ? session->mux() : mux_link{}; via && via.shard != 0) {
+      // Relayed on the thread of its stream; what counts it stays here.
+      net::move_to(public_conn, via.executor);
+      auto counters = shards_[via.shard].counters;
+      auto executor = via.executor;
+      auto relaying =
+          asio::co_spawn(executor,
+                         relay_on_shard(std::move(via), t->url, peer, std::move(public_conn),
+                                        std::move(counters), cfg_.tcp_idle_timeout),
+                         asio::use_awaitable);
+      co_await std::move(relaying);
+      co_return;
+    }
+  }
   auto conn =
       co_await start_proxy(t, peer, {}, std::chrono::steady_clock::now() + cfg_.proxy_wait_timeout);
   if (conn) {
@@ -1236,6 +1376,27 @@ asio::awaitable<void> server::proxy_tcp(std::shared_ptr<tunnel> t, tcp::socket p
   metrics_->count(error_kind::proxy_timeout);
   log::warn("no proxy connection from the client in time; dropping the public connection",
             {{"url", t->url}, {"peer", peer}});
+}
+
+// A TCP tunnel's public connection on the shard of its stream's multiplexed
+// connection: it touches only that shard's state.
+asio::awaitable<void> server::relay_on_shard(mux_link via, std::string url, std::string peer,
+                                             tcp::socket public_conn,
+                                             std::shared_ptr<metrics> counters,
+                                             std::chrono::seconds idle_timeout) {
+  auto conn = co_await open_stream(std::move(via), url, peer, {}, counters);
+  if (!conn) {
+    counters->count(error_kind::proxy_timeout);
+    log::warn("the client's multiplexed connection is gone; dropping the public connection",
+              {{"url", url}, {"peer", peer}});
+    co_return;
+  }
+  byte_counter bytes(counters);
+  const auto totals = co_await net::relay(public_conn, *conn, {}, idle_timeout, false, &bytes);
+  log::debug("public connection closed", {{"url", url},
+                                          {"peer", peer},
+                                          {"bytes_in", totals.near_to_tunnel},
+                                          {"bytes_out", totals.tunnel_to_near}});
 }
 
 // A stopping node of a cluster holds its clients' names for them while they

@@ -2,6 +2,8 @@
 // portholed's composition: the listeners, the clients' control sessions, the
 // routes from public names and ports to tunnels.
 
+#include <atomic>
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <functional>
@@ -20,6 +22,7 @@
 #include "server/authtokens.h"
 #include "server/config.h"
 #include "server/connection_limits.h"
+#include "server/control_session.h"
 #include "server/directory.h"
 #include "server/hostname_policy.h"
 #include "server/metrics.h"
@@ -41,7 +44,10 @@ struct listener_addresses {
   std::optional<net::tcp::endpoint> node;  ///< the node-to-node listener of a cluster node
 };
 
-/// The server. Everything runs on one io_context thread.
+/// The server. Its state, the control sessions and every decision (routes,
+/// limits, tokens) live on the io_context's thread; with use_shards(), the
+/// multiplexed connections and the public connections they carry run on
+/// the shards' threads, touching only what is theirs (docs/THREADS.md).
 class server {
  public:
   /// `names` is the directory of a cluster; nullptr for a single node's own.
@@ -62,8 +68,21 @@ class server {
 
   const server_config& config() const { return cfg_; }
 
-  /// True once stop() was called: connections in flight finish, nothing new starts.
-  bool stopping() const { return stopping_; }
+  /// Before start(): the executors of the loops (one per thread) the
+  /// clients' multiplexed connections, and the public connections they
+  /// carry, are spread over (net::shards::executors()); the first is the
+  /// server's own io_context's. Without it, everything runs on that one.
+  void use_shards(std::vector<net::asio::any_io_executor> executors);
+  std::size_t shard_count() const { return shards_.size(); }
+  net::asio::any_io_executor shard_executor(std::size_t i) const { return shards_[i].executor; }
+  /// Shard i's own counters, summed for /metrics; used on that shard only.
+  std::shared_ptr<metrics> shard_counters(std::size_t i) const { return shards_[i].counters; }
+  /// The shard a new client's first multiplexed connection goes to: each in turn.
+  std::size_t next_client_shard() { return next_client_shard_++ % shards_.size(); }
+
+  /// True once stop() was called: connections in flight finish, nothing new
+  /// starts. From any thread.
+  bool stopping() const { return stopping_.load(std::memory_order_relaxed); }
 
   // The interface of control sessions and public connections.
 
@@ -187,6 +206,10 @@ class server {
                             std::string_view flag);
   net::asio::awaitable<void> serve_tcp_tunnel(std::shared_ptr<tcp_listener> l);
   net::asio::awaitable<void> proxy_tcp(std::shared_ptr<tunnel> t, net::tcp::socket public_conn);
+  static net::asio::awaitable<void> relay_on_shard(mux_link via, std::string url, std::string peer,
+                                                   net::tcp::socket public_conn,
+                                                   std::shared_ptr<metrics> counters,
+                                                   std::chrono::seconds idle_timeout);
   net::asio::awaitable<proto::new_tunnel> open_tcp_tunnel(std::shared_ptr<control_session> session,
                                                           proto::req_tunnel req);
   /// ReqTunnel on a standby session: the exact names the client has on its
@@ -203,7 +226,20 @@ class server {
   std::shared_ptr<token_account> account_for(const token_identity& who);
   /// The NewTunnel error if `host` is a subdomain another token reserved, else "".
   std::string reserved_refusal(const control_session& session, std::string_view host) const;
-  std::string metrics_page();
+  net::asio::awaitable<std::string> metrics_page();
+  /// A public connection for `t` goes to the shard of the client's
+  /// multiplexed connection with the fewest streams, if that is not this
+  /// one; it is then admitted here (`slot`, held here while it lives).
+  struct pinned {
+    std::shared_ptr<tunnel> t;
+    mux_link via;
+    public_conn_slot slot;
+  };
+  std::optional<pinned> pin(const std::shared_ptr<tunnel>& t, std::string_view peer);
+  /// A plain HTTP connection's first request head, looked at without being
+  /// read (it arrives with the connection): its tunnel's shard, if not this one.
+  /// (Awaited at once by the owner of `sock`.)
+  net::asio::awaitable<std::optional<pinned>> pin_by_head(net::tcp::socket& sock, std::string peer);
   std::pair<bool, std::string> health() const;
   net::asio::awaitable<void> forget_client_later(std::string client_id);
 
@@ -242,9 +278,15 @@ class server {
   std::map<std::string, std::weak_ptr<control_session>, std::less<>> sessions_;  ///< by client id
   std::map<std::string, std::string, std::less<>>
       client_tokens_;  ///< client id -> token it authenticated with
-  bool stopping_ = false;
+  std::atomic<bool> stopping_ = false;
   std::size_t active_ = 0;
   std::shared_ptr<metrics> metrics_ = std::make_shared<metrics>();
+  struct shard {
+    net::asio::any_io_executor executor;
+    std::shared_ptr<metrics> counters;
+  };
+  std::vector<shard> shards_;  ///< [0] is this io_context, with metrics_
+  std::size_t next_client_shard_ = 0;
   std::unique_ptr<admin_endpoint> admin_;
 
   /// Counts a connection while it is served.

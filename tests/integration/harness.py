@@ -984,3 +984,14 @@ def make_tls_files(d: Path, extra_names: str = "") -> dict[str, Path]:
                            env=clean_env(d / "home"))
         assert p.returncode == 0, f"{' '.join(cmd)}:\n{p.stderr}"
     return {"ca": d / "ca.pem", "cert": d / "server.pem", "key": d / "server.key"}
+
+
+def busy_threads(pid: int, at_least_ms: float = 2.0) -> int:
+    """How many of a process's threads have run at least `at_least_ms` of CPU
+    time (/proc/PID/task/TID/schedstat: nanoseconds, unlike stat's ticks)."""
+    busy = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+            ran_ns = int(f.read().split()[0])
+        busy += ran_ns >= at_least_ms * 1e6
+    return busy

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from backends import DigestAtEOFBackend
+import harness
 from harness import RawHTTP, curl, deterministic_bytes, server_mux_up_line
 
 MUX_ONLY = pytest.mark.parametrize("transport", ["mux"], indirect=True)
@@ -343,16 +344,6 @@ def test_losing_one_of_several_multiplexed_connections_leaves_the_tunnel_serving
     assert downloads_intact(client.url(), 4, 1024 * 1024) == []
 
 
-def busy_threads(pid: int) -> int:
-    """How many of a process's threads have used CPU time."""
-    busy = 0
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        busy += int(fields[11]) + int(fields[12]) > 0  # utime, stime
-    return busy
-
-
 def test_a_client_holds_one_multiplexed_connection_per_thread(server, http_backend,
                                                                start_porthole):
     client = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "foo",
@@ -362,7 +353,7 @@ def test_a_client_holds_one_multiplexed_connection_per_thread(server, http_backe
     assert downloads_intact(client.url(), 12, 4 * 1024 * 1024) == []
     assert "connections=4" not in server.proc.text()
     # Each connection's bytes were moved by a thread of its own.
-    assert busy_threads(client.proc.pid) >= 3
+    assert harness.busy_threads(client.proc.pid) >= 3
 
 
 def test_one_thread_holds_one_multiplexed_connection(server, http_backend, start_porthole):
