@@ -6,15 +6,18 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
 #include <optional>
+#include <thread>
 
 #include "cluster/etcd_client.h"
 #include "cluster/make_directory.h"
@@ -434,6 +437,32 @@ int main(int argc, char** argv) {
       }
     }
     porthole::net::start_memory_trim(ioc.get_executor(), std::chrono::seconds(5));
+    // PORTHOLE_TEST_HOLD_THREAD=K:SECONDS (tests that the threads work apart):
+    // each SIGUSR1 holds thread K that long, in a handler of its own.
+    boost::asio::signal_set hold_signal(ioc);
+    std::function<void()> wait_hold;
+    if (const char* hold = std::getenv("PORTHOLE_TEST_HOLD_THREAD")) {
+      unsigned shard = 0;
+      unsigned seconds = 0;
+      if (std::sscanf(hold, "%u:%u", &shard, &seconds) == 2 && shard < threads.size()) {
+        hold_signal.add(SIGUSR1);
+        wait_hold = [&, shard, seconds] {
+          hold_signal.async_wait([&, shard, seconds](const boost::system::error_code& ec, int) {
+            if (ec) {
+              return;
+            }
+            boost::asio::post(threads.executor(shard), [shard, seconds] {
+              porthole::log::info("test hook: holding a thread",
+                                  {{"thread", std::to_string(shard)}, {"seconds", seconds}});
+              std::this_thread::sleep_for(std::chrono::seconds(seconds));
+              porthole::log::info("test hook: thread released", {{"thread", std::to_string(shard)}});
+            });
+            wait_hold();
+          });
+        };
+        wait_hold();
+      }
+    }
     // Every listener is bound: a Type=notify unit is started now.
     porthole::net::sd_notify("READY=1");
 
@@ -449,6 +478,7 @@ int main(int argc, char** argv) {
         ready->remove();  // no longer ready
       }
       srv.stop();
+      hold_signal.cancel();
       // Connections in flight get up to two seconds to finish.
       const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
       drain_check = [&, deadline] {

@@ -500,7 +500,8 @@ def start_server(*extra: str, state_dir: Path, home: Path, domain: str = DOMAIN,
                  http_addr: str = "127.0.0.1:0", https_addr: str = "127.0.0.1:0",
                  tunnel_addr: str = "127.0.0.1:0", dev: bool = True,
                  authtokens: list[str] | None = None, name: str = "portholed",
-                 timeout: float = STARTUP_TIMEOUT) -> Server:
+                 timeout: float = STARTUP_TIMEOUT,
+                 env: dict[str, str | None] | None = None) -> Server:
     """Starts portholed and waits for its ready file (beside state_dir), which
     gives its ports and its dev CA. A disabled listener's port is None; with
     one port for tunnel clients and public https, both ports are that one."""
@@ -517,7 +518,8 @@ def start_server(*extra: str, state_dir: Path, home: Path, domain: str = DOMAIN,
         tokens_file.write_text("".join(t + "\n" for t in authtokens))
         argv += ["--authtokens", tokens_file]
     argv += list(extra)
-    proc = Process(argv, name=name, env=clean_env(home))
+    argv += forced_threads(extra)
+    proc = Process(argv, name=name, env=clean_env(home, env))
     return server_of(proc, state_dir, ready_file, extra, timeout)
 
 
@@ -668,6 +670,7 @@ def start_client(mode: str, target: str | int, *args: str, server_addr: str, tru
     elif not any(a == "--inspect-addr" or a.startswith("--inspect-addr=") for a in args):
         # Many clients run at once: none takes the default 127.0.0.1:4040.
         argv += ["--inspect-addr", "disabled"]
+    argv += forced_threads(args)
     argv += [mode, str(target), *args]
     proc = Process(argv, name=name, env=clean_env(home, env))
     client = Client(proc, [], [], ready_file)
@@ -995,3 +998,13 @@ def busy_threads(pid: int, at_least_ms: float = 2.0) -> int:
             ran_ns = int(f.read().split()[0])
         busy += ran_ns >= at_least_ms * 1e6
     return busy
+
+
+def forced_threads(args) -> list[str]:
+    """`--threads N` when PORTHOLE_TEST_THREADS=N asks every program started
+    here to run N threads (both programs default to one per core), unless
+    the test chose itself."""
+    n = os.environ.get("PORTHOLE_TEST_THREADS")
+    if not n or any(str(a) == "--threads" or str(a).startswith("--threads=") for a in args):
+        return []
+    return ["--threads", n]

@@ -173,3 +173,32 @@ def test_server_stopped_with_connections_open_on_its_threads_exits_0(
     for c in conns:
         c.close()
     assert rc == 0, f"portholed exited with {rc}: {server.proc.final_output()[-2000:]}"
+
+
+def test_a_held_thread_holds_only_the_connections_it_serves(start_portholed, http_backend,
+                                                            start_porthole):
+    hold = round(harness.scaled(4))
+    server = start_portholed("--threads", "2",
+                             env={"PORTHOLE_TEST_HOLD_THREAD": f"1:{hold}"})
+    free = on_thread(start_porthole, server, http_backend, "free", 0)
+    held = on_thread(start_porthole, server, http_backend, "held", 1)
+    mark = server.proc.mark()
+    server.proc.popen.send_signal(signal.SIGUSR1)
+    server.proc.wait_for(r"test hook: holding a thread thread=1", since=mark)
+    finished: dict[str, float] = {}
+
+    def fetch(name: str, url: str) -> None:
+        r = curl(f"{url}/stream/{1024 * 1024}")
+        assert (r.returncode, r.status) == (0, 200), r
+        finished[name] = time.monotonic()
+
+    waiting = threading.Thread(target=fetch, args=("held", held.url()))
+    waiting.start()
+    # Thread 0 serves its client's connections while thread 1 is held.
+    for i in range(10):
+        fetch(f"free{i}", free.url())
+    assert "held" not in finished, "a connection of the held thread went on"
+    assert not any("thread released" in line for line in server.proc.lines()[mark:])
+    waiting.join(harness.scaled(30))
+    assert "held" in finished
+    server.proc.wait_for(r"test hook: thread released thread=1", since=mark)
