@@ -24,6 +24,7 @@
 #include "net/address.h"
 #include "net/frame_io.h"
 #include "net/relay.h"
+#include "net/shards.h"
 #include "net/spawn.h"
 #include "net/tls.h"
 
@@ -64,9 +65,10 @@ std::string go_arch() {
   return m;
 }
 
-// The SSL_CTX extra-data slot that points back at the agent.
-int agent_ex_index() {
-  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+// The SSL extra-data slot that points at the session kept for the shard
+// the connection is made on.
+int session_slot_index() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
   return index;
 }
 
@@ -220,14 +222,12 @@ agent::agent(asio::io_context& ioc, client_config cfg, std::vector<asio::any_io_
   if (shards_.empty()) {
     shards_.push_back(ioc.get_executor());
   }
+  tls_sessions_.resize(shards_.size());
   for (const auto& ex : shards_) {
     local_pools_.push_back(std::make_shared<local_pool>(
         ex, local_pool_limits{cfg_.local_idle_conns, cfg_.local_idle_timeout}));
   }
   SSL_CTX* ctx = tls_.native_handle();
-  // Not SSL_CTX_set_app_data: Asio keeps its verify callback in that slot and
-  // deletes whatever is there when the context goes.
-  SSL_CTX_set_ex_data(ctx, agent_ex_index(), this);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
   SSL_CTX_sess_set_new_cb(ctx, &agent::on_new_session);
   // A comma list names several servers (the nodes of a cluster): the client
@@ -398,7 +398,7 @@ asio::awaitable<agent_result> agent::run() {
 // Says why when it fails, except for a certificate that does not verify:
 // that ends the client, and the caller says so.
 asio::awaitable<std::tuple<net::error_code, std::unique_ptr<net::tls_stream>>> agent::connect(
-    net::host_port to, std::string tls_name) {
+    net::host_port to, std::string tls_name, std::size_t shard) {
   const std::string server = to.host + ":" + to.port;
   auto [ec, sock, failure] = co_await net::dial(to.host, to.port, cfg_.proxy, cfg_.dial_timeout);
   if (ec) {
@@ -409,11 +409,11 @@ asio::awaitable<std::tuple<net::error_code, std::unique_ptr<net::tls_stream>>> a
   }
   auto stream = std::make_unique<net::tls_stream>(std::move(sock), tls_);
   net::verify_host(stream->native_handle(), tls_name);
-  {
-    const std::lock_guard lock(tls_session_mutex_);
-    if (tls_session_) {
-      SSL_set_session(stream->native_handle(), tls_session_.get());
-    }
+  // Not SSL_set_app_data: Asio keeps its verify callback in that slot.
+  std::shared_ptr<SSL_SESSION>& kept = tls_sessions_[shard % tls_sessions_.size()];
+  SSL_set_ex_data(stream->native_handle(), session_slot_index(), &kept);
+  if (kept) {
+    SSL_set_session(stream->native_handle(), kept.get());
   }
   asio::steady_timer timer(co_await asio::this_coro::executor, cfg_.dial_timeout);
   auto result =
@@ -441,11 +441,13 @@ asio::awaitable<std::tuple<net::error_code, std::unique_ptr<net::tls_stream>>> a
 // A copy is kept: a connection that ends without close_notify marks its own
 // session object as not resumable.
 int agent::on_new_session(SSL* ssl, SSL_SESSION* session) {
-  auto* self = static_cast<agent*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), agent_ex_index()));
+  auto* kept =
+      static_cast<std::shared_ptr<SSL_SESSION>*>(SSL_get_ex_data(ssl, session_slot_index()));
+  if (kept == nullptr) {
+    return 0;
+  }
   if (SSL_SESSION* copy = SSL_SESSION_dup(session)) {
-    std::shared_ptr<SSL_SESSION> kept(copy, &SSL_SESSION_free);
-    const std::lock_guard lock(self->tls_session_mutex_);
-    self->tls_session_ = std::move(kept);
+    kept->reset(copy, &SSL_SESSION_free);
   }
   return 0;  // OpenSSL keeps ownership of `session`
 }
@@ -805,14 +807,14 @@ asio::awaitable<void> agent::keep_mux(session& s, std::size_t slot) {
     std::string tls_name = direct ? learned_tls_name(s.node, s.tls_name) : s.tls_name;
     auto opening = asio::co_spawn(shards_[shard],
                                   open_mux(shard, std::move(to), std::move(tls_name), client_id_),
-                                  asio::use_awaitable);
+                                  net::on_other_shard());
     auto [ec, m] = co_await std::move(opening);
     if (ec && direct) {
       // The node's own address is not reachable from here (or presents
       // something else): the address dialled for the control connection is.
       s.node_failed = true;
       auto again = asio::co_spawn(shards_[shard], open_mux(shard, s.server, s.tls_name, client_id_),
-                                  asio::use_awaitable);
+                                  net::on_other_shard());
       std::tie(ec, m) = co_await std::move(again);
     }
     const bool connect_said_why = ec && !is_verify_failure(ec);
@@ -852,7 +854,7 @@ asio::awaitable<void> agent::keep_mux(session& s, std::size_t slot) {
 
 asio::awaitable<std::tuple<net::error_code, std::shared_ptr<mux::session>>> agent::open_mux(
     std::size_t shard, net::host_port to, std::string tls_name, std::string client_id) {
-  auto [ec, conn] = co_await connect(std::move(to), std::move(tls_name));
+  auto [ec, conn] = co_await connect(std::move(to), std::move(tls_name), shard);
   if (!ec) {
     std::string reg = proto::encode_framed(proto::reg_mux{std::move(client_id)});
     ec = co_await net::write_message(*conn, std::move(reg));

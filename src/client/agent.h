@@ -9,7 +9,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -131,8 +130,9 @@ class agent {
   /// A TLS connection to `to`, whose certificate must be valid for
   /// `tls_name` (the name the user gave; a node's address learned from
   /// another node is an IP the certificate need not name).
+  /// Made on shard `shard`, whose own TLS session it resumes.
   net::asio::awaitable<std::tuple<net::error_code, std::unique_ptr<net::tls_stream>>> connect(
-      net::host_port to, std::string tls_name);
+      net::host_port to, std::string tls_name, std::size_t shard = 0);
   /// A control connection to `to`, authenticated: the session, or why the
   /// client must stop (a refusal of the main connection), or neither.
   net::asio::awaitable<std::tuple<std::shared_ptr<session>, std::optional<agent_result>>>
@@ -196,11 +196,11 @@ class agent {
   net::asio::io_context& ioc_;
   client_config cfg_;
   net::asio::ssl::context tls_;
-  /// The newest TLS session the server gave, offered on every new connection
-  /// so that proxy connections resume instead of doing a full handshake.
-  /// Connections are made on every shard: guarded, read and set once each.
-  std::shared_ptr<SSL_SESSION> tls_session_;
-  std::mutex tls_session_mutex_;
+  /// The newest TLS session the server gave on each shard's connections,
+  /// offered on the shard's next connection so that it resumes instead of
+  /// doing a full handshake. One per shard: a session object is used by
+  /// the connections of one thread only.
+  std::vector<std::shared_ptr<SSL_SESSION>> tls_sessions_;
   /// Makes the next server of the list (given, then learned) the current one.
   void next_server();
   /// Adds the addresses a cluster node told of, after the given ones.

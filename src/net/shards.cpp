@@ -3,6 +3,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <optional>
 
@@ -134,15 +135,31 @@ shard_channel::~shard_channel() {
 
 asio::awaitable<std::tuple<error_code, std::size_t>> shard_channel::read_some(
     asio::mutable_buffer b) {
-  co_return co_await asio::co_spawn(home_, read_there(inner_, b), asio::use_awaitable);
+  const close_if_cancelled closer = co_await close_on_cancel();
+  co_return co_await asio::co_spawn(home_, read_there(inner_, b), on_other_shard());
 }
 
 asio::awaitable<void> shard_channel::wait_readable() {
-  co_await asio::co_spawn(home_, wait_there(inner_), asio::use_awaitable);
+  const close_if_cancelled closer = co_await close_on_cancel();
+  co_await asio::co_spawn(home_, wait_there(inner_), on_other_shard());
 }
 
 asio::awaitable<error_code> shard_channel::write(asio::const_buffer b) {
-  co_return co_await asio::co_spawn(home_, write_there(inner_, b), asio::use_awaitable);
+  const close_if_cancelled closer = co_await close_on_cancel();
+  co_return co_await asio::co_spawn(home_, write_there(inner_, b), on_other_shard());
+}
+
+asio::awaitable<shard_channel::close_if_cancelled> shard_channel::close_on_cancel() {
+  asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
+  asio::cancellation_slot slot = state.slot();
+  if (slot.is_connected()) {
+    // Runs on this thread, where the cancellation comes from; the channel
+    // is closed on its own.
+    slot.assign([home = home_, c = inner_](asio::cancellation_type) {
+      asio::post(home, [c] { c->close(); });
+    });
+  }
+  co_return close_if_cancelled(slot);
 }
 
 void shard_channel::shutdown_send() {

@@ -8,9 +8,13 @@
 // posted to it; nothing on the per-byte path takes a lock.
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <cstddef>
 #include <memory>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "net/channel.h"
@@ -55,6 +59,15 @@ class shards {
   std::vector<std::unique_ptr<worker>> loops_;
 };
 
+/// The completion token to await work co_spawned on another shard with. The
+/// awaiting coroutine's cancellation is not passed on: Boost 1.81 hands it
+/// to the other executor through a pointer that the end of the work may
+/// free first (a use-after-free ThreadSanitizer found). Such work ends on
+/// its own, within its own bounds, or when what it uses is closed.
+inline auto on_other_shard() {
+  return asio::bind_cancellation_slot(asio::cancellation_slot(), asio::use_awaitable);
+}
+
 /// Moves a connection to the loop of `to`: from now on its operations run
 /// there, and only there may it be used. Call it on the loop the connection
 /// is on, with no operation of it pending. A TLS stream keeps its state (its
@@ -66,6 +79,8 @@ void move_to(tls_stream& s, const asio::any_io_executor& to);
 /// operations runs there and the result comes back. For the rare connection
 /// that cannot move to where its channel is (each operation costs two
 /// hand-offs between threads). It is closed and destroyed on its shard.
+/// Cancelling one of its operations closes it (the operation then ends
+/// with an error): what a relay's time-out does next anyway.
 class shard_channel final : public channel {
  public:
   shard_channel(asio::any_io_executor home, std::shared_ptr<channel> inner);
@@ -81,6 +96,21 @@ class shard_channel final : public channel {
   void close() override;
 
  private:
+  /// Clears the handler close_on_cancel() put in the slot, as the
+  /// operation it watched ends.
+  struct close_if_cancelled {
+    explicit close_if_cancelled(asio::cancellation_slot s) : slot(s) {}
+    close_if_cancelled(close_if_cancelled&& o) noexcept : slot(std::exchange(o.slot, {})) {}
+    close_if_cancelled& operator=(close_if_cancelled&&) = delete;
+    ~close_if_cancelled() {
+      if (slot.is_connected()) {
+        slot.clear();
+      }
+    }
+    asio::cancellation_slot slot;
+  };
+  asio::awaitable<close_if_cancelled> close_on_cancel();
+
   asio::any_io_executor home_;
   std::shared_ptr<channel> inner_;
   bool can_half_close_;

@@ -139,7 +139,7 @@ asio::awaitable<void> control_session::serve_mux(std::unique_ptr<net::tls_stream
   if (shard == 0) {
     co_await link.session->run();
   } else {
-    co_await asio::co_spawn(link.executor, link.session->run(), asio::use_awaitable);
+    co_await asio::co_spawn(link.executor, link.session->run(), net::on_other_shard());
   }
   const auto same = [&link](const mux_link& m) { return m.session == link.session; };
   if (std::erase_if(muxes_, same) > 0 && !closed_) {
@@ -348,7 +348,7 @@ asio::awaitable<std::unique_ptr<net::channel>> start_proxy(
       auto opening = asio::co_spawn(via.executor,
                                     open_stream(via, t->url, std::move(client_addr),
                                                 std::move(first_bytes), std::move(counters)),
-                                    asio::use_awaitable);
+                                    net::on_other_shard());
       std::unique_ptr<net::channel> stream = co_await std::move(opening);
       if (!stream) {
         co_return nullptr;

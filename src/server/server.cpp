@@ -363,8 +363,8 @@ asio::awaitable<std::string> server::metrics_page() {
   // Each shard's counters are copied on their own thread, and summed here.
   metrics m = *metrics_;
   for (std::size_t i = 1; i < shards_.size(); ++i) {
-    auto copying =
-        asio::co_spawn(shards_[i].executor, copy_counts(shards_[i].counters), asio::use_awaitable);
+    auto copying = asio::co_spawn(shards_[i].executor, copy_counts(shards_[i].counters),
+                                  net::on_other_shard());
     const metrics theirs = co_await std::move(copying);
     add_counts(m, theirs);
   }
@@ -568,7 +568,7 @@ asio::awaitable<void> server::serve_plain_http(tcp::socket sock,
       pinned_public there{to->t, to->via, shards_[to->via.shard].counters};
       auto serving = asio::co_spawn(
           to->via.executor, serve_public_http(*this, std::move(sock), "http", ip, std::move(there)),
-          asio::use_awaitable);
+          net::on_other_shard());
       co_await std::move(serving);
       co_return;
     }
@@ -637,7 +637,7 @@ asio::awaitable<void> server::serve_tls(tcp::socket sock, ip_connection_counts::
       auto serving = asio::co_spawn(
           to->via.executor,
           serve_public_http(*this, std::move(stream), "https", ip, false, std::move(there)),
-          asio::use_awaitable);
+          net::on_other_shard());
       co_await std::move(serving);
       co_return;
     }
@@ -1356,7 +1356,7 @@ asio::awaitable<void> server::proxy_tcp(std::shared_ptr<tunnel> t, tcp::socket p
           asio::co_spawn(executor,
                          relay_on_shard(std::move(via), t->url, peer, std::move(public_conn),
                                         std::move(counters), cfg_.tcp_idle_timeout),
-                         asio::use_awaitable);
+                         net::on_other_shard());
       co_await std::move(relaying);
       co_return;
     }

@@ -194,7 +194,7 @@ def test_client_reaches_server_through_https_proxy(server, http_backend, start_p
     proxy = ConnectProxy()
     client = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "foo",
                             "--proto", "http", server=server, env=proxy_env(proxy.url))
-    assert re.search(rf"through the HTTP proxy 127\.0\.0\.1:{proxy.port}\b", client.proc.text())
+    client.proc.wait_for(rf"through the HTTP proxy 127\.0\.0\.1:{proxy.port}\b")
     assert_hello(client.url())
 
     # The control connection and the proxy connections all went through it.
@@ -479,7 +479,7 @@ def test_client_tunnels_through_a_real_proxy_whose_log_shows_the_connect(
         kind, tmp_path, server, http_backend, start_porthole):
     proxy = PROXIES[kind](tmp_path, [server.tunnel_port])
     client = start_client_through(proxy.url(), server, http_backend, start_porthole)
-    assert re.search(rf"through the HTTP proxy 127\.0\.0\.1:{proxy.port}\b", client.proc.text())
+    client.proc.wait_for(rf"through the HTTP proxy 127\.0\.0\.1:{proxy.port}\b")
     assert_hello(client.url())
     assert_hello(client.url())
     # squid writes a tunnel to its log when the tunnel ends.

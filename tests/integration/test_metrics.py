@@ -157,7 +157,8 @@ def test_admin_port_in_use_is_a_clear_fatal_error(tmp_path):
 
 
 def test_text_log_quotes_a_value_with_a_space(server):
-    line = next(l for l in server.proc.lines() if "listening for admin" in l)
+    # The ready file can come before the log's reader has the line.
+    line = server.proc.wait_for("listening for admin").string
     assert re.search(r'\[info\] listening for admin addr=127\.0\.0\.1:\d+ paths="/metrics /healthz"$',
                      line), line
 
@@ -173,6 +174,7 @@ def test_text_log_lines_are_a_message_then_key_value_fields(server, http_tunnel)
 
 def test_json_log_is_one_object_per_line(start_portholed):
     server = start_portholed("--log-format", "json")
+    server.proc.wait_for("portholed ready")
     lines = [l for l in server.proc.lines() if l.strip()]
     assert len(lines) >= 5, lines
     events = [json.loads(l) for l in lines]

@@ -8,6 +8,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <future>
@@ -158,6 +159,37 @@ TEST(Shards, AShardChannelRunsEachOperationOnItsShard) {
   }
   EXPECT_EQ(got, "pong");
   EXPECT_NE(used_on, std::this_thread::get_id());
+  EXPECT_EQ(eof_error, error_code(asio::error::eof).message());
+}
+
+TEST(Shards, CancellingAShardChannelReadClosesTheChannelInsteadOfHanging) {
+  asio::io_context ioc;
+  shards all(ioc, 2);
+  auto [near, far] = socket_pair(ioc);
+  move_to(far, all.executor(1));
+  auto inner = std::make_shared<owned_socket>(std::move(far));
+  bool timer_won = false;
+  std::string eof_error;
+  auto test = [&]() -> asio::awaitable<void> {
+    using namespace asio::experimental::awaitable_operators;
+    shard_channel remote(all.executor(1), inner);
+    std::string buffer(16, '\0');
+    asio::steady_timer timer(ioc, std::chrono::milliseconds(50));
+    // Nothing comes: the timer wins and the read is cancelled.
+    auto got =
+        co_await (remote.read_some(asio::buffer(buffer)) || timer.async_wait(asio::use_awaitable));
+    timer_won = got.index() == 1;
+    char byte = 0;
+    auto [rec, rn] = co_await near.async_read_some(asio::buffer(&byte, 1), use_nothrow);
+    eof_error = rec.message();
+  };
+  std::exception_ptr failed;
+  asio::co_spawn(ioc, test(), [&](std::exception_ptr e) { failed = e; });
+  ioc.run_for(std::chrono::seconds(20));
+  if (failed) {
+    std::rethrow_exception(failed);
+  }
+  EXPECT_TRUE(timer_won);
   EXPECT_EQ(eof_error, error_code(asio::error::eof).message());
 }
 
