@@ -15,13 +15,13 @@ import time
 import traceback
 from pathlib import Path
 
-from . import cluster, cost, report, services
+from . import cluster, cost, report, services, threads
 from .procs import Supervisor
 from .suite import Suite
 
 BENCH = Path(__file__).resolve().parents[1]
 WORKLOADS = ["keepalive", "newconn", "burst", "bulk", "scale", "memory", "inspect", "screen",
-             "cluster", "cost"]
+             "cluster", "cost", "threads"]
 TITLES = {
     "keepalive": "1. keep-alive HTTP: wrk -t1 -c32 on a 1 KiB file (http and tcp tunnel)",
     "newconn": "2. a new connection per request: wrk -t1 -c32, Connection: close",
@@ -33,6 +33,8 @@ TITLES = {
     "screen": "8. status screen on vs off: workload 1 through a client drawing its screen on a pty",
     "cluster": "9. cluster: two portholed nodes on one etcd; owner, relayed, standby; failover; etcd",
     "cost": "10. cost per request: CPU and system calls of each process under workload 1's load",
+    "threads": "11. threads: portholed --threads 1 vs 2, HTTPS keep-alive through 4 one-thread "
+               "clients, portholed the busiest process",
 }
 
 
@@ -156,6 +158,8 @@ def main(argv=None) -> int:
                     cluster.w_cluster(suite)
                 elif w == "cost":
                     cost.w_cost(suite)
+                elif w == "threads":
+                    threads.w_threads(suite)
                 else:
                     getattr(suite, f"w_{w}")()
             except Interrupted:
@@ -264,7 +268,18 @@ def main(argv=None) -> int:
             f"cost per request: a fresh portholed with two http tunnel clients (inspector off; "
             f"on, capturing into a temp file), then the haproxy-http chain; each under {c['load']}. "
             f"CPU from {c['cpu_source']}.")
-    suite.notes.append("all targets: porthole http tunnels use --proto http; portholed and "
+    if "threads" in suite.results:
+        t = suite.results["threads"]
+        suite.notes.append(
+            f"threads: two fresh portholed, --threads 1 and --threads 2 (default options "
+            f"otherwise), each with {t['clients']} porthole http clients of nginx (--threads "
+            f"{t['client_threads']}, --proto https, a subdomain each); {t['load']}. wrk connects "
+            f"to 127.0.0.1 and sends the tunnel's name as SNI and Host (a Lua script resolves "
+            f"every name to 127.0.0.1). No taskset or CPU limit: on {t['cpus']} CPUs wrk, the "
+            f"clients and nginx share the cores with portholed, so the ratio shows what a "
+            f"second thread gains on this machine, not on an otherwise idle server.")
+    suite.notes.append("all targets: porthole http tunnels use --proto http (workload 11's "
+                       "--proto https); portholed and "
                        "porthole run with their default pool size (10) and log level (info).")
 
     results = suite.results
@@ -273,7 +288,9 @@ def main(argv=None) -> int:
     durations = (f"wrk {args.duration:g} s per run after a {args.warmup:g} s warm-up; iperf3 "
                  f"5 s; burst 3 rounds of 500; scale {args.scale_conns} connections "
                  f"(open phase <= 40 s, requests <= 45 s); cost: wrk {args.duration:g} s "
-                 f"counted, strace {cost.strace_seconds(args.duration)} s")
+                 f"counted, strace {cost.strace_seconds(args.duration)} s; threads: "
+                 f"{threads.CLIENTS} wrk at once {args.duration:g} s after {args.warmup:g} s, "
+                 f"3 rounds per thread count")
     doc = {"date": now.isoformat(timespec="seconds"), "command": command,
            "wall_time_s": round(wall, 1), "machine": mach, "versions": vers,
            "durations": durations, "config": getattr(suite, "config", None),
@@ -300,6 +317,11 @@ def main(argv=None) -> int:
               "tracepoints in the same window, and by name from strace in a shorter window of "
               "its own (which slows the process down)\n")
         print(report.render_cost(results))
+    if results.get("threads"):
+        print("\n== threads (workload 11): portholed --threads 1 vs --threads 2 under the same "
+              "HTTPS keep-alive load, each thread count's median round; CPU in seconds over the "
+              "wrk run and in cores (CPU s / wall s); ratio 2 threads / 1 thread\n")
+        print(report.render_threads(results))
     print("\n== targets\n")
     print(report.render_targets(tgt))
     print("\n== notes\n")

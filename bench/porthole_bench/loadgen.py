@@ -61,17 +61,52 @@ def parse_wrk(out: str) -> dict:
 CLOSE_LUA = 'wrk.headers["Connection"] = "close"\n'
 
 
-def wrk(sup: Supervisor, url: str, host: str | None, duration: float, conns: int = 32,
-        script: Path | None = None, sample=None) -> dict:
-    """Runs wrk -t1 -c<conns> --latency; `sample()` is called every 0.25 s while
-    it runs (to watch the memory of the processes under test)."""
+def _wrk_argv(url: str, host: str | None, duration: float, conns: int,
+              script: Path | None) -> list:
     argv = ["wrk", "-t1", f"-c{conns}", f"-d{max(1, round(duration))}s", "--latency", "--timeout", "10s"]
     if host:
         argv += ["-H", f"Host: {host}"]
     if script:
         argv += ["-s", script]
     argv.append(url)
-    p = sup.start("wrk", argv)
+    return argv
+
+
+# For wrk -s: connect to 127.0.0.1 whatever the URL's host. wrk takes the TLS
+# SNI name and the Host header from the URL's host, and resolves it first; a
+# tunnel's name (sub.localhost) does not resolve here (glibc, files + dns).
+LOOPBACK_LUA = """\
+function wrk.resolve(host, service)
+  wrk.addrs = wrk.lookup("127.0.0.1", service)
+end
+"""
+
+
+def wrk_many(sup: Supervisor, urls: list[str], duration: float, conns: int,
+             script: Path | None = None) -> list[dict]:
+    """One wrk -t1 -c<conns> --latency per URL, all at once (no Host header
+    option: each takes its URL's host); their results in the order of
+    `urls`."""
+    procs = [sup.start("wrk", _wrk_argv(u, None, duration, conns, script)) for u in urls]
+    deadline = time.monotonic() + duration + 30
+    while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    rcs = [p.poll() for p in procs]
+    for p in procs:
+        sup.stop(p)
+    out = []
+    for p, rc in zip(procs, rcs):
+        if rc != 0:
+            raise RuntimeError(f"wrk exited with {rc}:\n{p.text()}")
+        out.append(parse_wrk(p.text()))
+    return out
+
+
+def wrk(sup: Supervisor, url: str, host: str | None, duration: float, conns: int = 32,
+        script: Path | None = None, sample=None) -> dict:
+    """Runs wrk -t1 -c<conns> --latency; `sample()` is called every 0.25 s while
+    it runs (to watch the memory of the processes under test)."""
+    p = sup.start("wrk", _wrk_argv(url, host, duration, conns, script))
     deadline = time.monotonic() + duration + 30
     while p.poll() is None and time.monotonic() < deadline:
         if sample:

@@ -443,6 +443,95 @@ def render_markdown_cost(res: dict) -> str:
     return "\n\n".join(parts)
 
 
+# --------------------------------------------------------------------------
+# Workload 11, threads: its own table and lines
+# --------------------------------------------------------------------------
+
+THREADS_HEAD = ["portholed", "req/s", "MB/s", "p50 ms", "p99 ms", "portholed CPU s", "cores",
+                "cores by thread", "µs CPU/req", "clients CPU s", "nginx CPU s", "wrk CPU s",
+                "machine busy cores (other)"]
+
+
+def threads_rows(res: dict) -> list[list[str]]:
+    t = res.get("threads") or {}
+    by = t.get("by_threads") or {}
+    out = []
+    for n, d in by.items():
+        ph = d.get("portholed") or {}
+        out.append([f"--threads {n}", _num(d.get("rps"), "{:.0f}"), _num(d.get("MBps"), "{:.0f}"),
+                    _num(d.get("p50_ms"), "{:.2f}"), _num(d.get("p99_ms"), "{:.2f}"),
+                    _num(ph.get("cpu_s"), "{:.2f}"), _num(ph.get("cores"), "{:.2f}"),
+                    " + ".join(f"{x['cores']:.2f}" for x in ph.get("threads") or []),
+                    _num(ph.get("us_per_request"), "{:.1f}"),
+                    _num(d.get("clients_cpu_s_total"), "{:.2f}"),
+                    _num(d.get("nginx_cpu_s"), "{:.2f}"), _num(d.get("wrk_cpu_s"), "{:.2f}"),
+                    _num(d.get("machine_busy_cores"), "{:.2f}")
+                    + (f" ({d['other_cpu_s'] / d['window_s']:.2f})"
+                       if d.get("other_cpu_s") is not None and d.get("window_s") else "")])
+    one, two = by.get("1"), by.get("2")
+    if one and two:
+        def r(*keys):
+            return _num(_ratio(_g(two, *keys), _g(one, *keys)), "{:.2f}x")
+        out.append(["2 / 1", r("rps"), r("MBps"), r("p50_ms"), r("p99_ms"), r("portholed", "cpu_s"),
+                    r("portholed", "cores"), "", r("portholed", "us_per_request"),
+                    r("clients_cpu_s_total"), r("nginx_cpu_s"), r("wrk_cpu_s"),
+                    r("machine_busy_cores")])
+    return out
+
+
+def threads_lines(res: dict) -> list[str]:
+    t = res.get("threads") or {}
+    by = t.get("by_threads") or {}
+    if not by:
+        return []
+    out = [f"load: {t.get('load')}; {t.get('clients')} porthole clients per portholed "
+           f"(--threads {t.get('client_threads')}); {t.get('cpus')} CPUs, no taskset or CPU "
+           f"limit"]
+    out.append(f"requests/s, 2 threads / 1 thread: {_num(t.get('ratio_rps'), '{:.2f}x')}; "
+               f"portholed CPU (cores): {_num(t.get('ratio_portholed_cores'), '{:.2f}x')}; "
+               f"portholed CPU per request: {_num(t.get('ratio_us_per_request'), '{:.2f}x')}")
+    for n, d in by.items():
+        ph = d.get("portholed") or {}
+        out.append(f"--threads {n}: requests/s by round {d.get('rounds_rps')}, portholed cores "
+                   f"{d.get('rounds_portholed_cores')}, machine busy cores "
+                   f"{d.get('rounds_machine_busy_cores')}; wrk errors (all rounds): "
+                   f"{_fails(d.get('errors_all_rounds'))}")
+        out.append(f"  median round ({d.get('window_s')} s): tunnels' requests/s "
+                   f"{d.get('per_tunnel_rps')}; multiplexed connections per portholed thread "
+                   f"{d.get('mux_per_thread')}; portholed user {ph.get('user_s')} s, system "
+                   f"{ph.get('sys_s')} s; its threads: " + ", ".join(
+                       f"{x['role']} ({x['name']}, tid {x['tid']}) {x['cpu_s']:.2f} s = "
+                       f"{x['cores']:.2f} cores" for x in ph.get("threads") or [])
+                   + f" ({ph.get('busy_threads')} busy)")
+        out.append(f"  clients CPU s {d.get('clients_cpu_s')}; nginx {d.get('nginx_cpu_s')} s; "
+                   f"wrk {d.get('wrk_cpu_s')} s; machine busy {d.get('machine_busy_s')} of "
+                   f"{d.get('machine_cpu_s')} CPU s, of which {d.get('other_cpu_s')} s by other "
+                   f"processes (the suite, its idle servers, anything else on the machine)")
+    for name, lg in (t.get("logs") or {}).items():
+        out.append(f"{name} logged {lg['total']} warnings/errors: " + "; ".join(
+            f"{n}x {m[:100]}" for m, n in list(lg["top"].items())[:3]))
+    return out
+
+
+def render_threads(res: dict) -> str:
+    body = threads_rows(res)
+    parts = [_text_table(THREADS_HEAD, body, left=1)] if body else []
+    lines = threads_lines(res)
+    if lines:
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
+def render_markdown_threads(res: dict) -> str:
+    body = threads_rows(res)
+    parts = [_markdown_table(THREADS_HEAD, body)] if body else []
+    lines = threads_lines(res)
+    if lines:
+        parts.append("\n".join(f"  - {ln.strip()}" if ln.startswith("  ") else f"- {ln}"
+                               for ln in lines))
+    return "\n\n".join(parts)
+
+
 def details(res: dict) -> list[str]:
     """What the table has no room for: failures by kind, memory, logs."""
     out = []
@@ -766,6 +855,13 @@ def render_markdown(doc: dict) -> str:
                 "window; by name also from strace in a shorter window of its own, which "
                 "slows the process down).", "",
                 render_markdown_cost(doc["results"]), ""]
+    if doc["results"].get("threads"):
+        out += ["## Threads (workload 11)", "",
+                "portholed --threads 1 and --threads 2 under the same HTTPS keep-alive load "
+                "through 4 one-thread clients, each thread count's median round; CPU in "
+                "seconds over the wrk run and in cores (CPU s / wall s); ratio 2 threads / "
+                "1 thread.", "",
+                render_markdown_threads(doc["results"]), ""]
     out += [
         "## Details",
         "",

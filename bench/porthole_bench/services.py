@@ -254,14 +254,16 @@ class Tunnel:
 def start_porthole(sup: Supervisor, bindir: Path, server: Portholed, kind: str,
                    local_port: int, subdomain: str | None = None, name: str = "porthole",
                    timeout: float = 20.0, inspect: list | None = None,
-                   extra: list | None = None) -> Tunnel:
+                   extra: list | None = None, proto: str = "http") -> Tunnel:
     """A tunnel client; with the inspector off unless `inspect` gives its
-    options (e.g. ["--inspect-addr", "127.0.0.1:0", "--inspect-db", path])."""
+    options (e.g. ["--inspect-addr", "127.0.0.1:0", "--inspect-db", path]).
+    An http tunnel's public schemes are `proto` (http, https, http+https);
+    its url and host are the first the client prints."""
     argv = [bindir / "porthole", "--server-addr", f"localhost:{server.tunnel_port}",
             *(inspect or ["--inspect-addr", "disabled"]),
             "--trust-ca", server.ca, "--log", "stdout", "--log-level", "info", *(extra or [])]
     if kind == "http":
-        argv += ["http", f"127.0.0.1:{local_port}", "--proto", "http"]
+        argv += ["http", f"127.0.0.1:{local_port}", "--proto", proto]
         if subdomain:
             argv += ["--subdomain", subdomain]
     else:
