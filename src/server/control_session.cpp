@@ -22,6 +22,9 @@ namespace {
 constexpr std::size_t max_batch = 16000;
 // Messages queued for a client that does not read them; beyond, it is dropped.
 constexpr std::size_t max_outbox = 4096;
+// How long the control connection may outlive a multiplexed connection of a
+// client that is leaving before the loss is logged as one.
+constexpr auto lost_mux_grace = std::chrono::milliseconds(500);
 
 // Ends a multiplexed connection, on its own shard.
 void close_there(const mux_link& m) {
@@ -142,7 +145,14 @@ asio::awaitable<void> control_session::serve_mux(std::unique_ptr<net::tls_stream
     co_await asio::co_spawn(link.executor, link.session->run(), net::on_other_shard());
   }
   const auto same = [&link](const mux_link& m) { return m.session == link.session; };
-  if (std::erase_if(muxes_, same) > 0 && !closed_) {
+  const bool ours = std::erase_if(muxes_, same) > 0;
+  if (ours && !closed_) {
+    // A client that stops closes its connections at once, and this one's
+    // end may be seen before the control connection's: only a connection
+    // lost while the client stays is worth a warning.
+    co_await closing_.wait_until(std::chrono::steady_clock::now() + lost_mux_grace);
+  }
+  if (ours && !closed_) {
     if (muxes_.empty()) {
       log::warn("multiplexed connection lost; using proxy connections", {{"client", client_id_}});
     } else {
