@@ -884,6 +884,10 @@ void agent::tell_observer(std::function<void(agent_observer&)> tell) {
   if (observer_ == nullptr) {
     return;
   }
+  if (ioc_.get_executor().running_in_this_thread()) {
+    tell(*observer_);  // in order with what the agent's own thread tells it
+    return;
+  }
   asio::post(ioc_, [observer = observer_, tell = std::move(tell)] { tell(*observer); });
 }
 
