@@ -82,6 +82,9 @@ def main(argv=None) -> int:
     ap.add_argument("--memory-clients", type=int, default=100)
     ap.add_argument("--out-dir", default=str(BENCH / "out"))
     ap.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (configs, logs)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="run every portholed and porthole with --threads N (default: their "
+                         "own default, one per core; workload 11 sets its own)")
     args = ap.parse_args(argv)
 
     bindir = Path(args.bindir).resolve()
@@ -123,6 +126,7 @@ def main(argv=None) -> int:
     vers = report.versions(runbin)
     vers["bindir"] = str(bindir)
     sup = Supervisor(logdir, env=env)
+    sup.threads = args.threads
     suite = Suite(runbin, tmp, sup, args.duration, args.warmup)
     command = os.environ.get("PORTHOLE_BENCH_COMMAND") or " ".join(
         ["bench/run", *(argv if argv is not None else sys.argv[1:])])

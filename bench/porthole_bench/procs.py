@@ -195,7 +195,14 @@ class Supervisor:
         self.procs: list[Proc] = []
         self._count = 0
 
+    #: `--threads N` for every portholed and porthole started (bench/run
+    #: --threads N), unless the workload chose itself; None: their default.
+    threads: int | None = None
+
     def start(self, name: str, argv: list, cwd=None) -> Proc:
+        if (self.threads is not None and Path(str(argv[0])).name in ("portholed", "porthole")
+                and "--threads" not in [str(a) for a in argv]):
+            argv = [argv[0], "--threads", str(self.threads), *argv[1:]]
         self._count += 1
         log = self.logdir / f"{self._count:03d}-{name}.log"
         p = Proc(name, argv, log, env=self.env, cwd=cwd)

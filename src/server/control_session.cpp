@@ -1,5 +1,6 @@
 #include "server/control_session.h"
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/post.hpp>
@@ -163,13 +164,21 @@ asio::awaitable<void> control_session::serve_mux(std::unique_ptr<net::tls_stream
   }
 }
 
-mux_link control_session::mux() {
+mux_link control_session::mux(std::optional<std::size_t> on_shard) {
+  if (on_shard) {
+    const bool there = std::any_of(muxes_.begin(), muxes_.end(), [&](const mux_link& m) {
+      return m.shard == *on_shard && !m.session->closed();
+    });
+    if (!there) {
+      on_shard.reset();
+    }
+  }
   mux_link best;
   std::size_t best_streams = 0;
   const std::size_t n = muxes_.size();
   for (std::size_t k = 0; k < n; ++k) {
     const mux_link& m = muxes_[(next_mux_ + k) % n];
-    if (m.session->closed()) {
+    if (m.session->closed() || (on_shard && m.shard != *on_shard)) {
       continue;
     }
     // Read from this thread while the connection's own changes it: a hint.
@@ -348,7 +357,8 @@ asio::awaitable<std::unique_ptr<net::channel>> start_proxy(
     if (!session || session->closed()) {
       co_return nullptr;
     }
-    if (mux_link via = session->mux()) {
+    // Here (the main loop): this loop's own connection if the client has one.
+    if (mux_link via = session->mux(0)) {
       auto counters = session->shard_counters(via.shard);
       if (via.shard == 0) {
         co_return co_await open_stream(std::move(via), t->url, std::move(client_addr),

@@ -120,7 +120,9 @@ class control_session : public std::enable_shared_from_this<control_session> {
 
   /// The live multiplexed connection with the fewest streams, if the client
   /// has one: where a new public connection goes. Ties go round in turn.
-  mux_link mux();
+  /// With `on_shard`, one on that shard if there is one (a connection served
+  /// there then needs no other thread).
+  mux_link mux(std::optional<std::size_t> on_shard = std::nullopt);
   bool mux_granted() const { return mux_granted_; }
   const std::string& client_id() const { return client_id_; }
   const std::string& peer() const { return peer_; }
