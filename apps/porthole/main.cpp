@@ -544,7 +544,7 @@ int main(int argc, char** argv) {
   app.add_option("--mux-conns", mux_connections,
                  "Multiplexed connections to hold to a porthole server that allows several; "
                  "it spreads public connections over them, so that one TLS connection's "
-                 "encryption is not one core's limit (default: one per thread)")
+                 "encryption is not one core's limit (default: one per thread, at most 4)")
       ->check(CLI::Range(1, 16));
   bool no_mux = false;
   app.add_flag("--no-mux", no_mux,

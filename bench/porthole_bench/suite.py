@@ -388,7 +388,10 @@ class Suite:
     # -- 6: memory -------------------------------------------------------------
 
     def w_memory(self, clients: int = 100):
-        srv = services.start_portholed(self.sup, self.bindir, self.tmp, name="portholed-mem")
+        # 100 clients from one address, each with a connection per thread:
+        # the workload measures memory, not --max-tunnel-conns-per-ip.
+        srv = services.start_portholed(self.sup, self.bindir, self.tmp, name="portholed-mem",
+                                       extra=["--max-tunnel-conns-per-ip", "0"])
         time.sleep(0.5)
         base = srv.proc.rss_kib()
         tunnels = []

@@ -36,6 +36,9 @@ using clock = std::chrono::steady_clock;
 
 namespace {
 
+// The most multiplexed connections a client holds unless --mux-conns says.
+constexpr std::size_t default_mux_connections = 4;
+
 std::string random_req_id() {
   unsigned char raw[8];
   RAND_bytes(raw, sizeof raw);
@@ -769,7 +772,11 @@ asio::awaitable<void> agent::read_loop(session& s) {
 }
 
 std::size_t agent::mux_count() const {
-  const std::size_t n = cfg_.mux_connections != 0 ? cfg_.mux_connections : shards_.size();
+  // By default one per thread, up to default_mux_connections: each is a
+  // connection the server counts against the client's address.
+  const std::size_t n = cfg_.mux_connections != 0
+                            ? cfg_.mux_connections
+                            : std::min(shards_.size(), default_mux_connections);
   return std::min(n, proto::max_mux_connections);
 }
 

@@ -363,3 +363,13 @@ def test_one_thread_holds_one_multiplexed_connection(server, http_backend, start
     assert line["n"] == "1"
     assert downloads_intact(client.url(), 3, 1024 * 1024) == []
     assert "connections=2" not in server.proc.text()
+
+
+def test_by_default_a_client_holds_at_most_four_multiplexed_connections(server, http_backend,
+                                                                         start_porthole):
+    # Each is a connection the server counts against the client's address.
+    client = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "foo",
+                            "--proto", "http", "--threads", "6", server=server)
+    assert sorted(int(m["n"]) for m in mux_up_lines(server, client.client_id, 4)) == [1, 2, 3, 4]
+    assert downloads_intact(client.url(), 8, 1024 * 1024) == []
+    assert "connections=5" not in server.proc.text()
