@@ -9,6 +9,7 @@
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <cerrno>
 #include <charconv>
 #include <random>
 
@@ -525,21 +526,30 @@ constexpr std::size_t head_pin_bytes = 16 * 1024;
 
 asio::awaitable<std::optional<server::pinned>> server::pin_by_head(tcp::socket& sock,
                                                                    std::string peer) {
-  asio::steady_timer timer(ioc_, head_pin_wait);
-  auto waited = co_await (sock.async_wait(tcp::socket::wait_read, net::use_nothrow) ||
-                          timer.async_wait(net::use_nothrow));
-  if (waited.index() != 0 || std::get<0>(std::get<0>(waited))) {
-    co_return std::nullopt;
+  // Looked at, not read: the connection's own reader reads it wherever it
+  // runs. The buffer is this loop's, reused.
+  peek_buffer_.resize(head_pin_bytes);
+  const auto peek = [&] {
+    return ::recv(sock.native_handle(), peek_buffer_.data(), peek_buffer_.size(),
+                  MSG_PEEK | MSG_DONTWAIT);
+  };
+  ssize_t n = peek();
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    // Not there yet (it usually is, sent with the connection): wait a moment.
+    asio::steady_timer timer(ioc_, head_pin_wait);
+    auto waited = co_await (sock.async_wait(tcp::socket::wait_read, net::use_nothrow) ||
+                            timer.async_wait(net::use_nothrow));
+    if (waited.index() != 0 || std::get<0>(std::get<0>(waited))) {
+      co_return std::nullopt;
+    }
+    n = peek();
   }
-  // Looked at, not read: the connection's own reader reads it wherever it runs.
-  std::string head(head_pin_bytes, '\0');
-  const ssize_t n = ::recv(sock.native_handle(), head.data(), head.size(), MSG_PEEK | MSG_DONTWAIT);
   if (n <= 0) {
     co_return std::nullopt;
   }
   http::request_parser parser(http::parser_limits{cfg_.header_limit, cfg_.max_header_fields});
   const http::parse_result r =
-      parser.parse(std::string_view(head.data(), static_cast<std::size_t>(n)));
+      parser.parse(std::string_view(peek_buffer_.data(), static_cast<std::size_t>(n)));
   if (r.error || !r.head_complete) {
     co_return std::nullopt;
   }

@@ -287,6 +287,7 @@ class server {
   };
   std::vector<shard> shards_;  ///< [0] is this io_context, with metrics_
   std::size_t next_client_shard_ = 0;
+  std::string peek_buffer_;  ///< pin_by_head()'s, on this loop only
   std::unique_ptr<admin_endpoint> admin_;
 
   /// Counts a connection while it is served.
