@@ -42,6 +42,29 @@ def stream_sha256(n: int) -> str:
     return h.hexdigest()
 
 
+def downloads_intact(urls: list[str], size: int) -> list[str]:
+    """A download of /stream/<size> from each URL, all at once (curl); what
+    went wrong with each, if anything: an empty list when each arrived whole
+    and in order (a block out of place changes its checksum)."""
+    from harness import curl
+    want = stream_sha256(size)
+    problems: list[str] = []
+
+    def one(i: int, url: str) -> None:
+        r = curl(f"{url}/stream/{size}")
+        if (r.returncode, r.status) != (0, 200):
+            problems.append(f"{i} {url}: curl {r.returncode} status {r.status}: {r.stderr}")
+        elif hashlib.sha256(r.body).hexdigest() != want:
+            problems.append(f"{i} {url}: {len(r.body)} bytes, not the stream sent")
+
+    threads = [threading.Thread(target=one, args=(i, u)) for i, u in enumerate(urls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return problems
+
+
 def read_chunked(rfile):
     """Yields the data of a chunked body read from rfile."""
     while True:

@@ -10,7 +10,8 @@ import threading
 import time
 
 import harness
-from backends import TCPEchoBackend, echo_through, stream_sha256
+from backends import TCPEchoBackend, downloads_intact, echo_through
+from test_metrics import scrape
 from harness import RawHTTP, curl, deterministic_bytes
 
 MUX_UP = (r"multiplexed connection up client={id} peer=\S+ connections=\d+ "
@@ -39,45 +40,13 @@ def on_thread(start_porthole, server, backend, sub: str, thread: int, proto: str
         sub += "x"
 
 
-def scrape(server) -> dict[str, float]:
-    r = curl(f"http://127.0.0.1:{server.admin_port}/metrics", timeout=10)
-    assert r.status == 200, r
-    samples = {}
-    for line in r.body.decode().splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            samples[name] = float(value)
-    return samples
-
-
-def download_all(urls: list[str], size: int) -> list[str]:
-    """One download of /stream/size from each URL at once; what went wrong."""
-    import hashlib
-    want = stream_sha256(size)
-    problems: list[str] = []
-
-    def one(url: str) -> None:
-        r = curl(f"{url}/stream/{size}")
-        if (r.returncode, r.status) != (0, 200):
-            problems.append(f"{url}: curl {r.returncode} status {r.status}: {r.stderr}")
-        elif hashlib.sha256(r.body).hexdigest() != want:
-            problems.append(f"{url}: {len(r.body)} bytes, not the stream sent")
-
-    threads = [threading.Thread(target=one, args=(u,)) for u in urls]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    return problems
-
-
 def test_clients_go_to_the_servers_threads_in_turn_and_each_thread_carries_one(
         start_portholed, http_backend, start_porthole):
     server = start_portholed("--threads", "3")
     clients = [http_client(start_porthole, server, http_backend, f"c{i}", "--threads", "1")
                for i in range(3)]
     assert [mux_threads(server, c, 1)[0] for c in clients] == [0, 1, 2]
-    assert download_all([c.url() for c in clients for _ in range(3)], 4 * 1024 * 1024) == []
+    assert downloads_intact([c.url() for c in clients for _ in range(3)], 4 * 1024 * 1024) == []
     # The bytes of each client were moved by a thread of portholed's own.
     assert harness.busy_threads(server.proc.pid) >= 3
 
@@ -87,7 +56,7 @@ def test_one_clients_connections_go_to_different_threads(start_portholed, http_b
     server = start_portholed("--threads", "2")
     client = http_client(start_porthole, server, http_backend, "two", "--threads", "2")
     assert sorted(mux_threads(server, client, 2)) == [0, 1]
-    assert download_all([client.url()] * 6, 2 * 1024 * 1024) == []
+    assert downloads_intact([client.url()] * 6, 2 * 1024 * 1024) == []
 
 
 def test_metrics_add_up_what_every_thread_counted(start_portholed, http_backend,

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from backends import DigestAtEOFBackend
+from backends import DigestAtEOFBackend, downloads_intact
 import harness
 from harness import RawHTTP, curl, deterministic_bytes, server_mux_up_line
 
@@ -280,27 +280,6 @@ def mux_up_lines(server, client_id: str, count: int, since: int = 0) -> list:
                                     since=since)
 
 
-def downloads_intact(url: str, n: int, size: int) -> list[str]:
-    """n concurrent downloads of /stream/size; what went wrong with each, if anything."""
-    from backends import stream_sha256
-    want = stream_sha256(size)
-    problems: list[str] = []
-
-    def one(i: int) -> None:
-        r = curl(f"{url}/stream/{size}")
-        if (r.returncode, r.status) != (0, 200):
-            problems.append(f"{i}: curl {r.returncode} status {r.status}: {r.stderr}")
-        elif hashlib.sha256(r.body).hexdigest() != want:
-            problems.append(f"{i}: {len(r.body)} bytes, not the stream sent")
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    return problems
-
-
 def test_client_holds_several_multiplexed_connections_and_streams_keep_their_order(
         server, http_backend, start_porthole):
     client = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "foo",
@@ -310,7 +289,7 @@ def test_client_holds_several_multiplexed_connections_and_streams_keep_their_ord
     assert len({m["port"] for m in lines}) == 3, "three connections from three ports"
     # Twelve 4 MiB downloads at once, spread over the three: each arrives whole
     # and in order (a block out of place changes its checksum).
-    assert downloads_intact(client.url(), 12, 4 * 1024 * 1024) == []
+    assert downloads_intact([client.url()] * 12, 4 * 1024 * 1024) == []
     # The server spread them: each connection carried at least one download
     # (the bytes the client sent on it).
     tunnel_port = server.tunnel_addr.rsplit(":", 1)[1]
@@ -338,10 +317,10 @@ def test_losing_one_of_several_multiplexed_connections_leaves_the_tunnel_serving
                          rf"peer=127\.0\.0\.1:{victim} connections=1", since=mark)
     # The other one carries the traffic meanwhile, and the client opens the
     # lost one again.
-    assert downloads_intact(client.url(), 4, 1024 * 1024) == []
+    assert downloads_intact([client.url()] * 4, 1024 * 1024) == []
     again = mux_up_lines(server, cid, 1, since=mark)
     assert again[0]["n"] == "2" and again[0]["port"] != victim
-    assert downloads_intact(client.url(), 4, 1024 * 1024) == []
+    assert downloads_intact([client.url()] * 4, 1024 * 1024) == []
 
 
 def test_a_client_holds_one_multiplexed_connection_per_thread(server, http_backend,
@@ -350,7 +329,7 @@ def test_a_client_holds_one_multiplexed_connection_per_thread(server, http_backe
                             "--proto", "http", "--threads", "3", server=server)
     lines = mux_up_lines(server, client.client_id, 3)
     assert sorted(int(m["n"]) for m in lines) == [1, 2, 3]
-    assert downloads_intact(client.url(), 12, 4 * 1024 * 1024) == []
+    assert downloads_intact([client.url()] * 12, 4 * 1024 * 1024) == []
     assert "connections=4" not in server.proc.text()
     # Each connection's bytes were moved by a thread of its own.
     assert harness.busy_threads(client.proc.pid) >= 3
@@ -361,7 +340,7 @@ def test_one_thread_holds_one_multiplexed_connection(server, http_backend, start
                             "--proto", "http", "--threads", "1", server=server)
     (line,) = mux_up_lines(server, client.client_id, 1)
     assert line["n"] == "1"
-    assert downloads_intact(client.url(), 3, 1024 * 1024) == []
+    assert downloads_intact([client.url()] * 3, 1024 * 1024) == []
     assert "connections=2" not in server.proc.text()
 
 
@@ -371,5 +350,5 @@ def test_by_default_a_client_holds_at_most_four_multiplexed_connections(server, 
     client = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "foo",
                             "--proto", "http", "--threads", "6", server=server)
     assert sorted(int(m["n"]) for m in mux_up_lines(server, client.client_id, 4)) == [1, 2, 3, 4]
-    assert downloads_intact(client.url(), 8, 1024 * 1024) == []
+    assert downloads_intact([client.url()] * 8, 1024 * 1024) == []
     assert "connections=5" not in server.proc.text()

@@ -39,6 +39,17 @@ asio::awaitable<T> on(asio::any_io_executor ex, asio::awaitable<T> task) {
   co_return co_await asio::co_spawn(ex, std::move(task), asio::use_awaitable);
 }
 
+// Runs `test` on `ioc` (its shards running beside), rethrowing what escaped
+// it; 20 s guard against a hang.
+void run_to_end(asio::io_context& ioc, asio::awaitable<void> test) {
+  std::exception_ptr failed;
+  asio::co_spawn(ioc, std::move(test), [&](std::exception_ptr e) { failed = e; });
+  ioc.run_for(std::chrono::seconds(20));
+  if (failed) {
+    std::rethrow_exception(failed);
+  }
+}
+
 TEST(Shards, ShardZeroIsTheCallersLoopAndTheOthersRunOnThreadsOfTheirOwn) {
   asio::io_context ioc;
   shards all(ioc, 3);
@@ -90,12 +101,7 @@ TEST(Shards, AMovedTlsStreamGoesOnOnItsNewThreadWithWhatItHadAlreadyRead) {
     reply.resize(5);
     co_await asio::async_read(client, asio::buffer(reply), asio::use_awaitable);
   };
-  std::exception_ptr failed;
-  asio::co_spawn(ioc, test(), [&](std::exception_ptr e) { failed = e; });
-  ioc.run_for(std::chrono::seconds(20));
-  if (failed) {
-    std::rethrow_exception(failed);
-  }
+  run_to_end(ioc, test());
   EXPECT_EQ(first, "first");
   EXPECT_EQ(rest, "and the rest");
   EXPECT_EQ(reply, "reply");
@@ -151,12 +157,7 @@ TEST(Shards, AShardChannelRunsEachOperationOnItsShard) {
     auto [rec, rn] = co_await near.async_read_some(asio::buffer(&byte, 1), use_nothrow);
     eof_error = rec.message();
   };
-  std::exception_ptr failed;
-  asio::co_spawn(ioc, test(), [&](std::exception_ptr e) { failed = e; });
-  ioc.run_for(std::chrono::seconds(20));
-  if (failed) {
-    std::rethrow_exception(failed);
-  }
+  run_to_end(ioc, test());
   EXPECT_EQ(got, "pong");
   EXPECT_NE(used_on, std::this_thread::get_id());
   EXPECT_EQ(eof_error, error_code(asio::error::eof).message());
@@ -183,12 +184,7 @@ TEST(Shards, CancellingAShardChannelReadClosesTheChannelInsteadOfHanging) {
     auto [rec, rn] = co_await near.async_read_some(asio::buffer(&byte, 1), use_nothrow);
     eof_error = rec.message();
   };
-  std::exception_ptr failed;
-  asio::co_spawn(ioc, test(), [&](std::exception_ptr e) { failed = e; });
-  ioc.run_for(std::chrono::seconds(20));
-  if (failed) {
-    std::rethrow_exception(failed);
-  }
+  run_to_end(ioc, test());
   EXPECT_TRUE(timer_won);
   EXPECT_EQ(eof_error, error_code(asio::error::eof).message());
 }
