@@ -424,23 +424,30 @@ def cost_lines(res: dict) -> list[str]:
     return out
 
 
-def render_cost(res: dict) -> str:
-    body = cost_rows(res)
-    parts = [_text_table(COST_HEAD, body)] if body else []
-    lines = cost_lines(res)
+def _rendered(head: list, body: list, lines: list[str], left: int | None = None) -> str:
+    """A table and the notes under it, as the terminal shows them."""
+    table = _text_table(head, body) if left is None else _text_table(head, body, left=left)
+    parts = [table] if body else []
     if lines:
         parts.append("\n".join(lines))
     return "\n\n".join(parts)
 
 
-def render_markdown_cost(res: dict) -> str:
-    body = cost_rows(res)
-    parts = [_markdown_table(COST_HEAD, body)] if body else []
-    lines = cost_lines(res)
+def _rendered_markdown(head: list, body: list, lines: list[str]) -> str:
+    """The same in Markdown: the notes as a list (indented lines nested)."""
+    parts = [_markdown_table(head, body)] if body else []
     if lines:
         parts.append("\n".join(f"  - {ln.strip()}" if ln.startswith("  ") else f"- {ln}"
                                for ln in lines))
     return "\n\n".join(parts)
+
+
+def render_cost(res: dict) -> str:
+    return _rendered(COST_HEAD, cost_rows(res), cost_lines(res))
+
+
+def render_markdown_cost(res: dict) -> str:
+    return _rendered_markdown(COST_HEAD, cost_rows(res), cost_lines(res))
 
 
 # --------------------------------------------------------------------------
@@ -514,22 +521,11 @@ def threads_lines(res: dict) -> list[str]:
 
 
 def render_threads(res: dict) -> str:
-    body = threads_rows(res)
-    parts = [_text_table(THREADS_HEAD, body, left=1)] if body else []
-    lines = threads_lines(res)
-    if lines:
-        parts.append("\n".join(lines))
-    return "\n\n".join(parts)
+    return _rendered(THREADS_HEAD, threads_rows(res), threads_lines(res), left=1)
 
 
 def render_markdown_threads(res: dict) -> str:
-    body = threads_rows(res)
-    parts = [_markdown_table(THREADS_HEAD, body)] if body else []
-    lines = threads_lines(res)
-    if lines:
-        parts.append("\n".join(f"  - {ln.strip()}" if ln.startswith("  ") else f"- {ln}"
-                               for ln in lines))
-    return "\n\n".join(parts)
+    return _rendered_markdown(THREADS_HEAD, threads_rows(res), threads_lines(res))
 
 
 def details(res: dict) -> list[str]:
