@@ -667,11 +667,12 @@ server::route etcd_directory::find(std::string_view scheme, std::string_view nam
   }
   const record& r = it->second;
   if (auto s = standby_.find(name); s != standby_.end() && r.owner == s->second.owner &&
-                                    r.node != opts_.node_id && (!r.live.empty() || held_now(r)) &&
-                                    sure_of_lease()) {
+                                    (!r.live.empty() || held_now(r)) && sure_of_lease()) {
     // The client's other connection serves it here, as long as the name is
     // the client's: no hop to the node of its main connection, and none
-    // while that node is gone and the client moves its claim here.
+    // while that node is gone and the client moves its claim here. The
+    // watch may show that move (the claim on this node) before the claim's
+    // own answer: until then the standby connection still serves it.
     if (auto t = s->second.live.find(scheme); t != s->second.live.end()) {
       return {t->second, r.mod_revision, std::nullopt, false, false};
     }

@@ -248,8 +248,9 @@ def test_with_two_connections_the_kill_of_a_node_fails_no_request_started_after_
                 conn.request("GET", f"/echo/{node.proc.name}-{i}",
                              headers={"Host": "steady.localhost"})
                 resp = conn.getresponse()
-                ok = resp.status == 200 and resp.read() == f"{node.proc.name}-{i}".encode()
-                results.append((started, ok, resp.status))
+                body = resp.read()
+                ok = resp.status == 200 and body == f"{node.proc.name}-{i}".encode()
+                results.append((started, ok, f"{node.proc.name}: {resp.status} {body[:120]!r}"))
             except (OSError, http.client.HTTPException) as e:
                 results.append((started, False, repr(e)))
                 conn = None

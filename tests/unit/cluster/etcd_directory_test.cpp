@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 
+#include "cluster/etcd_client.h"
 #include "support/run_coroutines.h"
 #include "support/temporary_directory.h"
 #include "unit/cluster/etcd_process.h"
@@ -169,6 +170,35 @@ TEST_F(EtcdDirectoryTest, AStandbyServesTheNameOnlyWhileItsClientHoldsIt) {
   ASSERT_TRUE(taken.won()) << taken.error;
   EXPECT_EQ(n2->find("http", "app.example.com").local, standby);
   EXPECT_EQ(n2->find("http", "app.example.com").revision, taken.revision);
+}
+
+TEST_F(EtcdDirectoryTest, AStandbyServesWhileTheWatchShowsItsPromotionBeforeTheClaimEnds) {
+  auto n1 = node("n1");
+  auto n2 = node("n2");
+  ASSERT_TRUE(claim(*n1, "app.example.com", "a").won());
+  auto standby = standby_http("app.example.com", "a");
+  ASSERT_TRUE(run(n2->stand_by("app.example.com", {"a", "token"}, {standby})));
+  run_until([&] { return n2->find("http", "app.example.com").local != nullptr; });
+  // The promotion's write, as n2's claim makes it, reaches n2 by the watch
+  // before the claim's own answer does (one connection each).
+  etcd_options o;
+  o.endpoints = {{"127.0.0.1", etcd_->port()}};
+  etcd_client raw(io_.get_executor(), o);
+  const std::string key = "/porthole/names/app.example.com";
+  auto read = run(raw.range(key));
+  ASSERT_TRUE(read && read.value.kvs.size() == 1);
+  std::string value = read.value.kvs.front().value;
+  const auto at = value.find(R"("node":"n1")");
+  ASSERT_NE(at, std::string::npos) << value;
+  value.replace(at, 11, R"("node":"n2")");
+  ASSERT_TRUE(run(raw.put(key, value)));
+  // A later change, seen by n2 after the first one (one watch, in order).
+  ASSERT_TRUE(claim(*n1, "later.example.com", "b").won());
+  run_until([&] { return n2->find("http", "later.example.com").remote.has_value(); });
+  // Still served by the standby connection: not a 503 while the claim ends.
+  const auto during = n2->find("http", "app.example.com");
+  EXPECT_EQ(during.local, standby);
+  EXPECT_FALSE(during.held);
 }
 
 TEST_F(EtcdDirectoryTest, AStandbyStopsServingANameAnotherClientClaimed) {
