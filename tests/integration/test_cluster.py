@@ -437,8 +437,8 @@ def test_the_etcd_leader_killed_under_load_loses_no_request_and_no_name(
         outcomes = [up_or_refused(p, timeout=30) for p in pair]
         assert sorted(outcomes) == [False, True], outcomes
         # New claims work again with two members of three.
-        later = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "later",
-                               "--proto", "http", server=n3)
+        start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "later",
+                       "--proto", "http", server=n3)
         assert get(n1, "later.localhost").status == 200
     finally:
         done.set()
