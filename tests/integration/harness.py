@@ -630,7 +630,7 @@ def await_transport(client: Client, transport: str | None, server: Server | None
         if server is not None:
             server.proc.wait_for(server_mux_up_line(client.client_id), timeout)
     else:
-        assert said != "mux", f"transport pool (--no-mux), but the client's ready file says mux"
+        assert said != "mux", "transport pool (--no-mux), but the client's ready file says mux"
 
 
 def expected_up_lines(mode: str, args: Iterable[str]) -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import harness
-from backends import HTTPBackend, TCPEchoBackend, echo_through
+from backends import HTTPBackend, echo_through
 from harness import Process, binary, clean_env, curl
 
 # The example of the ngrok 1.3 announcement, which must load and start as is.

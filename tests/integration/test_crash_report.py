@@ -71,7 +71,7 @@ def check_report(text: str, kind: str) -> None:
         assert any(frame in f for _, f in frames), f"no frame of {frame} in:\n{text}"
         if kind not in ("thread-exception", "stack-overflow"):  # whose traces end elsewhere
             assert any(re.search(r"\bmain\b", f) for _, f in frames), text
-    assert re.search(rf"This is a bug in porthole, not something you did\. Please report it at "
+    assert re.search(r"This is a bug in porthole, not something you did\. Please report it at "
                      r"https?://\S+ and include: .*this whole report, from \"porthole " + v +
                      r" crashed\" to here;", flat), text
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-import harness
 from harness import curl
 
 

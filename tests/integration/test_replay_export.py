@@ -3,13 +3,11 @@ the inspector's JSON API (issue 5): driven with real HTTP through a real
 tunnel, checked at the backend and through the API."""
 
 import json
-import shlex
 import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 
