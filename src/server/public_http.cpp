@@ -84,14 +84,15 @@ void release_if_empty(byte_buffer& b) {
 // `cancel` ends the read early (operation_aborted), leaving `s` usable.
 template <class Stream>
 asio::awaitable<std::tuple<net::error_code, std::size_t>> read_more(
-    Stream& s, byte_buffer& buf, net::read_size& size, asio::cancellation_slot cancel) {
+    Stream& s, byte_buffer& buf, net::read_size& size, asio::cancellation_slot cancel,
+    bool wait_first = true) {
   const auto token = [cancel] {
     return asio::as_tuple(asio::bind_cancellation_slot(cancel, asio::use_awaitable));
   };
   if constexpr (std::is_same_v<Stream, net::tcp::socket>) {
     // An idle keep-alive connection holds no buffer while it waits. (A TLS
     // stream cannot wait this way: Asio keeps read-ahead ciphertext hidden.)
-    if (buf.size() == 0) {
+    if (wait_first && buf.size() == 0) {
       auto [wec] = co_await s.async_wait(net::tcp::socket::wait_read, token());
       if (wec) {
         co_return std::tuple{wec, std::size_t{0}};
@@ -111,6 +112,9 @@ constexpr auto relay_retry_pause = std::chrono::milliseconds(100);
 // How long a request for a name this node does not know waits while the
 // node reads the cluster's names again after losing its watch.
 constexpr auto catch_up_patience = std::chrono::seconds(2);
+// How long a keep-alive connection waits for its next request before its
+// multiplexed stream is given back (docs/THREADS.md, "Memory").
+constexpr auto stream_release_after = std::chrono::seconds(1);
 
 // The public stream as a channel for the relay to another node; the session
 // keeps owning it.
@@ -196,7 +200,10 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
         resp_(http::parser_limits{64 * 1024}),
         timer_(public_.get_executor()) {}
 
-  asio::awaitable<void> run() {
+  // Serves the connection to its end. The frame owns the session through
+  // `self` (this session), so no caller's frame needs to: an idle
+  // connection holds one frame less.
+  asio::awaitable<void> run([[maybe_unused]] std::shared_ptr<public_http_session> self) {
     touch();
     // The first head is due read_header_timeout after the connection opens:
     // a connection that never sends one holds its socket no longer.
@@ -255,7 +262,19 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
         if (head_timed_out_) {
           continue;  // timed out while flushing: no read to cancel
         }
-        auto [ec, n] = co_await read_more(public_, in_, in_size_, read_cancel_.slot());
+        net::error_code ec;
+        std::size_t n = 0;
+        if (std::is_same_v<Stream, net::tcp::socket> && in_.size() == 0) {
+          // Waited for here, not in read_more: an idle connection holds no
+          // frame of a read it has not started.
+          auto waiting =
+              asio::as_tuple(asio::bind_cancellation_slot(read_cancel_.slot(), asio::use_awaitable));
+          std::tie(ec) = co_await net::lowest_socket(public_).async_wait(
+              net::tcp::socket::wait_read, std::move(waiting));
+        }
+        if (!ec) {
+          std::tie(ec, n) = co_await read_more(public_, in_, in_size_, read_cancel_.slot(), false);
+        }
         counters_->in(protocol_) += n;
         if (head_timed_out_) {
           continue;  // answered at the top of the loop
@@ -347,7 +366,12 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
           false);
       co_return true;
     }
-    route to = pinned_ ? route{pinned_->t} : server_.find_route(scheme_, host);
+    route to;
+    if (pinned_) {
+      to.local = pinned_->t;
+    } else {
+      to = server_.find_route(scheme_, host);
+    }
     if (server_.stopping() && !to.local && pending_ == 0) {
       // A node that shuts down and no longer serves the name: the request
       // goes unanswered and the connection closes, which tells a client (or
@@ -428,6 +452,17 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
         co_await reply_local(401, "Unauthorized", "This tunnel requires a user name and password.",
                              h.keep_alive, "WWW-Authenticate: Basic realm=\"porthole\"\r\n");
         co_return !closed_;
+      }
+    }
+    if (released_) {
+      // Its stream was given back while the connection waited: a new one.
+      while (response_running_) {
+        co_await response_done_.wait_until(clock::time_point::max());
+      }
+      proxy_.reset();
+      released_ = false;
+      if (closed_) {
+        co_return false;
       }
     }
     out_ += http::add_forwarded_fields(head_bytes, {client_ip_, scheme_, std::string(*host_field)});
@@ -519,8 +554,9 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
 
   // Starts a proxy connection with the first request's head in the same write.
   asio::awaitable<bool> open_proxy(const std::shared_ptr<tunnel>& t) {
-    // A pinned connection was admitted where it was accepted.
-    if (auto session = pinned_ ? nullptr : t->session.lock()) {
+    // A pinned connection was admitted where it was accepted; a connection
+    // whose stream was given back is still admitted.
+    if (auto session = pinned_ || conn_slot_ ? nullptr : t->session.lock()) {
       conn_slot_ = session->admit_public(client_addr(), t->url);
       if (!conn_slot_) {
         out_.clear();
@@ -718,8 +754,17 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
         if (completed > 0 || switched_) {
           answered_.notify();
         }
+        if (pending_ == 0 && deadline() < timer_.expiry()) {
+          rearm();  // for the stream's release
+        }
       }
       if (ec) {
+        if (released_ && pending_ == 0 && !response_started_) {
+          // The client ended the stream given back: the connection waits
+          // for its next request without one.
+          proxy_->close();
+          co_return;
+        }
         co_await on_proxy_closed();
         break;
       }
@@ -807,8 +852,28 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
     if (head_started_) {
       return *head_started_ + cfg_.read_header_timeout;
     }
-    return last_activity_ + (pending_ > 0 ? clock::duration(cfg_.response_timeout)
-                                          : clock::duration(cfg_.http_idle_timeout));
+    const clock::time_point idle =
+        last_activity_ + (pending_ > 0 ? clock::duration(cfg_.response_timeout)
+                                       : clock::duration(cfg_.http_idle_timeout));
+    return releasable() ? std::min(idle, last_activity_ + stream_release_after) : idle;
+  }
+
+  // Between requests, with every response written and nothing of a next
+  // request read: a multiplexed stream (which can half-close) then holds
+  // memory on both sides for nothing, and costs one frame to open again.
+  // A TLS proxy connection (ngrok 1.x, --no-mux) is kept: a new one costs
+  // the client a dial.
+  bool releasable() const {
+    return proxy_ && response_running_ && !released_ && pending_ == 0 && !response_started_ &&
+           !switched_ && !forwarded_upgrade_ && !closed_ && !head_started_ && !timed_out_at_ &&
+           out_.empty() && in_.size() == 0 && proxy_->can_half_close();
+  }
+
+  // Tells the client no request follows on the stream; it ends its side,
+  // which ends the response pump quietly. The next request opens a new one.
+  void release_stream() {
+    released_ = true;
+    proxy_->shutdown_send();
   }
 
   // (Re)starts the timer for the current deadline. Activity only moves the
@@ -833,6 +898,11 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
   void time_out() {
     if (timed_out_at_) {
       close_all();  // its answer did not go out in time
+      return;
+    }
+    if (releasable()) {
+      release_stream();
+      rearm();
       return;
     }
     if (pending_ > 0 && !response_started_ && !switched_ && proxy_ && !closed_) {
@@ -924,6 +994,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
   bool closed_ = false;
   bool done_ = false;
   bool response_running_ = false;
+  bool released_ = false;  ///< the stream was given back between requests; the pump ends
   bool refused_ = false;         // a request was refused after its head was forwarded
   bool head_byte_seen_ = false;  // the client has sent something
   net::error_code resp_error_;   // why the service's response was not valid HTTP
@@ -946,7 +1017,8 @@ asio::awaitable<void> serve_public_http(server& srv, net::tcp::socket stream, st
   auto session = std::make_shared<public_http_session<net::tcp::socket>>(
       srv, std::make_unique<net::tcp::socket>(std::move(stream)), std::move(scheme),
       std::move(client_ip), false, std::move(pinned));
-  co_await session->run();
+  auto& serving = *session;
+  return serving.run(std::move(session));
 }
 
 asio::awaitable<void> serve_public_http(server& srv, std::unique_ptr<net::tls_stream> stream,
@@ -954,7 +1026,8 @@ asio::awaitable<void> serve_public_http(server& srv, std::unique_ptr<net::tls_st
                                         std::optional<pinned_public> pinned) {
   auto session = std::make_shared<public_http_session<net::tls_stream>>(
       srv, std::move(stream), std::move(scheme), std::move(client_ip), relayed, std::move(pinned));
-  co_await session->run();
+  auto& serving = *session;
+  return serving.run(std::move(session));
 }
 
 }  // namespace porthole::server
