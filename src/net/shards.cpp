@@ -80,21 +80,30 @@ void shards::destroy_pending() {
   }
 }
 
-void move_to(tcp::socket& s, const asio::any_io_executor& to) {
+void move_to(tcp::socket& s, const asio::any_io_executor& to, tcp protocol) {
   if (!s.is_open()) {
     s = tcp::socket(to);
     return;
   }
-  error_code ec;
-  const auto protocol = s.local_endpoint(ec).protocol();
   // release() takes the descriptor out of this loop's epoll set; the new
   // socket puts it in the other loop's.
+  error_code ec;
   const auto fd = s.release(ec);
   if (ec) {
     s = tcp::socket(to);
     return;
   }
   s = tcp::socket(to, protocol, fd);
+}
+
+void move_to(tcp::socket& s, const asio::any_io_executor& to) {
+  error_code ec;
+  const tcp::endpoint here = s.local_endpoint(ec);
+  move_to(s, to, here.protocol());
+}
+
+void move_to(tls_stream& s, const asio::any_io_executor& to, tcp protocol) {
+  move_to(s.next_layer(), to, protocol);
 }
 
 void move_to(tls_stream& s, const asio::any_io_executor& to) {

@@ -74,6 +74,10 @@ inline auto on_other_shard() {
 /// keys, and what it read and did not yet hand out); only its socket moves.
 void move_to(tcp::socket& s, const asio::any_io_executor& to);
 void move_to(tls_stream& s, const asio::any_io_executor& to);
+/// The same, for a socket whose protocol (IPv4 or IPv6) the caller knows:
+/// one system call less.
+void move_to(tcp::socket& s, const asio::any_io_executor& to, tcp protocol);
+void move_to(tls_stream& s, const asio::any_io_executor& to, tcp protocol);
 
 /// A channel that lives on another shard, used from this one: each of its
 /// operations runs there and the result comes back. For the rare connection

@@ -40,6 +40,14 @@ std::string seconds_text(std::chrono::seconds s);
 /// The IPv4 form of a v4-mapped IPv6 address, for counting and logging.
 std::string ip_string(const net::tcp::endpoint& ep);
 
+/// Where a public connection comes from, read once when it is accepted (the
+/// address accept() gives, so no system call asks for it again).
+struct public_peer {
+  std::string addr;  ///< host:port, as logs and the client's StartProxy show it
+  std::string ip;    ///< the address alone (ip_string), for X-Forwarded-For and limits
+  net::tcp::endpoint endpoint{};  ///< as accepted (unset for a connection another node relayed)
+};
+
 /// Counts the open connections of each IP address on one kind of port.
 class ip_connection_counts {
   struct state {

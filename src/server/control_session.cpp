@@ -1,6 +1,7 @@
 #include "server/control_session.h"
 
 #include <algorithm>
+#include <limits>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/post.hpp>
@@ -165,12 +166,14 @@ asio::awaitable<void> control_session::serve_mux(std::unique_ptr<net::tls_stream
 }
 
 mux_link control_session::mux(std::optional<std::size_t> on_shard) {
-  if (on_shard) {
+  constexpr std::size_t any_shard = std::numeric_limits<std::size_t>::max();
+  std::size_t only = on_shard.value_or(any_shard);
+  if (only != any_shard) {
     const bool there = std::any_of(muxes_.begin(), muxes_.end(), [&](const mux_link& m) {
-      return m.shard == *on_shard && !m.session->closed();
+      return m.shard == only && !m.session->closed();
     });
     if (!there) {
-      on_shard.reset();
+      only = any_shard;
     }
   }
   mux_link best;
@@ -178,7 +181,7 @@ mux_link control_session::mux(std::optional<std::size_t> on_shard) {
   const std::size_t n = muxes_.size();
   for (std::size_t k = 0; k < n; ++k) {
     const mux_link& m = muxes_[(next_mux_ + k) % n];
-    if (m.session->closed() || (on_shard && m.shard != *on_shard)) {
+    if (m.session->closed() || (only != any_shard && m.shard != only)) {
       continue;
     }
     // Read from this thread while the connection's own changes it: a hint.

@@ -160,13 +160,13 @@ class control_session : public std::enable_shared_from_this<control_session> {
   proxy_pool pool_;
   std::vector<std::shared_ptr<tunnel>> tunnels_;
   std::vector<mux_link> muxes_;  ///< oldest first
+  bool mux_granted_ = false;
+  bool muxes_granted_ = false;
+  bool standby_ = false;
   /// Where the client's first multiplexed connection goes; the others
   /// follow on the next shards (clients with one spread over the shards).
   std::size_t first_shard_ = 0;
-  bool muxes_granted_ = false;
   std::size_t next_mux_ = 0;  ///< where mux() starts looking, one further each time
-  bool mux_granted_ = false;
-  bool standby_ = false;
   std::deque<std::string> outbox_;
   net::event outbox_ready_;
   net::event closing_;

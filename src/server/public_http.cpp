@@ -185,7 +185,7 @@ template <class Stream>
 class public_http_session : public std::enable_shared_from_this<public_http_session<Stream>> {
  public:
   public_http_session(server& srv, std::unique_ptr<Stream> stream, std::string scheme,
-                      std::string client_ip, bool relayed, std::optional<pinned_public> pinned)
+                      public_peer from, bool relayed, std::optional<pinned_public> pinned)
       : relayed_(relayed),
         pinned_(std::move(pinned)),
         counters_(pinned_ ? pinned_->counters : srv.shared_counters()),
@@ -195,7 +195,8 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
         public_(*stream_),
         scheme_(std::move(scheme)),
         protocol_(scheme_ == "https" ? public_protocol::https : public_protocol::http),
-        client_ip_(std::move(client_ip)),
+        client_ip_(std::move(from.ip)),
+        client_addr_(std::move(from.addr)),
         req_(http::parser_limits{cfg_.header_limit, cfg_.max_header_fields}),
         resp_(http::parser_limits{64 * 1024}),
         timer_(public_.get_executor()) {}
@@ -959,11 +960,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
     co_return std::tuple{ec, n};
   }
 
-  std::string client_addr() const {
-    net::error_code ec;
-    auto ep = net::lowest_socket(public_).remote_endpoint(ec);
-    return ec ? client_ip_ : net::to_string(ep);
-  }
+  const std::string& client_addr() const { return client_addr_; }
 
   bool relayed_;                         ///< handed here by another node: never handed on
   std::optional<pinned_public> pinned_;  ///< served on another shard: server_ is not asked
@@ -977,6 +974,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
   std::string scheme_;
   public_protocol protocol_;
   std::string client_ip_;
+  std::string client_addr_;  ///< host:port
   http::request_parser req_;
   http::response_parser resp_;
   std::unique_ptr<net::channel> proxy_;
@@ -1012,20 +1010,19 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
 }  // namespace
 
 asio::awaitable<void> serve_public_http(server& srv, net::tcp::socket stream, std::string scheme,
-                                        std::string client_ip,
-                                        std::optional<pinned_public> pinned) {
+                                        public_peer from, std::optional<pinned_public> pinned) {
   auto session = std::make_shared<public_http_session<net::tcp::socket>>(
       srv, std::make_unique<net::tcp::socket>(std::move(stream)), std::move(scheme),
-      std::move(client_ip), false, std::move(pinned));
+      std::move(from), false, std::move(pinned));
   auto& serving = *session;
   return serving.run(std::move(session));
 }
 
 asio::awaitable<void> serve_public_http(server& srv, std::unique_ptr<net::tls_stream> stream,
-                                        std::string scheme, std::string client_ip, bool relayed,
+                                        std::string scheme, public_peer from, bool relayed,
                                         std::optional<pinned_public> pinned) {
   auto session = std::make_shared<public_http_session<net::tls_stream>>(
-      srv, std::move(stream), std::move(scheme), std::move(client_ip), relayed, std::move(pinned));
+      srv, std::move(stream), std::move(scheme), std::move(from), relayed, std::move(pinned));
   auto& serving = *session;
   return serving.run(std::move(session));
 }

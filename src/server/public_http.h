@@ -8,6 +8,7 @@
 #include <string>
 
 #include "net/stream.h"
+#include "server/connection_limits.h"
 #include "server/control_session.h"
 
 namespace porthole::server {
@@ -29,13 +30,13 @@ struct pinned_public {
 /// The connection is the session's: whatever runs on its behalf shares it, and
 /// nothing of it is still in flight when this returns.
 net::asio::awaitable<void> serve_public_http(server& srv, net::tcp::socket stream,
-                                             std::string scheme, std::string client_ip,
+                                             std::string scheme, public_peer from,
                                              std::optional<pinned_public> pinned = std::nullopt);
 /// `relayed`: another node of the cluster handed the connection here (its
-/// client's address is `client_ip`); a request for a name this node does not
+/// client's address is `from.ip`); a request for a name this node does not
 /// serve is then refused (421), never handed on.
 net::asio::awaitable<void> serve_public_http(server& srv, std::unique_ptr<net::tls_stream> stream,
-                                             std::string scheme, std::string client_ip,
+                                             std::string scheme, public_peer from,
                                              bool relayed = false,
                                              std::optional<pinned_public> pinned = std::nullopt);
 

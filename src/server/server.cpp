@@ -1,6 +1,7 @@
 #include "server/server.h"
 
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -11,7 +12,9 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <random>
+#include <system_error>
 
 #include "http/forwarding.h"
 #include "http/message_parser.h"
@@ -236,6 +239,12 @@ void server::start() {
     auto ep = net::listen_endpoint(net::split_host_port(addr));
     listeners_.push_back(std::make_unique<listener>(
         listener{what, net::bind_acceptor(ioc_.get_executor(), ep, name)}));
+    // Copied by Linux to every connection accepted here (accept_loop, which
+    // takes them until accept4() says there are no more).
+    net::error_code ignored;
+    listeners_.back()->acceptor.set_option(tcp::no_delay(true), ignored);
+    listeners_.back()->acceptor.set_option(asio::socket_base::keep_alive(true), ignored);
+    listeners_.back()->acceptor.non_blocking(true, ignored);
     return *listeners_.back();
   };
   // Port 0 asks the OS for a free port, so two ":0" listeners are distinct.
@@ -420,71 +429,145 @@ asio::awaitable<void> server::leave_cluster() {
   co_await directory_->leave(directory::clock::now() + std::chrono::milliseconds(1500));
 }
 
+namespace {
+// Connections taken per wake-up of a listener before the loop serves others.
+constexpr int accept_batch = 64;
+}  // namespace
+
+// Accepted with accept4() rather than Asio's accept: a connection joins an
+// event loop once, the loop of the thread that serves it. A plain HTTP
+// connection whose first request head came with it goes straight to the
+// thread of its tunnel's stream; the others join this loop.
 asio::awaitable<void> server::accept_loop(listener& l) {
   for (;;) {
-    auto [ec, sock] = co_await l.acceptor.async_accept(net::use_nothrow);
+    auto [ec] = co_await l.acceptor.async_wait(tcp::acceptor::wait_read, net::use_nothrow);
     if (ec) {
       if (stopping_ || ec == asio::error::operation_aborted) {
         co_return;
       }
-      // Out of file descriptors and the like: log, breathe, go on.
       log::warn("accept failed", {{"error", ec.message()}});
       asio::steady_timer pause(ioc_, std::chrono::milliseconds(100));
       co_await pause.async_wait(net::use_nothrow);
       continue;
     }
-    net::error_code ignored;
-    sock.set_option(tcp::no_delay(true), ignored);
-    sock.set_option(asio::socket_base::keep_alive(true), ignored);
-    const std::string peer = peer_of(sock);
-    const bool tunnel_port = l.what == listener::kind::tunnel || l.what == listener::kind::node;
-    ip_connection_counts::slot counted =
-        (tunnel_port ? tunnel_ips_ : public_ips_).acquire(ip_of(sock));
-    if (!counted) {
-      // Closed at once, before any TLS work: a flood from one address costs
-      // an accept and a close per connection.
-      refuse_over_ip_limit(
-          sock, tunnel_port ? "tunnel" : "public",
-          tunnel_port ? cfg_.max_tunnel_conns_per_ip : cfg_.max_public_conns_per_ip,
-          tunnel_port ? "--max-tunnel-conns-per-ip" : "--max-public-conns-per-ip");
-      continue;
-    }
-    switch (l.what) {
-      case listener::kind::http:
-        net::spawn(ioc_.get_executor(), serve_plain_http(std::move(sock), std::move(counted)),
-                   "public http " + peer);
+    for (int taken = 0; taken < accept_batch && !stopping_; ++taken) {
+      sockaddr_storage address{};
+      socklen_t length = sizeof address;
+      const int fd = ::accept4(l.acceptor.native_handle(), reinterpret_cast<sockaddr*>(&address),
+                               &length, SOCK_CLOEXEC);
+      if (fd >= 0) {
+        tcp::endpoint from;
+        std::memcpy(from.data(), &address, std::min<std::size_t>(length, from.capacity()));
+        from.resize(std::min<std::size_t>(length, from.capacity()));
+        take(l, fd, from);
+        continue;
+      }
+      const int error = errno;
+      if (error == EAGAIN || error == EWOULDBLOCK) {
         break;
-      case listener::kind::tunnel_and_https:
-        net::spawn(ioc_.get_executor(),
-                   serve_tls(std::move(sock), std::move(counted), false, false),
-                   "connection " + peer);
-        break;
-      case listener::kind::tunnel:
-        net::spawn(ioc_.get_executor(), serve_tls(std::move(sock), std::move(counted), true, false),
-                   "tunnel connection " + peer);
-        break;
-      case listener::kind::https:
-        net::spawn(ioc_.get_executor(), serve_tls(std::move(sock), std::move(counted), false, true),
-                   "public https " + peer);
-        break;
-      case listener::kind::node:
-        net::spawn(ioc_.get_executor(), serve_node(std::move(sock)), "node connection " + peer);
-        break;
+      }
+      if (error == EINTR || error == ECONNABORTED || error == EPROTO) {
+        continue;  // that connection is gone; the next may be there
+      }
+      // Out of file descriptors and the like: log, breathe, go on.
+      log::warn("accept failed", {{"error", std::system_category().message(error)}});
+      asio::steady_timer pause(ioc_, std::chrono::milliseconds(100));
+      co_await pause.async_wait(net::use_nothrow);
+      break;
     }
   }
 }
 
-void server::refuse_over_ip_limit(tcp::socket& sock, std::string_view port, std::size_t limit,
-                                  std::string_view flag) {
-  const std::string peer = peer_of(sock);
-  const std::string ip = ip_of(sock);
-  net::error_code ignored;
-  sock.close(ignored);
+void server::take(listener& l, int fd, const tcp::endpoint& from) {
+  // TCP_NODELAY and SO_KEEPALIVE come from the listening socket (Linux
+  // copies them to each accepted one), and the peer's address from accept:
+  // no system call per connection for either.
+  public_peer peer{net::to_string(from), ip_string(from), from};
+  const bool tunnel_port = l.what == listener::kind::tunnel || l.what == listener::kind::node;
+  ip_connection_counts::slot counted =
+      (tunnel_port ? tunnel_ips_ : public_ips_).acquire(peer.ip);
+  if (!counted) {
+    // Closed at once, before any TLS work: a flood from one address costs
+    // an accept and a close per connection.
+    ::close(fd);
+    refuse_over_ip_limit(
+        peer, tunnel_port ? "tunnel" : "public",
+        tunnel_port ? cfg_.max_tunnel_conns_per_ip : cfg_.max_public_conns_per_ip,
+        tunnel_port ? "--max-tunnel-conns-per-ip" : "--max-public-conns-per-ip");
+    return;
+  }
+  bool head_seen = false;
+  if (l.what == listener::kind::http && shards_.size() > 1 && !stopping()) {
+    if (std::optional<std::optional<pinned>> decided = pin_by_head(fd, peer.addr)) {
+      head_seen = true;
+      if (std::optional<pinned>& to = *decided) {
+        net::error_code ec;
+        tcp::socket sock(to->via.executor);
+        sock.assign(from.protocol(), fd, ec);
+        if (ec) {
+          ::close(fd);
+          return;
+        }
+        std::string what = "public http " + peer.addr;
+        net::spawn(ioc_.get_executor(),
+                   serve_pinned_http(std::move(sock), std::move(peer), std::move(counted),
+                                     std::move(*to)),
+                   std::move(what));
+        return;
+      }
+    }
+  }
+  net::error_code ec;
+  tcp::socket sock(ioc_);
+  sock.assign(from.protocol(), fd, ec);
+  if (ec) {
+    ::close(fd);
+    log::warn("accepted connection dropped", {{"peer", peer.addr}, {"error", ec.message()}});
+    return;
+  }
+  switch (l.what) {
+    case listener::kind::http: {
+      std::string what = "public http " + peer.addr;
+      net::spawn(ioc_.get_executor(),
+                 serve_plain_http(std::move(sock), std::move(peer), std::move(counted), head_seen),
+                 std::move(what));
+      break;
+    }
+    case listener::kind::tunnel_and_https: {
+      std::string what = "connection " + peer.addr;
+      net::spawn(ioc_.get_executor(),
+                 serve_tls(std::move(sock), std::move(peer), std::move(counted), false, false),
+                 std::move(what));
+      break;
+    }
+    case listener::kind::tunnel: {
+      std::string what = "tunnel connection " + peer.addr;
+      net::spawn(ioc_.get_executor(),
+                 serve_tls(std::move(sock), std::move(peer), std::move(counted), true, false),
+                 std::move(what));
+      break;
+    }
+    case listener::kind::https: {
+      std::string what = "public https " + peer.addr;
+      net::spawn(ioc_.get_executor(),
+                 serve_tls(std::move(sock), std::move(peer), std::move(counted), false, true),
+                 std::move(what));
+      break;
+    }
+    case listener::kind::node:
+      net::spawn(ioc_.get_executor(), serve_node(std::move(sock)),
+                 "node connection " + peer.addr);
+      break;
+  }
+}
+
+void server::refuse_over_ip_limit(const public_peer& from, std::string_view port,
+                                  std::size_t limit, std::string_view flag) {
   metrics_->count(error_kind::limit);
   if (auto skipped = ip_limit_log_.admit()) {
     log::warn("connection refused: the address has its limit open",
-              {{"peer", peer},
-               {"ip", ip},
+              {{"peer", from.addr},
+               {"ip", from.ip},
                {"listener", port},
                {"limit", limit},
                {"flag", flag},
@@ -524,73 +607,82 @@ constexpr auto head_pin_wait = std::chrono::milliseconds(200);
 constexpr std::size_t head_pin_bytes = 16 * 1024;
 }  // namespace
 
-asio::awaitable<std::optional<server::pinned>> server::pin_by_head(tcp::socket& sock,
-                                                                   std::string peer) {
+std::optional<std::optional<server::pinned>> server::pin_by_head(int fd, std::string_view peer) {
   // Looked at, not read: the connection's own reader reads it wherever it
   // runs. The buffer is this loop's, reused.
   peek_buffer_.resize(head_pin_bytes);
-  const auto peek = [&] {
-    return ::recv(sock.native_handle(), peek_buffer_.data(), peek_buffer_.size(),
-                  MSG_PEEK | MSG_DONTWAIT);
-  };
-  ssize_t n = peek();
+  const ssize_t n =
+      ::recv(fd, peek_buffer_.data(), peek_buffer_.size(), MSG_PEEK | MSG_DONTWAIT);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-    // Not there yet (it usually is, sent with the connection): wait a moment.
-    asio::steady_timer timer(ioc_, head_pin_wait);
-    auto waited = co_await (sock.async_wait(tcp::socket::wait_read, net::use_nothrow) ||
-                            timer.async_wait(net::use_nothrow));
-    if (waited.index() != 0 || std::get<0>(std::get<0>(waited))) {
-      co_return std::nullopt;
-    }
-    n = peek();
+    return std::nullopt;  // nothing yet: not decided
   }
   if (n <= 0) {
-    co_return std::nullopt;
+    return std::optional<pinned>{};
   }
   http::request_parser parser(http::parser_limits{cfg_.header_limit, cfg_.max_header_fields});
   const http::parse_result r =
       parser.parse(std::string_view(peek_buffer_.data(), static_cast<std::size_t>(n)));
   if (r.error || !r.head_complete) {
-    co_return std::nullopt;
+    return std::optional<pinned>{};
   }
   const auto host_field = parser.head().find("host");
   if (!host_field || host_field->empty()) {
-    co_return std::nullopt;
+    return std::optional<pinned>{};
   }
   const route to = find_route("http", http::routing_host(*host_field));
   if (!to.local || to.remote) {
-    co_return std::nullopt;
+    return std::optional<pinned>{};
   }
-  co_return pin(to.local, peer);
+  return pin(to.local, peer);
 }
 
-asio::awaitable<void> server::serve_plain_http(tcp::socket sock,
-                                               ip_connection_counts::slot counted_ip) {
+asio::awaitable<void> server::serve_plain_http(tcp::socket sock, public_peer from,
+                                               ip_connection_counts::slot counted_ip,
+                                               bool head_seen) {
   active_guard counted(active_);
   public_conn_count in_metrics(metrics_, public_protocol::http);
-  const std::string ip = ip_of(sock);
-  if (shards_.size() > 1 && !stopping()) {
-    std::optional<pinned> to = co_await pin_by_head(sock, peer_of(sock));
-    if (to) {
-      // Served on the thread of the stream that carries it; what counts it
-      // (here) stays here until it ends.
-      net::move_to(sock, to->via.executor);
-      pinned_public there{to->t, to->via, shards_[to->via.shard].counters};
-      auto serving = asio::co_spawn(
-          to->via.executor, serve_public_http(*this, std::move(sock), "http", ip, std::move(there)),
-          net::on_other_shard());
-      co_await std::move(serving);
-      co_return;
+  if (!head_seen && shards_.size() > 1 && !stopping()) {
+    // Its first request head did not come with it (clients send it with the
+    // connection): wait for it a moment, then serve it where it belongs.
+    asio::steady_timer timer(ioc_, head_pin_wait);
+    auto waited = co_await (sock.async_wait(tcp::socket::wait_read, net::use_nothrow) ||
+                            timer.async_wait(net::use_nothrow));
+    if (waited.index() == 0 && !std::get<0>(std::get<0>(waited)) && !stopping()) {
+      std::optional<std::optional<pinned>> decided = pin_by_head(sock.native_handle(), from.addr);
+      if (decided && *decided) {
+        net::move_to(sock, (*decided)->via.executor, from.endpoint.protocol());
+        co_await on_its_shard(std::move(sock), std::move(from), std::move(**decided));
+        co_return;
+      }
     }
   }
-  co_await serve_public_http(*this, std::move(sock), "http", ip);
+  co_await serve_public_http(*this, std::move(sock), "http", std::move(from));
 }
 
-asio::awaitable<void> server::serve_tls(tcp::socket sock, ip_connection_counts::slot counted_ip,
-                                        bool tunnel_only, bool public_only) {
+asio::awaitable<void> server::serve_pinned_http(tcp::socket sock, public_peer from,
+                                                ip_connection_counts::slot counted_ip, pinned to) {
   active_guard counted(active_);
-  const std::string peer = peer_of(sock);
-  const std::string ip = ip_of(sock);
+  public_conn_count in_metrics(metrics_, public_protocol::http);
+  co_await on_its_shard(std::move(sock), std::move(from), std::move(to));
+}
+
+// Served on the thread of the stream that carries it (`sock` is already of
+// that thread's loop); what counts it stays in the awaiting frame, on this
+// loop, until it ends.
+asio::awaitable<void> server::on_its_shard(tcp::socket sock, public_peer from, pinned to) {
+  pinned_public there{to.t, to.via, shards_[to.via.shard].counters};
+  return asio::co_spawn(
+      to.via.executor,
+      serve_public_http(*this, std::move(sock), "http", std::move(from), std::move(there)),
+      net::on_other_shard());
+}
+
+asio::awaitable<void> server::serve_tls(tcp::socket sock, public_peer from,
+                                        ip_connection_counts::slot counted_ip, bool tunnel_only,
+                                        bool public_only) {
+  active_guard counted(active_);
+  const std::string& peer = from.addr;
+  const std::string& ip = from.ip;
   auto stream = std::make_unique<net::tls_stream>(std::move(sock), *tls_);
   handshake_slots::slot pending = handshakes_.enter(stream->next_layer(), peer);
   asio::steady_timer timer(ioc_, cfg_.tls_handshake_timeout);
@@ -625,7 +717,8 @@ asio::awaitable<void> server::serve_tls(tcp::socket sock, ip_connection_counts::
       // until its SNI said otherwise; tunnel clients have their own bound.
       counted_ip = tunnel_ips_.acquire(ip);
       if (!counted_ip) {
-        refuse_over_ip_limit(stream->next_layer(), "tunnel", cfg_.max_tunnel_conns_per_ip,
+        net::close_stream(*stream);
+        refuse_over_ip_limit(from, "tunnel", cfg_.max_tunnel_conns_per_ip,
                              "--max-tunnel-conns-per-ip");
         co_return;
       }
@@ -642,16 +735,17 @@ asio::awaitable<void> server::serve_tls(tcp::socket sock, ip_connection_counts::
       }
     }
     if (to) {
-      net::move_to(*stream, to->via.executor);
+      net::move_to(*stream, to->via.executor, from.endpoint.protocol());
       pinned_public there{to->t, to->via, shards_[to->via.shard].counters};
       auto serving = asio::co_spawn(
           to->via.executor,
-          serve_public_http(*this, std::move(stream), "https", ip, false, std::move(there)),
+          serve_public_http(*this, std::move(stream), "https", std::move(from), false,
+                            std::move(there)),
           net::on_other_shard());
       co_await std::move(serving);
       co_return;
     }
-    co_await serve_public_http(*this, std::move(stream), "https", ip);
+    co_await serve_public_http(*this, std::move(stream), "https", std::move(from));
   }
 }
 
@@ -1640,7 +1734,9 @@ asio::awaitable<void> server::serve_node(tcp::socket sock) {
     co_return;
   }
   public_conn_count in_metrics(metrics_, protocol_of(req->scheme));
-  co_await serve_public_http(*this, std::move(stream), req->scheme, req->client_ip,
+  // Its client's address is the one the other node read (without a port).
+  public_peer from{req->client_ip, req->client_ip};
+  co_await serve_public_http(*this, std::move(stream), req->scheme, std::move(from),
                              /*relayed=*/true);
 }
 

@@ -167,10 +167,14 @@ class server {
 
   void listen(listener& l);
   net::asio::awaitable<void> accept_loop(listener& l);
-  net::asio::awaitable<void> serve_tls(net::tcp::socket sock, ip_connection_counts::slot counted_ip,
-                                       bool tunnel_only, bool public_only);
-  net::asio::awaitable<void> serve_plain_http(net::tcp::socket sock,
-                                              ip_connection_counts::slot counted_ip);
+  net::asio::awaitable<void> serve_tls(net::tcp::socket sock, public_peer from,
+                                       ip_connection_counts::slot counted_ip, bool tunnel_only,
+                                       bool public_only);
+  /// `head_seen`: take() already looked for the first request head (it
+  /// came with the connection) and decided to serve it on this loop.
+  net::asio::awaitable<void> serve_plain_http(net::tcp::socket sock, public_peer from,
+                                              ip_connection_counts::slot counted_ip,
+                                              bool head_seen);
   /// A connection on the tunnel port, classified by its first message: a
   /// client's control connection (Auth), a proxy connection (RegProxy) or a
   /// multiplexed one (RegMux); anything else is refused.
@@ -201,8 +205,8 @@ class server {
   void refuse(net::tls_stream& stream, std::string_view peer, const turn_away& why);
   /// Tells a refused client why (an AuthResp with Error), before refuse().
   net::asio::awaitable<void> answer_auth(net::tls_stream& stream, proto::auth_resp refusal);
-  /// Closes a connection over its address's limit and logs it (rate-limited).
-  void refuse_over_ip_limit(net::tcp::socket& sock, std::string_view port, std::size_t limit,
+  /// Counts and logs (rate-limited) a connection closed over its address's limit.
+  void refuse_over_ip_limit(const public_peer& from, std::string_view port, std::size_t limit,
                             std::string_view flag);
   net::asio::awaitable<void> serve_tcp_tunnel(std::shared_ptr<tcp_listener> l);
   net::asio::awaitable<void> proxy_tcp(std::shared_ptr<tunnel> t, net::tcp::socket public_conn);
@@ -237,9 +241,14 @@ class server {
   };
   std::optional<pinned> pin(const std::shared_ptr<tunnel>& t, std::string_view peer);
   /// A plain HTTP connection's first request head, looked at without being
-  /// read (it arrives with the connection): its tunnel's shard, if not this one.
-  /// (Awaited at once by the owner of `sock`.)
-  net::asio::awaitable<std::optional<pinned>> pin_by_head(net::tcp::socket& sock, std::string peer);
+  /// read (it arrives with the connection): its tunnel's shard, if not this
+  /// one. Not decided (nullopt) while nothing has arrived.
+  std::optional<std::optional<pinned>> pin_by_head(int fd, std::string_view peer);
+  /// A connection just accepted (`fd`), given to the loop that serves it.
+  void take(listener& l, int fd, const net::tcp::endpoint& from);
+  net::asio::awaitable<void> serve_pinned_http(net::tcp::socket sock, public_peer from,
+                                               ip_connection_counts::slot counted_ip, pinned to);
+  net::asio::awaitable<void> on_its_shard(net::tcp::socket sock, public_peer from, pinned to);
   std::pair<bool, std::string> health() const;
   net::asio::awaitable<void> forget_client_later(std::string client_id);
 
