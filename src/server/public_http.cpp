@@ -457,6 +457,9 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
     }
     if (released_) {
       // Its stream was given back while the connection waited: a new one.
+      // The old one is closed rather than waited for (a client that does
+      // not end it would hold this request up).
+      proxy_->close();
       while (response_running_) {
         co_await response_done_.wait_until(clock::time_point::max());
       }
