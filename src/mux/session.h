@@ -6,7 +6,7 @@
 // window in each direction and can half-close.
 
 #include <atomic>
-#include <boost/beast/core/multi_buffer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -109,10 +109,7 @@ class stream final : public net::channel {
 
   std::shared_ptr<session> session_;
   std::uint32_t id_;
-  /// Received, not yet read; holds no memory when empty. Blocks, not one
-  /// flat array: a frame received while much is unread is appended without
-  /// moving what is already there.
-  boost::beast::multi_buffer in_;
+  boost::beast::flat_buffer in_;  ///< received, not yet read; holds no memory when empty
   std::size_t in_bytes_ = 0;      ///< bytes buffered, not yet read
   std::size_t unacked_ = 0;       ///< bytes read and not yet granted back with WINDOW
   std::size_t send_window_;
