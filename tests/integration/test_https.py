@@ -10,8 +10,9 @@ from harness import TRANSPORTS, curl, os_port
 
 
 def test_dev_mode_logs_its_ca_certificate(server):
-    m = re.search(r"dev CA certificate;.* path=(\S+)", server.proc.text())
-    assert m, "portholed --dev must log 'dev CA certificate; ... path=<path>'"
+    # Waited for: the server is ready (its ready file) before its reader
+    # thread may have read this earlier line.
+    m = server.proc.wait_for(r"dev CA certificate;.* path=(\S+)")
     ca = Path(m[1])
     assert ca.resolve() == (server.state_dir / "ca.pem").resolve()
     assert ca.read_text().startswith("-----BEGIN CERTIFICATE-----")
