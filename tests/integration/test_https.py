@@ -1,7 +1,6 @@
 """Public HTTPS with the dev CA, and one port for both tunnel clients and HTTPS."""
 
 import json
-import re
 from pathlib import Path
 
 import pytest
