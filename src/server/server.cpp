@@ -533,24 +533,18 @@ void server::take(listener& l, int fd, const tcp::endpoint& from) {
                  std::move(what));
       break;
     }
-    case listener::kind::tunnel_and_https: {
-      std::string what = "connection " + peer.addr;
-      net::spawn(ioc_.get_executor(),
-                 serve_tls(std::move(sock), std::move(peer), std::move(counted), false, false),
-                 std::move(what));
-      break;
-    }
-    case listener::kind::tunnel: {
-      std::string what = "tunnel connection " + peer.addr;
-      net::spawn(ioc_.get_executor(),
-                 serve_tls(std::move(sock), std::move(peer), std::move(counted), true, false),
-                 std::move(what));
-      break;
-    }
+    case listener::kind::tunnel_and_https:
+    case listener::kind::tunnel:
     case listener::kind::https: {
-      std::string what = "public https " + peer.addr;
+      const bool tunnel_only = l.what == listener::kind::tunnel;
+      const bool public_only = l.what == listener::kind::https;
+      std::string what = (tunnel_only   ? "tunnel connection "
+                          : public_only ? "public https "
+                                        : "connection ") +
+                         peer.addr;
       net::spawn(ioc_.get_executor(),
-                 serve_tls(std::move(sock), std::move(peer), std::move(counted), false, true),
+                 serve_tls(std::move(sock), std::move(peer), std::move(counted), tunnel_only,
+                           public_only),
                  std::move(what));
       break;
     }
