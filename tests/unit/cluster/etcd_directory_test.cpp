@@ -39,10 +39,15 @@ class EtcdDirectoryTest : public ::testing::Test {
     etcd_.emplace(dir_.path());
   }
 
-  std::shared_ptr<etcd_directory> node(const std::string& id, std::chrono::seconds ttl = 5s) {
+  etcd_options to_etcd() const {
     etcd_options o;
     o.endpoints = {{"127.0.0.1", etcd_->port()}};
     o.request_timeout = 1000ms;
+    return o;
+  }
+
+  std::shared_ptr<etcd_directory> node(const std::string& id, std::chrono::seconds ttl = 5s) {
+    const etcd_options o = to_etcd();
     etcd_directory::options d;
     d.lease_ttl = ttl;
     d.request_timeout = o.request_timeout;
@@ -75,6 +80,16 @@ class EtcdDirectoryTest : public ::testing::Test {
   static std::shared_ptr<tunnel> standby_http(const std::string& host, const std::string& client) {
     auto t = http(host, client);
     t->standby = true;
+    return t;
+  }
+
+  // `client`'s standby connection's tunnel for `host` on node `d`, once `d`
+  // serves the name with it.
+  std::shared_ptr<tunnel> standing_by(etcd_directory& d, const std::string& host,
+                                      const std::string& client) {
+    auto t = standby_http(host, client);
+    EXPECT_TRUE(run(d.stand_by(host, {client, "token"}, {t})));
+    run_until([&] { return d.find("http", host).local != nullptr; });
     return t;
   }
 
@@ -176,14 +191,10 @@ TEST_F(EtcdDirectoryTest, AStandbyServesWhileTheWatchShowsItsPromotionBeforeTheC
   auto n1 = node("n1");
   auto n2 = node("n2");
   ASSERT_TRUE(claim(*n1, "app.example.com", "a").won());
-  auto standby = standby_http("app.example.com", "a");
-  ASSERT_TRUE(run(n2->stand_by("app.example.com", {"a", "token"}, {standby})));
-  run_until([&] { return n2->find("http", "app.example.com").local != nullptr; });
+  auto standby = standing_by(*n2, "app.example.com", "a");
   // The promotion's write, as n2's claim makes it, reaches n2 by the watch
   // before the claim's own answer does (one connection each).
-  etcd_options o;
-  o.endpoints = {{"127.0.0.1", etcd_->port()}};
-  etcd_client raw(io_.get_executor(), o);
+  etcd_client raw(io_.get_executor(), to_etcd());
   const std::string key = "/porthole/names/app.example.com";
   auto read = run(raw.range(key));
   ASSERT_TRUE(read && read.value.kvs.size() == 1);
@@ -205,8 +216,7 @@ TEST_F(EtcdDirectoryTest, AStandbyStopsServingANameAnotherClientClaimed) {
   auto n1 = node("n1");
   auto n2 = node("n2");
   ASSERT_TRUE(claim(*n1, "app.example.com", "a").won());
-  auto standby = standby_http("app.example.com", "a");
-  ASSERT_TRUE(run(n2->stand_by("app.example.com", {"a", "token"}, {standby})));
+  auto standby = standing_by(*n2, "app.example.com", "a");
   // Client a gives the name up on n1; client b claims it there.
   n1->release(*last_, server::directory::clock::now());
   run_until([&] { return n1->is_free("app.example.com"); });
