@@ -90,10 +90,23 @@ struct admin_endpoint::state : std::enable_shared_from_this<state> {
     }
   }
 
+  // A connection's entry in `open`, for as long as its stream lives: also when
+  // its coroutine is destroyed unfinished (a shutdown destroys what did not
+  // drain), before the endpoint's stop() reads the map.
+  struct registration {
+    state& s;
+    std::uint64_t id;
+    registration(state& st, beast::tcp_stream& stream) : s(st), id(st.next_id++) {
+      s.open[id] = &stream;
+    }
+    registration(const registration&) = delete;
+    registration& operator=(const registration&) = delete;
+    ~registration() { s.open.erase(id); }
+  };
+
   static asio::awaitable<void> serve(std::shared_ptr<state> self, tcp::socket sock) {
     beast::tcp_stream stream(std::move(sock));
-    const std::uint64_t id = self->next_id++;
-    self->open[id] = &stream;
+    const registration listed(*self, stream);
     beast::flat_buffer buffer;
     for (;;) {
       http::request_parser<http::string_body> parser;
@@ -127,7 +140,6 @@ struct admin_endpoint::state : std::enable_shared_from_this<state> {
     net::error_code ignored;
     stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
     stream.socket().close(ignored);
-    self->open.erase(id);
   }
 };
 

@@ -134,6 +134,23 @@ def test_healthz_is_503_while_the_server_stops(start_portholed):
     held.close()
 
 
+def test_portholed_stops_cleanly_with_an_admin_connection_kept_open(start_portholed):
+    """A scraper's keep-alive connection is still open when portholed stops:
+    its coroutine is destroyed unfinished, and the endpoint must not reach
+    its stream afterwards (make test-asan reports such a read)."""
+    server = start_portholed()
+    with socket.create_connection(("127.0.0.1", server.admin_port), timeout=5) as kept:
+        kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = b""
+        while not answer.endswith(b"ok\n"):
+            chunk = kept.recv(4096)
+            assert chunk, answer
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200"), answer
+        server.proc.popen.send_signal(signal.SIGTERM)
+        assert server.proc.wait_exit() == 0, server.proc.text()
+
+
 def test_admin_endpoint_can_be_disabled(start_portholed):
     server = start_portholed("--admin-addr", "")
     assert server.admin_port is None
