@@ -21,6 +21,7 @@
 #include "net/spawn.h"
 #include "server/connection_limits.h"
 #include "server/control_session.h"
+#include "server/edge_decision.h"
 #include "server/server.h"
 
 namespace porthole::server {
@@ -346,146 +347,145 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
     }
   }
 
-  // Decides what to do with a request whose head just completed: forward it,
-  // or answer it here. Returns false when the connection must end now.
+  // Carries out the edge's decision on a request whose head just completed
+  // (server/edge_decision.h): forward it, or answer it here. Returns false
+  // when the connection must end now.
   asio::awaitable<bool> on_head(std::string_view head_bytes, bool& close_after) {
     const http::request_head& h = req_.head();
-    const auto host_field = h.find("host");
-    if (!host_field || host_field->empty()) {
-      co_await refuse(http::error::missing_host, false);
-      co_return false;
-    }
-    const std::string host = http::routing_host(*host_field);
-    if (pinned_ && (host != pinned_->t->host || pinned_->via.session->closed())) {
-      // This thread does not route: the client asks again on a new
-      // connection, which the server's thread routes.
-      discard_ = true;
-      close_after = true;
-      co_await reply_local(
-          421, "Misdirected Request",
-          "This connection serves " + pinned_->t->host + "; open a new one for " + host + ".",
-          false);
-      co_return true;
-    }
+    const request_facts request{h.find("host"), h.find("authorization"), h.keep_alive};
+    const std::string host = request_host(request);
     route to;
     if (pinned_) {
       to.local = pinned_->t;
-    } else {
-      to = server_.find_route(scheme_, host);
+    } else if (!host.empty()) {
+      to = co_await settle_route(host);
     }
+    for (bool first_try = true;; first_try = false) {
+      connection_facts conn = connection();
+      edge_decision d = decide(request, facts_of(to), conn);
+      if (d.what == edge_decision::action::relay) {
+        const bool handed_off = co_await reach_owner(host, to);
+        if (handed_off) {
+          co_return false;
+        }
+        conn.relay_failed = true;
+        d = decide(request, facts_of(to), conn);
+      }
+      switch (d.what) {
+        case edge_decision::action::refuse:
+          co_await refuse(http::error::missing_host, false);
+          co_return false;
+        case edge_decision::action::close:
+        case edge_decision::action::relay:
+          co_return false;
+        case edge_decision::action::answer: {
+          local_answer& a = d.answer;
+          if (a.counted) {
+            counters_->count(*a.counted);
+          }
+          const bool keep_alive = a.then == after_answer::keep_alive;
+          if (a.then != after_answer::close) {
+            discard_ = true;
+            close_after = !keep_alive;
+          }
+          co_await reply_local(a.status, std::move(a.reason), std::move(a.message), keep_alive,
+                               std::move(a.extra_fields));
+          co_return a.then != after_answer::close && !closed_;
+        }
+        case edge_decision::action::forward:
+          break;
+      }
+      const std::shared_ptr<tunnel> t = to.local;
+      if (released_) {
+        // Its stream was given back while the connection waited: a new one.
+        // The old one is closed rather than waited for (a client that does
+        // not end it would hold this request up).
+        proxy_->close();
+        while (response_running_) {
+          co_await response_done_.wait_until(clock::time_point::max());
+        }
+        proxy_.reset();
+        released_ = false;
+        if (closed_) {
+          co_return false;
+        }
+      }
+      out_ += http::add_forwarded_fields(head_bytes, d.forwarded);
+      if (!proxy_) {
+        tunnel_ = t;
+        // The response pump starts reading only after this coroutine next
+        // suspends, by which time expect() below has run.
+        const opened o = co_await open_proxy(t, first_try && !pinned_);
+        if (o == opened::session_gone) {
+          // The client's connection ended between routing and opening (it
+          // reconnects, or moves to another node): routed again once the
+          // name has settled.
+          tunnel_.reset();
+          const auto reconnecting = [](const route& r) {
+            return r.held || r.moving || (r.local && !session_alive(*r.local));
+          };
+          to = co_await wait_for_route(host, relay_patience, reconnecting);
+          continue;
+        }
+        if (o != opened::yes) {
+          co_return false;
+        }
+      }
+      resp_.expect(h.method);
+      ++pending_;
+      if (deadline() < timer_.expiry()) {
+        rearm();  // the response time-out may be shorter than the wait it replaces
+      }
+      forwarded_upgrade_ = h.upgrade;
+      co_return true;
+    }
+  }
+
+  static bool session_alive(const tunnel& t) {
+    const auto session = t.session.lock();
+    return session && !session->closed();
+  }
+
+  // The directory's route for `host`, after a short wait where it is about
+  // to change: while the name's node shuts down and its client moves, or
+  // while this node catches up with the cluster's names.
+  asio::awaitable<route> settle_route(const std::string& host) {
+    route to = server_.find_route(scheme_, host);
     if (server_.stopping() && !to.local && pending_ == 0) {
-      // A node that shuts down and no longer serves the name: the request
-      // goes unanswered and the connection closes, which tells a client (or
-      // a load balancer) to send it again on a new connection, to another
-      // node. Nothing of it was forwarded.
-      co_return false;
+      co_return to;  // not served here any more: decided without a wait
     }
     if (to.moving && !relayed_ && !tunnel_) {
-      // The name's node is shutting down and its client is on its way to
-      // another node.
       // (Named: a temporary inside a co_await expression trips g++ 12.)
       const auto moving = [](const route& r) { return r.moving; };
       to = co_await wait_for_route(host, relay_patience, moving);
     }
     if (!to.local && !to.remote && !to.held && !relayed_ && server_.names_catching_up()) {
-      // This node lost its view of the cluster's names (its watch, or its
-      // lease) and has not caught up: a name it does not know may be
-      // another node's.
+      // A name this node does not know may be another node's.
       const auto unknown = [this](const route& r) {
         return !r.local && !r.remote && server_.names_catching_up();
       };
       to = co_await wait_for_route(host, catch_up_patience, unknown);
     }
-    if (!to.local && to.remote) {
-      if (relayed_ || tunnel_ || pending_ > 0) {
-        // One hop at most, and a connection relayed to one node is that
-        // node's: a request for a name served elsewhere goes on another.
-        discard_ = true;
-        close_after = true;
-        co_await reply_local(
-            421, "Misdirected Request",
-            "This connection cannot carry requests for " + host + "; open a new one.", false);
-        co_return true;
-      }
-      const bool handed_off = co_await reach_owner(host, to);
-      if (handed_off) {
-        co_return false;
-      }
-      if (!to.local && to.remote) {
-        counters_->count(error_kind::relay_failed);
-        co_await reply_local(502, "Bad Gateway",
-                             "Tunnel " + host +
-                                 " is served by another node of this server, "
-                                 "which cannot be reached now; try again.",
-                             false, "Retry-After: 1\r\n");
-        co_return false;
-      }
+    co_return to;
+  }
+
+  connection_facts connection() const {
+    connection_facts c;
+    c.scheme = scheme_;
+    c.client_ip = client_ip_;
+    if (pinned_) {
+      c.pinned = pinned_->t.get();
+      c.pinned_usable = !pinned_->via.session->closed();
     }
-    const std::shared_ptr<tunnel> t = to.local;
-    if (!t) {
-      if (to.held) {
-        co_await reply_local(503, "Service Unavailable",
-                             "Tunnel " + host +
-                                 " is reconnecting: its client lost the connection and is "
-                                 "expected back shortly.",
-                             false, "Retry-After: 5\r\n");
-      } else {
-        counters_->count(error_kind::tunnel_not_found);
-        co_await reply_local(404, "Not Found", "Tunnel " + host + " not found", false);
-      }
-      co_return false;
-    }
-    if (tunnel_ && t != tunnel_) {
-      // One proxy connection serves one tunnel.
-      discard_ = true;
-      close_after = !h.keep_alive;
-      co_await reply_local(421, "Misdirected Request",
-                           "This connection serves " + tunnel_->host + ", not " + host + ".",
-                           h.keep_alive);
-      co_return true;
-    }
-    if (!t->http_auth.empty()) {
-      const auto authorization = h.find("authorization");
-      if (!authorization || !http::basic_auth_matches(*authorization, t->http_auth)) {
-        counters_->count(error_kind::basic_auth_refused);
-        discard_ = true;
-        close_after = !h.keep_alive;
-        co_await reply_local(401, "Unauthorized", "This tunnel requires a user name and password.",
-                             h.keep_alive, "WWW-Authenticate: Basic realm=\"porthole\"\r\n");
-        co_return !closed_;
-      }
-    }
-    if (released_) {
-      // Its stream was given back while the connection waited: a new one.
-      // The old one is closed rather than waited for (a client that does
-      // not end it would hold this request up).
-      proxy_->close();
-      while (response_running_) {
-        co_await response_done_.wait_until(clock::time_point::max());
-      }
-      proxy_.reset();
-      released_ = false;
-      if (closed_) {
-        co_return false;
-      }
-    }
-    out_ += http::add_forwarded_fields(head_bytes, {client_ip_, scheme_, std::string(*host_field)});
-    if (!proxy_) {
-      tunnel_ = t;
-      // The response pump starts reading only after this coroutine next
-      // suspends, by which time expect() below has run.
-      const bool ok = co_await open_proxy(t);
-      if (!ok) {
-        co_return false;
-      }
-    }
-    resp_.expect(h.method);
-    ++pending_;
-    if (deadline() < timer_.expiry()) {
-      rearm();  // the response time-out may be shorter than the wait it replaces
-    }
-    forwarded_upgrade_ = h.upgrade;
-    co_return true;
+    c.relayed = relayed_;
+    c.serving = tunnel_.get();
+    c.answers_owed = pending_ > 0;
+    c.stopping = server_.stopping();
+    return c;
+  }
+
+  static route_facts facts_of(const route& to) {
+    return {to.local.get(), to.remote.has_value(), to.held};
   }
 
   // Hands the connection to the node that serves `host`. A node that cannot
@@ -557,7 +557,15 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
   }
 
   // Starts a proxy connection with the first request's head in the same write.
-  asio::awaitable<bool> open_proxy(const std::shared_ptr<tunnel>& t) {
+  enum class opened {
+    yes,
+    no,            ///< answered here (502, 503) or the connection ends
+    session_gone,  ///< the tunnel's client connection ended first; nothing was answered
+  };
+
+  // `may_reroute`: if the tunnel's client connection ended before it gave a
+  // stream, say so (session_gone) instead of answering 502.
+  asio::awaitable<opened> open_proxy(const std::shared_ptr<tunnel>& t, bool may_reroute) {
     // A pinned connection was admitted where it was accepted; a connection
     // whose stream was given back is still admitted.
     if (auto session = pinned_ || conn_slot_ ? nullptr : t->session.lock()) {
@@ -568,7 +576,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
                                 " has as many open connections as its server allows; try again "
                                 "later.";
         co_await reply_local(503, "Service Unavailable", why, false);
-        co_return false;
+        co_return opened::no;
       }
     }
     std::unique_ptr<net::channel> conn;
@@ -592,14 +600,24 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
                        self->response_running_ = false;
                        self->response_done_.notify();
                      });
-      co_return true;
+      co_return opened::yes;
     }
     out_.clear();
+    if (server_.stopping() && pending_ == 0) {
+      // The client's session ended as this node shuts down (it moves to
+      // another node): unanswered, as for a name no longer served here, so
+      // that the request is sent again on a new connection. Nothing of it
+      // reached the service.
+      co_return opened::no;
+    }
+    if (may_reroute && !session_alive(*t) && !closed_) {
+      co_return opened::session_gone;
+    }
     counters_->count(error_kind::proxy_timeout);
     co_await reply_local(
         502, "Bad Gateway",
         "Tunnel " + t->host + " is not reachable: its client gave no connection in time.", false);
-    co_return false;
+    co_return opened::no;
   }
 
   asio::awaitable<bool> flush_to_proxy() {
