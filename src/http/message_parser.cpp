@@ -39,7 +39,7 @@ using head_of = std::conditional_t<isRequest, request_head, response_head>;
 template <bool isRequest>
 class head_collector final : public beast_http::basic_parser<isRequest> {
  public:
-  explicit head_collector(head_of<isRequest>& head) : head_(head) {}
+  head_collector(head_of<isRequest>& head, body_sink* sink) : head_(head), sink_(sink) {}
 
   /// True once a chunk-size line of the body has been parsed.
   bool saw_chunk() const { return saw_chunk_; }
@@ -74,6 +74,8 @@ class head_collector final : public beast_http::basic_parser<isRequest> {
       if (!is_token({name_string.data(), name_string.size()}) ||
           !is_field_value({value.data(), value.size()})) {
         ec = error::bad_field_value;
+      } else if (sink_) {
+        sink_->trailer({name_string.data(), name_string.size()}, {value.data(), value.size()});
       }
       return;
     }
@@ -102,17 +104,26 @@ class head_collector final : public beast_http::basic_parser<isRequest> {
 
   void on_body_init_impl(const boost::optional<std::uint64_t>&, error_code&) override {}
 
-  std::size_t on_body_impl(string_view body, error_code&) override { return body.size(); }
+  std::size_t on_body_impl(string_view body, error_code&) override {
+    if (sink_ && !body.empty()) {
+      sink_->body({body.data(), body.size()});
+    }
+    return body.size();
+  }
 
   void on_chunk_header_impl(std::uint64_t, string_view, error_code&) override { saw_chunk_ = true; }
 
   std::size_t on_chunk_body_impl(std::uint64_t, string_view body, error_code&) override {
+    if (sink_ && !body.empty()) {
+      sink_->body({body.data(), body.size()});
+    }
     return body.size();
   }
 
   void on_finish_impl(error_code&) override {}
 
   head_of<isRequest>& head_;
+  body_sink* sink_;
   bool saw_chunk_ = false;
   bool saw_upgrade_ = false;
   bool saw_transfer_encoding_ = false;
@@ -170,14 +181,14 @@ class message_framer {
   }
 
   // Parses a complete head (as found by find_head).
-  parse_result parse_head(std::string_view head, bool skip_body) {
+  parse_result parse_head(std::string_view head, bool skip_body, body_sink* sink) {
     if constexpr (isRequest) {
       if (const error_code ec = check_request_head(head, limits_.max_fields)) {
         fail(ec);
         return {.error = ec};
       }
     }
-    parser_.emplace(staging_);
+    parser_.emplace(staging_, sink);
     awaiting_only_last_chunk_ = false;
     parser_->header_limit(static_cast<std::uint32_t>(
         std::min<std::size_t>(limits_.header_limit, std::numeric_limits<std::uint32_t>::max())));
@@ -350,7 +361,7 @@ parse_result request_parser::parse(std::string_view input) {
   if (head_length == 0) {
     return {};
   }
-  return framer.parse_head(input.substr(0, head_length), false);
+  return framer.parse_head(input.substr(0, head_length), false, sink_);
 }
 
 const request_head& request_parser::head() const {
@@ -436,7 +447,7 @@ parse_result response_parser::parse(std::string_view input) {
   const bool tunnel = kind == request_kind::connect && status / 100 == 2;
   const bool skip_body = kind == request_kind::head || tunnel;
 
-  parse_result result = framer.parse_head(head, skip_body);
+  parse_result result = framer.parse_head(head, skip_body, sink_);
   if (result.error) {
     return result;
   }

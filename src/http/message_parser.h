@@ -62,6 +62,18 @@ struct response_head {
   std::optional<std::string_view> find(std::string_view name) const;
 };
 
+/// Receives what a parser frames, decoded: the body without its chunked
+/// encoding, and the trailer fields of a chunked body. For a relay that
+/// carries a message's content in another framing (HTTP/2).
+class body_sink {
+ public:
+  virtual ~body_sink() = default;
+  /// Some bytes of the current message's body, in order.
+  virtual void body(std::string_view bytes) = 0;
+  /// A trailer field (after the last chunk).
+  virtual void trailer(std::string_view name, std::string_view value) = 0;
+};
+
 /// What one call to parse() did with the front of its input.
 struct parse_result {
   std::size_t consumed = 0;       ///< bytes at the front of the input used by this call
@@ -103,9 +115,14 @@ class request_parser {
   /// connection keeps no head); head() is empty afterwards.
   void release();
 
+  /// From the next head on, every body byte and trailer goes to `sink` as
+  /// well (nullptr: none). The sink must outlive the parser's use of it.
+  void decode_into(body_sink* sink) { sink_ = sink; }
+
  private:
   struct impl;
   parser_limits limits_;
+  body_sink* sink_ = nullptr;
   std::unique_ptr<impl> impl_;  ///< made by the first parse(), dropped by release()
 };
 
@@ -146,10 +163,14 @@ class response_parser {
   /// EOF as the end of the message.
   bool body_until_close() const;
 
+  /// As request_parser::decode_into.
+  void decode_into(body_sink* sink) { sink_ = sink; }
+
  private:
   struct impl;
   impl& state();
   parser_limits limits_;
+  body_sink* sink_ = nullptr;
   std::unique_ptr<impl> impl_;  ///< made when first needed, dropped by release() when idle
 };
 

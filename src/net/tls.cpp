@@ -816,4 +816,32 @@ std::string server_name(SSL* ssl) {
   return lower_case(name);
 }
 
+namespace {
+
+int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+                unsigned int inlen, void*) {
+  // Server preference: h2, then http/1.1.
+  static constexpr unsigned char preferred[] = "\x02h2\x08http/1.1";
+  unsigned char* selected = nullptr;
+  if (SSL_select_next_proto(&selected, outlen, preferred, sizeof(preferred) - 1, in, inlen) ==
+      OPENSSL_NPN_NEGOTIATED) {
+    *out = selected;
+    return SSL_TLSEXT_ERR_OK;
+  }
+  return SSL_TLSEXT_ERR_NOACK;
+}
+
+}  // namespace
+
+void offer_h2_and_http1(boost::asio::ssl::context& ctx) {
+  SSL_CTX_set_alpn_select_cb(ctx.native_handle(), &select_alpn, nullptr);
+}
+
+std::string alpn_protocol(SSL* ssl) {
+  const unsigned char* data = nullptr;
+  unsigned int len = 0;
+  SSL_get0_alpn_selected(ssl, &data, &len);
+  return data == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(data), len);
+}
+
 }  // namespace porthole::net

@@ -93,4 +93,12 @@ void verify_host(SSL* ssl, const std::string& host);
 /// The SNI name a client sent, lower-cased; empty if none.
 std::string server_name(SSL* ssl);
 
+/// Makes a server context answer ALPN: "h2" when the client offers it, else
+/// "http/1.1" when offered; a client that offers neither (a tunnel client)
+/// gets no ALPN answer and its handshake goes on.
+void offer_h2_and_http1(boost::asio::ssl::context& ctx);
+
+/// The protocol ALPN agreed on ("h2", "http/1.1"), or empty.
+std::string alpn_protocol(SSL* ssl);
+
 }  // namespace porthole::net

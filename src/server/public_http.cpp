@@ -22,6 +22,7 @@
 #include "server/connection_limits.h"
 #include "server/control_session.h"
 #include "server/edge_decision.h"
+#include "server/public_h2.h"
 #include "server/server.h"
 
 namespace porthole::server {
@@ -212,6 +213,16 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
     head_started_ = last_activity_;
     rearm();
     co_await request_pump();
+    if (to_h2_) {
+      done_ = true;
+      timer_.cancel();
+      // (Named first: temporaries in a co_await expression trip g++ 12.)
+      public_peer from{client_addr_, client_ip_, {}};
+      auto serving = serve_public_h2(server_, std::move(stream_), scheme_, std::move(from),
+                                     std::string(view(in_)), std::move(pinned_));
+      co_await std::move(serving);
+      co_return;
+    }
     while (response_running_) {
       co_await response_done_.wait_until(clock::time_point::max());
     }
@@ -239,6 +250,11 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
         co_return;
       }
       const http::parse_result r = req_.parse(view(in_));
+      if (r.error && !served_any_ && !header_done_ && starts_h2_preface(view(in_))) {
+        // HTTP/2 with prior knowledge (h2c): the connection is HTTP/2's.
+        to_h2_ = true;
+        co_return;
+      }
       if (r.error) {
         if (!discard_ && header_done_) {
           out_.append(view(in_).substr(0, r.consumed));  // the body's valid part
@@ -299,6 +315,7 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
       bool close_after = false;
       if (r.head_complete) {
         header_done_ = true;
+        served_any_ = true;
         head_started_.reset();
         const bool ok = co_await on_head(view(in_).substr(0, r.consumed), close_after);
         if (node_) {
@@ -1014,6 +1031,8 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
   bool done_ = false;
   bool response_running_ = false;
   bool released_ = false;  ///< the stream was given back between requests; the pump ends
+  bool served_any_ = false;  ///< a request head has been read on the connection
+  bool to_h2_ = false;       ///< the client sent the HTTP/2 preface: served as HTTP/2
   bool refused_ = false;         // a request was refused after its head was forwarded
   bool head_byte_seen_ = false;  // the client has sent something
   net::error_code resp_error_;   // why the service's response was not valid HTTP

@@ -29,6 +29,7 @@
 #include "server/admin.h"
 #include "server/control_session.h"
 #include "server/node_link.h"
+#include "server/public_h2.h"
 #include "server/public_http.h"
 
 namespace porthole::server {
@@ -224,6 +225,7 @@ void server::start() {
         "*.domain), or --dev for a development certificate");
   }
   tls_ = std::make_unique<asio::ssl::context>(net::make_server_tls(cert, key));
+  net::offer_h2_and_http1(*tls_);  // public HTTPS speaks HTTP/2 to who offers it
   if (dev) {
     net::enable_dev_leaf_minting(*tls_, *dev, cfg_.domain);
   }
@@ -728,14 +730,23 @@ asio::awaitable<void> server::serve_tls(tcp::socket sock, public_peer from,
         to = pin(r.local, peer);
       }
     }
+    const bool h2 = net::alpn_protocol(stream->native_handle()) == "h2";
     if (to) {
       net::move_to(*stream, to->via.executor, from.endpoint.protocol());
       pinned_public there{to->t, to->via, shards_[to->via.shard].counters};
       auto serving = asio::co_spawn(
           to->via.executor,
-          serve_public_http(*this, std::move(stream), "https", std::move(from), false,
-                            std::move(there)),
+          h2 ? serve_public_h2(*this, std::move(stream), "https", std::move(from), {},
+                               std::move(there))
+             : serve_public_http(*this, std::move(stream), "https", std::move(from), false,
+                                 std::move(there)),
           net::on_other_shard());
+      co_await std::move(serving);
+      co_return;
+    }
+    if (h2) {
+      auto serving = serve_public_h2(*this, std::move(stream), "https", std::move(from), {},
+                                     std::nullopt);
       co_await std::move(serving);
       co_return;
     }

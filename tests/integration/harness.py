@@ -766,6 +766,7 @@ class CurlResult:
     headers: dict[str, list[str]]   # lower-cased names, of the last response
     body: bytes
     stderr: str
+    version: str = ""  # of the last response: "1.1", "2", ...
 
     def header(self, name: str) -> str | None:
         v = self.headers.get(name.lower())
@@ -791,9 +792,11 @@ def curl(url: str, *args: str, cacert: Path | None = None, timeout: float = 60.0
         body = body_file.read_bytes() if body_file.exists() else b""
         head = head_file.read_text("latin-1") if head_file.exists() else ""
     headers: dict[str, list[str]] = {}
+    version = ""
     # -D holds every response (100 Continue, ...): keep the last one's headers.
     blocks = [b for b in re.split(r"\r?\n\r?\n", head) if b.strip()]
     if blocks:
+        version = blocks[-1].split(" ", 1)[0].removeprefix("HTTP/")
         for line in blocks[-1].splitlines()[1:]:
             if ":" in line:
                 k, v = line.split(":", 1)
@@ -802,7 +805,8 @@ def curl(url: str, *args: str, cacert: Path | None = None, timeout: float = 60.0
         status = int(p.stdout.decode().strip() or 0)
     except ValueError:
         status = 0
-    return CurlResult(p.returncode, status, headers, body, p.stderr.decode("utf-8", "replace"))
+    return CurlResult(p.returncode, status, headers, body, p.stderr.decode("utf-8", "replace"),
+                      version)
 
 
 # --------------------------------------------------------------------------

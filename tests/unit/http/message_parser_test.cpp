@@ -796,3 +796,58 @@ TEST(ResponseParser, ReleaseBetweenResponsesEmptiesTheHeadAndParsingGoesOn) {
 
 }  // namespace
 }  // namespace porthole::http
+
+namespace porthole::http {
+namespace {
+
+struct collected final : body_sink {
+  std::string bytes;
+  std::vector<std::pair<std::string, std::string>> trailers;
+  void body(std::string_view b) override { bytes.append(b); }
+  void trailer(std::string_view name, std::string_view value) override {
+    trailers.emplace_back(name, value);
+  }
+};
+
+TEST(BodySink, GetsAChunkedBodyDecodedAndItsTrailersWhateverTheReads) {
+  for (std::size_t step : {1u, 3u, 7u, 1000u}) {
+    request_parser p;
+    collected sink;
+    p.decode_into(&sink);
+    const feed_result r = feed(p, chunked_with_trailers, step);
+    ASSERT_FALSE(r.error) << step;
+    EXPECT_EQ(r.forwarded, chunked_with_trailers) << step;  // framing is unchanged
+    EXPECT_EQ(sink.bytes, "hello world said") << step;
+    ASSERT_EQ(sink.trailers.size(), 1u) << step;
+    EXPECT_EQ(sink.trailers[0].first, "Checksum");
+    EXPECT_EQ(sink.trailers[0].second, "abc");
+  }
+}
+
+TEST(BodySink, GetsAResponseBodyOfKnownLengthButNotTheNextHead) {
+  response_parser p;
+  collected sink;
+  p.decode_into(&sink);
+  p.expect("GET");
+  p.expect("HEAD");
+  const std::string two =
+      "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+      "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n";
+  const feed_result r = feed(p, two, 4);
+  ASSERT_FALSE(r.error);
+  EXPECT_EQ(sink.bytes, "hello");  // the HEAD response has no body
+  EXPECT_TRUE(sink.trailers.empty());
+}
+
+TEST(BodySink, GetsABodyThatRunsUntilClose) {
+  response_parser p;
+  collected sink;
+  p.decode_into(&sink);
+  p.expect("GET");
+  const feed_result r = feed(p, "HTTP/1.1 200 OK\r\n\r\nall of it", 5);
+  ASSERT_FALSE(r.error);
+  EXPECT_EQ(sink.bytes, "all of it");
+}
+
+}  // namespace
+}  // namespace porthole::http
