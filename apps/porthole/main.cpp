@@ -564,6 +564,11 @@ int main(int argc, char** argv) {
   http->add_option("--proto", http_tunnel.protocol, "Public schemes")
       ->check(CLI::IsMember({"http", "https", "http+https"}))
       ->capture_default_str();
+  http->add_option("--upstream", http_tunnel.upstream,
+                   "How requests reach the local service: http1 (HTTP/1.1), or http2 (HTTP/2 "
+                   "with prior knowledge, h2c; for gRPC). Public clients may speak either.")
+      ->check(CLI::IsMember({"http1", "http2"}))
+      ->capture_default_str();
 
   auto* tcp = app.add_subcommand("tcp", "Expose a local TCP service");
   tcp->add_option("address", tcp_local, "[HOST:]PORT of the local service")->required();

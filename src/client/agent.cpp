@@ -17,6 +17,7 @@
 #include <deque>
 #include <set>
 
+#include "client/local_h2.h"
 #include "client/local_http.h"
 #include "http/forwarding.h"
 #include "inspect/http_capture.h"
@@ -949,9 +950,15 @@ asio::awaitable<void> agent::serve_http(net::channel& tunnel,
     });
   }
   http_observer* seen_by = tap ? &*tap : nullptr;
-  const local_http_totals done =
-      co_await forward_http(tunnel, local_pools_[shard % local_pools_.size()], std::move(target),
-                            std::move(initial), seen_by);
+  local_http_totals done;
+  if (spec->upstream == "http2") {
+    auto forwarding = forward_h2(tunnel, std::move(target), std::move(initial), seen_by);
+    done = co_await std::move(forwarding);
+  } else {
+    auto forwarding = forward_http(tunnel, local_pools_[shard % local_pools_.size()],
+                                   std::move(target), std::move(initial), seen_by);
+    done = co_await std::move(forwarding);
+  }
   spdlog::debug(
       "{}: connection from {} ended: {} requests, {} on kept connections, {} local dials, "
       "{} sent again",

@@ -24,6 +24,10 @@ struct tunnel_spec {
   std::string hostname;
   std::string http_auth;  ///< "user:pass" the server requires of every request
   std::uint16_t remote_port = 0;
+  /// How an http tunnel's requests reach the local service: "http1"
+  /// (HTTP/1.1, the default) or "http2" (HTTP/2 with prior knowledge, h2c:
+  /// what gRPC services need).
+  std::string upstream = "http1";
 
   bool is_http() const { return protocol != "tcp"; }
   std::string local_addr() const { return local_host + ":" + local_port; }

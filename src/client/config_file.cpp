@@ -44,8 +44,9 @@ const std::vector<std::string_view> top_level_keys = {"server_addr",
                                                       "log_level",
                                                       "ready_file",
                                                       "tunnels"};
-const std::vector<std::string_view> tunnel_keys = {"proto", "subdomain", "hostname", "auth",
-                                                   "remote_port"};
+const std::vector<std::string_view> tunnel_keys = {"proto",       "subdomain", "hostname",
+                                                   "auth",        "upstream",  "remote_port"};
+const std::vector<std::string_view> upstreams = {"http1", "http2"};
 const std::vector<std::string_view> protocols = {"http", "https", "tcp"};
 const std::vector<std::string_view> log_levels = {"trace", "debug", "info", "warn", "error"};
 
@@ -420,6 +421,12 @@ class config_parser {
           // The value itself is a secret: not repeated here.
           fail(e.value_mark(), prefix + "'auth' must be \"user:password\", with a ':'");
         }
+      } else if (e.key == "upstream") {
+        common.upstream = string_value(e, prefix);
+        if (std::find(upstreams.begin(), upstreams.end(), common.upstream) == upstreams.end()) {
+          fail(e.value_mark(), prefix + "bad upstream '" + common.upstream + "' (expected one of: " +
+                                   join(upstreams) + ")");
+        }
       } else if (e.key == "remote_port") {
         if (!e.value.IsScalar()) {
           fail(e.value_mark(),
@@ -437,7 +444,9 @@ class config_parser {
                                     "' (expected one of: " + join(tunnel_keys) +
                                     suggestion(e.key, tunnel_keys) + ")");
       }
-      if ((e.key == "subdomain" || e.key == "hostname" || e.key == "auth") && !http_only) {
+      if ((e.key == "subdomain" || e.key == "hostname" || e.key == "auth" ||
+           e.key == "upstream") &&
+          !http_only) {
         http_only = e;
       }
     }
@@ -480,6 +489,7 @@ class config_parser {
         spec.subdomain = common.subdomain;
         spec.hostname = common.hostname;
         spec.http_auth = common.http_auth;
+        spec.upstream = common.upstream;
       }
       out.specs.push_back(std::move(spec));
     }

@@ -44,6 +44,8 @@ class head_collector final : public beast_http::basic_parser<isRequest> {
   /// True once a chunk-size line of the body has been parsed.
   bool saw_chunk() const { return saw_chunk_; }
 
+  void set_sink(body_sink* sink) { sink_ = sink; }
+
  private:
   using string_view = boost::beast::string_view;
 
@@ -142,6 +144,13 @@ class message_framer {
 
   bool at_message_start() const { return !parser_; }
 
+  void set_sink(body_sink* sink) {
+    sink_ = sink;
+    if (parser_) {
+      parser_->set_sink(sink);
+    }
+  }
+
   // Between messages: gives back the memory of the last heads.
   void release() {
     if (!parser_) {
@@ -181,14 +190,14 @@ class message_framer {
   }
 
   // Parses a complete head (as found by find_head).
-  parse_result parse_head(std::string_view head, bool skip_body, body_sink* sink) {
+  parse_result parse_head(std::string_view head, bool skip_body) {
     if constexpr (isRequest) {
       if (const error_code ec = check_request_head(head, limits_.max_fields)) {
         fail(ec);
         return {.error = ec};
       }
     }
-    parser_.emplace(staging_, sink);
+    parser_.emplace(staging_, sink_);
     awaiting_only_last_chunk_ = false;
     parser_->header_limit(static_cast<std::uint32_t>(
         std::min<std::size_t>(limits_.header_limit, std::numeric_limits<std::uint32_t>::max())));
@@ -293,6 +302,7 @@ class message_framer {
   }
 
   parser_limits limits_;
+  body_sink* sink_ = nullptr;
   std::optional<head_collector<isRequest>> parser_;  // engaged while a body is being read
   head_type head_;                                   // the last complete head
   head_type staging_;  // the head being parsed; swapped in when complete
@@ -343,9 +353,17 @@ request_parser::~request_parser() = default;
 request_parser::request_parser(request_parser&&) noexcept = default;
 request_parser& request_parser::operator=(request_parser&&) noexcept = default;
 
+void request_parser::decode_into(body_sink* sink) {
+  sink_ = sink;
+  if (impl_) {
+    impl_->framer.set_sink(sink);
+  }
+}
+
 parse_result request_parser::parse(std::string_view input) {
   if (!impl_) {
     impl_ = std::make_unique<impl>(limits_);
+    impl_->framer.set_sink(sink_);
   }
   auto& framer = impl_->framer;
   if (framer.error()) {
@@ -361,7 +379,7 @@ parse_result request_parser::parse(std::string_view input) {
   if (head_length == 0) {
     return {};
   }
-  return framer.parse_head(input.substr(0, head_length), false, sink_);
+  return framer.parse_head(input.substr(0, head_length), false);
 }
 
 const request_head& request_parser::head() const {
@@ -398,8 +416,16 @@ response_parser& response_parser::operator=(response_parser&&) noexcept = defaul
 response_parser::impl& response_parser::state() {
   if (!impl_) {
     impl_ = std::make_unique<impl>(limits_);
+    impl_->framer.set_sink(sink_);
   }
   return *impl_;
+}
+
+void response_parser::decode_into(body_sink* sink) {
+  sink_ = sink;
+  if (impl_) {
+    impl_->framer.set_sink(sink);
+  }
 }
 
 void response_parser::expect(std::string_view method) {
@@ -447,7 +473,7 @@ parse_result response_parser::parse(std::string_view input) {
   const bool tunnel = kind == request_kind::connect && status / 100 == 2;
   const bool skip_body = kind == request_kind::head || tunnel;
 
-  parse_result result = framer.parse_head(head, skip_body, sink_);
+  parse_result result = framer.parse_head(head, skip_body);
   if (result.error) {
     return result;
   }

@@ -115,9 +115,10 @@ class request_parser {
   /// connection keeps no head); head() is empty afterwards.
   void release();
 
-  /// From the next head on, every body byte and trailer goes to `sink` as
-  /// well (nullptr: none). The sink must outlive the parser's use of it.
-  void decode_into(body_sink* sink) { sink_ = sink; }
+  /// From now on, every body byte and trailer goes to `sink` as well
+  /// (nullptr: none), the current message's included. The sink must outlive
+  /// the parser's use of it.
+  void decode_into(body_sink* sink);
 
  private:
   struct impl;
@@ -164,7 +165,7 @@ class response_parser {
   bool body_until_close() const;
 
   /// As request_parser::decode_into.
-  void decode_into(body_sink* sink) { sink_ = sink; }
+  void decode_into(body_sink* sink);
 
  private:
   struct impl;

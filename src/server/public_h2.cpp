@@ -693,6 +693,11 @@ class public_h2_session : public std::enable_shared_from_this<public_h2_session<
     header_list nva;
     nva.add(":status", status);
     for (const http::field& f : fields) {
+      // END_STREAM says there is no body: a zero length would only show up
+      // among a gRPC trailers-only response's metadata.
+      if (!body_follows && f.name == "content-length" && f.value == "0") {
+        continue;
+      }
       nva.add(f.name, f.value);
     }
     if (h.status < 200) {

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 import harness
-from harness import basic_auth, curl, deterministic_bytes
+from harness import curl, deterministic_bytes
 
 SCHEMES = ["https", "http"]  # h2 by ALPN, h2c by prior knowledge
 

@@ -295,13 +295,13 @@ TEST(ConfigFileError, UnknownTopLevelKeyListsTheValidOnes) {
 TEST(ConfigFileError, UnknownTunnelKeyNamesTheTunnel) {
   EXPECT_EQ(error_of("tunnels:\n  blog:\n    subdomian: b\n    proto:\n      http: 80\n"),
             "porthole.yml:3:5: unknown key 'subdomian' in tunnel 'blog' (expected one of: proto, "
-            "subdomain, hostname, auth, remote_port; did you mean 'subdomain'?)");
+            "subdomain, hostname, auth, upstream, remote_port; did you mean 'subdomain'?)");
 }
 
 TEST(ConfigFileError, UnknownKeyFarFromAnyValidOneHasNoSuggestion) {
   EXPECT_EQ(error_of("tunnels:\n  blog:\n    colour: red\n"),
             "porthole.yml:3:5: unknown key 'colour' in tunnel 'blog' (expected one of: proto, "
-            "subdomain, hostname, auth, remote_port)");
+            "subdomain, hostname, auth, upstream, remote_port)");
 }
 
 TEST(ConfigFileError, UnknownProtocol) {
@@ -587,6 +587,32 @@ TEST(SelectTunnels, NameAskedForTwice) {
   const config_file cfg = parse(ngrok_announcement);
   EXPECT_EQ(select_error(cfg, {"blog", "ssh", "blog"}),
             "porthole.yml: tunnel 'blog' asked for twice");
+}
+
+}  // namespace
+}  // namespace porthole::client
+
+namespace porthole::client {
+namespace {
+
+TEST(ConfigFile, UpstreamSaysHowRequestsReachTheLocalService) {
+  const config_file cfg =
+      parse("tunnels:\n  api:\n    upstream: http2\n    proto: {https: 50051}\n"
+            "  web:\n    proto: {http: 80}\n");
+  EXPECT_EQ(cfg.find("api")->specs[0].upstream, "http2");
+  EXPECT_EQ(cfg.find("web")->specs[0].upstream, "http1");  // the default
+}
+
+TEST(ConfigFileError, UpstreamIsHttp1OrHttp2) {
+  EXPECT_EQ(error_of("tunnels:\n  api:\n    upstream: grpc\n    proto: {http: 50051}\n"),
+            "porthole.yml:3:15: tunnel 'api': bad upstream 'grpc' (expected one of: http1, "
+            "http2)");
+}
+
+TEST(ConfigFileError, UpstreamOnATcpOnlyTunnel) {
+  EXPECT_EQ(error_of("tunnels:\n  db:\n    upstream: http2\n    proto: {tcp: 5432}\n"),
+            "porthole.yml:3:5: tunnel 'db': 'upstream' is only for http and https, and 'proto' "
+            "has neither");
 }
 
 }  // namespace

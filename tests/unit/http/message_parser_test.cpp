@@ -851,3 +851,26 @@ TEST(BodySink, GetsABodyThatRunsUntilClose) {
 
 }  // namespace
 }  // namespace porthole::http
+
+namespace porthole::http {
+namespace {
+
+struct gathered final : body_sink {
+  std::string bytes;
+  void body(std::string_view b) override { bytes.append(b); }
+  void trailer(std::string_view, std::string_view) override {}
+};
+
+TEST(BodySink, SetOnceTheHeadIsParsedGetsThatMessagesBody) {
+  request_parser p;
+  const parse_result head = p.parse(post_with_body);
+  ASSERT_TRUE(head.head_complete);
+  gathered sink;
+  p.decode_into(&sink);
+  const parse_result body = p.parse(std::string_view(post_with_body).substr(head.consumed));
+  EXPECT_TRUE(body.message_complete);
+  EXPECT_EQ(sink.bytes, "hello");
+}
+
+}  // namespace
+}  // namespace porthole::http
