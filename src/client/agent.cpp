@@ -494,6 +494,9 @@ agent::open_session(net::host_port to, std::string tls_name, bool standby) {
   if (cfg_.mux && mux_count() > 1) {
     auth.ext->features.emplace_back(proto::feature_muxes);
   }
+  if (cfg_.mux) {
+    auth.ext->features.emplace_back(proto::feature_stream_windows);
+  }
   if (cfg_.mux && cfg_.standby) {
     auth.ext->features.emplace_back(proto::feature_standby);
   }

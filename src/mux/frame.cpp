@@ -22,9 +22,10 @@ std::uint32_t get_u32(std::string_view b) {
 }  // namespace
 
 void append_frame(std::string& out, frame_type type, std::uint32_t stream,
-                  std::string_view payload) {
+                  std::string_view payload, std::uint8_t flags) {
   out += static_cast<char>(type);
-  out.append(3, '\0');
+  out += static_cast<char>(flags);
+  out.append(2, '\0');
   put_u32(out, stream);
   put_u32(out, static_cast<std::uint32_t>(payload.size()));
   out.append(payload);
@@ -44,10 +45,16 @@ boost::system::result<frame_header> decode_header(std::string_view b) {
   if (type > static_cast<unsigned char>(frame_type::reset)) {
     return proto::error::unknown_type;
   }
-  if (b[1] != 0 || b[2] != 0 || b[3] != 0) {
+  const auto flags = static_cast<std::uint8_t>(b[1]);
+  if (b[2] != 0 || b[3] != 0) {
     return proto::error::bad_payload;
   }
-  frame_header h{static_cast<frame_type>(type), get_u32(b.substr(4)), get_u32(b.substr(8))};
+  if (flags != 0 && (type != static_cast<unsigned char>(frame_type::open) ||
+                     flags < min_window_exponent || flags > max_window_exponent)) {
+    return proto::error::bad_payload;
+  }
+  frame_header h{static_cast<frame_type>(type), get_u32(b.substr(4)), get_u32(b.substr(8)),
+                 flags};
   if (h.length > max_payload) {
     return proto::error::frame_too_large;
   }

@@ -3,8 +3,10 @@
 // proxied connections as streams over one TLS connection. Pure: no sockets.
 //
 // A frame is a 12-byte header, little-endian like the ngrok framing, then the
-// payload:  type (1) | flags (1, zero) | reserved (2, zero) | stream id (4) |
-// payload length (4).
+// payload:  type (1) | flags (1) | reserved (2, zero) | stream id (4) |
+// payload length (4). Flags are zero but on an OPEN frame of a connection
+// that negotiated "stream_windows": there a non-zero value N says the new
+// stream's window is 2^N bytes each way (12 <= N <= 20), not the default.
 
 #include <boost/system/result.hpp>
 #include <cstddef>
@@ -26,22 +28,28 @@ inline constexpr std::size_t header_size = 12;
 /// Bound on any payload: larger is a protocol error.
 inline constexpr std::size_t max_payload = 64 * 1024;
 
+/// The window exponents an OPEN frame may carry (4 KiB to 1 MiB).
+inline constexpr std::uint8_t min_window_exponent = 12;
+inline constexpr std::uint8_t max_window_exponent = 20;
+
 struct frame_header {
   frame_type type = frame_type::data;
   std::uint32_t stream = 0;
   std::uint32_t length = 0;
+  std::uint8_t flags = 0;
 
   bool operator==(const frame_header&) const = default;
 };
 
 /// Appends a header and its payload to `out`.
 void append_frame(std::string& out, frame_type type, std::uint32_t stream,
-                  std::string_view payload);
+                  std::string_view payload, std::uint8_t flags = 0);
 
 /// Appends a WINDOW frame granting `increment` more bytes.
 void append_window(std::string& out, std::uint32_t stream, std::uint32_t increment);
 
-/// Reads a header; refuses an unknown type, non-zero flags or reserved bytes,
+/// Reads a header; refuses an unknown type, flags other than an OPEN frame's
+/// window exponent, non-zero reserved bytes,
 /// and a length over max_payload (or a WINDOW payload that is not 4 bytes).
 boost::system::result<frame_header> decode_header(std::string_view bytes);
 

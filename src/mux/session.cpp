@@ -53,17 +53,30 @@ void session::close() {
   out_drained_.notify();
 }
 
-std::unique_ptr<stream> session::open(const proto::start_proxy& info) {
+std::unique_ptr<stream> session::open(const proto::start_proxy& info, std::uint32_t window) {
   const std::uint32_t id = next_id_;
   next_id_ += 1;
-  std::unique_ptr<stream> s(new stream(shared_from_this(), id, opts_.window));
+  std::uint8_t exponent = 0;
+  if (opts_.stream_windows && window != 0 && window != opts_.window) {
+    exponent = min_window_exponent;
+    while (exponent < max_window_exponent && (std::uint32_t{1} << exponent) < window) {
+      ++exponent;
+    }
+    window = std::uint32_t{1} << exponent;
+  } else {
+    window = opts_.window;
+  }
+  std::unique_ptr<stream> s(new stream(shared_from_this(), id, window));
   if (closed_) {
     s->fail();
     return s;
   }
   streams_[id] = s.get();
   open_streams_.store(streams_.size(), std::memory_order_relaxed);
-  send(frame_type::open, id, proto::encode_start_proxy(info));
+  if (!closed_) {
+    append_frame(out_, frame_type::open, id, proto::encode_start_proxy(info), exponent);
+    out_ready_.notify();
+  }
   return s;
 }
 
@@ -163,7 +176,8 @@ bool session::handle_frame(const frame_header& h, std::string_view payload) {
       spdlog::warn("mux connection: bad OPEN for stream {}; closing it", h.stream);
       return false;
     }
-    std::unique_ptr<stream> s(new stream(shared_from_this(), h.stream, opts_.window));
+    const std::uint32_t window = h.flags != 0 ? std::uint32_t{1} << h.flags : opts_.window;
+    std::unique_ptr<stream> s(new stream(shared_from_this(), h.stream, window));
     streams_[h.stream] = s.get();
     open_streams_.store(streams_.size(), std::memory_order_relaxed);
     if (on_open) {
@@ -184,7 +198,7 @@ bool session::handle_frame(const frame_header& h, std::string_view payload) {
                      h.stream);
         return false;
       }
-      if (s.in_bytes_ + s.unacked_ + payload.size() > opts_.window) {
+      if (s.in_bytes_ + s.unacked_ + payload.size() > s.window_) {
         spdlog::warn("mux connection: stream {} overran its window; closing the connection",
                      h.stream);
         return false;
@@ -213,7 +227,7 @@ bool session::handle_frame(const frame_header& h, std::string_view payload) {
 // ---- stream ----
 
 stream::stream(std::shared_ptr<session> s, std::uint32_t id, std::uint32_t window)
-    : session_(std::move(s)), id_(id), send_window_(window) {}
+    : session_(std::move(s)), id_(id), window_(window), send_window_(window) {}
 
 stream::~stream() {
   close();
@@ -262,7 +276,7 @@ asio::awaitable<std::tuple<net::error_code, std::size_t>> stream::read_some(
   in_bytes_ -= n;
   unacked_ += n;
   // Grant the window back in halves: few WINDOW frames, never a stall.
-  if (unacked_ >= session_->opts_.window / 2 && !fin_received_ && !reset_) {
+  if (unacked_ >= window_ / 2 && !fin_received_ && !reset_) {
     session_->send_window(id_, static_cast<std::uint32_t>(unacked_));
     unacked_ = 0;
   }

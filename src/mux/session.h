@@ -25,6 +25,9 @@ struct options {
   std::uint32_t window = 1024 * 1024;          ///< bytes in flight per stream and direction
   std::size_t max_data_frame = 64 * 1024;      ///< DATA payload bound when sending
   std::size_t max_buffered_out = 1024 * 1024;  ///< writers wait while more is queued
+  /// The peer negotiated "stream_windows": open() may give a stream a window
+  /// of its own (said in the OPEN frame's flags).
+  bool stream_windows = false;
 };
 
 class stream;
@@ -51,8 +54,11 @@ class session : public std::enable_shared_from_this<session> {
   bool closed() const { return closed_.load(std::memory_order_relaxed); }
 
   /// Server: a new stream that tells the client `info` (which tunnel, which
-  /// public address). Data may be written at once.
-  std::unique_ptr<stream> open(const proto::start_proxy& info);
+  /// public address). Data may be written at once. `window` (a power of two
+  /// from 4 KiB to 1 MiB), if the peer negotiated stream windows: the
+  /// stream's window each way instead of options::window, so that a stream
+  /// whose reader may stall holds less at either end.
+  std::unique_ptr<stream> open(const proto::start_proxy& info, std::uint32_t window = 0);
 
   /// Client: called for each stream the server opens.
   std::function<void(std::unique_ptr<stream>, proto::start_proxy)> on_open;
@@ -112,6 +118,7 @@ class stream final : public net::channel {
   boost::beast::flat_buffer in_;  ///< received, not yet read; holds no memory when empty
   std::size_t in_bytes_ = 0;      ///< bytes buffered, not yet read
   std::size_t unacked_ = 0;       ///< bytes read and not yet granted back with WINDOW
+  std::uint32_t window_;          ///< its window, each way
   std::size_t send_window_;
   bool fin_received_ = false;
   bool fin_sent_ = false;

@@ -146,6 +146,11 @@ inline constexpr std::string_view feature_standby = "standby";
 /// spreads new streams over them.
 inline constexpr std::string_view feature_muxes = "muxes";
 inline constexpr std::size_t max_mux_connections = 16;
+/// The feature name of streams with windows of their own (with "mux"): the
+/// server may open a stream with a smaller window than the connection's
+/// (an HTTP/2 request's, whose public reader may stall), said in the OPEN
+/// frame's flags (mux/frame.h).
+inline constexpr std::string_view feature_stream_windows = "stream_windows";
 
 /// How a cluster node's NewTunnel error starts when it cannot claim names
 /// now (etcd unreachable): a porthole client asks again later instead of

@@ -134,8 +134,10 @@ asio::awaitable<void> control_session::serve_mux(std::unique_ptr<net::tls_stream
   if (shard != 0) {
     net::move_to(*conn, link.executor);
   }
+  mux::options options;
+  options.stream_windows = stream_windows_;
   link.session = std::make_shared<mux::session>(std::move(conn), mux::session::role::server,
-                                                std::move(initial));
+                                                std::move(initial), options);
   muxes_.push_back(link);
   log::info("multiplexed connection up", {{"client", client_id_},
                                           {"peer", peer},
@@ -354,7 +356,7 @@ std::shared_ptr<metrics> control_session::shard_counters(std::size_t i) {
 
 asio::awaitable<std::unique_ptr<net::channel>> start_proxy(
     std::shared_ptr<tunnel> t, std::string client_addr, std::string first_bytes,
-    std::chrono::steady_clock::time_point deadline) {
+    std::chrono::steady_clock::time_point deadline, std::uint32_t stream_window) {
   {
     auto session = t->session.lock();
     if (!session || session->closed()) {
@@ -365,12 +367,14 @@ asio::awaitable<std::unique_ptr<net::channel>> start_proxy(
       auto counters = session->shard_counters(via.shard);
       if (via.shard == 0) {
         co_return co_await open_stream(std::move(via), t->url, std::move(client_addr),
-                                       std::move(first_bytes), std::move(counters));
+                                       std::move(first_bytes), std::move(counters),
+                                       stream_window);
       }
       // A connection that stays here while its stream is on another thread.
       auto opening = asio::co_spawn(via.executor,
                                     open_stream(via, t->url, std::move(client_addr),
-                                                std::move(first_bytes), std::move(counters)),
+                                                std::move(first_bytes), std::move(counters),
+                                                stream_window),
                                     net::on_other_shard());
       std::unique_ptr<net::channel> stream = co_await std::move(opening);
       if (!stream) {
@@ -408,7 +412,8 @@ asio::awaitable<std::unique_ptr<net::channel>> start_proxy(
 asio::awaitable<std::unique_ptr<net::channel>> open_stream(mux_link via, std::string url,
                                                            std::string client_addr,
                                                            std::string first_bytes,
-                                                           std::shared_ptr<metrics> counters) {
+                                                           std::shared_ptr<metrics> counters,
+                                                           std::uint32_t stream_window) {
   if (via.session->closed()) {
     co_return nullptr;
   }
@@ -416,7 +421,8 @@ asio::awaitable<std::unique_ptr<net::channel>> open_stream(mux_link via, std::st
   ++counters->messages_out["StartProxy"];  // in the stream's OPEN frame
   // A stream: no round trip, no handshake, the first bytes right behind OPEN.
   std::unique_ptr<net::channel> stream =
-      via.session->open(proto::start_proxy{std::move(url), std::move(client_addr)});
+      via.session->open(proto::start_proxy{std::move(url), std::move(client_addr)},
+                        stream_window);
   if (!first_bytes.empty()) {
     const net::error_code ec = co_await stream->write(asio::buffer(first_bytes));
     if (ec) {

@@ -40,9 +40,11 @@ struct mux_link {
 /// multiplexed connection, a stream on it instead (on another shard: one
 /// that runs each operation there). nullptr if the client is gone or gives
 /// no connection before `deadline`. On the server's own thread.
+/// `stream_window`: a stream's own window (mux::session::open), for a
+/// client that negotiated it; 0 for the connection's.
 net::asio::awaitable<std::unique_ptr<net::channel>> start_proxy(
     std::shared_ptr<tunnel> t, std::string client_addr, std::string first_bytes,
-    std::chrono::steady_clock::time_point deadline);
+    std::chrono::steady_clock::time_point deadline, std::uint32_t stream_window = 0);
 
 /// On the shard of `via`: a stream on that multiplexed connection for a
 /// public connection of `url`, with `first_bytes` written behind its OPEN;
@@ -50,7 +52,8 @@ net::asio::awaitable<std::unique_ptr<net::channel>> start_proxy(
 net::asio::awaitable<std::unique_ptr<net::channel>> open_stream(mux_link via, std::string url,
                                                                 std::string client_addr,
                                                                 std::string first_bytes,
-                                                                std::shared_ptr<metrics> counters);
+                                                                std::shared_ptr<metrics> counters,
+                                                                std::uint32_t stream_window = 0);
 
 /// One public connection proxied to a client, counted against the client's
 /// max_conns_per_client (and its token's max_conns, if any) while it lives.
@@ -90,6 +93,10 @@ class control_session : public std::enable_shared_from_this<control_session> {
   /// Answers Auth with `resp`, fills the pool and serves the client until it
   /// leaves, breaks the protocol, goes silent, or close() is called.
   net::asio::awaitable<void> run(proto::auth_resp resp);
+
+  /// The client negotiated "stream_windows": its multiplexed connections may
+  /// open streams with windows of their own (open_stream's `window`).
+  void allow_stream_windows() { stream_windows_ = true; }
 
   /// Queues a message; messages go out in order, several per TLS record.
   void send(const proto::message& m);
@@ -162,6 +169,7 @@ class control_session : public std::enable_shared_from_this<control_session> {
   std::vector<mux_link> muxes_;  ///< oldest first
   bool mux_granted_ = false;
   bool muxes_granted_ = false;
+  bool stream_windows_ = false;  ///< the client takes streams with windows of their own
   bool standby_ = false;
   /// Where the client's first multiplexed connection goes; the others
   /// follow on the next shards (clients with one spread over the shards).

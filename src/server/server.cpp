@@ -993,6 +993,7 @@ asio::awaitable<void> server::serve_client(std::unique_ptr<net::tls_stream> stre
   int pool_size = cfg_.pool_size;
   bool mux_granted = false;
   bool muxes_granted = false;
+  bool stream_windows_granted = false;
   proto::auth_resp resp{std::string(proto::protocol_version), std::string(proto::mm_version),
                         client_id, "", std::nullopt};
   if (auth->ext) {
@@ -1014,6 +1015,11 @@ asio::awaitable<void> server::serve_client(std::unique_ptr<net::tls_stream> stre
         resp.ext->features.emplace_back(proto::feature_muxes);
         muxes_granted = true;
       }
+      if (std::find(features.begin(), features.end(), proto::feature_stream_windows) !=
+          features.end()) {
+        resp.ext->features.emplace_back(proto::feature_stream_windows);
+        stream_windows_granted = true;
+      }
     }
     resp.ext->features.emplace_back(proto::feature_close_tunnel);
     if (mux_granted && directory_->takes_standby() &&
@@ -1026,6 +1032,9 @@ asio::awaitable<void> server::serve_client(std::unique_ptr<net::tls_stream> stre
   auto session =
       std::make_shared<control_session>(*this, std::move(stream), std::move(reader), client_id,
                                         pool_size, mux_granted, peer, standby, muxes_granted);
+  if (stream_windows_granted) {
+    session->allow_stream_windows();
+  }
   sessions_[client_id] = session;
   if (auto account = account_for(*who)) {
     account->sessions.push_back(session);

@@ -49,11 +49,26 @@ TEST(MuxFrame, RefusesAnUnknownType) {
   EXPECT_EQ(decode_header(out).error(), proto::error::unknown_type);
 }
 
-TEST(MuxFrame, RefusesNonZeroFlags) {
+TEST(MuxFrame, RefusesNonZeroFlagsButOnOpen) {
   std::string out;
   append_frame(out, frame_type::data, 1, "");
   out[1] = 1;
   EXPECT_EQ(decode_header(out).error(), proto::error::bad_payload);
+  out[1] = 17;  // a window exponent, on a DATA frame
+  EXPECT_EQ(decode_header(out).error(), proto::error::bad_payload);
+}
+
+TEST(MuxFrame, AnOpenFrameMayCarryAStreamWindowExponent) {
+  std::string out;
+  append_frame(out, frame_type::open, 3, "{}", 17);
+  auto h = decode_header(out);
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->flags, 17);
+  EXPECT_EQ(h->type, frame_type::open);
+  for (const std::uint8_t bad : {1, 11, 21, 255}) {
+    out[1] = static_cast<char>(bad);
+    EXPECT_EQ(decode_header(out).error(), proto::error::bad_payload) << int(bad);
+  }
 }
 
 TEST(MuxFrame, RefusesAPayloadOverTheBound) {

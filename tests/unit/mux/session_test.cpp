@@ -382,8 +382,8 @@ class MuxSession : public ::testing::Test {
   }
 
   // A stream the server opens; the fixture keeps it.
-  stream* open(const proto::start_proxy& info) {
-    streams_.push_back(server->open(info));
+  stream* open(const proto::start_proxy& info, std::uint32_t window = 0) {
+    streams_.push_back(server->open(info, window));
     return streams_.back().get();
   }
 
@@ -703,6 +703,37 @@ TEST_F(MuxSession, APeerThatSendsDataBeyondTheWindowHasItsConnectionClosed) {
   EXPECT_LE(read->data.size(), o.window);
   EXPECT_TRUE(same_bytes(read->data, sent.substr(0, read->data.size())));
   EXPECT_TRUE(after->ec) << "the raw peer's connection is still open";
+}
+
+TEST_F(MuxSession, AStreamOpenedWithAWindowOfItsOwnHoldsThePeerToIt) {
+  options o = small_windows();
+  o.stream_windows = true;  // the client negotiated it
+  ASSERT_NO_FATAL_FAILURE(start_with_raw_client(o));
+  constexpr std::uint32_t own = 4 * 1024;
+  ASSERT_LT(own, o.window);
+  stream* at_server = open(start_info(1), own);
+  auto open_frame = std::make_shared<raw_frame>();
+  spawn(read_raw_frame(raw_peer.get(), open_frame));
+  ASSERT_TRUE(finish());
+  ASSERT_EQ(open_frame->header.type, frame_type::open);
+  EXPECT_EQ(open_frame->header.flags, 12);  // 2^12 bytes
+
+  // The stream's own window is the bound, not the connection's.
+  const std::string sent = pattern(own + 1, 8);
+  std::string frames = data_frames(at_server->id(), sent, o.max_data_frame);
+  spawn(write_raw(raw_peer.get(), frames, std::make_shared<write_outcome>()));
+  ASSERT_TRUE(run_until([&] { return server_ran_; })) << "the server kept the connection";
+  EXPECT_TRUE(server->closed());
+}
+
+TEST_F(MuxSession, WithoutTheFeatureAStreamGetsTheConnectionsWindow) {
+  const options o = small_windows();
+  ASSERT_NO_FATAL_FAILURE(start_with_raw_client(o));
+  open(start_info(1), 4 * 1024);
+  auto open_frame = std::make_shared<raw_frame>();
+  spawn(read_raw_frame(raw_peer.get(), open_frame));
+  ASSERT_TRUE(finish());
+  EXPECT_EQ(open_frame->header.flags, 0);  // an older client would refuse the flags
 }
 
 TEST_F(MuxSession, APeerThatSendsExactlyTheWindowIsServed) {
