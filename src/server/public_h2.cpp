@@ -45,7 +45,11 @@ constexpr std::int32_t stream_window = 256 * 1024;
 constexpr std::int32_t connection_window = 1024 * 1024;
 // A response's body held for a client that does not read: reading from the
 // tunnel stops above this (the tunnel's own window then stops the client).
-constexpr std::size_t response_buffer_limit = 256 * 1024;
+constexpr std::size_t response_buffer_limit = 64 * 1024;
+// Each stream's window on the client's multiplexed connection (a client that
+// negotiated "stream_windows"): what the tunnel may push for a stream whose
+// public reader stalls, at most max_streams times per connection.
+constexpr std::uint32_t tunnel_stream_window = 128 * 1024;
 // Bytes taken from nghttp2 per write to the public side.
 constexpr std::size_t write_batch = 64 * 1024;
 constexpr std::size_t read_size = 16 * 1024;
@@ -76,9 +80,10 @@ class header_list {
 // One HTTP/2 stream: its request as it arrives, the bytes owed to the
 // tunnel, and the response's body owed to the client.
 struct h2_stream final : http::body_sink {
-  explicit h2_stream(std::int32_t stream_id) : id(stream_id) {}
+  explicit h2_stream(std::int32_t stream_id) : id(stream_id), begun(clock::now()) {}
 
   std::int32_t id;
+  clock::time_point begun;  ///< when its HEADERS began
   http::h2_request request;
   std::size_t header_bytes = 0;
   bool too_large = false;    ///< the head broke the size or count limit: 431
@@ -511,11 +516,13 @@ class public_h2_session : public std::enable_shared_from_this<public_h2_session<
     // trip g++ 12.)
     std::unique_ptr<net::channel> channel;
     if (pinned_) {
-      auto opening = open_stream(pinned_->via, t->url, client_addr_, std::move(head), counters_);
+      auto opening = open_stream(pinned_->via, t->url, client_addr_, std::move(head), counters_,
+                                 tunnel_stream_window);
       channel = co_await std::move(opening);
     } else {
       auto opening = porthole::server::start_proxy(t, client_addr_, std::move(head),
-                                                   clock::now() + cfg_.proxy_wait_timeout);
+                                                   clock::now() + cfg_.proxy_wait_timeout,
+                                                   tunnel_stream_window);
       channel = co_await std::move(opening);
     }
     if (!channel) {
@@ -828,7 +835,9 @@ class public_h2_session : public std::enable_shared_from_this<public_h2_session<
         break;
       }
       const auto now = clock::now();
+      bool slow_head = false;
       for (auto& [id, st] : streams_) {
+        slow_head = slow_head || (!st->head_done && now - st->begun >= cfg_.read_header_timeout);
         if (st->forwarded && !st->response_submitted && !st->timed_out &&
             now - st->forwarded_at >= cfg_.response_timeout) {
           st->timed_out = true;
@@ -836,6 +845,19 @@ class public_h2_session : public std::enable_shared_from_this<public_h2_session<
                     {{"timeout", seconds_text(cfg_.response_timeout)}, {"protocol", "HTTP/2"}});
           st->channel->close();
         }
+      }
+      if (slow_head) {
+        // A head cut in the middle of its CONTINUATION frames holds the
+        // whole connection's header state: the connection goes.
+        counters_->count(error_kind::header_timeout);
+        log::warn("public request head not complete in time; closing",
+                  {{"peer", client_addr_}, {"scheme", scheme_},
+                   {"timeout", seconds_text(cfg_.read_header_timeout)}, {"protocol", "HTTP/2"}});
+        nghttp2_session_terminate_session(session_, NGHTTP2_PROTOCOL_ERROR);
+        closing_ = true;
+        goaway_sent_ = true;
+        wake_writer();
+        break;
       }
       const bool idle = streams_.empty() && now - last_activity_ >= cfg_.http_idle_timeout;
       if ((idle || server_.stopping()) && !goaway_sent_) {
