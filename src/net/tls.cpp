@@ -818,12 +818,17 @@ std::string server_name(SSL* ssl) {
 
 namespace {
 
-int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
-                unsigned int inlen, void*) {
+int select_alpn(SSL* ssl, const unsigned char** out, unsigned char* outlen,
+                const unsigned char* in, unsigned int inlen, void* arg) {
   // Server preference: h2, then http/1.1.
-  static constexpr unsigned char preferred[] = "\x02h2\x08http/1.1";
+  static constexpr unsigned char both[] = "\x02h2\x08http/1.1";
+  static constexpr unsigned char http1[] = "\x08http/1.1";
+  const auto* h2_for = static_cast<const std::function<bool(std::string_view)>*>(arg);
+  const bool h2 = h2_for == nullptr || (*h2_for)(server_name(ssl));
+  const unsigned char* preferred = h2 ? both : http1;
+  const unsigned int preferred_len = h2 ? sizeof(both) - 1 : sizeof(http1) - 1;
   unsigned char* selected = nullptr;
-  if (SSL_select_next_proto(&selected, outlen, preferred, sizeof(preferred) - 1, in, inlen) ==
+  if (SSL_select_next_proto(&selected, outlen, preferred, preferred_len, in, inlen) ==
       OPENSSL_NPN_NEGOTIATED) {
     *out = selected;
     return SSL_TLSEXT_ERR_OK;
@@ -833,8 +838,10 @@ int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const un
 
 }  // namespace
 
-void offer_h2_and_http1(boost::asio::ssl::context& ctx) {
-  SSL_CTX_set_alpn_select_cb(ctx.native_handle(), &select_alpn, nullptr);
+void offer_h2_and_http1(boost::asio::ssl::context& ctx,
+                        const std::function<bool(std::string_view)>* h2_for) {
+  SSL_CTX_set_alpn_select_cb(ctx.native_handle(), &select_alpn,
+                             const_cast<std::function<bool(std::string_view)>*>(h2_for));
 }
 
 std::string alpn_protocol(SSL* ssl) {

@@ -4,10 +4,12 @@
 
 #include <boost/asio/ssl/context.hpp>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace porthole::net {
@@ -93,10 +95,12 @@ void verify_host(SSL* ssl, const std::string& host);
 /// The SNI name a client sent, lower-cased; empty if none.
 std::string server_name(SSL* ssl);
 
-/// Makes a server context answer ALPN: "h2" when the client offers it, else
-/// "http/1.1" when offered; a client that offers neither (a tunnel client)
-/// gets no ALPN answer and its handshake goes on.
-void offer_h2_and_http1(boost::asio::ssl::context& ctx);
+/// Makes a server context answer ALPN: "h2" when the client offers it and
+/// `h2_for(sni)` says yes, else "http/1.1" when offered; a client that offers
+/// neither (a tunnel client) gets no ALPN answer and its handshake goes on.
+/// `h2_for` must outlive the context and is called in the handshake.
+void offer_h2_and_http1(boost::asio::ssl::context& ctx,
+                        const std::function<bool(std::string_view)>* h2_for);
 
 /// The protocol ALPN agreed on ("h2", "http/1.1"), or empty.
 std::string alpn_protocol(SSL* ssl);

@@ -98,6 +98,11 @@ class control_session : public std::enable_shared_from_this<control_session> {
   /// open streams with windows of their own (open_stream's `window`).
   void allow_stream_windows() { stream_windows_ = true; }
 
+  /// The client sent porthole's extensions in Auth (an ngrok 1.x client
+  /// does not): its tunnels may be offered to the public over HTTP/2.
+  void set_porthole_client() { porthole_client_ = true; }
+  bool porthole_client() const { return porthole_client_; }
+
   /// Queues a message; messages go out in order, several per TLS record.
   void send(const proto::message& m);
 
@@ -170,6 +175,7 @@ class control_session : public std::enable_shared_from_this<control_session> {
   bool mux_granted_ = false;
   bool muxes_granted_ = false;
   bool stream_windows_ = false;  ///< the client takes streams with windows of their own
+  bool porthole_client_ = false;
   bool standby_ = false;
   /// Where the client's first multiplexed connection goes; the others
   /// follow on the next shards (clients with one spread over the shards).

@@ -225,7 +225,14 @@ void server::start() {
         "*.domain), or --dev for a development certificate");
   }
   tls_ = std::make_unique<asio::ssl::context>(net::make_server_tls(cert, key));
-  net::offer_h2_and_http1(*tls_);  // public HTTPS speaks HTTP/2 to who offers it
+  // Public HTTPS speaks HTTP/2 to who offers it, for a name this node serves
+  // to a porthole client: an ngrok 1.x client's names, and names relayed to
+  // another node, stay HTTP/1.1. (Asked on this thread, in the handshake.)
+  offers_h2_ = [this](std::string_view sni) {
+    const route r = find_route("https", sni);
+    return r.local && r.local->public_h2;
+  };
+  net::offer_h2_and_http1(*tls_, &offers_h2_);
   if (dev) {
     net::enable_dev_leaf_minting(*tls_, *dev, cfg_.domain);
   }
@@ -1035,6 +1042,9 @@ asio::awaitable<void> server::serve_client(std::unique_ptr<net::tls_stream> stre
   if (stream_windows_granted) {
     session->allow_stream_windows();
   }
+  if (auth->ext) {
+    session->set_porthole_client();
+  }
   sessions_[client_id] = session;
   if (auto account = account_for(*who)) {
     account->sessions.push_back(session);
@@ -1165,6 +1175,7 @@ asio::awaitable<std::vector<proto::new_tunnel>> server::open_standby_tunnels(
       const std::string url = make_url(scheme, name, scheme == "http" ? http_port_ : https_port_);
       tunnels.push_back(std::make_shared<tunnel>(
           tunnel{url, scheme, name, req.http_auth, session, session->client_id(), true}));
+      tunnels.back()->public_h2 = session->porthole_client();
       replies.push_back({req.req_id, url, scheme, ""});
     }
   }
@@ -1276,6 +1287,7 @@ asio::awaitable<std::vector<proto::new_tunnel>> server::open_http_tunnels(
       const std::string url = make_url(scheme, host, scheme == "http" ? http_port_ : https_port_);
       tunnels.push_back(
           std::make_shared<tunnel>(tunnel{url, scheme, host, req.http_auth, session, client_id}));
+      tunnels.back()->public_h2 = session->porthole_client();
       replies.push_back({req.req_id, url, scheme, ""});
     }
     // A name is one client's in every scheme: one claim decides for all.

@@ -255,6 +255,8 @@ class server {
   net::asio::io_context& ioc_;
   server_config cfg_;
   std::unique_ptr<net::asio::ssl::context> tls_;
+  /// Whether public HTTPS offers h2 to a connection with this SNI name.
+  std::function<bool(std::string_view)> offers_h2_;
   std::shared_ptr<directory> directory_;
   std::function<directory::clock::time_point()> now_;
   std::unique_ptr<net::asio::ssl::context> node_server_tls_;  ///< the node-to-node listener

@@ -21,6 +21,9 @@ struct tunnel {
   /// Served by a client's standby connection: routed here only while the
   /// client's claim (on another node) lasts; see directory::stand_by.
   bool standby = false;
+  /// Its client speaks porthole's protocol (an ngrok 1.x client does not):
+  /// public HTTPS offers HTTP/2 (ALPN h2) for its name.
+  bool public_h2 = false;
 
   /// The name it is claimed and routed by: the host of an HTTP(S) tunnel,
   /// the URL of a TCP one.

@@ -41,11 +41,19 @@ def test_https_still_speaks_http1_to_a_client_that_asks_for_it(server, tunnel):
     assert (r.returncode, r.version, r.status, r.body) == (0, "1.1", 200, b"hello"), r.stderr
 
 
-@pytest.mark.parametrize("scheme", SCHEMES)
-def test_an_unknown_name_gets_the_404_page_over_http2(server, tunnel, scheme):
-    r = get(server, server.url("nope", scheme) + "/", scheme)
+def test_an_unknown_name_gets_the_404_page_over_h2c(server, tunnel):
+    r = get(server, server.url("nope", "http") + "/", "http")
     assert (r.returncode, r.version, r.status) == (0, "2", 404), r.stderr
     assert b"Tunnel nope.localhost not found" in r.body
+
+
+def test_https_offers_h2_only_for_names_it_serves_to_a_porthole_client(server, tunnel):
+    # ALPN is decided in the handshake, by SNI: a name no tunnel serves here
+    # (and an ngrok 1.x client's, test_ngrok_client_interop.py) stays HTTP/1.1.
+    r = get(server, server.url("nope", "https") + "/", "https")
+    assert (r.returncode, r.version, r.status) == (0, "1.1", 404), r.stderr
+    r = get(server, f"{tunnel.url('https')}/hello", "https")
+    assert (r.returncode, r.version, r.status) == (0, "2", 200), r.stderr
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)

@@ -210,7 +210,7 @@ def assert_refused(server, c: RawHTTP, scheme: str, status: int, rule: str) -> N
     assert len(refusals_of(server, port)) == 1, f"logged more than once: {line}"
 
 
-@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("shape", [s for s in SHAPES if s != "h2_preface"])
 def test_smuggling_shape_is_refused_and_nothing_reaches_the_service(shape, server, tunnel,
                                                                      recorder):
     _, status, rule = SHAPES[shape]
@@ -222,10 +222,22 @@ def test_smuggling_shape_is_refused_and_nothing_reaches_the_service(shape, serve
     assert b"/still-here" in recorder.received
 
 
+def test_the_h2_preface_followed_by_http1_bytes_reaches_no_service(server, tunnel, recorder):
+    """A connection's first bytes that are the HTTP/2 preface make it HTTP/2
+    (h2c); HTTP/1.1 after the preface is not a SETTINGS frame, and ends it."""
+    with connect(server, "http") as c:
+        c.send(SHAPES["h2_preface"][0] +
+               f"GET /SMUGGLED HTTP/1.1\r\nHost: {host_of(server)}\r\n\r\n".encode())
+        assert c.closed_by_peer(5), "the connection must be closed"
+    assert_tunnel_serves(server, tunnel)
+    assert b"SMUGGLED" not in recorder.received
+
+
 @pytest.mark.parametrize("scheme", ["http", "https"])
 @pytest.mark.parametrize("shape", ["cl_and_te", "duplicate_cl_equal", "te_chunked_identity",
                                    "obs_fold", "bare_lf", "cl_plus", "nul_in_value",
-                                   "absolute_form_other_host", "two_hosts", "http2_version"])
+                                   "absolute_form_other_host", "two_hosts", "http2_version",
+                                   "h2_preface"])
 def test_smuggling_shape_on_second_keep_alive_request_is_refused(shape, scheme, server, tunnel,
                                                                  recorder):
     _, status, rule = SHAPES[shape]
