@@ -15,13 +15,13 @@ import time
 import traceback
 from pathlib import Path
 
-from . import cluster, cost, report, services, threads
+from . import cluster, cost, h2, report, services, threads
 from .procs import Supervisor
 from .suite import Suite
 
 BENCH = Path(__file__).resolve().parents[1]
 WORKLOADS = ["keepalive", "newconn", "burst", "bulk", "scale", "memory", "inspect", "screen",
-             "cluster", "cost", "threads"]
+             "cluster", "cost", "threads", "h2"]
 TITLES = {
     "keepalive": "1. keep-alive HTTP: wrk -t1 -c32 on a 1 KiB file (http and tcp tunnel)",
     "newconn": "2. a new connection per request: wrk -t1 -c32, Connection: close",
@@ -33,6 +33,8 @@ TITLES = {
     "screen": "8. status screen on vs off: workload 1 through a client drawing its screen on a pty",
     "cluster": "9. cluster: two portholed nodes on one etcd; owner, relayed, standby; failover; etcd",
     "cost": "10. cost per request: CPU and system calls of each process under workload 1's load",
+    "h2": "12. HTTP/2 and gRPC: h2load -c10 -m10 h2c on a 1 KiB file, direct (nginx h2c) vs "
+          "through an http tunnel; gRPC unary ping-pong direct vs through --upstream http2",
     "threads": "11. threads: portholed --threads 1 vs 2, HTTPS keep-alive through 4 one-thread "
                "clients, portholed the busiest process",
 }
@@ -164,6 +166,8 @@ def main(argv=None) -> int:
                     cost.w_cost(suite)
                 elif w == "threads":
                     threads.w_threads(suite)
+                elif w == "h2":
+                    h2.w_h2(suite)
                 else:
                     getattr(suite, f"w_{w}")()
             except Interrupted:
@@ -321,6 +325,10 @@ def main(argv=None) -> int:
               "tracepoints in the same window, and by name from strace in a shorter window of "
               "its own (which slows the process down)\n")
         print(report.render_cost(results))
+    if results.get("h2"):
+        print("\n== HTTP/2 and gRPC (workload 12)\n")
+        for line in report.h2_lines(results):
+            print(f"  {line}")
     if results.get("threads"):
         print("\n== threads (workload 11): portholed --threads 1 vs --threads 2 under the same "
               "HTTPS keep-alive load, each thread count's median round; CPU in seconds over the "

@@ -520,6 +520,28 @@ def threads_lines(res: dict) -> list[str]:
     return out
 
 
+# Workload 12, HTTP/2 and gRPC: lines of its own
+
+def h2_lines(res: dict) -> list[str]:
+    h = res.get("h2") or {}
+    if not h:
+        return []
+    d, p = h["h2load"]["direct"], h["h2load"]["porthole"]
+    g = h["grpc"]
+    return [
+        f"h2load -c{h['conns']} -m{h['streams']} (h2c): direct {d['rps']:.0f} req/s "
+        f"(p50 {_num(d.get('p50_ms'), '{:.2f}')} ms, p99 {_num(d.get('p99_ms'), '{:.2f}')} ms), "
+        f"through porthole {p['rps']:.0f} req/s (p50 {_num(p.get('p50_ms'), '{:.2f}')} ms, "
+        f"p99 {_num(p.get('p99_ms'), '{:.2f}')} ms): {h['ratio_rps']:.2f}x the requests/s, "
+        f"{_num(h.get('ratio_p99'), '{:.2f}x')} the p99; rounds {d['rounds_rps']} and "
+        f"{p['rounds_rps']}",
+        f"gRPC unary ping-pong (one client, calls one after another): direct "
+        f"{g['direct']['calls_per_s']:.0f} calls/s, through porthole (--upstream http2, h2c) "
+        f"{g['porthole']['calls_per_s']:.0f} calls/s: {h['ratio_grpc']:.2f}x; rounds "
+        f"{g['direct']['rounds']} and {g['porthole']['rounds']}",
+    ]
+
+
 def render_threads(res: dict) -> str:
     return _rendered(THREADS_HEAD, threads_rows(res), threads_lines(res), left=1)
 
@@ -851,6 +873,9 @@ def render_markdown(doc: dict) -> str:
                 "window; by name also from strace in a shorter window of its own, which "
                 "slows the process down).", "",
                 render_markdown_cost(doc["results"]), ""]
+    if doc["results"].get("h2"):
+        out += ["## HTTP/2 and gRPC (workload 12)", ""]
+        out += [f"- {line}" for line in h2_lines(doc["results"])] + [""]
     if doc["results"].get("threads"):
         out += ["## Threads (workload 11)", "",
                 "portholed --threads 1 and --threads 2 under the same HTTPS keep-alive load "

@@ -254,7 +254,8 @@ class Tunnel:
 def start_porthole(sup: Supervisor, bindir: Path, server: Portholed, kind: str,
                    local_port: int, subdomain: str | None = None, name: str = "porthole",
                    timeout: float = 20.0, inspect: list | None = None,
-                   extra: list | None = None, proto: str = "http") -> Tunnel:
+                   extra: list | None = None, proto: str = "http",
+                   upstream: str | None = None) -> Tunnel:
     """A tunnel client; with the inspector off unless `inspect` gives its
     options (e.g. ["--inspect-addr", "127.0.0.1:0", "--inspect-db", path]).
     An http tunnel's public schemes are `proto` (http, https, http+https);
@@ -264,6 +265,8 @@ def start_porthole(sup: Supervisor, bindir: Path, server: Portholed, kind: str,
             "--trust-ca", server.ca, "--log", "stdout", "--log-level", "info", *(extra or [])]
     if kind == "http":
         argv += ["http", f"127.0.0.1:{local_port}", "--proto", proto]
+        if upstream:
+            argv += ["--upstream", upstream]
         if subdomain:
             argv += ["--subdomain", subdomain]
     else:
