@@ -938,6 +938,7 @@ asio::awaitable<void> agent::serve_http(net::channel& tunnel,
     options.tunnel_name = spec->name;
     options.public_url = info.url;
     options.remote_addr = info.client_addr;
+    options.public_version = info.proto;
     options.body_limit = capture_ != nullptr ? capture_body_limit_ : 0;
     // By value: a connection may end after the agent (when the io_context
     // goes). The observer is told on the agent's thread, without the bodies.

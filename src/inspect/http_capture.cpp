@@ -308,7 +308,8 @@ bool http_capture::start_exchange(const http::request_head& head) {
   p.ex.start = std::chrono::floor<std::chrono::milliseconds>(p.started);
   p.ex.request.method = head.method;
   p.ex.request.target = head.target;
-  p.ex.request.version = version_text(head.version);
+  p.ex.request.version =
+      options_.public_version.empty() ? version_text(head.version) : options_.public_version;
   p.ex.request.headers = to_headers(head.fields);
   pending_.push_back(std::move(p));
   reading_request_ = true;
@@ -382,7 +383,8 @@ void http_capture::start_response(const http::response_head& head) {
   captured_response response;
   response.status = static_cast<int>(head.status);
   response.reason = head.reason;
-  response.version = version_text(head.version);
+  response.version =
+      options_.public_version.empty() ? version_text(head.version) : options_.public_version;
   response.headers = to_headers(head.fields);
   p->ex.response = std::move(response);
   reading_response_ = true;

@@ -23,6 +23,10 @@ struct http_capture_options {
   std::string tunnel_name;
   std::string public_url;   ///< e.g. "https://app.example.com"
   std::string remote_addr;  ///< the public client's address
+  /// The HTTP version the public client spoke when it was not the one the
+  /// tunnel carried ("HTTP/2": portholed carries it as HTTP/1.1); recorded
+  /// as the exchange's version.
+  std::string public_version;
   /// Body bytes kept per body; the rest is counted, not kept.
   std::size_t body_limit = 1024 * 1024;
   /// Requests seen and not yet answered; more pipelined than this stops the

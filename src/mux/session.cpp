@@ -73,7 +73,12 @@ std::unique_ptr<stream> session::open(const proto::start_proxy& info, std::uint3
   }
   streams_[id] = s.get();
   open_streams_.store(streams_.size(), std::memory_order_relaxed);
-  if (!closed_) {
+  if (!closed_ && !opts_.stream_windows && !info.proto.empty()) {
+    // An older client: the field it does not know stays out.
+    proto::start_proxy plain{info.url, info.client_addr, {}};
+    append_frame(out_, frame_type::open, id, proto::encode_start_proxy(plain), exponent);
+    out_ready_.notify();
+  } else if (!closed_) {
     append_frame(out_, frame_type::open, id, proto::encode_start_proxy(info), exponent);
     out_ready_.notify();
   }

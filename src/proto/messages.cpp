@@ -168,7 +168,11 @@ struct payload_encoder {
   ordered operator()(const req_proxy&) const { return ordered::object(); }
   ordered operator()(const reg_proxy& m) const { return {{"ClientId", m.client_id}}; }
   ordered operator()(const start_proxy& m) const {
-    return {{"Url", m.url}, {"ClientAddr", m.client_addr}};
+    ordered o = {{"Url", m.url}, {"ClientAddr", m.client_addr}};
+    if (!m.proto.empty()) {
+      o["Proto"] = m.proto;
+    }
+    return o;
   }
   ordered operator()(const ping&) const { return ordered::object(); }
   ordered operator()(const pong&) const { return ordered::object(); }
@@ -196,7 +200,7 @@ boost::system::result<message> decode_payload(std::string_view type, const json&
   } else if (type == "RegProxy") {
     m = reg_proxy{r.string("ClientId")};
   } else if (type == "StartProxy") {
-    m = start_proxy{r.string("Url"), r.string("ClientAddr")};
+    m = start_proxy{r.string("Url"), r.string("ClientAddr"), r.string("Proto")};
   } else if (type == "Ping") {
     m = ping{};
   } else if (type == "Pong") {
@@ -274,7 +278,7 @@ bool plain_json_string(std::string_view s) {
 }  // namespace
 
 std::string encode_start_proxy(const start_proxy& m) {
-  if (!plain_json_string(m.url) || !plain_json_string(m.client_addr)) {
+  if (!plain_json_string(m.url) || !plain_json_string(m.client_addr) || !m.proto.empty()) {
     return encode(m);
   }
   std::string out;

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <string_view>
 #include <variant>
 #include <vector>
@@ -120,8 +121,15 @@ struct promote {
 };
 
 struct start_proxy {
+  start_proxy() = default;
+  start_proxy(std::string u, std::string addr, std::string p = {})
+      : url(std::move(u)), client_addr(std::move(addr)), proto(std::move(p)) {}
+
   std::string url;
   std::string client_addr;
+  /// "HTTP/2" when the public request came over HTTP/2; only on a stream of
+  /// a client that negotiated "stream_windows" (never to an ngrok client).
+  std::string proto;
 
   bool operator==(const start_proxy&) const = default;
 };

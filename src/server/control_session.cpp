@@ -356,7 +356,7 @@ std::shared_ptr<metrics> control_session::shard_counters(std::size_t i) {
 
 asio::awaitable<std::unique_ptr<net::channel>> start_proxy(
     std::shared_ptr<tunnel> t, std::string client_addr, std::string first_bytes,
-    std::chrono::steady_clock::time_point deadline, std::uint32_t stream_window) {
+    std::chrono::steady_clock::time_point deadline, stream_extras extras) {
   {
     auto session = t->session.lock();
     if (!session || session->closed()) {
@@ -366,15 +366,17 @@ asio::awaitable<std::unique_ptr<net::channel>> start_proxy(
     if (mux_link via = session->mux(0)) {
       auto counters = session->shard_counters(via.shard);
       if (via.shard == 0) {
-        co_return co_await open_stream(std::move(via), t->url, std::move(client_addr),
-                                       std::move(first_bytes), std::move(counters),
-                                       stream_window);
+        // (Named first: temporaries in a co_await expression trip g++ 12.)
+        auto opening = open_stream(std::move(via), t->url, std::move(client_addr),
+                                   std::move(first_bytes), std::move(counters),
+                                   std::move(extras));
+        co_return co_await std::move(opening);
       }
       // A connection that stays here while its stream is on another thread.
       auto opening = asio::co_spawn(via.executor,
                                     open_stream(via, t->url, std::move(client_addr),
                                                 std::move(first_bytes), std::move(counters),
-                                                stream_window),
+                                                std::move(extras)),
                                     net::on_other_shard());
       std::unique_ptr<net::channel> stream = co_await std::move(opening);
       if (!stream) {
@@ -413,7 +415,7 @@ asio::awaitable<std::unique_ptr<net::channel>> open_stream(mux_link via, std::st
                                                            std::string client_addr,
                                                            std::string first_bytes,
                                                            std::shared_ptr<metrics> counters,
-                                                           std::uint32_t stream_window) {
+                                                           stream_extras extras) {
   if (via.session->closed()) {
     co_return nullptr;
   }
@@ -421,8 +423,9 @@ asio::awaitable<std::unique_ptr<net::channel>> open_stream(mux_link via, std::st
   ++counters->messages_out["StartProxy"];  // in the stream's OPEN frame
   // A stream: no round trip, no handshake, the first bytes right behind OPEN.
   std::unique_ptr<net::channel> stream =
-      via.session->open(proto::start_proxy{std::move(url), std::move(client_addr)},
-                        stream_window);
+      via.session->open(
+          proto::start_proxy{std::move(url), std::move(client_addr), std::move(extras.proto)},
+          extras.window);
   if (!first_bytes.empty()) {
     const net::error_code ec = co_await stream->write(asio::buffer(first_bytes));
     if (ec) {

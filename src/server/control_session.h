@@ -40,11 +40,17 @@ struct mux_link {
 /// multiplexed connection, a stream on it instead (on another shard: one
 /// that runs each operation there). nullptr if the client is gone or gives
 /// no connection before `deadline`. On the server's own thread.
-/// `stream_window`: a stream's own window (mux::session::open), for a
-/// client that negotiated it; 0 for the connection's.
+/// What a stream for an HTTP/2 request asks of its multiplexed connection,
+/// for a client that negotiated "stream_windows" (ignored otherwise, and on
+/// a pooled proxy connection).
+struct stream_extras {
+  std::uint32_t window = 0;  ///< its own window (mux::session::open); 0: the connection's
+  std::string proto;         ///< how the public request came ("HTTP/2"), for the capture
+};
+
 net::asio::awaitable<std::unique_ptr<net::channel>> start_proxy(
     std::shared_ptr<tunnel> t, std::string client_addr, std::string first_bytes,
-    std::chrono::steady_clock::time_point deadline, std::uint32_t stream_window = 0);
+    std::chrono::steady_clock::time_point deadline, stream_extras extras = {});
 
 /// On the shard of `via`: a stream on that multiplexed connection for a
 /// public connection of `url`, with `first_bytes` written behind its OPEN;
@@ -53,7 +59,7 @@ net::asio::awaitable<std::unique_ptr<net::channel>> open_stream(mux_link via, st
                                                                 std::string client_addr,
                                                                 std::string first_bytes,
                                                                 std::shared_ptr<metrics> counters,
-                                                                std::uint32_t stream_window = 0);
+                                                                stream_extras extras = {});
 
 /// One public connection proxied to a client, counted against the client's
 /// max_conns_per_client (and its token's max_conns, if any) while it lives.

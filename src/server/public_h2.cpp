@@ -517,12 +517,12 @@ class public_h2_session : public std::enable_shared_from_this<public_h2_session<
     std::unique_ptr<net::channel> channel;
     if (pinned_) {
       auto opening = open_stream(pinned_->via, t->url, client_addr_, std::move(head), counters_,
-                                 tunnel_stream_window);
+                                 stream_extras{tunnel_stream_window, "HTTP/2"});
       channel = co_await std::move(opening);
     } else {
       auto opening = porthole::server::start_proxy(t, client_addr_, std::move(head),
                                                    clock::now() + cfg_.proxy_wait_timeout,
-                                                   tunnel_stream_window);
+                                                   stream_extras{tunnel_stream_window, "HTTP/2"});
       channel = co_await std::move(opening);
     }
     if (!channel) {

@@ -598,11 +598,15 @@ class public_http_session : public std::enable_shared_from_this<public_http_sess
     }
     std::unique_ptr<net::channel> conn;
     if (pinned_) {
-      conn = co_await open_stream(pinned_->via, t->url, client_addr(), std::exchange(out_, {}),
-                                  counters_);
+      // (Each awaitable named first: temporaries in a co_await expression,
+      // default arguments included, trip g++ 12.)
+      auto opening =
+          open_stream(pinned_->via, t->url, client_addr(), std::exchange(out_, {}), counters_);
+      conn = co_await std::move(opening);
     } else {
-      conn = co_await porthole::server::start_proxy(t, client_addr(), std::exchange(out_, {}),
-                                                    clock::now() + cfg_.proxy_wait_timeout);
+      auto opening = porthole::server::start_proxy(t, client_addr(), std::exchange(out_, {}),
+                                                   clock::now() + cfg_.proxy_wait_timeout);
+      conn = co_await std::move(opening);
     }
     if (conn) {
       proxy_ = std::move(conn);

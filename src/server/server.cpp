@@ -1491,8 +1491,10 @@ asio::awaitable<void> server::proxy_tcp(std::shared_ptr<tunnel> t, tcp::socket p
       co_return;
     }
   }
-  auto conn =
-      co_await start_proxy(t, peer, {}, std::chrono::steady_clock::now() + cfg_.proxy_wait_timeout);
+  // (Named first: temporaries in a co_await expression trip g++ 12.)
+  auto opening =
+      start_proxy(t, peer, {}, std::chrono::steady_clock::now() + cfg_.proxy_wait_timeout);
+  auto conn = co_await std::move(opening);
   if (conn) {
     byte_counter bytes(metrics_);
     const auto totals =
@@ -1514,7 +1516,9 @@ asio::awaitable<void> server::relay_on_shard(mux_link via, std::string url, std:
                                              tcp::socket public_conn,
                                              std::shared_ptr<metrics> counters,
                                              std::chrono::seconds idle_timeout) {
-  auto conn = co_await open_stream(std::move(via), url, peer, {}, counters);
+  // (Named first: temporaries in a co_await expression trip g++ 12.)
+  auto opening = open_stream(std::move(via), url, peer, {}, counters);
+  auto conn = co_await std::move(opening);
   if (!conn) {
     counters->count(error_kind::proxy_timeout);
     log::warn("the client's multiplexed connection is gone; dropping the public connection",
@@ -1820,8 +1824,10 @@ asio::awaitable<void> server::proxy_relayed_tcp(std::shared_ptr<tunnel> t,
     net::close_stream(*conn);
     co_return;
   }
-  auto to_client = co_await start_proxy(t, client_ip, {},
-                                        std::chrono::steady_clock::now() + cfg_.proxy_wait_timeout);
+  // (Named first: temporaries in a co_await expression trip g++ 12.)
+  auto opening =
+      start_proxy(t, client_ip, {}, std::chrono::steady_clock::now() + cfg_.proxy_wait_timeout);
+  auto to_client = co_await std::move(opening);
   if (!to_client) {
     metrics_->count(error_kind::proxy_timeout);
     net::close_stream(*conn);

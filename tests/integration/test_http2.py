@@ -124,3 +124,23 @@ def test_a_hundred_concurrent_streams_on_one_connection(server, tunnel, scheme):
     assert p.returncode == 0, p.stdout + p.stderr
     assert "1000 succeeded, 0 failed, 0 errored" in p.stdout, p.stdout
     assert "status codes: 1000 2xx" in p.stdout, p.stdout
+
+
+def test_the_inspector_marks_exchanges_that_came_over_http2(server, http_backend,
+                                                            start_porthole, tmp_path):
+    from test_replay_export import api, wait_for
+
+    client = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "seen",
+                            "--inspect-addr", "127.0.0.1:0", "--inspect-db",
+                            str(tmp_path / "captures.db"), server=server)
+    addr = client.proc.wait_for(r"web interface on http://(?P<addr>\S+)")["addr"]
+    assert get(server, f"{client.url('http')}/echo/two", "http").version == "2"
+    assert curl(f"{client.url('http')}/echo/one", "--http1.1").version == "1.1"
+    newest, oldest = wait_for(addr, 2)[:2]
+    assert (oldest["request"]["proto"], oldest["response"]["proto"]) == ("HTTP/2", "HTTP/2")
+    assert newest["request"]["proto"] == "HTTP/1.1"
+    status, _, har = api(addr, "/api/requests/har")
+    assert status == 200
+    versions = {e["request"]["url"].rsplit("/", 1)[1]: e["request"]["httpVersion"]
+                for e in har["log"]["entries"]}
+    assert versions == {"two": "HTTP/2", "one": "HTTP/1.1"}

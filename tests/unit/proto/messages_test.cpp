@@ -251,3 +251,19 @@ TEST(Messages, IgnoresAMalformedExtensionObject) {
 
 }  // namespace
 }  // namespace porthole::proto
+
+namespace porthole::proto {
+namespace {
+
+TEST(StartProxyProto, ItsProtoTravelsOnlyWhenSet) {
+  const start_proxy h2{"https://a.example", "1.2.3.4:5", "HTTP/2"};
+  const std::string encoded = encode_start_proxy(h2);
+  EXPECT_NE(encoded.find(R"("Proto":"HTTP/2")"), std::string::npos) << encoded;
+  EXPECT_EQ(std::get<start_proxy>(decode(encoded).value()), h2);
+  // Without it, ngrokd's exact bytes, as before.
+  EXPECT_EQ(encode_start_proxy(start_proxy{"http://a:1", "b:2"}),
+            R"({"Type":"StartProxy","Payload":{"Url":"http://a:1","ClientAddr":"b:2"}})");
+}
+
+}  // namespace
+}  // namespace porthole::proto
