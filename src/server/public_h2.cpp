@@ -199,6 +199,7 @@ class public_h2_session : public std::enable_shared_from_this<public_h2_session<
     }
     net::close_stream(public_);
     for (auto& [id, st] : streams_) {
+      st->closed = true;  // nothing of it may start now
       abort_stream(*st);
     }
     watchdog_.cancel();
