@@ -6,12 +6,12 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/status.hpp>
-#include <cstring>
 #include <optional>
 
 #include "http/ascii.h"
 #include "http/forwarding.h"
 #include "http/h2_mapping.h"
+#include "http/h2_outgoing.h"
 #include "http/message_parser.h"
 #include "net/dialer.h"
 #include "net/event.h"
@@ -34,40 +34,19 @@ constexpr std::size_t request_buffer_limit = 256 * 1024;
 constexpr std::size_t read_size = 16 * 1024;
 constexpr std::size_t write_batch = 64 * 1024;
 
-class header_list {
- public:
-  void add(std::string_view name, std::string_view value) {
-    nva_.push_back({const_cast<std::uint8_t*>(reinterpret_cast<const std::uint8_t*>(name.data())),
-                    const_cast<std::uint8_t*>(reinterpret_cast<const std::uint8_t*>(value.data())),
-                    name.size(), value.size(), NGHTTP2_NV_FLAG_NONE});
-  }
-  const nghttp2_nv* data() const { return nva_.data(); }
-  std::size_t size() const { return nva_.size(); }
-
- private:
-  std::vector<nghttp2_nv> nva_;
-};
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    c = http::ascii_lower(c);
-  }
-  return out;
-}
-
 // One request and its response, in flight on the HTTP/2 connection.
 struct exchange final : http::body_sink {
   std::int32_t id = -1;
   bool head_request = false;
 
-  // Request body (decoded), for nghttp2 to send.
-  std::string body_out;
-  std::size_t body_sent = 0;
-  bool request_ended = false;
-  std::vector<http::field> request_trailers;
-  bool deferred = false;
-  net::event drained;
+  exchange() {
+    request.on_taken = [this] { drained.notify(); };
+  }
+  exchange(const exchange&) = delete;
+  exchange& operator=(const exchange&) = delete;
+
+  http::h2_outgoing_body request;  ///< its body (decoded) and trailers, for nghttp2
+  net::event drained;              ///< nghttp2 took some of the request's body
 
   // Response, as HTTP/1.1 bytes for the tunnel.
   unsigned status = 0;
@@ -82,15 +61,15 @@ struct exchange final : http::body_sink {
   net::event wake;
   std::size_t unreported_head = 0;  ///< head bytes at the front of to_tunnel (told as heads)
 
-  std::size_t pending_body() const { return body_out.size() - body_sent; }
+  std::size_t pending_body() const { return request.pending(); }
 
   void body(std::string_view bytes) override {
     if (!closed) {
-      body_out.append(bytes);
+      request.bytes.append(bytes);
     }
   }
   void trailer(std::string_view name, std::string_view value) override {
-    request_trailers.push_back({lower(name), std::string(value)});
+    request.trailers.push_back({http::lower_case(name), std::string(value)});
   }
 };
 
@@ -230,7 +209,7 @@ class h2_forwarder : public std::enable_shared_from_this<h2_forwarder> {
         observer_->request_body(bytes);
       }
       if (r.message_complete && body_owner_) {
-        body_owner_->request_ended = true;
+        body_owner_->request.ended = true;
         if (observer_ != nullptr) {
           observer_->request_end();
         }
@@ -254,7 +233,7 @@ class h2_forwarder : public std::enable_shared_from_this<h2_forwarder> {
     auto ex = std::make_shared<exchange>();
     ex->head_request = h.method == "HEAD";
     requests_.decode_into(nullptr);
-    header_list nva;
+    http::h2_header_list nva;
     const std::string authority(h.find("host").value_or(""));
     nva.add(":method", h.method);
     nva.add(":scheme", "http");
@@ -277,7 +256,7 @@ class h2_forwarder : public std::enable_shared_from_this<h2_forwarder> {
     std::vector<std::string> names;
     names.reserve(h.fields.size());
     for (const http::field& f : h.fields) {
-      names.push_back(lower(f.name));
+      names.push_back(http::lower_case(f.name));
     }
     for (std::size_t i = 0; i < h.fields.size(); ++i) {
       const std::string& name = names[i];
@@ -299,9 +278,7 @@ class h2_forwarder : public std::enable_shared_from_this<h2_forwarder> {
         nva.add(name, f.value);
       }
     }
-    nghttp2_data_provider body;
-    body.source.ptr = ex.get();
-    body.read_callback = &read_request_body;
+    nghttp2_data_provider body = ex->request.provider();
     const std::int32_t id = nghttp2_submit_request(session_, nullptr, nva.data(), nva.size(),
                                                    complete ? nullptr : &body, nullptr);
     if (id < 0) {
@@ -311,6 +288,7 @@ class h2_forwarder : public std::enable_shared_from_this<h2_forwarder> {
       return false;
     }
     ex->id = id;
+    ex->request.stream_id = id;
     requests_.decode_into(ex.get());
     body_owner_ = ex;
     current_ = ex;
@@ -323,43 +301,9 @@ class h2_forwarder : public std::enable_shared_from_this<h2_forwarder> {
   }
 
   void resume_request(exchange& ex) {
-    if (ex.deferred && (ex.pending_body() > 0 || ex.request_ended) && !ex.closed) {
-      ex.deferred = false;
-      nghttp2_session_resume_data(session_, ex.id);
+    if (!ex.closed && ex.request.resume(session_)) {
       write_wake_.notify();
     }
-  }
-
-  static ssize_t read_request_body(nghttp2_session* session, std::int32_t, std::uint8_t* buf,
-                                   std::size_t length, std::uint32_t* data_flags,
-                                   nghttp2_data_source* source, void*) {
-    auto& ex = *static_cast<exchange*>(source->ptr);
-    const std::size_t n = std::min(length, ex.pending_body());
-    std::memcpy(buf, ex.body_out.data() + ex.body_sent, n);
-    ex.body_sent += n;
-    if (ex.body_sent == ex.body_out.size()) {
-      ex.body_out.clear();
-      ex.body_sent = 0;
-    }
-    ex.drained.notify();
-    if (ex.pending_body() == 0 && ex.request_ended) {
-      *data_flags |= NGHTTP2_DATA_FLAG_EOF;
-      if (!ex.request_trailers.empty()) {
-        header_list nva;
-        for (const http::field& f : ex.request_trailers) {
-          nva.add(f.name, f.value);
-        }
-        if (nghttp2_submit_trailer(session, ex.id, nva.data(), nva.size()) == 0) {
-          *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-        }
-      }
-      return static_cast<ssize_t>(n);
-    }
-    if (n == 0) {
-      ex.deferred = true;
-      return NGHTTP2_ERR_DEFERRED;
-    }
-    return static_cast<ssize_t>(n);
   }
 
   // ---- responses: nghttp2 callbacks ----

@@ -7,13 +7,13 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/asio/write.hpp>
-#include <cstring>
 #include <map>
 #include <type_traits>
 
 #include "http/error.h"
 #include "http/forwarding.h"
 #include "http/h2_mapping.h"
+#include "http/h2_outgoing.h"
 #include "http/message_parser.h"
 #include "http/request_rules.h"
 #include "log/event.h"
@@ -54,33 +54,15 @@ constexpr std::uint32_t tunnel_stream_window = 128 * 1024;
 constexpr std::size_t write_batch = 64 * 1024;
 constexpr std::size_t read_size = 16 * 1024;
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-  }
-  return out;
-}
-
-// The name-value pairs nghttp2 copies from (NGHTTP2_NV_FLAG_NONE).
-class header_list {
- public:
-  void add(std::string_view name, std::string_view value) {
-    nva_.push_back({const_cast<std::uint8_t*>(reinterpret_cast<const std::uint8_t*>(name.data())),
-                    const_cast<std::uint8_t*>(reinterpret_cast<const std::uint8_t*>(value.data())),
-                    name.size(), value.size(), NGHTTP2_NV_FLAG_NONE});
-  }
-  const nghttp2_nv* data() const { return nva_.data(); }
-  std::size_t size() const { return nva_.size(); }
-
- private:
-  std::vector<nghttp2_nv> nva_;
-};
-
 // One HTTP/2 stream: its request as it arrives, the bytes owed to the
 // tunnel, and the response's body owed to the client.
 struct h2_stream final : http::body_sink {
-  explicit h2_stream(std::int32_t stream_id) : id(stream_id), begun(clock::now()) {}
+  explicit h2_stream(std::int32_t stream_id) : id(stream_id), begun(clock::now()) {
+    response.stream_id = stream_id;
+    response.on_taken = [this] { drained.notify(); };
+  }
+  h2_stream(const h2_stream&) = delete;
+  h2_stream& operator=(const h2_stream&) = delete;
 
   std::int32_t id;
   clock::time_point begun;  ///< when its HEADERS began
@@ -106,22 +88,18 @@ struct h2_stream final : http::body_sink {
   // Response side.
   http::response_parser parser{http::parser_limits{64 * 1024}};
   bool response_submitted = false;  ///< the final response's HEADERS are submitted
-  bool response_ended = false;      ///< every body byte is in from_tunnel
-  std::string from_tunnel;          ///< body bytes for the client
-  std::size_t from_tunnel_sent = 0;  ///< the front of from_tunnel already given to nghttp2
-  std::vector<http::field> trailers;
-  bool deferred = false;  ///< nghttp2 waits for resume_data()
-  net::event drained;
+  http::h2_outgoing_body response;  ///< its body and trailers, for nghttp2
+  net::event drained;               ///< nghttp2 took some of the response's body
   bool timed_out = false;
 
   bool closed = false;  ///< nghttp2 closed the stream (finished, or reset)
   std::uint32_t close_code = 0;
 
-  std::size_t body_pending() const { return from_tunnel.size() - from_tunnel_sent; }
+  std::size_t body_pending() const { return response.pending(); }
 
-  void body(std::string_view bytes) override { from_tunnel.append(bytes); }
+  void body(std::string_view bytes) override { response.bytes.append(bytes); }
   void trailer(std::string_view name, std::string_view value) override {
-    trailers.push_back({lower(name), std::string(value)});
+    response.trailers.push_back({http::lower_case(name), std::string(value)});
   }
 };
 
@@ -371,7 +349,7 @@ class public_h2_session : public std::enable_shared_from_this<public_h2_session<
     self.streams_.erase(it);
     st->closed = true;
     st->close_code = error_code;
-    if (error_code != NGHTTP2_NO_ERROR || !st->response_ended) {
+    if (error_code != NGHTTP2_NO_ERROR || !st->response.ended) {
       // Reset by the client (a cancelled call), or by portholed: the
       // exchange ends on the tunnel too.
       self.abort_stream(*st);
@@ -623,7 +601,7 @@ class public_h2_session : public std::enable_shared_from_this<public_h2_session<
         const std::string_view bytes(static_cast<const char*>(d.data()), d.size());
         const std::size_t used = take_response(*st, bytes);
         rbuf.consume(used);
-        if (st->response_ended || st->closed) {
+        if (st->response.ended || st->closed) {
           co_return;
         }
       }
@@ -632,7 +610,7 @@ class public_h2_session : public std::enable_shared_from_this<public_h2_session<
           co_return;
         }
         if (st->response_submitted && st->parser.body_until_close()) {
-          st->response_ended = true;  // EOF ends this body
+          st->response.ended = true;  // EOF ends this body
           resume(*st);
         } else if (!st->response_submitted) {
           if (st->timed_out) {
@@ -657,7 +635,7 @@ class public_h2_session : public std::enable_shared_from_this<public_h2_session<
   // Parses what the tunnel sent and submits it; the bytes used.
   std::size_t take_response(h2_stream& st, std::string_view bytes) {
     std::size_t used = 0;
-    while (used < bytes.size() && !st.response_ended) {
+    while (used < bytes.size() && !st.response.ended) {
       const http::parse_result r = st.parser.parse(bytes.substr(used));
       if (r.error) {
         counters_->count(error_kind::bad_response);
@@ -670,7 +648,7 @@ class public_h2_session : public std::enable_shared_from_this<public_h2_session<
           nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, st.id, NGHTTP2_INTERNAL_ERROR);
           wake_writer();
         }
-        st.response_ended = true;
+        st.response.ended = true;
         return bytes.size();
       }
       if (r.consumed == 0 && !r.head_complete && !r.message_complete) {
@@ -688,7 +666,7 @@ class public_h2_session : public std::enable_shared_from_this<public_h2_session<
         submit_head(st, h, !r.message_complete);
       }
       if (r.message_complete && st.response_submitted) {
-        st.response_ended = true;
+        st.response.ended = true;
       }
     }
     resume(st);
@@ -698,7 +676,7 @@ class public_h2_session : public std::enable_shared_from_this<public_h2_session<
   void submit_head(h2_stream& st, const http::response_head& h, bool body_follows) {
     const std::string status = std::to_string(h.status);
     const std::vector<http::field> fields = http::h2_response_fields(h);
-    header_list nva;
+    http::h2_header_list nva;
     nva.add(":status", status);
     for (const http::field& f : fields) {
       // END_STREAM says there is no body: a zero length would only show up
@@ -713,9 +691,7 @@ class public_h2_session : public std::enable_shared_from_this<public_h2_session<
                              nullptr);
     } else {
       st.response_submitted = true;
-      nghttp2_data_provider body;
-      body.source.ptr = &st;
-      body.read_callback = &read_body;
+      nghttp2_data_provider body = st.response.provider();
       nghttp2_submit_response(session_, st.id, nva.data(), nva.size(),
                               body_follows ? &body : nullptr);
     }
@@ -736,52 +712,15 @@ class public_h2_session : public std::enable_shared_from_this<public_h2_session<
     st.parser = std::move(local);
     st.parser.decode_into(&st);
     st.parser.expect("GET");
-    st.from_tunnel.clear();
-    st.from_tunnel_sent = 0;
+    st.response.bytes.clear();
+    st.response.sent = 0;
     take_response(st, response);
   }
 
   void resume(h2_stream& st) {
-    if (st.deferred && (st.body_pending() > 0 || st.response_ended) && !st.closed) {
-      st.deferred = false;
-      nghttp2_session_resume_data(session_, st.id);
+    if (!st.closed && st.response.resume(session_)) {
       wake_writer();
     }
-  }
-
-  static ssize_t read_body(nghttp2_session* session, std::int32_t, std::uint8_t* buf,
-                           std::size_t length, std::uint32_t* data_flags,
-                           nghttp2_data_source* source, void*) {
-    auto& st = *static_cast<h2_stream*>(source->ptr);
-    const std::size_t n = std::min(length, st.body_pending());
-    std::memcpy(buf, st.from_tunnel.data() + st.from_tunnel_sent, n);
-    st.from_tunnel_sent += n;
-    if (st.from_tunnel_sent == st.from_tunnel.size()) {
-      st.from_tunnel.clear();
-      st.from_tunnel_sent = 0;
-    } else if (st.from_tunnel_sent > response_buffer_limit) {
-      st.from_tunnel.erase(0, st.from_tunnel_sent);
-      st.from_tunnel_sent = 0;
-    }
-    st.drained.notify();
-    if (st.body_pending() == 0 && st.response_ended) {
-      *data_flags |= NGHTTP2_DATA_FLAG_EOF;
-      if (!st.trailers.empty()) {
-        header_list nva;
-        for (const http::field& f : st.trailers) {
-          nva.add(f.name, f.value);
-        }
-        if (nghttp2_submit_trailer(session, st.id, nva.data(), nva.size()) == 0) {
-          *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-        }
-      }
-      return static_cast<ssize_t>(n);
-    }
-    if (n == 0) {
-      st.deferred = true;
-      return NGHTTP2_ERR_DEFERRED;
-    }
-    return static_cast<ssize_t>(n);
   }
 
   // ---- the public side ----
