@@ -53,42 +53,6 @@ print(f"calls {n} seconds {time.monotonic() - start:.3f}", flush=True)
 """
 
 
-def _start_nginx_h2c(suite) -> int:
-    port = services.free_port()
-    prefix = suite.tmp / "nginx-h2c"
-    prefix.mkdir()
-    for d in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-        (prefix / d).mkdir()
-    conf = prefix / "nginx.conf"
-    conf.write_text(f"""\
-worker_processes 1;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-daemon off;
-events {{ worker_connections 4096; use epoll; }}
-http {{
-    access_log off;
-    sendfile on;
-    tcp_nodelay on;
-    keepalive_requests 100000000;
-    http2_max_requests 100000000;
-    client_body_temp_path {prefix}/client_body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
-    server {{
-        listen 127.0.0.1:{port} http2;
-        root {suite.www};
-    }}
-}}
-""")
-    proc = suite.sup.start("nginx-h2c", ["nginx", "-p", prefix, "-e", prefix / "error.log",
-                                         "-c", conf])
-    services.wait_listening(port, proc=proc)
-    return port
-
-
 def _h2load(suite, port: int, authority: str, seconds: float, log: Path) -> dict:
     log.unlink(missing_ok=True)
     argv = ["h2load", "-c", str(CONNS), "-m", str(STREAMS), "-D", f"{seconds:g}",
@@ -120,7 +84,8 @@ def _grpc_rate(suite, port: int, authority: str, seconds: float) -> float:
 def w_h2(suite) -> None:
     if not shutil.which("h2load"):
         raise RuntimeError("h2load is not installed (Debian nghttp2-client)")
-    direct_port = _start_nginx_h2c(suite)
+    direct_port = services.start_nginx(suite.sup, suite.tmp, suite.www, "nginx-h2c",
+                                       "http2").port
     targets = {"direct": (direct_port, f"127.0.0.1:{direct_port}"),
                "porthole": (suite.server.http_port, suite.web.host)}
     rounds: dict[str, list[dict]] = {t: [] for t in targets}

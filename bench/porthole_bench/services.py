@@ -46,9 +46,12 @@ class Nginx:
     port: int
 
 
-def start_nginx(sup: Supervisor, tmp: Path, www: Path) -> Nginx:
+def start_nginx(sup: Supervisor, tmp: Path, www: Path, name: str = "nginx",
+                listen: str = "backlog=4096") -> Nginx:
+    """nginx serving `www` on a port of its own; `listen` are the listen
+    directive's options ("http2" for h2c)."""
     port = free_port()
-    prefix = tmp / "nginx"
+    prefix = tmp / name
     prefix.mkdir()
     for d in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (prefix / d).mkdir()
@@ -77,13 +80,13 @@ http {{
     uwsgi_temp_path {prefix}/uwsgi;
     scgi_temp_path {prefix}/scgi;
     server {{
-        listen 127.0.0.1:{port} backlog=4096;
+        listen 127.0.0.1:{port} {listen};
         server_name _;
         root {www};
     }}
 }}
 """)
-    proc = sup.start("nginx", ["nginx", "-p", prefix, "-e", prefix / "error.log", "-c", conf])
+    proc = sup.start(name, ["nginx", "-p", prefix, "-e", prefix / "error.log", "-c", conf])
     wait_listening(port, proc=proc)
     return Nginx(proc, port)
 

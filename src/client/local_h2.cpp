@@ -550,13 +550,8 @@ class h2_forwarder : public std::enable_shared_from_this<h2_forwarder> {
     std::string out;
     for (;;) {
       out.clear();
-      while (out.size() < write_batch && !local_closed_) {
-        const std::uint8_t* data = nullptr;
-        const auto n = nghttp2_session_mem_send(session_, &data);
-        if (n <= 0) {
-          break;
-        }
-        out.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+      if (!local_closed_) {
+        http::take_output(session_, out, write_batch);
       }
       if (!out.empty()) {
         auto [ec, n] = co_await asio::async_write(local_, asio::buffer(out), net::use_nothrow);

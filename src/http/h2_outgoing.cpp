@@ -72,6 +72,18 @@ bool h2_outgoing_body::resume(nghttp2_session* session) {
   return true;
 }
 
+bool take_output(nghttp2_session* session, std::string& out, std::size_t limit) {
+  while (out.size() < limit) {
+    const std::uint8_t* data = nullptr;
+    const auto n = nghttp2_session_mem_send(session, &data);
+    if (n <= 0) {
+      return n == 0;
+    }
+    out.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
 std::string lower_case(std::string_view s) {
   std::string out(s);
   for (char& c : out) {

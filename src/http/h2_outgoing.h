@@ -51,6 +51,11 @@ struct h2_outgoing_body {
   bool resume(nghttp2_session* session);
 };
 
+/// Appends what `session` has to send to `out`, until `out` holds `limit`
+/// bytes or the session has nothing more; false if the session failed (it
+/// can send nothing more).
+bool take_output(nghttp2_session* session, std::string& out, std::size_t limit);
+
 /// `s` in lower case (HTTP/2 field names).
 std::string lower_case(std::string_view s);
 

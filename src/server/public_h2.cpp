@@ -732,16 +732,8 @@ class public_h2_session : public std::enable_shared_from_this<public_h2_session<
     std::string out;
     for (;;) {
       out.clear();
-      while (out.size() < write_batch) {
-        const std::uint8_t* data = nullptr;
-        const auto n = nghttp2_session_mem_send(session_, &data);
-        if (n <= 0) {
-          if (n < 0) {
-            closing_ = true;
-          }
-          break;
-        }
-        out.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+      if (!http::take_output(session_, out, write_batch)) {
+        closing_ = true;
       }
       if (!out.empty()) {
         auto [ec, n] = co_await asio::async_write(public_, asio::buffer(out), net::use_nothrow);
