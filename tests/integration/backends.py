@@ -86,6 +86,18 @@ def read_chunked(rfile):
         rfile.readline(8)  # CRLF after the chunk
 
 
+# /fetch-page: fetches /echo/0 .. /echo/4 at once and keeps what came back
+# in window.__bodies (window.__done once all have).
+FETCH_PAGE = b"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>fetches</title></head><body>
+<script>
+Promise.all([0, 1, 2, 3, 4].map((i) => fetch('/echo/' + i).then((r) => r.text())))
+  .then((bodies) => { window.__bodies = bodies; window.__done = true; },
+        (e) => { window.__error = String(e); window.__done = true; });
+</script></body></html>
+"""
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "porthole-test-backend"
@@ -105,6 +117,9 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         if path == "/hello":
             return self._send(200, b"hello")
+        if path == "/fetch-page":
+            # A page whose script fetches five resources of the same origin.
+            return self._send(200, FETCH_PAGE, "text/html; charset=utf-8")
         if m := re.fullmatch(r"/echo/(.*)", path):
             return self._send(200, m[1].encode())
         if m := re.fullmatch(r"/bytes/(\d+)", path):
