@@ -390,11 +390,13 @@ class h2_forwarder : public std::enable_shared_from_this<h2_forwarder> {
       if (ends_stream) {
         if (!has_length && !bodiless) {
           out += "Content-Length: 0\r\n";
+          ex.fields.push_back({"Content-Length", "0"});
         }
         ex.response_ended = true;
       } else if (!has_length && !bodiless) {
         ex.chunked = true;
         out += "Transfer-Encoding: chunked\r\n";
+        ex.fields.push_back({"Transfer-Encoding", "chunked"});
       }
     }
     out += "\r\n";

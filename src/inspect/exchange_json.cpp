@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "http/base64.h"
+#include "inspect/grpc_view.h"
 #include "inspect/http_capture.h"
 #include "inspect/text.h"
 
@@ -35,6 +36,25 @@ json body_json(const header_list& headers, const captured_body& body, bool bytes
   return out;
 }
 
+// A gRPC message's frames, and a response's status; null if not gRPC. (With
+// the bodies only: the frames and the trailers are in them.)
+json grpc_json(const header_list& headers, const captured_body& body) {
+  const std::optional<grpc_view> g = grpc_of(headers, body);
+  if (!g) {
+    return nullptr;
+  }
+  json messages = json::array();
+  for (const grpc_message& m : g->messages) {
+    messages.push_back({{"length", m.length}, {"compressed", m.compressed}, {"whole", m.whole}});
+  }
+  json out = {{"messages", std::move(messages)}};
+  if (g->status) {
+    out["status"] = *g->status;
+    out["status_message"] = g->message.value_or("");
+  }
+  return out;
+}
+
 }  // namespace
 
 json to_json(const exchange& e, bool bodies) {
@@ -49,14 +69,18 @@ json to_json(const exchange& e, bool bodies) {
                 {"uri", e.request.target},
                 {"proto", e.request.version},
                 {"headers", headers_json(e.request.headers)},
-                {"body", body_json(e.request.headers, e.request.body, bodies)}}}};
+                {"body", body_json(e.request.headers, e.request.body, bodies)},
+                {"grpc", bodies ? grpc_json(e.request.headers, e.request.body) : nullptr}}}};
   if (e.response) {
     const captured_response& r = *e.response;
     out["response"] = {{"status", std::to_string(r.status) + " " + r.reason},
                        {"status_code", r.status},
                        {"proto", r.version},
                        {"headers", headers_json(r.headers)},
-                       {"body", body_json(r.headers, r.body, bodies)}};
+                       {"body", body_json(r.headers, r.body, bodies)},
+                       {"trailers", bodies ? headers_json(chunked_trailers(r.headers, r.body))
+                                           : json(nullptr)},
+                       {"grpc", bodies ? grpc_json(r.headers, r.body) : nullptr}};
   } else {
     out["response"] = nullptr;
   }

@@ -96,3 +96,60 @@ def test_a_cancelled_call_is_cancelled_at_the_service(rpc, grpc_backend):
     call.cancel()
     # The client's RST_STREAM travels to the service as the end of its stream.
     assert grpc_backend.cancelled.wait(10), "the service never saw the call end"
+
+
+def test_the_inspector_decodes_grpc_messages_and_status(server, grpc_backend, start_porthole,
+                                                       tmp_path):
+    from test_replay_export import api, wait_for
+
+    client = start_porthole("http", f"127.0.0.1:{grpc_backend.port}", "--subdomain", "seen",
+                            "--upstream", "http2", "--inspect-addr", "127.0.0.1:0",
+                            "--inspect-db", str(tmp_path / "captures.db"), server=server)
+    addr = client.proc.wait_for(r"web interface on http://(?P<addr>\S+)")["addr"]
+    ch = open_channel(server, client, "http")
+    assert ch.unary_unary("/t.Echo/Unary")(b"hi", timeout=10) == b"echo:hi"
+    with pytest.raises(grpc.RpcError):
+        ch.unary_unary("/t.Echo/Fail")(b"", timeout=10)
+    ch.close()
+    # The detail of each exchange (the list has no bodies, so no gRPC frames).
+    failed, ok = [api(addr, f"/api/requests/http/{e['id']}")[2] for e in wait_for(addr, 2)[:2]]
+    assert ok["request"]["proto"] == "HTTP/2"
+    assert ok["request"]["grpc"]["messages"] == [{"length": 2, "compressed": False,
+                                                  "whole": True}]
+    assert ok["response"]["grpc"]["messages"] == [{"length": 7, "compressed": False,
+                                                   "whole": True}]
+    assert ok["response"]["grpc"]["status"] == "0"
+    assert ok["response"]["trailers"]["grpc-status"] == ["0"]
+    assert failed["response"]["grpc"]["status"] == "9"
+    assert failed["response"]["grpc"]["status_message"] == "not today"
+
+
+def test_the_inspector_page_shows_a_failed_calls_status_and_messages(server, grpc_backend,
+                                                                     start_porthole, tmp_path):
+    import json
+    import subprocess
+
+    from harness import clean_env
+    from test_inspector_page import BROWSER_DIR, _browser_or_skip
+    from test_replay_export import wait_for
+
+    node = _browser_or_skip()
+    client = start_porthole("http", f"127.0.0.1:{grpc_backend.port}", "--subdomain", "page",
+                            "--upstream", "http2", "--inspect-addr", "127.0.0.1:0",
+                            "--inspect-db", str(tmp_path / "captures.db"), server=server)
+    addr = client.proc.wait_for(r"web interface on http://(?P<addr>\S+)")["addr"]
+    ch = open_channel(server, client, "https")
+    with pytest.raises(grpc.RpcError):
+        ch.unary_unary("/t.Echo/Fail")(b"question", timeout=10)
+    ch.close()
+    failed = wait_for(addr, 1)[0]
+    p = subprocess.run([node, "grpc_detail.js",
+                        json.dumps({"inspector": f"http://{addr}", "id": failed["id"]})],
+                       cwd=BROWSER_DIR, capture_output=True, text=True, timeout=60,
+                       env=clean_env(tmp_path / "home", {"PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"}))
+    assert p.returncode == 0, p.stderr
+    seen = json.loads(p.stdout.strip().splitlines()[-1])
+    assert seen["status"] == "grpc-status 9: not today", seen
+    assert seen["request_messages"] == ["message 1: 8 B"], seen
+    # A trailers-only answer: no message, its status in its head, no trailers.
+    assert seen["messages"] == [] and seen["trailers"] is None, seen

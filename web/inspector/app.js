@@ -738,10 +738,46 @@
       h('h2', {}, title, h('span', {class: 'first-line'}, firstLine)),
       h('h3', {}, 'Headers'),
       table,
+      m.grpc ? grpcView(which, m.grpc) : null,
+      m.trailers && Object.keys(m.trailers).length ? trailersView(which, m.trailers) : null,
       h('h3', {}, 'Body', h('span', {class: 'muted small'},
         bodySummary(bodyInfo, header(headers, 'Content-Encoding')))),
       h('div', {class: 'body', dataset: tid(`${which}-body`)},
         partial ? h('p', {class: 'muted'}, 'loading…') : bodyView(which, id, headers, bodyInfo)));
+  }
+
+  // A gRPC message's frames (each a flag and a length) and the call's status.
+  function grpcView(which, g) {
+    const items = (g.messages || []).map((m, i) => h('li', {dataset: tid('grpc-message')},
+      `message ${i + 1}: ${bytes(m.length)}${m.compressed ? ', compressed' : ''}` +
+      `${m.whole ? '' : ' (cut at the capture limit)'}`));
+    const status = g.status === undefined ? null :
+      h('p', {class: g.status === '0' ? 'ok-text' : 'error-text', dataset: tid('grpc-status')},
+        `grpc-status ${g.status}${g.status === '0' ? ' (OK)' : ''}` +
+        (g.status_message ? `: ${decodeGrpcMessage(g.status_message)}` : ''));
+    return h('div', {class: 'grpc', dataset: tid(`${which}-grpc`)},
+      h('h3', {}, 'gRPC'),
+      status,
+      items.length ? h('ul', {}, items) : h('p', {class: 'muted'}, 'no messages'));
+  }
+
+  // grpc-message is percent-encoded (gRPC over HTTP/2, "Responses").
+  function decodeGrpcMessage(s) {
+    try {
+      return decodeURIComponent(s);
+    } catch (e) {
+      return s;
+    }
+  }
+
+  function trailersView(which, trailers) {
+    const table = h('table', {class: 'headers', dataset: tid(`${which}-trailers`)});
+    for (const [name, values] of Object.entries(trailers)) {
+      for (const v of (Array.isArray(values) ? values : [values])) {
+        table.append(h('tr', {}, h('th', {}, name), h('td', {}, String(v))));
+      }
+    }
+    return h('div', {}, h('h3', {}, 'Trailers'), table);
   }
 
   function bodySummary(b, encoding) {
