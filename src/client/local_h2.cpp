@@ -15,6 +15,7 @@
 #include "http/message_parser.h"
 #include "net/dialer.h"
 #include "net/event.h"
+#include "net/running_guard.h"
 #include "net/spawn.h"
 
 namespace porthole::client {
@@ -444,8 +445,9 @@ class h2_forwarder : public std::enable_shared_from_this<h2_forwarder> {
 
   // Writes the current exchange's response to the tunnel as it comes,
   // giving the window back once written.
-  asio::awaitable<void> response_pump(std::shared_ptr<h2_forwarder> self,
+  asio::awaitable<void> response_pump([[maybe_unused]] std::shared_ptr<h2_forwarder> self,
                                       std::shared_ptr<exchange> ex) {
+    const net::running_guard counted(running_, ended_);
     bool wrote_head = false;
     for (;;) {
       while (ex->to_tunnel.empty() && !ex->response_ended && !ex->closed && !local_closed_) {
@@ -498,8 +500,6 @@ class h2_forwarder : public std::enable_shared_from_this<h2_forwarder> {
     }
     response_done_.notify();
     ex->drained.notify();
-    --running_;
-    ended_.notify();
   }
 
   // Tells the observer the body bytes of `batch` (its heads were told as
@@ -519,7 +519,8 @@ class h2_forwarder : public std::enable_shared_from_this<h2_forwarder> {
 
   // ---- the local connection ----
 
-  asio::awaitable<void> local_reader(std::shared_ptr<h2_forwarder> self) {
+  asio::awaitable<void> local_reader([[maybe_unused]] std::shared_ptr<h2_forwarder> self) {
+    const net::running_guard counted(running_, ended_);
     std::string buf(read_size, '\0');
     while (!done_) {
       auto [ec, n] = co_await local_.async_read_some(asio::buffer(buf), net::use_nothrow);
@@ -544,11 +545,10 @@ class h2_forwarder : public std::enable_shared_from_this<h2_forwarder> {
     }
     response_done_.notify();
     write_wake_.notify();
-    --running_;
-    ended_.notify();
   }
 
-  asio::awaitable<void> local_writer(std::shared_ptr<h2_forwarder> self) {
+  asio::awaitable<void> local_writer([[maybe_unused]] std::shared_ptr<h2_forwarder> self) {
+    const net::running_guard counted(running_, ended_);
     std::string out;
     for (;;) {
       out.clear();
@@ -568,8 +568,6 @@ class h2_forwarder : public std::enable_shared_from_this<h2_forwarder> {
       co_await write_wake_.wait_until(clock::time_point::max());
     }
     writer_done_ = true;
-    --running_;
-    ended_.notify();
   }
 
  public:

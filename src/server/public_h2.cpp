@@ -19,6 +19,7 @@
 #include "log/event.h"
 #include "net/channel.h"
 #include "net/event.h"
+#include "net/running_guard.h"
 #include "net/spawn.h"
 #include "server/control_session.h"
 #include "server/edge_decision.h"
@@ -101,23 +102,6 @@ struct h2_stream final : http::body_sink {
   void trailer(std::string_view name, std::string_view value) override {
     response.trailers.push_back({http::lower_case(name), std::string(value)});
   }
-};
-
-// Counts a coroutine of a connection while its frame lives, whichever way
-// it ends.
-class counted_run {
- public:
-  counted_run(int& running, net::event& ended) : running_(running), ended_(ended) {}
-  counted_run(const counted_run&) = delete;
-  counted_run& operator=(const counted_run&) = delete;
-  ~counted_run() {
-    --running_;
-    ended_.notify();
-  }
-
- private:
-  int& running_;
-  net::event& ended_;
 };
 
 template <class Stream>
@@ -390,7 +374,7 @@ class public_h2_session : public std::enable_shared_from_this<public_h2_session<
 
   asio::awaitable<void> serve_stream([[maybe_unused]] std::shared_ptr<public_h2_session> self,
                                      std::shared_ptr<h2_stream> st) {
-    const counted_run counted(running_, ended_);
+    const net::running_guard counted(running_, ended_);
     // Started from inside nghttp2's callback: the stream's work begins
     // after it returns.
     co_await asio::post(public_.get_executor(), asio::use_awaitable);
@@ -552,7 +536,7 @@ class public_h2_session : public std::enable_shared_from_this<public_h2_session<
   // back only once written.
   asio::awaitable<void> request_pump([[maybe_unused]] std::shared_ptr<public_h2_session> self,
                                      std::shared_ptr<h2_stream> st) {
-    const counted_run counted(running_, ended_);
+    const net::running_guard counted(running_, ended_);
     for (;;) {
       while (st->to_tunnel.empty() && !st->closed && !(st->to_tunnel_done)) {
         co_await st->request_wake.wait_until(clock::time_point::max());
@@ -728,7 +712,7 @@ class public_h2_session : public std::enable_shared_from_this<public_h2_session<
   void wake_writer() { write_wake_.notify(); }
 
   asio::awaitable<void> writer([[maybe_unused]] std::shared_ptr<public_h2_session> self) {
-    const counted_run counted(running_, ended_);
+    const net::running_guard counted(running_, ended_);
     std::string out;
     for (;;) {
       out.clear();
@@ -759,7 +743,7 @@ class public_h2_session : public std::enable_shared_from_this<public_h2_session<
   // Ends idle connections, streams whose service does not answer in time,
   // and connections of a server that stops.
   asio::awaitable<void> watchdog([[maybe_unused]] std::shared_ptr<public_h2_session> self) {
-    const counted_run counted(running_, ended_);
+    const net::running_guard counted(running_, ended_);
     while (!closing_) {
       watchdog_.expires_after(std::chrono::seconds(1));
       auto [ec] = co_await watchdog_.async_wait(net::use_nothrow);
