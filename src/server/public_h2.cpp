@@ -23,6 +23,7 @@
 #include "net/spawn.h"
 #include "server/control_session.h"
 #include "server/edge_decision.h"
+#include "server/node_link.h"
 #include "server/server.h"
 
 namespace porthole::server {
@@ -425,9 +426,28 @@ class public_h2_session : public std::enable_shared_from_this<public_h2_session<
     conn.stopping = server_.stopping();
     edge_decision d = decide(facts, route_facts{to.local.get(), to.remote.has_value(), to.held},
                              conn);
+    std::unique_ptr<net::channel> relay;
     if (d.what == edge_decision::action::relay) {
-      conn.relay_failed = true;  // requests of one HTTP/2 connection are not handed on
-      d = decide(facts, route_facts{to.local.get(), to.remote.has_value(), to.held}, conn);
+      // The name's node takes this request on a connection of its own, as
+      // HTTP/1.1, from which it forwards it (and adds the forwarding fields).
+      relay_request req{host, scheme_, to.remote->revision, client_ip_, ""};
+      auto opening = server_.open_relay(*to.remote, std::move(req));
+      server::relay_result got = co_await std::move(opening);
+      if (got.stream) {
+        relay = std::make_unique<net::tls_channel>(std::move(got.stream));
+      } else {
+        log::warn("cannot hand a public request to the node that serves it",
+                  {{"name", host}, {"node", to.remote->node_id}, {"error", got.error},
+                   {"protocol", "HTTP/2"}});
+        conn.relay_failed = true;
+        d = decide(facts, route_facts{to.local.get(), to.remote.has_value(), to.held}, conn);
+      }
+    }
+    if (relay) {
+      // (Named first: temporaries in a co_await expression trip g++ 12.)
+      auto forwarding = forward(st, std::move(relay), http::h1_request_head(r, st->framing));
+      co_await std::move(forwarding);
+      co_return;
     }
     switch (d.what) {
       case edge_decision::action::refuse:
@@ -435,7 +455,7 @@ class public_h2_session : public std::enable_shared_from_this<public_h2_session<
         answer_locally(*st, 400, "Bad Request", "The request has no :authority and no host.");
         co_return;
       case edge_decision::action::close:
-      case edge_decision::action::relay:
+      case edge_decision::action::relay:  // handed on above
         // The node stops: the client sends it again on a new connection.
         nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_REFUSED_STREAM);
         wake_writer();
@@ -453,13 +473,7 @@ class public_h2_session : public std::enable_shared_from_this<public_h2_session<
     const std::shared_ptr<tunnel> t = to.local;
     std::string head = http::add_forwarded_fields(http::h1_request_head(r, st->framing),
                                                   d.forwarded);
-    if (const auto ec = http::check_request_head(head, cfg_.max_header_fields + 8)) {
-      counters_->count(error_kind::bad_request);
-      log::warn("public request refused; closing",
-                {{"peer", client_addr_}, {"scheme", scheme_}, {"status", http::status_of(ec)},
-                 {"rule", std::string(http::rule_name(ec))}, {"protocol", "HTTP/2"}});
-      answer_locally(*st, http::status_of(ec), "Bad Request",
-                     "The request is not valid HTTP: " + ec.message() + ".");
+    if (!head_is_valid(*st, head)) {
       co_return;
     }
     if (!pinned_ && !slots_.contains(t.get())) {
@@ -498,6 +512,44 @@ class public_h2_session : public std::enable_shared_from_this<public_h2_session<
                          " is not reachable: its client gave no connection in time.");
       co_return;
     }
+    auto forwarding = forward(st, std::move(channel), {});
+    co_await std::move(forwarding);
+  }
+
+  // False (and answered 400) if `head`, as HTTP/2 made it, breaks a rule of
+  // HTTP/1.1 that any public head is held to.
+  bool head_is_valid(h2_stream& st, std::string_view head) {
+    const auto ec = http::check_request_head(head, cfg_.max_header_fields + 8);
+    if (!ec) {
+      return true;
+    }
+    counters_->count(error_kind::bad_request);
+    log::warn("public request refused; closing",
+              {{"peer", client_addr_}, {"scheme", scheme_}, {"status", http::status_of(ec)},
+               {"rule", std::string(http::rule_name(ec))}, {"protocol", "HTTP/2"}});
+    answer_locally(st, http::status_of(ec), "Bad Request",
+                   "The request is not valid HTTP: " + ec.message() + ".");
+    return false;
+  }
+
+  // Carries the stream's exchange over `channel`: `head` first unless it was
+  // written with the channel's opening (empty), then the body as it comes,
+  // and the response back.
+  asio::awaitable<void> forward(std::shared_ptr<h2_stream> st,
+                                std::unique_ptr<net::channel> channel, std::string head) {
+    if (!head.empty()) {
+      if (!head_is_valid(*st, head)) {
+        channel->close();
+        co_return;
+      }
+      const net::error_code ec = co_await channel->write(asio::buffer(head));
+      if (ec) {
+        channel->close();
+        answer_locally(*st, 502, "Bad Gateway",
+                       "The node of this server that serves the tunnel closed the connection.");
+        co_return;
+      }
+    }
     if (st->closed) {
       channel->close();
       co_return;
@@ -506,7 +558,7 @@ class public_h2_session : public std::enable_shared_from_this<public_h2_session<
     st->forwarded = true;
     st->forwarded_at = clock::now();
     st->parser.decode_into(st.get());
-    st->parser.expect(r.method);
+    st->parser.expect(st->request.method);
     if (st->request_ended) {
       end_request_body(*st);
     }

@@ -600,3 +600,17 @@ def test_cluster_flags_that_do_not_go_together_are_refused(tmp_path, args, says)
                        capture_output=True, text=True, timeout=20)
     assert p.returncode == 1, p.stderr
     assert says in p.stderr, p.stderr
+
+
+def test_http2_requests_for_a_name_of_another_node_are_relayed(nodes, http_backend,
+                                                               start_porthole):
+    """h2c on a node whose name's client is on another node (no standby):
+    each HTTP/2 request goes to that node as HTTP/1.1, and back."""
+    n1, n2, _ = nodes.nodes
+    start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "app2",
+                   "--proto", "http", "--no-standby", server=n1)
+    r = get(n2, "app2.localhost", "/headers", "http", "--http2-prior-knowledge")
+    assert (r.returncode, r.version, r.status) == (0, "2", 200), r.stderr
+    assert json.loads(r.body)["headers"]["x-forwarded-for"] == "127.0.0.1"
+    r = get(n2, "app2.localhost", "/hello", "http", "--http2-prior-knowledge")
+    assert (r.version, r.status, r.body) == ("2", 200, b"hello"), r.stderr
