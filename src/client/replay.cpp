@@ -99,9 +99,10 @@ std::string replay_request(const inspect::captured_request& original, const repl
     }
   }
 
-  std::string out = method + " " + target + " " +
-                    (original.version.empty() ? std::string("HTTP/1.1") : original.version) +
-                    "\r\n";
+  // What the tunnel carried: HTTP/1.0 or 1.1 (an exchange whose public
+  // client spoke HTTP/2 is recorded as "HTTP/2" but went over as HTTP/1.1).
+  const std::string version = original.version == "HTTP/1.0" ? "HTTP/1.0" : "HTTP/1.1";
+  std::string out = method + " " + target + " " + version + "\r\n";
   for (const auto& [name, value] : headers) {
     out += name + ": " + value + "\r\n";
   }

@@ -144,3 +144,20 @@ def test_the_inspector_marks_exchanges_that_came_over_http2(server, http_backend
     versions = {e["request"]["url"].rsplit("/", 1)[1]: e["request"]["httpVersion"]
                 for e in har["log"]["entries"]}
     assert versions == {"two": "HTTP/2", "one": "HTTP/1.1"}
+
+
+def test_an_exchange_that_came_over_http2_replays_to_an_http1_service(server, http_backend,
+                                                                     start_porthole, tmp_path):
+    from test_replay_export import api, wait_for
+
+    client = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "again",
+                            "--inspect-addr", "127.0.0.1:0", "--inspect-db",
+                            str(tmp_path / "captures.db"), server=server)
+    addr = client.proc.wait_for(r"web interface on http://(?P<addr>\S+)")["addr"]
+    assert get(server, f"{client.url('http')}/echo/twice", "http").status == 200
+    first = wait_for(addr, 1)[0]
+    status, _, replayed = api(addr, "/api/requests/http", "POST", {"id": first["id"]})
+    assert status == 201, replayed
+    assert replayed["response"]["status_code"] == 200
+    assert replayed["response"]["body"]["text"] == "twice"
+    assert http_backend.hits("GET /echo/twice") == 2, http_backend.log_text()

@@ -35,6 +35,12 @@ TEST(ReplayRequest, WithoutEditsIsTheCapturedRequestByteForByte) {
             "X-Raw: \xff\xfe\r\n\r\npayload");
 }
 
+TEST(ReplayRequest, AnExchangeThatCameOverHttp2IsSentAsTheTunnelCarriedIt) {
+  inspect::captured_request r = post();
+  r.version = "HTTP/2";  // the public client's; the tunnel carried HTTP/1.1
+  EXPECT_THAT(replay_request(r, {}), ::testing::StartsWith("POST /hook?x=1 HTTP/1.1\r\n"));
+}
+
 TEST(ReplayRequest, ChunkedBodyIsSentAsCaptured) {
   inspect::captured_request r = post();
   r.headers = {{"Host", "a"}, {"Transfer-Encoding", "chunked"}};
