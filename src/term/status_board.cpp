@@ -129,6 +129,9 @@ void status_board::connection_closed() {
 void status_board::exchange_done(const inspect::exchange& e) {
   request_row row;
   row.method = e.request.method;
+  if (e.request.version == "HTTP/2") {
+    row.protocol = "h2";
+  }
   row.target = e.request.target;
   if (e.response) {
     row.status = e.response->status;

@@ -54,6 +54,8 @@ struct request_row {
   std::string reason;
   std::chrono::microseconds duration{0};
   std::string error;
+  /// "h2" when the public client spoke HTTP/2 (the tunnel carried HTTP/1.1).
+  std::string protocol{};
 };
 
 /// A warning or error the log reported.

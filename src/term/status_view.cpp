@@ -92,6 +92,9 @@ screen_line request_line(const request_row& r, std::size_t cols) {
   std::string status = r.status != 0     ? fmt::format("{} {}", r.status, r.reason)
                        : r.error.empty() ? std::string("no response")
                                          : r.error;
+  if (!r.protocol.empty()) {
+    status += " (" + r.protocol + ")";
+  }
   screen_line line;
   line.add(fit(r.method, method_width - 1)).pad_to(method_width);
   line.add(fit(r.target, path_width)).pad_to(method_width + path_width + 1);

@@ -107,6 +107,18 @@ TEST(StatusBoard, KeepsTheLastRequestsNewestFirst) {
   EXPECT_EQ(s.total_requests, status_board::kept_requests + 6);
 }
 
+TEST(StatusBoard, MarksARequestThatCameOverHttp2) {
+  status_board board("0.1.0");
+  inspect::exchange h2 = exchange_of("GET", "/over-h2", 200);
+  h2.request.version = "HTTP/2";
+  board.exchange_done(h2);
+  board.exchange_done(exchange_of("GET", "/over-h1", 200));
+  const auto s = board.snapshot();
+  ASSERT_EQ(s.requests.size(), 2U);
+  EXPECT_EQ(s.requests[0].protocol, "");
+  EXPECT_EQ(s.requests[1].protocol, "h2");
+}
+
 TEST(StatusBoard, TheRateIsOverTheLastMinute) {
   manual_clock clock;
   status_board board("0.1.0", clock.fn());

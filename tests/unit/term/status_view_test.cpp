@@ -196,3 +196,21 @@ TEST(StatusView, FormatsDurations) {
 
 }  // namespace
 }  // namespace porthole::term
+
+namespace porthole::term {
+namespace {
+
+TEST(StatusView, ARequestThatCameOverHttp2SaysSo) {
+  status_snapshot s = online_with_tunnels();
+  request_row row{"GET", "/app.js", 200, "OK", std::chrono::microseconds(900), ""};
+  row.protocol = "h2";
+  s.requests = {row};
+  const auto lines = text(s, {80, 30});
+  const auto it = std::find_if(lines.begin(), lines.end(),
+                               [](const std::string& l) { return l.starts_with("GET"); });
+  ASSERT_NE(it, lines.end());
+  EXPECT_THAT(*it, ::testing::HasSubstr("200 OK (h2)"));
+}
+
+}  // namespace
+}  // namespace porthole::term
