@@ -11,6 +11,7 @@ import pytest
 
 import harness
 from harness import curl, deterministic_bytes
+from test_replay_export import api, wait_for
 
 SCHEMES = ["https", "http"]  # h2 by ALPN, h2c by prior knowledge
 
@@ -126,14 +127,17 @@ def test_a_hundred_concurrent_streams_on_one_connection(server, tunnel, scheme):
     assert "status codes: 1000 2xx" in p.stdout, p.stdout
 
 
-def test_the_inspector_marks_exchanges_that_came_over_http2(server, http_backend,
-                                                            start_porthole, tmp_path):
-    from test_replay_export import api, wait_for
-
-    client = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "seen",
+def inspected_tunnel(server, http_backend, start_porthole, tmp_path, sub: str):
+    """A tunnel to the HTTP/1.1 backend with the inspector on: (client, its address)."""
+    client = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", sub,
                             "--inspect-addr", "127.0.0.1:0", "--inspect-db",
                             str(tmp_path / "captures.db"), server=server)
-    addr = client.proc.wait_for(r"web interface on http://(?P<addr>\S+)")["addr"]
+    return client, client.proc.wait_for(r"web interface on http://(?P<addr>\S+)")["addr"]
+
+
+def test_the_inspector_marks_exchanges_that_came_over_http2(server, http_backend,
+                                                            start_porthole, tmp_path):
+    client, addr = inspected_tunnel(server, http_backend, start_porthole, tmp_path, "seen")
     assert get(server, f"{client.url('http')}/echo/two", "http").version == "2"
     assert curl(f"{client.url('http')}/echo/one", "--http1.1").version == "1.1"
     newest, oldest = wait_for(addr, 2)[:2]
@@ -148,12 +152,7 @@ def test_the_inspector_marks_exchanges_that_came_over_http2(server, http_backend
 
 def test_an_exchange_that_came_over_http2_replays_to_an_http1_service(server, http_backend,
                                                                      start_porthole, tmp_path):
-    from test_replay_export import api, wait_for
-
-    client = start_porthole("http", f"127.0.0.1:{http_backend.port}", "--subdomain", "again",
-                            "--inspect-addr", "127.0.0.1:0", "--inspect-db",
-                            str(tmp_path / "captures.db"), server=server)
-    addr = client.proc.wait_for(r"web interface on http://(?P<addr>\S+)")["addr"]
+    client, addr = inspected_tunnel(server, http_backend, start_porthole, tmp_path, "again")
     assert get(server, f"{client.url('http')}/echo/twice", "http").status == 200
     first = wait_for(addr, 1)[0]
     status, _, replayed = api(addr, "/api/requests/http", "POST", {"id": first["id"]})
